@@ -1,0 +1,84 @@
+/*
+ * zrpc service descriptions: what protoc-gen-zrpc emits for every service,
+ * read by the server (dispatch, reflection) and the client (typed stubs).
+ *
+ * A description is const data: names, the wire path of each method and the
+ * protobuf-c descriptors of its input and output. The server-side binding
+ * of a method (which function runs it, and whether it may block) is a
+ * separate table that the service implementation fills in; the generated
+ * `<pkg>_<service>_register()` converts the typed table into the generic
+ * one declared here.
+ */
+#ifndef ZRPC_SERVICE_H
+#define ZRPC_SERVICE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <protobuf-c/protobuf-c.h>
+
+#include "zrpc/status.h"
+
+typedef struct zrpc_call   zrpc_call;   /* a call being served (opaque) */
+typedef struct zrpc_server zrpc_server; /* a server (opaque) */
+typedef struct zrpc_client zrpc_client; /* a client connection (opaque) */
+
+/* One unary method of a service. */
+struct zrpc_method {
+	const char *name; /* short name, "Get" */
+	const char *path; /* wire name, "/zos.v1.Skills/Get" */
+	const ProtobufCMessageDescriptor *input;
+	const ProtobufCMessageDescriptor *output;
+};
+
+/* One service: its full name and its methods, in .proto order. */
+struct zrpc_service_desc {
+	const char               *name; /* full name, "zos.v1.Skills" */
+	size_t                    n_methods;
+	const struct zrpc_method *methods;
+};
+
+/*
+ * Generic handler call, emitted per method by protoc-gen-zrpc: casts FN back
+ * to the method's typed handler and calls it with typed messages. REQUEST
+ * is the unpacked input; REPLY is an initialised output message that the
+ * handler fills (memory for its strings, repeated fields and sub-messages
+ * comes from zrpc_call_alloc and is freed with the call).
+ */
+typedef zrpc_status (*zrpc_invoke_fn)(void (*fn)(void), zrpc_call *call,
+    const ProtobufCMessage *request, ProtobufCMessage *reply);
+
+/* How one method is served. */
+struct zrpc_method_binding {
+	zrpc_invoke_fn invoke; /* the typed trampoline */
+	void (*fn)(void);      /* the handler; NULL answers UNIMPLEMENTED */
+	bool blocking;         /* may block: runs on the worker pool */
+};
+
+/* Per-call metadata entry (key and value are NUL-terminated strings). */
+struct zrpc_metadata_entry {
+	const char *key;
+	const char *value;
+};
+
+/*
+ * Per-call options for clients. A NULL options pointer means all defaults:
+ * no timeout, no metadata, no token.
+ */
+typedef struct zrpc_call_opts {
+	uint32_t    timeout_ms; /* relative deadline; 0 = none */
+	const char *token;      /* sent as "authorization: Bearer <token>" */
+	const struct zrpc_metadata_entry *metadata;
+	size_t                            n_metadata;
+} zrpc_call_opts;
+
+/*
+ * Generic reply call for asynchronous stubs, emitted per method: casts CB
+ * back to the method's typed callback. The callback owns REPLY (NULL unless
+ * STATUS is OK) and frees it with the type's free_unpacked.
+ */
+typedef void (*zrpc_reply_invoke_fn)(void (*cb)(void), void *arg,
+    const zrpc_status *status, ProtobufCMessage *reply);
+
+#endif /* ZRPC_SERVICE_H */
