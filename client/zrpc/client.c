@@ -1,0 +1,1291 @@
+/*
+ * zrpc client runtime: calls over one nng req0 socket.
+ *
+ * Design. A client is one req0 socket with one dialer. Every call, blocking
+ * or asynchronous, opens its own nng context and its own aio, so any number
+ * of calls from any number of threads are in flight at once and req0
+ * matches each reply to its own request by request id. A blocking call runs
+ * the send and the receive on the caller's thread (nng_aio_wait on an aio
+ * without callback, which nng completes without a thread hop); an
+ * asynchronous call is a heap object whose aio callback drives the same
+ * two-step state machine (send done -> receive; receive done -> decode ->
+ * user callback -> free).
+ *
+ * At most once. req0 re-sends a request after NNG_OPT_REQ_RESENDTIME; the
+ * client turns that timer off, and relies on the call's own deadline
+ * instead. A connection can still drop under a call, and nng versions
+ * differ in what req0 then does with the request (re-send it on the next
+ * connection, or fail the receive with NNG_ECONNRESET), so the client does
+ * not depend on either: it counts connected pipes with nng_pipe_notify
+ * and, when a pipe is removed, aborts every call in flight at once
+ * (nng_aio_abort with NNG_ECONNRESET) and closes its context, which makes
+ * req0 forget the request. nng runs REM_POST before the dialer starts to
+ * reconnect, so no request of the lost connection survives to be re-sent.
+ * A call whose request may have reached the lost pipe fails with
+ * UNAVAILABLE; a call whose request was still queued in req0 (req0 hands
+ * the message back: it never left the process) is queued again, on a new
+ * context, for the next connection.
+ *
+ * Never a hang. A call waits for a connection at most connect_timeout_ms
+ * from its start (or until its own deadline, when sooner) and then fails
+ * with UNAVAILABLE; a call that waits for a reply fails with UNAVAILABLE
+ * as soon as its connection goes, or DEADLINE_EXCEEDED when its deadline
+ * passes.
+ *
+ * Deadlines. A call's timeout_ms bounds the whole call: each aio gets the
+ * time left. When it runs out, req0 drops the request, the call's context
+ * is closed, and a reply that comes later is discarded by nng: it can never
+ * reach another call, which has its own context and request id.
+ *
+ * Locking. One mutex per client, "client->mtx", guards the list of calls
+ * in flight, each call's abort reason and context state, the pipe tables
+ * and the closing flag. Starting an nng operation for a call (send or
+ * receive) happens under the mutex, and so does aborting the calls in
+ * flight, so an abort either finds the operation pending (and cancels it)
+ * or is seen by the code about to start the next one. The mutex is taken
+ * before nng's own socket lock and never held while a user callback runs;
+ * nng never calls back into the client while holding its own locks.
+ *
+ * The connected-pipe count is a C11 atomic written under the mutex; it is
+ * read under the mutex when a send starts, and without it only to classify
+ * a failure.
+ */
+#include "zrpc/client.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+#include <nng/supplemental/tls/tls.h>
+
+#include "zrpc/v1/envelope.pb-c.h"
+
+/* Defaults for zrpc_client_opts fields left at 0. */
+#define CLIENT_DEFAULT_CONNECT_TIMEOUT_MS 5000u
+#define CLIENT_DEFAULT_MAX_MESSAGE_BYTES (4u * 1024u * 1024u)
+
+/* Reconnect back-off of the dialer (nng doubles from min up to max). */
+#define CLIENT_RECONNECT_MIN_MS 10
+#define CLIENT_RECONNECT_MAX_MS 500
+
+/*
+ * Pipes tracked by id. One dialer has one connection at a time, so a few
+ * slots are plenty; the "gone" ring remembers pipes whose REM_POST came
+ * before (or without) their ADD_POST, so that a late ADD_POST is not
+ * counted as a live connection.
+ */
+#define CLIENT_PIPE_SLOTS 8
+
+/*
+ * Contexts kept for reuse. A call's context goes back to the client when
+ * the call ends, whether it succeeded or timed out, and the next call's
+ * send resets it (req0 forgets the old request, and a late reply to it is
+ * dropped: its request id is gone). Reuse saves an open and a close per
+ * call, and it sidesteps a use-after-free in nng 1.5.2, whose req0 can
+ * still touch a context shortly after it was closed following a timed-out
+ * call (seen under valgrind in tests/stress).
+ */
+#define CLIENT_SPARE_CTX 256
+
+/* Metadata entries (including authorization) packed without malloc. */
+#define CLIENT_METADATA_STACK 8
+
+/* "Bearer <token>" values up to this size are built on the stack. */
+#define CLIENT_AUTH_STACK 256
+
+/* Wire tag of zrpc.v1.Request.payload: field 2, length-delimited. */
+#define CLIENT_PAYLOAD_TAG 0x12u
+
+enum client_call_state {
+	CLIENT_CALL_SENDING,   /* send aio pending: waiting for a pipe */
+	CLIENT_CALL_RECEIVING, /* receive aio pending: waiting for a reply */
+};
+
+/*
+ * Why a call was aborted from outside its own thread of control. The
+ * value is also the nng error passed to nng_aio_abort.
+ */
+enum client_abort {
+	CLIENT_ABORT_NONE   = 0,
+	CLIENT_ABORT_LOST   = NNG_ECONNRESET, /* its pipe was removed */
+	CLIENT_ABORT_CLOSED = NNG_ECANCELED,  /* the client is closing */
+};
+
+struct client_call;
+
+/* How an asynchronous call reports its outcome. */
+struct client_completion {
+	const struct zrpc_method *method; /* typed calls; NULL for raw */
+	zrpc_reply_invoke_fn      invoke; /* typed calls */
+	void (*cb)(void);                 /* typed calls */
+	zrpc_raw_cb raw_cb;               /* raw calls */
+	void       *arg;
+};
+
+struct zrpc_client {
+	nng_socket   socket;
+	nng_dialer   dialer;
+	char        *url; /* for messages; owned */
+	nng_duration connect_timeout_ms;
+	size_t       max_message_bytes;
+	atomic_int   pipes; /* connected pipes; written under mtx */
+
+	pthread_mutex_t     mtx;
+	pthread_cond_t      drained; /* calls became empty while closing */
+	struct client_call *calls;   /* guarded by: mtx (in flight) */
+	bool                closing; /* guarded by: mtx */
+	nng_ctx  spare[CLIENT_SPARE_CTX]; /* guarded by: mtx (reusable) */
+	size_t   n_spare;                 /* guarded by: mtx */
+	uint32_t live[CLIENT_PIPE_SLOTS]; /* guarded by: mtx (0 = free) */
+	uint32_t gone[CLIENT_PIPE_SLOTS]; /* guarded by: mtx (ring) */
+	unsigned gone_next;               /* guarded by: mtx */
+};
+
+/*
+ * One call. Blocking calls keep it on the caller's stack, asynchronous
+ * ones on the heap (freed by the aio callback that completes them).
+ */
+struct client_call {
+	zrpc_client        *client;
+	struct client_call *prev; /* guarded by: client->mtx */
+	struct client_call *next; /* guarded by: client->mtx */
+	nng_ctx             ctx;
+	nng_aio            *aio;
+	enum client_abort   abort;      /* guarded by: client->mtx */
+	bool                ctx_closed; /* guarded by: client->mtx */
+	bool                linked;     /* guarded by: client->mtx */
+
+	/* Owned by whoever drives the call (caller or aio callback). */
+	enum client_call_state state;
+	uint64_t               deadline_ns; /* CLOCK_MONOTONIC; 0 = none */
+	uint64_t               connect_deadline_ns; /* end of pipe wait */
+	uint32_t               timeout_ms;
+	zrpc_status            status; /* outcome of the transport */
+	nng_msg               *reply;  /* the reply, when status is OK */
+
+	struct client_completion done; /* asynchronous calls only */
+};
+
+/* What goes into Request.payload: a message to pack, or packed bytes. */
+struct client_payload {
+	const ProtobufCMessage *message;
+	const uint8_t          *bytes;
+	size_t                  len;
+};
+
+static void client_call_cb(void *arg);
+
+/* Current CLOCK_MONOTONIC time in nanoseconds. */
+static uint64_t
+client_now_ns(void)
+{
+	struct timespec ts;
+
+	(void) clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
+}
+
+/* Number of bytes of VALUE as a protobuf varint. */
+static size_t
+client_varint_size(size_t value)
+{
+	size_t n = 1;
+
+	while (value >= 0x80u) {
+		value >>= 7;
+		n++;
+	}
+	return n;
+}
+
+/* Writes VALUE as a protobuf varint at OUT; returns the bytes written. */
+static size_t
+client_varint_put(uint8_t *out, size_t value)
+{
+	size_t n = 0;
+
+	while (value >= 0x80u) {
+		out[n++] = (uint8_t) (value | 0x80u);
+		value >>= 7;
+	}
+	out[n++] = (uint8_t) value;
+	return n;
+}
+
+/*
+ * Time left before DEADLINE_NS, as an aio timeout: INFINITE for no
+ * deadline (0), 0 when it has passed. nng's clock counts whole
+ * milliseconds, so the value is rounded up and one is added: an aio never
+ * expires before the deadline it stands for.
+ */
+static nng_duration
+client_remaining(uint64_t deadline_ns, uint64_t now)
+{
+	uint64_t left_ms;
+
+	if (deadline_ns == 0) {
+		return NNG_DURATION_INFINITE;
+	}
+	if (now >= deadline_ns) {
+		return 0;
+	}
+	left_ms = (deadline_ns - now + 999999u) / 1000000u + 1u;
+	if (left_ms > INT32_MAX) {
+		left_ms = INT32_MAX;
+	}
+	return (nng_duration) left_ms;
+}
+
+/* Initialises CALL for CLIENT with OPTS (NULL = defaults). */
+static void
+client_call_init(
+    struct client_call *call, zrpc_client *client, const zrpc_call_opts *opts)
+{
+	uint64_t now = client_now_ns();
+
+	memset(call, 0, sizeof(*call));
+	call->client = client;
+	call->state  = CLIENT_CALL_SENDING;
+	call->connect_deadline_ns =
+	    now + (uint64_t) client->connect_timeout_ms * 1000000u;
+	if (opts != NULL && opts->timeout_ms != 0) {
+		call->timeout_ms = opts->timeout_ms;
+		call->deadline_ns =
+		    now + (uint64_t) opts->timeout_ms * 1000000u;
+	}
+}
+
+/*
+ * Marks CALL aborted for REASON, cancels its pending operation (with
+ * REASON as the nng error) and closes its context, so that req0 forgets
+ * the request at once and nothing is re-sent on a later connection. A call
+ * between two operations sees the reason before it starts the next one.
+ * Locking: requires client->mtx.
+ */
+static void
+client_call_abort_locked(struct client_call *call, enum client_abort reason)
+{
+	if (call->abort == CLIENT_ABORT_NONE) {
+		call->abort = reason;
+	}
+	nng_aio_abort(call->aio, (int) reason);
+	if (!call->ctx_closed) {
+		call->ctx_closed = true;
+		(void) nng_ctx_close(call->ctx);
+	}
+}
+
+/* Links CALL into the list of calls in flight. Locking: requires mtx. */
+static void
+client_call_link_locked(struct client_call *call)
+{
+	zrpc_client *c = call->client;
+
+	call->prev = NULL;
+	call->next = c->calls;
+	if (c->calls != NULL) {
+		c->calls->prev = call;
+	}
+	c->calls     = call;
+	call->linked = true;
+}
+
+/* Unlinks CALL from the calls in flight. Locking: requires mtx. */
+static void
+client_call_unlink_locked(struct client_call *call)
+{
+	zrpc_client *c = call->client;
+
+	if (!call->linked) {
+		return;
+	}
+	if (call->prev != NULL) {
+		call->prev->next = call->next;
+	} else {
+		c->calls = call->next;
+	}
+	if (call->next != NULL) {
+		call->next->prev = call->prev;
+	}
+	call->prev   = NULL;
+	call->next   = NULL;
+	call->linked = false;
+	if (c->closing && c->calls == NULL) {
+		(void) pthread_cond_broadcast(&c->drained);
+	}
+}
+
+/*
+ * Ends CALL: gives its context back for reuse (or closes it when the client
+ * is closing or has spares enough; an abort may have closed it already)
+ * and takes it
+ * off the list of calls in flight, waking a closing client waiting for
+ * it. The context is closed under the mutex, before the call leaves the
+ * list, so that zrpc_client_close never closes the socket while a context
+ * of its own is being closed (nng 1.5 can hang in nng_close on such
+ * races). Does not touch the client after it returns the mutex.
+ * Locking: takes client->mtx.
+ */
+static void
+client_call_end(struct client_call *call)
+{
+	zrpc_client *c = call->client;
+
+	(void) pthread_mutex_lock(&c->mtx);
+	if (!call->ctx_closed) {
+		call->ctx_closed = true;
+		if (!c->closing && c->n_spare < CLIENT_SPARE_CTX) {
+			c->spare[c->n_spare++] = call->ctx;
+		} else {
+			(void) nng_ctx_close(call->ctx);
+		}
+	}
+	client_call_unlink_locked(call);
+	(void) pthread_mutex_unlock(&c->mtx);
+}
+
+/*
+ * Starts sending MSG for CALL. req0 completes the send when it hands the
+ * request to a pipe; while no pipe is connected the send waits for one,
+ * at most until the call's connect deadline (its own deadline wins when
+ * sooner).
+ * Locking: requires client->mtx.
+ */
+static void
+client_call_send_locked(struct client_call *call, nng_msg *msg)
+{
+	zrpc_client *c   = call->client;
+	uint64_t     now = client_now_ns();
+	nng_duration timeout, connect;
+
+	timeout = client_remaining(call->deadline_ns, now);
+	if (atomic_load_explicit(&c->pipes, memory_order_relaxed) <= 0) {
+		connect = client_remaining(call->connect_deadline_ns, now);
+		if (timeout == NNG_DURATION_INFINITE || timeout > connect) {
+			timeout = connect;
+		}
+	}
+	call->state = CLIENT_CALL_SENDING;
+	nng_aio_set_timeout(call->aio, timeout);
+	nng_aio_set_msg(call->aio, msg);
+	nng_ctx_send(call->ctx, call->aio);
+}
+
+/*
+ * Sends MSG for CALL: gives it a context (a spare one, else a new one),
+ * links the call into the list of calls in flight and starts the send. On true the message belongs to the call; on false (the
+ * client is closing) the caller keeps MSG and CALL->status says why.
+ * Locking: takes client->mtx.
+ */
+static bool
+client_call_start(struct client_call *call, nng_msg *msg)
+{
+	zrpc_client *c = call->client;
+	int          rv;
+
+	(void) pthread_mutex_lock(&c->mtx);
+	if (c->closing) {
+		(void) pthread_mutex_unlock(&c->mtx);
+		call->status =
+		    zrpc_status_make(ZRPC_CANCELLED, "client is closing");
+		return false;
+	}
+	if (c->n_spare > 0) {
+		call->ctx = c->spare[--c->n_spare];
+	} else if ((rv = nng_ctx_open(&call->ctx, c->socket)) != 0) {
+		(void) pthread_mutex_unlock(&c->mtx);
+		call->status = zrpc_status_from_nng(rv, "opening a context");
+		return false;
+	}
+	client_call_link_locked(call);
+	client_call_send_locked(call, msg);
+	(void) pthread_mutex_unlock(&c->mtx);
+	return true;
+}
+
+/*
+ * CALL's send was aborted because a pipe went away while its request was
+ * still queued in req0, which handed MSG back: the request never reached
+ * any pipe, so it is queued again (on a fresh context when the abort
+ * closed the old one) to wait for the next connection, within the call's
+ * connect deadline. Returns false, leaving MSG to the caller, when the
+ * call must fail instead.
+ * Locking: takes client->mtx.
+ */
+static bool
+client_call_resend(struct client_call *call, nng_msg *msg)
+{
+	zrpc_client *c = call->client;
+
+	(void) pthread_mutex_lock(&c->mtx);
+	if (call->abort != CLIENT_ABORT_LOST || c->closing) {
+		(void) pthread_mutex_unlock(&c->mtx);
+		return false;
+	}
+	if (call->ctx_closed) {
+		if (nng_ctx_open(&call->ctx, c->socket) != 0) {
+			(void) pthread_mutex_unlock(&c->mtx);
+			return false;
+		}
+		call->ctx_closed = false;
+	}
+	call->abort = CLIENT_ABORT_NONE;
+	client_call_send_locked(call, msg);
+	(void) pthread_mutex_unlock(&c->mtx);
+	return true;
+}
+
+/*
+ * The status of CALL, whose operation failed with nng error RV (or which
+ * an abort stopped between operations, RV 0).
+ * Locking: takes client->mtx.
+ */
+static zrpc_status
+client_call_failure(struct client_call *call, int rv)
+{
+	zrpc_client      *c = call->client;
+	enum client_abort abort;
+	bool              expired;
+
+	(void) pthread_mutex_lock(&c->mtx);
+	abort = call->abort;
+	(void) pthread_mutex_unlock(&c->mtx);
+
+	if (abort == CLIENT_ABORT_CLOSED) {
+		return zrpc_status_make(ZRPC_CANCELLED, "client closed");
+	}
+	if (abort == CLIENT_ABORT_LOST || rv == NNG_ECONNRESET) {
+		return zrpc_status_make(
+		    ZRPC_UNAVAILABLE, "connection to %s lost", c->url);
+	}
+	if (rv == NNG_ETIMEDOUT) {
+		expired = call->deadline_ns != 0 &&
+		    client_now_ns() >= call->deadline_ns;
+		if (call->state == CLIENT_CALL_SENDING &&
+		    (!expired ||
+		        atomic_load_explicit(
+		            &c->pipes, memory_order_relaxed) <= 0)) {
+			return zrpc_status_make(
+			    ZRPC_UNAVAILABLE, "no connection to %s", c->url);
+		}
+		return zrpc_status_make(ZRPC_DEADLINE_EXCEEDED,
+		    "deadline of %" PRIu32 " ms exceeded", call->timeout_ms);
+	}
+	if (rv == NNG_ECLOSED || rv == NNG_ECANCELED) {
+		return zrpc_status_make(ZRPC_CANCELLED, "call cancelled");
+	}
+	return zrpc_status_from_nng(rv, "zrpc call");
+}
+
+/*
+ * CALL's send completed: starts the receive with the time left, unless the
+ * call was aborted meanwhile or its deadline has passed. Returns true when
+ * the call is finished (CALL->status says how).
+ * Locking: takes client->mtx.
+ */
+static bool
+client_call_receive(struct client_call *call)
+{
+	zrpc_client *c = call->client;
+	nng_duration timeout;
+
+	(void) pthread_mutex_lock(&c->mtx);
+	if (call->abort != CLIENT_ABORT_NONE) {
+		(void) pthread_mutex_unlock(&c->mtx);
+		call->status = client_call_failure(call, 0);
+		return true;
+	}
+	timeout = client_remaining(call->deadline_ns, client_now_ns());
+	if (timeout == 0) {
+		(void) pthread_mutex_unlock(&c->mtx);
+		call->state  = CLIENT_CALL_RECEIVING;
+		call->status = client_call_failure(call, NNG_ETIMEDOUT);
+		return true;
+	}
+	call->state = CLIENT_CALL_RECEIVING;
+	nng_aio_set_timeout(call->aio, timeout);
+	nng_ctx_recv(call->ctx, call->aio);
+	(void) pthread_mutex_unlock(&c->mtx);
+	return false;
+}
+
+/*
+ * Moves CALL on after its pending operation completed. Returns true when
+ * the call is finished: then CALL->status is the transport outcome and, on
+ * OK, CALL->reply holds the reply message (owned by the call's driver).
+ */
+static bool
+client_call_advance(struct client_call *call)
+{
+	nng_msg *msg;
+	int      rv = nng_aio_result(call->aio);
+
+	if (call->state == CLIENT_CALL_SENDING) {
+		if (rv != 0) {
+			/* A failed send hands the request back, unsent. */
+			if ((msg = nng_aio_get_msg(call->aio)) != NULL) {
+				nng_aio_set_msg(call->aio, NULL);
+				if (rv == NNG_ECONNRESET &&
+				    client_call_resend(call, msg)) {
+					return false;
+				}
+				nng_msg_free(msg);
+			}
+			call->status = client_call_failure(call, rv);
+			return true;
+		}
+		return client_call_receive(call);
+	}
+	if (rv != 0) {
+		call->status = client_call_failure(call, rv);
+		return true;
+	}
+	call->reply = nng_aio_get_msg(call->aio);
+	nng_aio_set_msg(call->aio, NULL);
+	call->status = zrpc_status_ok();
+	return true;
+}
+
+/*
+ * Encodes a zrpc.v1.Request for PATH with PAYLOAD and OPTS straight into a
+ * new nng message. The envelope (method, timeout, metadata) is packed by
+ * protobuf-c; the payload field is appended after it (protobuf fields may
+ * come in any order), so the method's input is packed once, directly into
+ * the message body. Refuses a request larger than the client's
+ * max_message_bytes with RESOURCE_EXHAUSTED. On OK, *OUT owns the message.
+ */
+static zrpc_status
+client_request_encode(zrpc_client *c, const char *path,
+    const struct client_payload *payload, const zrpc_call_opts *opts,
+    nng_msg **out)
+{
+	Zrpc__V1__Request                  request = ZRPC__V1__REQUEST__INIT;
+	Zrpc__V1__Request__MetadataEntry   entry_stack[CLIENT_METADATA_STACK];
+	Zrpc__V1__Request__MetadataEntry  *ptr_stack[CLIENT_METADATA_STACK];
+	Zrpc__V1__Request__MetadataEntry  *entries = entry_stack;
+	Zrpc__V1__Request__MetadataEntry **ptrs    = ptr_stack;
+	char                               auth_stack[CLIENT_AUTH_STACK];
+	char                              *auth = NULL;
+	void                              *heap = NULL;
+	size_t      n_user = 0, n = 0, env_len, payload_len, total, off, i;
+	uint8_t    *body;
+	nng_msg    *msg;
+	int         rv;
+	zrpc_status status = zrpc_status_ok();
+
+	if (opts != NULL) {
+		n_user = opts->n_metadata;
+		if (n_user > 0 && opts->metadata == NULL) {
+			return zrpc_status_make(ZRPC_INVALID_ARGUMENT,
+			    "metadata is NULL but n_metadata is %zu", n_user);
+		}
+	}
+	n = n_user + (opts != NULL && opts->token != NULL ? 1 : 0);
+	if (n > CLIENT_METADATA_STACK) {
+		if (n > SIZE_MAX / (sizeof(*entries) + sizeof(*ptrs))) {
+			return zrpc_status_make(ZRPC_RESOURCE_EXHAUSTED,
+			    "too many metadata entries");
+		}
+		if ((heap = malloc(n * (sizeof(*entries) + sizeof(*ptrs)))) ==
+		    NULL) {
+			return zrpc_status_make(ZRPC_RESOURCE_EXHAUSTED,
+			    "out of memory for %zu metadata entries", n);
+		}
+		entries = heap;
+		ptrs    = (Zrpc__V1__Request__MetadataEntry **) (entries + n);
+	}
+	for (i = 0; i < n_user; i++) {
+		const struct zrpc_metadata_entry *md = &opts->metadata[i];
+		if (md->key == NULL || md->value == NULL) {
+			status = zrpc_status_make(ZRPC_INVALID_ARGUMENT,
+			    "metadata entry %zu has a NULL key or value", i);
+			goto out;
+		}
+		zrpc__v1__request__metadata_entry__init(&entries[i]);
+		/* protobuf-c only reads them; its fields are not const. */
+		entries[i].key   = (char *) md->key;
+		entries[i].value = (char *) md->value;
+		ptrs[i]          = &entries[i];
+	}
+	if (opts != NULL && opts->token != NULL) {
+		size_t need = sizeof("Bearer ") + strlen(opts->token);
+		auth = need <= sizeof(auth_stack) ? auth_stack : malloc(need);
+		if (auth == NULL) {
+			status = zrpc_status_make(ZRPC_RESOURCE_EXHAUSTED,
+			    "out of memory for the token");
+			goto out;
+		}
+		memcpy(auth, "Bearer ", 7);
+		memcpy(auth + 7, opts->token, need - 7);
+		zrpc__v1__request__metadata_entry__init(&entries[n_user]);
+		entries[n_user].key   = "authorization";
+		entries[n_user].value = auth;
+		ptrs[n_user]          = &entries[n_user];
+	}
+	request.method     = (char *) path;
+	request.timeout_ms = opts != NULL ? opts->timeout_ms : 0;
+	request.n_metadata = n;
+	request.metadata   = n > 0 ? ptrs : NULL;
+
+	env_len     = zrpc__v1__request__get_packed_size(&request);
+	payload_len = payload->message != NULL
+	    ? protobuf_c_message_get_packed_size(payload->message)
+	    : payload->len;
+	total       = env_len;
+	if (payload_len > 0) {
+		total += 1 + client_varint_size(payload_len) + payload_len;
+	}
+	if (total > c->max_message_bytes) {
+		status = zrpc_status_make(ZRPC_RESOURCE_EXHAUSTED,
+		    "request of %zu bytes exceeds the limit of %zu bytes",
+		    total, c->max_message_bytes);
+		goto out;
+	}
+	if ((rv = nng_msg_alloc(&msg, total)) != 0) {
+		status = zrpc_status_from_nng(rv, "allocating the request");
+		goto out;
+	}
+	body = nng_msg_body(msg);
+	off  = zrpc__v1__request__pack(&request, body);
+	if (payload_len > 0) {
+		body[off++] = CLIENT_PAYLOAD_TAG;
+		off += client_varint_put(body + off, payload_len);
+		if (payload->message != NULL) {
+			off += protobuf_c_message_pack(
+			    payload->message, body + off);
+		} else {
+			memcpy(body + off, payload->bytes, payload_len);
+			off += payload_len;
+		}
+	}
+	if (off != total) {
+		nng_msg_free(msg);
+		status = zrpc_status_make(ZRPC_INTERNAL,
+		    "packed %zu bytes of a %zu-byte request", off, total);
+		goto out;
+	}
+	*out = msg;
+
+out:
+	if (auth != NULL && auth != auth_stack) {
+		free(auth);
+	}
+	free(heap);
+	return status;
+}
+
+/*
+ * Opens the reply MSG of a call: checks its size, unpacks the
+ * zrpc.v1.Response and turns a non-OK code into the call's status. On OK,
+ * *OUT is the Response (free with zrpc__v1__response__free_unpacked).
+ */
+static zrpc_status
+client_reply_open(zrpc_client *c, nng_msg *msg, Zrpc__V1__Response **out)
+{
+	Zrpc__V1__Response *response;
+	zrpc_status         status;
+	size_t              len = nng_msg_len(msg);
+
+	*out = NULL;
+	if (len > c->max_message_bytes) {
+		return zrpc_status_make(ZRPC_RESOURCE_EXHAUSTED,
+		    "reply of %zu bytes exceeds the limit of %zu bytes", len,
+		    c->max_message_bytes);
+	}
+	response = zrpc__v1__response__unpack(NULL, len, nng_msg_body(msg));
+	if (response == NULL) {
+		return zrpc_status_make(ZRPC_INTERNAL,
+		    "malformed reply (%zu bytes) from %s: not a "
+		    "zrpc.v1.Response",
+		    len, c->url);
+	}
+	if (response->code != ZRPC_OK) {
+		if (response->code < ZRPC_CODE_COUNT) {
+			status = zrpc_status_make((zrpc_code) response->code,
+			    "%s", response->message);
+		} else {
+			status = zrpc_status_make(ZRPC_UNKNOWN,
+			    "unknown status code %" PRIu32 ": %s",
+			    response->code, response->message);
+		}
+		zrpc__v1__response__free_unpacked(response, NULL);
+		return status;
+	}
+	*out = response;
+	return zrpc_status_ok();
+}
+
+/*
+ * Decodes the reply MSG of a typed call of METHOD into *OUT (a new
+ * METHOD->output message, caller frees with free_unpacked; NULL on error).
+ * MSG stays the caller's.
+ */
+static zrpc_status
+client_reply_decode(zrpc_client *c, nng_msg *msg,
+    const struct zrpc_method *method, ProtobufCMessage **out)
+{
+	Zrpc__V1__Response *response;
+	zrpc_status         status;
+
+	*out   = NULL;
+	status = client_reply_open(c, msg, &response);
+	if (!zrpc_status_is_ok(&status)) {
+		return status;
+	}
+	*out = protobuf_c_message_unpack(method->output, NULL,
+	    response->payload.len, response->payload.data);
+	if (*out == NULL) {
+		status = zrpc_status_make(ZRPC_INTERNAL,
+		    "reply of %s (%zu bytes) is not a valid %s", method->path,
+		    response->payload.len, method->output->name);
+	}
+	zrpc__v1__response__free_unpacked(response, NULL);
+	return status;
+}
+
+/*
+ * Finishes an asynchronous CALL: decodes the reply, runs the user callback
+ * exactly once, takes the call off the list (after the callback, so that a
+ * closing client waits for it) and frees the call. Runs on the aio's own
+ * callback, so the aio is reaped rather than freed.
+ */
+static void
+client_call_complete_async(struct client_call *call)
+{
+	zrpc_client                    *c        = call->client;
+	ProtobufCMessage               *message  = NULL;
+	Zrpc__V1__Response             *response = NULL;
+	zrpc_status                     status   = call->status;
+	const struct client_completion *done     = &call->done;
+
+	if (done->method != NULL) {
+		if (zrpc_status_is_ok(&status)) {
+			status = client_reply_decode(
+			    c, call->reply, done->method, &message);
+		}
+		done->invoke(done->cb, done->arg, &status, message);
+	} else {
+		if (zrpc_status_is_ok(&status)) {
+			status = client_reply_open(c, call->reply, &response);
+		}
+		if (response != NULL) {
+			done->raw_cb(done->arg, &status,
+			    response->payload.data, response->payload.len);
+			zrpc__v1__response__free_unpacked(response, NULL);
+		} else {
+			done->raw_cb(done->arg, &status, NULL, 0);
+		}
+	}
+	if (call->reply != NULL) {
+		nng_msg_free(call->reply);
+		call->reply = NULL;
+	}
+	client_call_end(call);
+	nng_aio_reap(call->aio);
+	free(call);
+}
+
+/* The aio callback of asynchronous calls: one step of the state machine. */
+static void
+client_call_cb(void *arg)
+{
+	struct client_call *call = arg;
+
+	if (client_call_advance(call)) {
+		client_call_complete_async(call);
+	}
+}
+
+/*
+ * Runs a blocking call of PATH with PAYLOAD on the caller's thread. On OK,
+ * *REPLY is the reply message (caller frees); on error it is NULL.
+ */
+static zrpc_status
+client_call_blocking(zrpc_client *c, const char *path,
+    const struct client_payload *payload, const zrpc_call_opts *opts,
+    nng_msg **reply)
+{
+	struct client_call call;
+	nng_msg           *msg;
+	zrpc_status        status;
+	int                rv;
+
+	*reply = NULL;
+	client_call_init(&call, c, opts);
+	status = client_request_encode(c, path, payload, opts, &msg);
+	if (!zrpc_status_is_ok(&status)) {
+		return status;
+	}
+	if ((rv = nng_aio_alloc(&call.aio, NULL, NULL)) != 0) {
+		status = zrpc_status_from_nng(rv, "allocating an aio");
+		goto fail_msg;
+	}
+	if (!client_call_start(&call, msg)) {
+		status = call.status;
+		goto fail_aio;
+	}
+	do {
+		nng_aio_wait(call.aio);
+	} while (!client_call_advance(&call));
+	client_call_end(&call);
+	nng_aio_free(call.aio);
+	*reply = call.reply;
+	return call.status;
+
+fail_aio:
+	nng_aio_free(call.aio);
+fail_msg:
+	nng_msg_free(msg);
+	return status;
+}
+
+/*
+ * Starts an asynchronous call of PATH with PAYLOAD that reports through
+ * DONE (copied). On error nothing runs and nothing is left behind.
+ */
+static zrpc_status
+client_call_begin_async(zrpc_client *c, const char *path,
+    const struct client_payload *payload, const zrpc_call_opts *opts,
+    const struct client_completion *done)
+{
+	struct client_call *call;
+	nng_msg            *msg;
+	zrpc_status         status;
+	int                 rv;
+
+	status = client_request_encode(c, path, payload, opts, &msg);
+	if (!zrpc_status_is_ok(&status)) {
+		return status;
+	}
+	if ((call = malloc(sizeof(*call))) == NULL) {
+		status = zrpc_status_make(
+		    ZRPC_RESOURCE_EXHAUSTED, "out of memory for a call");
+		goto fail_msg;
+	}
+	client_call_init(call, c, opts);
+	call->done = *done;
+	if ((rv = nng_aio_alloc(&call->aio, client_call_cb, call)) != 0) {
+		status = zrpc_status_from_nng(rv, "allocating an aio");
+		goto fail_call;
+	}
+	if (!client_call_start(call, msg)) {
+		status = call->status;
+		goto fail_aio;
+	}
+	return zrpc_status_ok();
+
+fail_aio:
+	nng_aio_free(call->aio);
+fail_call:
+	free(call);
+fail_msg:
+	nng_msg_free(msg);
+	return status;
+}
+
+/* Checks the arguments every typed call shares. */
+static zrpc_status
+client_check_typed(zrpc_client *c, const struct zrpc_method *method,
+    const ProtobufCMessage *request)
+{
+	if (c == NULL || method == NULL || method->path == NULL ||
+	    method->input == NULL || method->output == NULL ||
+	    request == NULL) {
+		return zrpc_status_make(
+		    ZRPC_INVALID_ARGUMENT, "NULL client, method or request");
+	}
+	if (request->descriptor != method->input) {
+		return zrpc_status_make(ZRPC_INVALID_ARGUMENT,
+		    "%s takes a %s, not a %s", method->path,
+		    method->input->name, request->descriptor->name);
+	}
+	return zrpc_status_ok();
+}
+
+/* Records pipe ID as connected. Locking: requires client->mtx. */
+static void
+client_pipe_added_locked(zrpc_client *c, uint32_t id)
+{
+	unsigned i;
+
+	for (i = 0; i < CLIENT_PIPE_SLOTS; i++) {
+		if (c->gone[i] == id) {
+			/* Already removed: its REM_POST came first. */
+			c->gone[i] = 0;
+			return;
+		}
+	}
+	for (i = 0; i < CLIENT_PIPE_SLOTS; i++) {
+		if (c->live[i] == 0) {
+			c->live[i] = id;
+			atomic_fetch_add_explicit(
+			    &c->pipes, 1, memory_order_relaxed);
+			return;
+		}
+	}
+}
+
+/* Records pipe ID as gone. Locking: requires client->mtx. */
+static void
+client_pipe_removed_locked(zrpc_client *c, uint32_t id)
+{
+	unsigned i;
+
+	for (i = 0; i < CLIENT_PIPE_SLOTS; i++) {
+		if (c->live[i] == id) {
+			c->live[i] = 0;
+			atomic_fetch_sub_explicit(
+			    &c->pipes, 1, memory_order_relaxed);
+			return;
+		}
+	}
+	c->gone[c->gone_next] = id;
+	c->gone_next          = (c->gone_next + 1) % CLIENT_PIPE_SLOTS;
+}
+
+/*
+ * nng pipe notification: counts connected pipes, and on removal aborts
+ * every call in flight (see the top of the file for why). Runs on an nng
+ * thread, before nng starts to reconnect.
+ * Locking: takes client->mtx.
+ */
+static void
+client_pipe_event(nng_pipe pipe, nng_pipe_ev event, void *arg)
+{
+	zrpc_client        *c  = arg;
+	uint32_t            id = (uint32_t) nng_pipe_id(pipe);
+	struct client_call *call;
+
+	(void) pthread_mutex_lock(&c->mtx);
+	if (event == NNG_PIPE_EV_ADD_POST) {
+		client_pipe_added_locked(c, id);
+	} else if (event == NNG_PIPE_EV_REM_POST) {
+		client_pipe_removed_locked(c, id);
+		for (call = c->calls; call != NULL; call = call->next) {
+			client_call_abort_locked(call, CLIENT_ABORT_LOST);
+		}
+	}
+	(void) pthread_mutex_unlock(&c->mtx);
+}
+
+/*
+ * Gives dialer D the TLS configuration for URL from OPTS: the CA file to
+ * verify the server with (verification is required then; without one the
+ * connection is encrypted but the server is not authenticated) and the
+ * server name (default: the URL's host).
+ */
+static zrpc_status
+client_dialer_tls(nng_dialer d, const char *url, const zrpc_client_opts *opts)
+{
+	nng_tls_config *config;
+	nng_url        *parsed = NULL;
+	const char     *ca     = opts != NULL ? opts->tls_ca_file : NULL;
+	const char     *name   = opts != NULL ? opts->tls_server_name : NULL;
+	zrpc_status     status = zrpc_status_ok();
+	int             rv;
+
+	if ((rv = nng_tls_config_alloc(&config, NNG_TLS_MODE_CLIENT)) != 0) {
+		return zrpc_status_from_nng(rv, "TLS configuration");
+	}
+	if (ca != NULL) {
+		if ((rv = nng_tls_config_ca_file(config, ca)) != 0) {
+			status = zrpc_status_make(ZRPC_INVALID_ARGUMENT,
+			    "TLS CA file %s: %s", ca, nng_strerror(rv));
+			goto out;
+		}
+	}
+	rv = nng_tls_config_auth_mode(config,
+	    ca != NULL ? NNG_TLS_AUTH_MODE_REQUIRED : NNG_TLS_AUTH_MODE_NONE);
+	if (rv != 0) {
+		status = zrpc_status_from_nng(rv, "TLS authentication mode");
+		goto out;
+	}
+	if (name == NULL) {
+		if ((rv = nng_url_parse(&parsed, url)) != 0) {
+			status = zrpc_status_from_nng(rv, "TLS URL");
+			goto out;
+		}
+		name = parsed->u_hostname;
+	}
+	if (name != NULL && name[0] != '\0') {
+		if ((rv = nng_tls_config_server_name(config, name)) != 0) {
+			status = zrpc_status_from_nng(rv, "TLS server name");
+			goto out;
+		}
+	}
+	if ((rv = nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, config)) != 0) {
+		status = zrpc_status_from_nng(rv, "TLS configuration");
+		goto out;
+	}
+
+out:
+	if (parsed != NULL) {
+		nng_url_free(parsed);
+	}
+	/* The dialer holds its own reference. */
+	nng_tls_config_free(config);
+	return status;
+}
+
+zrpc_status
+zrpc_client_open(
+    zrpc_client **out, const char *url, const zrpc_client_opts *opts)
+{
+	zrpc_client *c;
+	nng_url     *parsed;
+	zrpc_status  status;
+	int          rv;
+
+	if (out == NULL || url == NULL) {
+		return zrpc_status_make(
+		    ZRPC_INVALID_ARGUMENT, "NULL client pointer or URL");
+	}
+	*out = NULL;
+	if ((rv = nng_url_parse(&parsed, url)) != 0) {
+		return zrpc_status_make(ZRPC_INVALID_ARGUMENT,
+		    "invalid URL '%s': %s", url, nng_strerror(rv));
+	}
+	nng_url_free(parsed);
+
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		return zrpc_status_make(
+		    ZRPC_RESOURCE_EXHAUSTED, "out of memory for a client");
+	}
+	atomic_init(&c->pipes, 0);
+	c->connect_timeout_ms = CLIENT_DEFAULT_CONNECT_TIMEOUT_MS;
+	c->max_message_bytes  = CLIENT_DEFAULT_MAX_MESSAGE_BYTES;
+	if (opts != NULL && opts->connect_timeout_ms != 0) {
+		c->connect_timeout_ms = opts->connect_timeout_ms > INT32_MAX
+		    ? INT32_MAX
+		    : (nng_duration) opts->connect_timeout_ms;
+	}
+	if (opts != NULL && opts->max_message_bytes != 0) {
+		c->max_message_bytes = opts->max_message_bytes;
+	}
+	if ((c->url = strdup(url)) == NULL) {
+		status = zrpc_status_make(
+		    ZRPC_RESOURCE_EXHAUSTED, "out of memory for a client");
+		goto fail_client;
+	}
+	if ((rv = pthread_mutex_init(&c->mtx, NULL)) != 0) {
+		status = zrpc_status_make(
+		    ZRPC_RESOURCE_EXHAUSTED, "mutex: %s", strerror(rv));
+		goto fail_url;
+	}
+	if ((rv = pthread_cond_init(&c->drained, NULL)) != 0) {
+		status = zrpc_status_make(
+		    ZRPC_RESOURCE_EXHAUSTED, "condition: %s", strerror(rv));
+		goto fail_mtx;
+	}
+	if ((rv = nng_req0_open(&c->socket)) != 0) {
+		status = zrpc_status_from_nng(rv, "opening a req0 socket");
+		goto fail_cond;
+	}
+	/* Never re-send: a call runs at most once. */
+	if ((rv = nng_socket_set_ms(c->socket, NNG_OPT_REQ_RESENDTIME,
+	         NNG_DURATION_INFINITE)) != 0 ||
+	    (rv = nng_socket_set_size(
+	         c->socket, NNG_OPT_RECVMAXSZ, c->max_message_bytes)) != 0 ||
+	    (rv = nng_socket_set_ms(c->socket, NNG_OPT_RECONNMINT,
+	         CLIENT_RECONNECT_MIN_MS)) != 0 ||
+	    (rv = nng_socket_set_ms(c->socket, NNG_OPT_RECONNMAXT,
+	         CLIENT_RECONNECT_MAX_MS)) != 0) {
+		status = zrpc_status_from_nng(rv, "socket options");
+		goto fail_socket;
+	}
+	if ((rv = nng_pipe_notify(c->socket, NNG_PIPE_EV_ADD_POST,
+	         client_pipe_event, c)) != 0 ||
+	    (rv = nng_pipe_notify(c->socket, NNG_PIPE_EV_REM_POST,
+	         client_pipe_event, c)) != 0) {
+		status = zrpc_status_from_nng(rv, "pipe notifications");
+		goto fail_socket;
+	}
+	if ((rv = nng_dialer_create(&c->dialer, c->socket, url)) != 0) {
+		status = zrpc_status_from_nng(rv, url);
+		goto fail_socket;
+	}
+	if (strncmp(url, "tls+", 4) == 0 || strncmp(url, "wss", 3) == 0) {
+		status = client_dialer_tls(c->dialer, url, opts);
+		if (!zrpc_status_is_ok(&status)) {
+			goto fail_socket;
+		}
+	}
+	/* Non-blocking: a server that is not up yet is not an error. */
+	if ((rv = nng_dialer_start(c->dialer, NNG_FLAG_NONBLOCK)) != 0) {
+		status = zrpc_status_from_nng(rv, url);
+		goto fail_socket;
+	}
+	*out = c;
+	return zrpc_status_ok();
+
+fail_socket:
+	/* Closing the socket also closes its dialer. */
+	(void) nng_close(c->socket);
+fail_cond:
+	(void) pthread_cond_destroy(&c->drained);
+fail_mtx:
+	(void) pthread_mutex_destroy(&c->mtx);
+fail_url:
+	free(c->url);
+fail_client:
+	free(c);
+	return status;
+}
+
+void
+zrpc_client_close(zrpc_client *c)
+{
+	struct client_call *call;
+
+	if (c == NULL) {
+		return;
+	}
+	(void) pthread_mutex_lock(&c->mtx);
+	c->closing = true;
+	for (call = c->calls; call != NULL; call = call->next) {
+		client_call_abort_locked(call, CLIENT_ABORT_CLOSED);
+	}
+	while (c->calls != NULL) {
+		(void) pthread_cond_wait(&c->drained, &c->mtx);
+	}
+	while (c->n_spare > 0) {
+		(void) nng_ctx_close(c->spare[--c->n_spare]);
+	}
+	(void) pthread_mutex_unlock(&c->mtx);
+
+	/* Runs the last REM_POST notifications before it returns. */
+	(void) nng_close(c->socket);
+	(void) pthread_cond_destroy(&c->drained);
+	(void) pthread_mutex_destroy(&c->mtx);
+	free(c->url);
+	free(c);
+}
+
+zrpc_status
+zrpc_client_call(zrpc_client *client, const struct zrpc_method *method,
+    const ProtobufCMessage *request, ProtobufCMessage **reply,
+    const zrpc_call_opts *opts)
+{
+	struct client_payload payload = { .message = request };
+	nng_msg              *msg;
+	zrpc_status           status;
+
+	if (reply == NULL) {
+		return zrpc_status_make(
+		    ZRPC_INVALID_ARGUMENT, "NULL reply pointer");
+	}
+	*reply = NULL;
+	status = client_check_typed(client, method, request);
+	if (!zrpc_status_is_ok(&status)) {
+		return status;
+	}
+	status =
+	    client_call_blocking(client, method->path, &payload, opts, &msg);
+	if (!zrpc_status_is_ok(&status)) {
+		return status;
+	}
+	status = client_reply_decode(client, msg, method, reply);
+	nng_msg_free(msg);
+	return status;
+}
+
+zrpc_status
+zrpc_client_call_async(zrpc_client *client, const struct zrpc_method *method,
+    const ProtobufCMessage *request, const zrpc_call_opts *opts,
+    zrpc_reply_invoke_fn invoke, void (*cb)(void), void *arg)
+{
+	struct client_payload    payload = { .message = request };
+	struct client_completion done    = { .method = method };
+	zrpc_status              status;
+
+	done.invoke = invoke;
+	done.cb     = cb;
+	done.arg    = arg;
+
+	status = client_check_typed(client, method, request);
+	if (!zrpc_status_is_ok(&status)) {
+		return status;
+	}
+	if (invoke == NULL || cb == NULL) {
+		return zrpc_status_make(
+		    ZRPC_INVALID_ARGUMENT, "NULL invoke function or callback");
+	}
+	return client_call_begin_async(
+	    client, method->path, &payload, opts, &done);
+}
+
+zrpc_status
+zrpc_client_call_raw(zrpc_client *client, const char *path,
+    const uint8_t *payload, size_t payload_len, uint8_t **reply,
+    size_t *reply_len, const zrpc_call_opts *opts)
+{
+	struct client_payload p = { .bytes = payload, .len = payload_len };
+	Zrpc__V1__Response   *response;
+	nng_msg              *msg;
+	zrpc_status           status;
+
+	if (reply == NULL || reply_len == NULL) {
+		return zrpc_status_make(
+		    ZRPC_INVALID_ARGUMENT, "NULL reply pointer");
+	}
+	*reply     = NULL;
+	*reply_len = 0;
+	if (client == NULL || path == NULL ||
+	    (payload == NULL && payload_len > 0)) {
+		return zrpc_status_make(
+		    ZRPC_INVALID_ARGUMENT, "NULL client, path or payload");
+	}
+	status = client_call_blocking(client, path, &p, opts, &msg);
+	if (!zrpc_status_is_ok(&status)) {
+		return status;
+	}
+	status = client_reply_open(client, msg, &response);
+	nng_msg_free(msg);
+	if (!zrpc_status_is_ok(&status)) {
+		return status;
+	}
+	/*
+	 * The default protobuf-c allocator is malloc: take the payload over
+	 * instead of copying it. An empty reply is still a non-NULL buffer.
+	 */
+	if (response->payload.len > 0) {
+		*reply                 = response->payload.data;
+		*reply_len             = response->payload.len;
+		response->payload.data = NULL;
+		response->payload.len  = 0;
+	} else if ((*reply = malloc(1)) == NULL) {
+		status = zrpc_status_make(
+		    ZRPC_RESOURCE_EXHAUSTED, "out of memory for the reply");
+	}
+	zrpc__v1__response__free_unpacked(response, NULL);
+	return status;
+}
+
+zrpc_status
+zrpc_client_call_raw_async(zrpc_client *client, const char *path,
+    const uint8_t *payload, size_t payload_len, const zrpc_call_opts *opts,
+    zrpc_raw_cb cb, void *arg)
+{
+	struct client_payload    p = { .bytes = payload, .len = payload_len };
+	struct client_completion done = { .raw_cb = cb, .arg = arg };
+
+	if (client == NULL || path == NULL || cb == NULL ||
+	    (payload == NULL && payload_len > 0)) {
+		return zrpc_status_make(ZRPC_INVALID_ARGUMENT,
+		    "NULL client, path, payload or callback");
+	}
+	return client_call_begin_async(client, path, &p, opts, &done);
+}
+
+void
+zrpc_reply_invoke_generic(void (*cb)(void), void *arg,
+    const zrpc_status *status, ProtobufCMessage *reply)
+{
+	((zrpc_call_cb) cb)(arg, status, reply);
+}

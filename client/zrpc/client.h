@@ -1,0 +1,106 @@
+/*
+ * zrpc client runtime: a connection to one zrpc server, shared by any
+ * number of threads.
+ *
+ * Every call opens its own nng context on the client's req0 socket, so
+ * calls from many threads (or many asynchronous calls from one thread) are
+ * in flight at once and each reply is matched to its own request. The req0
+ * re-send timer is off: a call runs at most once, and its deadline (not a
+ * re-send) decides when the caller stops waiting. Nothing here aborts or
+ * exits: every failure comes back as a zrpc_status.
+ */
+#ifndef ZRPC_CLIENT_H
+#define ZRPC_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <protobuf-c/protobuf-c.h>
+
+#include "zrpc/service.h"
+#include "zrpc/status.h"
+
+/* Options for zrpc_client_open; NULL means all defaults. */
+typedef struct zrpc_client_opts {
+	/*
+	 * How long a call waits for a connection to the server when there is
+	 * none, before it fails with UNAVAILABLE (the call's own deadline wins
+	 * when it is sooner). 0 = default, 5000 ms.
+	 */
+	uint32_t connect_timeout_ms;
+	/* Largest reply accepted, in bytes; 0 = default, 4 MiB. */
+	size_t max_message_bytes;
+	/* TLS (tls+tcp:// URLs): CA certificate file; NULL = none. */
+	const char *tls_ca_file;
+	/* TLS: server name to verify; NULL = host part of the URL. */
+	const char *tls_server_name;
+} zrpc_client_opts;
+
+/*
+ * Opens a client for URL (any nng URL: tcp://, ipc://, inproc://, ws://,
+ * tls+tcp://) and starts connecting. A server that is not there yet is not
+ * an error: the client keeps reconnecting and calls fail with UNAVAILABLE
+ * until it is up. On success *OUT owns the client (close it with
+ * zrpc_client_close). Fails with INVALID_ARGUMENT for a malformed URL.
+ */
+zrpc_status zrpc_client_open(
+    zrpc_client **out, const char *url, const zrpc_client_opts *opts);
+
+/*
+ * Closes CLIENT: calls still in flight complete with CANCELLED (their
+ * callbacks run before this returns). NULL is a no-op.
+ */
+void zrpc_client_close(zrpc_client *client);
+
+/*
+ * Blocking call of METHOD with REQUEST (of METHOD->input's type). On OK,
+ * *REPLY is a newly unpacked METHOD->output message that the caller frees
+ * with protobuf_c_message_free_unpacked(*REPLY, NULL); on error *REPLY is
+ * NULL. Returns DEADLINE_EXCEEDED when OPTS->timeout_ms passes,
+ * UNAVAILABLE when the server cannot be reached or the connection drops,
+ * and the server's own status otherwise. Safe from any thread.
+ */
+zrpc_status zrpc_client_call(zrpc_client *client,
+    const struct zrpc_method *method, const ProtobufCMessage *request,
+    ProtobufCMessage **reply, const zrpc_call_opts *opts);
+
+/*
+ * Asynchronous call. Returns OK when the call has started: then INVOKE(CB,
+ * ARG, status, reply) runs exactly once, on an nng thread, when it
+ * completes (the callback owns the reply). Returns an error, without ever
+ * running the callback, when the call could not start.
+ */
+zrpc_status zrpc_client_call_async(zrpc_client *client,
+    const struct zrpc_method *method, const ProtobufCMessage *request,
+    const zrpc_call_opts *opts, zrpc_reply_invoke_fn invoke, void (*cb)(void),
+    void *arg);
+
+/*
+ * Raw-bytes call for generic tools (zosctl call, zos-load): PATH is the
+ * wire method name, PAYLOAD the packed input. On OK, *REPLY (malloc'd,
+ * caller frees with free) and *REPLY_LEN hold the packed output; on error
+ * *REPLY is NULL.
+ */
+zrpc_status zrpc_client_call_raw(zrpc_client *client, const char *path,
+    const uint8_t *payload, size_t payload_len, uint8_t **reply,
+    size_t *reply_len, const zrpc_call_opts *opts);
+
+/*
+ * Completion of an asynchronous raw call: REPLY (NULL unless OK) is valid
+ * only during the callback.
+ */
+typedef void (*zrpc_raw_cb)(void *arg, const zrpc_status *status,
+    const uint8_t *reply, size_t reply_len);
+
+/* Asynchronous raw call; same contract as zrpc_client_call_async. */
+zrpc_status zrpc_client_call_raw_async(zrpc_client *client, const char *path,
+    const uint8_t *payload, size_t payload_len, const zrpc_call_opts *opts,
+    zrpc_raw_cb cb, void *arg);
+
+/* A zrpc_reply_invoke_fn for untyped callbacks of type zrpc_call_cb. */
+typedef void (*zrpc_call_cb)(
+    void *arg, const zrpc_status *status, ProtobufCMessage *reply);
+void zrpc_reply_invoke_generic(void (*cb)(void), void *arg,
+    const zrpc_status *status, ProtobufCMessage *reply);
+
+#endif /* ZRPC_CLIENT_H */

@@ -1,0 +1,473 @@
+/*
+ * Fake zrpc server for the client tests (see fake_server.h).
+ *
+ * Each worker thread owns one rep0 context and one callback-less aio and
+ * loops receive -> answer -> send, synchronously, until the socket is
+ * closed. Several workers let several calls be in flight (a Gate call
+ * blocks only its own worker). Every counter and the gate live under one
+ * mutex with one condition variable that fake_server_wait waits on with a
+ * deadline.
+ */
+#include "fake_server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+#include <nng/supplemental/tls/tls.h>
+
+#include "zrpc/v1/envelope.pb-c.h"
+#include "zrpc/v1/health.pb-c.h"
+
+#define FAKE_WORKERS_DEFAULT 4
+#define FAKE_WORKERS_MAX 64
+#define FAKE_URL_MAX 256
+
+struct fake_server {
+	nng_socket   socket;
+	nng_listener listener;
+	char         url[FAKE_URL_MAX];
+	int          n_workers;
+	pthread_t    workers[FAKE_WORKERS_MAX];
+
+	pthread_mutex_t    mtx;
+	pthread_cond_t     cv;                      /* any change below */
+	bool               killed;                  /* guarded by: mtx */
+	int                released;                /* guarded by: mtx */
+	int                passed;                  /* guarded by: mtx */
+	int                counters[FAKE_COUNTERS]; /* guarded by: mtx */
+	struct fake_record last;                    /* guarded by: mtx */
+};
+
+/* Adds one to COUNTER and wakes waiters. */
+static void
+fake_bump(struct fake_server *s, enum fake_counter counter)
+{
+	pthread_mutex_lock(&s->mtx);
+	s->counters[counter]++;
+	pthread_cond_broadcast(&s->cv);
+	pthread_mutex_unlock(&s->mtx);
+}
+
+/* Copies at most FAKE_TEXT_MAX - 1 bytes of SRC into DST. */
+static void
+fake_copy(char *dst, const char *src)
+{
+	snprintf(dst, FAKE_TEXT_MAX, "%s", src != NULL ? src : "");
+}
+
+/* Records REQUEST as the last one seen. */
+static void
+fake_record(struct fake_server *s, const Zrpc__V1__Request *request)
+{
+	size_t i;
+
+	pthread_mutex_lock(&s->mtx);
+	fake_copy(s->last.method, request->method);
+	s->last.timeout_ms = request->timeout_ms;
+	s->last.n_metadata = 0;
+	for (i = 0; i < request->n_metadata && i < FAKE_METADATA_MAX; i++) {
+		fake_copy(s->last.keys[i], request->metadata[i]->key);
+		fake_copy(s->last.values[i], request->metadata[i]->value);
+		s->last.n_metadata++;
+	}
+	pthread_mutex_unlock(&s->mtx);
+}
+
+/* Builds a reply message with CODE, MESSAGE and PAYLOAD; NULL on error. */
+static nng_msg *
+fake_reply(uint32_t code, const char *message, const uint8_t *payload,
+    size_t payload_len)
+{
+	Zrpc__V1__Response response = ZRPC__V1__RESPONSE__INIT;
+	nng_msg           *msg;
+
+	response.code         = code;
+	response.message      = (char *) (message != NULL ? message : "");
+	response.payload.data = (uint8_t *) payload;
+	response.payload.len  = payload_len;
+	if (nng_msg_alloc(
+	        &msg, zrpc__v1__response__get_packed_size(&response)) != 0) {
+		return NULL;
+	}
+	zrpc__v1__response__pack(&response, nng_msg_body(msg));
+	return msg;
+}
+
+/* A reply whose payload is a HealthCheckRequest naming SERVICE. */
+static nng_msg *
+fake_reply_service(const char *service)
+{
+	Zrpc__V1__HealthCheckRequest payload =
+	    ZRPC__V1__HEALTH_CHECK_REQUEST__INIT;
+	nng_msg *msg;
+	uint8_t *buf;
+	size_t   len;
+
+	payload.service = (char *) service;
+	len = zrpc__v1__health_check_request__get_packed_size(&payload);
+	if ((buf = malloc(len + 1)) == NULL) {
+		return NULL;
+	}
+	zrpc__v1__health_check_request__pack(&payload, buf);
+	msg = fake_reply(0, "", buf, len);
+	free(buf);
+	return msg;
+}
+
+/* The service string of REQUEST's HealthCheckRequest payload, or NULL. */
+static Zrpc__V1__HealthCheckRequest *
+fake_payload(const Zrpc__V1__Request *request)
+{
+	return zrpc__v1__health_check_request__unpack(
+	    NULL, request->payload.len, request->payload.data);
+}
+
+/* Waits at the gate until released or killed. Returns false if killed. */
+static bool
+fake_gate(struct fake_server *s)
+{
+	bool pass;
+
+	pthread_mutex_lock(&s->mtx);
+	s->counters[FAKE_GATED]++;
+	pthread_cond_broadcast(&s->cv);
+	while (!s->killed && s->released <= s->passed) {
+		pthread_cond_wait(&s->cv, &s->mtx);
+	}
+	pass = !s->killed;
+	if (pass) {
+		s->passed++;
+	}
+	pthread_mutex_unlock(&s->mtx);
+	return pass;
+}
+
+/*
+ * Answers the request in MSG (which this consumes). Returns the reply to
+ * send, or NULL for none.
+ */
+static nng_msg *
+fake_answer(struct fake_server *s, nng_msg *msg, bool *gated)
+{
+	Zrpc__V1__Request            *request;
+	Zrpc__V1__HealthCheckRequest *payload;
+	nng_msg                      *reply = NULL;
+	const char                   *method;
+	static const uint8_t          garbage[]     = { 0x0f, 0xff, 0xff };
+	static const uint8_t          bad_payload[] = { 0x0f };
+
+	*gated  = false;
+	request = zrpc__v1__request__unpack(
+	    NULL, nng_msg_len(msg), nng_msg_body(msg));
+	fake_bump(s, FAKE_RECEIVED);
+	if (request == NULL) {
+		nng_msg_free(msg);
+		return fake_reply(3, "bad request", NULL, 0);
+	}
+	fake_record(s, request);
+	method = request->method;
+
+	if (strcmp(method, FAKE_ECHO) == 0) {
+		reply = fake_reply(
+		    0, "", request->payload.data, request->payload.len);
+	} else if (strcmp(method, FAKE_FAIL) == 0) {
+		if ((payload = fake_payload(request)) != NULL) {
+			char    *colon = strchr(payload->service, ':');
+			uint32_t code =
+			    (uint32_t) strtoul(payload->service, NULL, 10);
+			reply =
+			    fake_reply(code, colon ? colon + 1 : "", NULL, 0);
+			zrpc__v1__health_check_request__free_unpacked(
+			    payload, NULL);
+		}
+	} else if (strcmp(method, FAKE_GATE) == 0) {
+		*gated = true;
+		if (fake_gate(s)) {
+			reply = fake_reply(0, "", request->payload.data,
+			    request->payload.len);
+		}
+	} else if (strcmp(method, FAKE_NEVER) == 0) {
+		reply = NULL;
+	} else if (strcmp(method, FAKE_GARBAGE) == 0) {
+		if (nng_msg_alloc(&reply, 0) == 0 &&
+		    nng_msg_append(reply, garbage, sizeof(garbage)) != 0) {
+			nng_msg_free(reply);
+			reply = NULL;
+		}
+	} else if (strcmp(method, FAKE_BAD_PAYLOAD) == 0) {
+		reply = fake_reply(0, "", bad_payload, sizeof(bad_payload));
+	} else if (strcmp(method, FAKE_BIG) == 0) {
+		if ((payload = fake_payload(request)) != NULL) {
+			size_t n = strtoul(payload->service, NULL, 10);
+			char  *text;
+			if ((text = malloc(n + 1)) != NULL) {
+				memset(text, 'x', n);
+				text[n] = '\0';
+				reply   = fake_reply_service(text);
+				free(text);
+			}
+			zrpc__v1__health_check_request__free_unpacked(
+			    payload, NULL);
+		}
+	} else if (strcmp(method, FAKE_DROP) == 0) {
+		fake_bump(s, FAKE_DROPPED);
+		(void) nng_pipe_close(nng_msg_get_pipe(msg));
+	} else {
+		reply = fake_reply(12, "no such method", NULL, 0);
+	}
+	zrpc__v1__request__free_unpacked(request, NULL);
+	nng_msg_free(msg);
+	return reply;
+}
+
+/* One worker: its own context, receive -> answer -> send until closed. */
+static void *
+fake_worker(void *arg)
+{
+	struct fake_server *s = arg;
+	nng_ctx             ctx;
+	nng_aio            *aio;
+	nng_msg            *reply;
+	bool                gated;
+
+	if (nng_aio_alloc(&aio, NULL, NULL) != 0) {
+		return NULL;
+	}
+	if (nng_ctx_open(&ctx, s->socket) != 0) {
+		nng_aio_free(aio);
+		return NULL;
+	}
+	for (;;) {
+		nng_ctx_recv(ctx, aio);
+		nng_aio_wait(aio);
+		if (nng_aio_result(aio) != 0) {
+			/*
+			 * The socket is closing and closes the context itself:
+			 * closing it here as well races with nng_close, which
+			 * nng 1.5 does not always survive (it can hang).
+			 */
+			nng_aio_free(aio);
+			return NULL;
+		}
+		reply = fake_answer(s, nng_aio_get_msg(aio), &gated);
+		nng_aio_set_msg(aio, NULL);
+		if (reply == NULL) {
+			continue;
+		}
+		nng_aio_set_msg(aio, reply);
+		nng_ctx_send(ctx, aio);
+		nng_aio_wait(aio);
+		if (nng_aio_result(aio) != 0) {
+			nng_msg_free(nng_aio_get_msg(aio));
+			nng_aio_set_msg(aio, NULL);
+		}
+		if (gated) {
+			fake_bump(s, FAKE_GATE_REPLIED);
+		}
+	}
+}
+
+/* Configures LISTENER for TLS with OPTS' certificate and key. */
+static int
+fake_listener_tls(nng_listener listener, const struct fake_server_opts *opts)
+{
+	nng_tls_config *config;
+	int             rv;
+
+	if ((rv = nng_tls_config_alloc(&config, NNG_TLS_MODE_SERVER)) != 0) {
+		return rv;
+	}
+	if ((rv = nng_tls_config_own_cert(
+	         config, opts->tls_cert_pem, opts->tls_key_pem, NULL)) == 0) {
+		rv =
+		    nng_listener_set_ptr(listener, NNG_OPT_TLS_CONFIG, config);
+	}
+	nng_tls_config_free(config);
+	return rv;
+}
+
+/* Fills S->url: URL, with a port 0 replaced by the bound port. */
+static int
+fake_resolve_url(struct fake_server *s, const char *url)
+{
+	nng_sockaddr sa;
+	size_t       len = strlen(url);
+	int          rv;
+
+	if (len < 2 || strcmp(url + len - 2, ":0") != 0) {
+		snprintf(s->url, sizeof(s->url), "%s", url);
+		return 0;
+	}
+	if ((rv = nng_listener_get_addr(s->listener, NNG_OPT_LOCADDR, &sa)) !=
+	    0) {
+		return rv;
+	}
+	if (sa.s_family != NNG_AF_INET) {
+		return NNG_ENOTSUP;
+	}
+	snprintf(s->url, sizeof(s->url), "%.*s:%u", (int) (len - 2), url,
+	    (unsigned) ntohs(sa.s_in.sa_port));
+	return 0;
+}
+
+int
+fake_server_start(struct fake_server **out, const char *url,
+    const struct fake_server_opts *opts)
+{
+	struct fake_server *s;
+	pthread_condattr_t  attr;
+	int                 rv, i;
+
+	if ((s = calloc(1, sizeof(*s))) == NULL) {
+		return NNG_ENOMEM;
+	}
+	s->n_workers = opts != NULL && opts->workers > 0
+	    ? opts->workers
+	    : FAKE_WORKERS_DEFAULT;
+	if (s->n_workers > FAKE_WORKERS_MAX) {
+		s->n_workers = FAKE_WORKERS_MAX;
+	}
+	pthread_mutex_init(&s->mtx, NULL);
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&s->cv, &attr);
+	pthread_condattr_destroy(&attr);
+
+	if ((rv = nng_rep0_open(&s->socket)) != 0) {
+		goto fail;
+	}
+	if ((rv = nng_listener_create(&s->listener, s->socket, url)) != 0) {
+		goto fail_socket;
+	}
+	if (opts != NULL && opts->tls_cert_pem != NULL &&
+	    (rv = fake_listener_tls(s->listener, opts)) != 0) {
+		goto fail_socket;
+	}
+	if ((rv = nng_listener_start(s->listener, 0)) != 0) {
+		goto fail_socket;
+	}
+	if ((rv = fake_resolve_url(s, url)) != 0) {
+		goto fail_socket;
+	}
+	for (i = 0; i < s->n_workers; i++) {
+		if (pthread_create(&s->workers[i], NULL, fake_worker, s) !=
+		    0) {
+			s->n_workers = i;
+			fake_server_stop(s);
+			return NNG_ENOMEM;
+		}
+	}
+	*out = s;
+	return 0;
+
+fail_socket:
+	nng_close(s->socket);
+fail:
+	pthread_cond_destroy(&s->cv);
+	pthread_mutex_destroy(&s->mtx);
+	free(s);
+	return rv;
+}
+
+const char *
+fake_server_url(const struct fake_server *s)
+{
+	return s->url;
+}
+
+void
+fake_server_kill(struct fake_server *s)
+{
+	bool first;
+
+	pthread_mutex_lock(&s->mtx);
+	first     = !s->killed;
+	s->killed = true;
+	pthread_mutex_unlock(&s->mtx);
+	if (!first) {
+		return;
+	}
+	/* Close first, so that a released Gate call cannot reply. */
+	nng_close(s->socket);
+	pthread_mutex_lock(&s->mtx);
+	pthread_cond_broadcast(&s->cv);
+	pthread_mutex_unlock(&s->mtx);
+}
+
+void
+fake_server_stop(struct fake_server *s)
+{
+	int i;
+
+	if (s == NULL) {
+		return;
+	}
+	fake_server_kill(s);
+	for (i = 0; i < s->n_workers; i++) {
+		pthread_join(s->workers[i], NULL);
+	}
+	pthread_cond_destroy(&s->cv);
+	pthread_mutex_destroy(&s->mtx);
+	free(s);
+}
+
+void
+fake_server_release(struct fake_server *s, int n)
+{
+	pthread_mutex_lock(&s->mtx);
+	s->released += n;
+	pthread_cond_broadcast(&s->cv);
+	pthread_mutex_unlock(&s->mtx);
+}
+
+int
+fake_server_count(struct fake_server *s, enum fake_counter counter)
+{
+	int value;
+
+	pthread_mutex_lock(&s->mtx);
+	value = s->counters[counter];
+	pthread_mutex_unlock(&s->mtx);
+	return value;
+}
+
+bool
+fake_server_wait(struct fake_server *s, enum fake_counter counter,
+    int at_least, int timeout_ms)
+{
+	struct timespec deadline;
+	bool            reached;
+
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += timeout_ms / 1000;
+	deadline.tv_nsec += (long) (timeout_ms % 1000) * 1000000L;
+	if (deadline.tv_nsec >= 1000000000L) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&s->mtx);
+	while (s->counters[counter] < at_least) {
+		if (pthread_cond_timedwait(&s->cv, &s->mtx, &deadline) ==
+		    ETIMEDOUT) {
+			break;
+		}
+	}
+	reached = s->counters[counter] >= at_least;
+	pthread_mutex_unlock(&s->mtx);
+	return reached;
+}
+
+void
+fake_server_last(struct fake_server *s, struct fake_record *out)
+{
+	pthread_mutex_lock(&s->mtx);
+	*out = s->last;
+	pthread_mutex_unlock(&s->mtx);
+}

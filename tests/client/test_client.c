@@ -1,0 +1,1140 @@
+/*
+ * zrpc client runtime tests, against a fake server written with raw nng
+ * rep0 (fake_server.c), over inproc://, ipc:// and tcp://127.0.0.1.
+ *
+ * Every test starts its own server on a unique address (pid and a
+ * counter) and stops it; every wait is bounded; no sleep synchronises
+ * anything: slow calls are held at a gate that the test opens.
+ */
+#include <criterion/criterion.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "zrpc/client.h"
+#include "zrpc/v1/health.pb-c.h"
+
+#include "fake_server.h"
+
+/* Every test is killed after this many seconds. */
+#define TEST_TIMEOUT_S 120
+/* Generous bound on how late a timed-out call may return. */
+#define TEST_SLACK_MS 2000
+/* Bound on any wait for the fake server or for callbacks. */
+#define TEST_WAIT_MS 10000
+
+#define TEST_METHOD(short_name, path)                            \
+	{                                                        \
+		short_name, path,                                \
+		    &zrpc__v1__health_check_request__descriptor, \
+		    &zrpc__v1__health_check_request__descriptor, \
+	}
+
+static const struct zrpc_method method_echo = TEST_METHOD("Echo", FAKE_ECHO);
+static const struct zrpc_method method_fail = TEST_METHOD("Fail", FAKE_FAIL);
+static const struct zrpc_method method_gate = TEST_METHOD("Gate", FAKE_GATE);
+static const struct zrpc_method method_never =
+    TEST_METHOD("Never", FAKE_NEVER);
+static const struct zrpc_method method_garbage =
+    TEST_METHOD("Garbage", FAKE_GARBAGE);
+static const struct zrpc_method method_bad_payload =
+    TEST_METHOD("BadPayload", FAKE_BAD_PAYLOAD);
+static const struct zrpc_method method_big  = TEST_METHOD("Big", FAKE_BIG);
+static const struct zrpc_method method_drop = TEST_METHOD("Drop", FAKE_DROP);
+static const struct zrpc_method method_unknown =
+    TEST_METHOD("Nope", "/zrpc.test.Fake/Nope");
+
+/* A self-signed certificate for "localhost" (2000-2100) and its key. */
+static const char test_cert_pem[] =
+    "-----BEGIN CERTIFICATE-----\n"
+    "MIIBYTCCAQegAwIBAgIBATAKBggqhkjOPQQDAjAUMRIwEAYDVQQDDAlsb2NhbGhv\n"
+    "c3QwIBcNMDAwMTAxMDAwMDAwWhgPMjEwMDAxMDEwMDAwMDBaMBQxEjAQBgNVBAMM\n"
+    "CWxvY2FsaG9zdDBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABOJjWd7+llR5wZQz\n"
+    "eMmv/A1hB+iOlXJ3Dlj9st0S8Yu6mPQXI9UOC6C8KL0MN0E/T0JVbtsJw0QaUOYk\n"
+    "b/GV1k+jSDBGMA8GA1UdEwEB/wQFMAMBAf8wFAYDVR0RBA0wC4IJbG9jYWxob3N0\n"
+    "MB0GA1UdDgQWBBRuX6tNSrWfCsPeW1u8vYDkCryeuzAKBggqhkjOPQQDAgNIADBF\n"
+    "AiEAxzossN87e33p/C+FrlbishmPy5jO8taSk/bp9Lp9qnwCIFughevJXNPE8D9h\n"
+    "CW+N33+P/DD9wyaENUhdDTCG3U/+\n"
+    "-----END CERTIFICATE-----\n";
+static const char test_key_pem[] =
+    "-----BEGIN PRIVATE KEY-----\n"
+    "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg1h6vI4LMMV9dLqnL\n"
+    "q7funIA+/JwuaLKZcDqjUcvYlsihRANCAATiY1ne/pZUecGUM3jJr/wNYQfojpVy\n"
+    "dw5Y/bLdEvGLupj0FyPVDgugvCi9DDdBP09CVW7bCcNEGlDmJG/xldZP\n"
+    "-----END PRIVATE KEY-----\n";
+
+/* Milliseconds on CLOCK_MONOTONIC, with a fraction. */
+static double
+test_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double) ts.tv_sec * 1e3 + (double) ts.tv_nsec / 1e6;
+}
+
+/* A fresh address for TRANSPORT ("inproc", "ipc" or "tcp") in BUF. */
+static void
+test_url(char *buf, size_t len, const char *transport)
+{
+	static atomic_int counter;
+	int               n = atomic_fetch_add(&counter, 1);
+
+	if (strcmp(transport, "ipc") == 0) {
+		snprintf(buf, len, "ipc:///tmp/zrpc-client-test-%d-%d.ipc",
+		    (int) getpid(), n);
+	} else if (strcmp(transport, "tcp") == 0) {
+		snprintf(buf, len, "tcp://127.0.0.1:0");
+	} else {
+		snprintf(buf, len, "inproc://zrpc-client-test-%d-%d",
+		    (int) getpid(), n);
+	}
+}
+
+/* Starts a fake server on URL with WORKERS workers, or fails the test. */
+static struct fake_server *
+test_server(const char *url, int workers)
+{
+	struct fake_server_opts opts   = { .workers = workers };
+	struct fake_server     *server = NULL;
+	int                     rv = fake_server_start(&server, url, &opts);
+
+	cr_assert_eq(rv, 0, "fake server on %s: %d", url, rv);
+	return server;
+}
+
+/* Opens a client to URL, or fails the test. */
+static zrpc_client *
+test_client(const char *url, const zrpc_client_opts *opts)
+{
+	zrpc_client *client = NULL;
+	zrpc_status  status = zrpc_client_open(&client, url, opts);
+
+	cr_assert_eq(status.code, ZRPC_OK, "open %s: %s", url, status.message);
+	cr_assert_not_null(client);
+	return client;
+}
+
+/*
+ * Calls METHOD with a HealthCheckRequest naming TEXT; on OK copies the
+ * reply's service into OUT (when not NULL).
+ */
+static zrpc_status
+test_call(zrpc_client *client, const struct zrpc_method *method,
+    const char *text, char *out, size_t out_len, const zrpc_call_opts *opts)
+{
+	Zrpc__V1__HealthCheckRequest request =
+	    ZRPC__V1__HEALTH_CHECK_REQUEST__INIT;
+	ProtobufCMessage             *reply = NULL;
+	Zrpc__V1__HealthCheckRequest *typed;
+	zrpc_status                   status;
+
+	request.service = (char *) text;
+	status = zrpc_client_call(client, method, &request.base, &reply, opts);
+	if (status.code != ZRPC_OK) {
+		if (reply != NULL) {
+			status = zrpc_status_make(
+			    ZRPC_INTERNAL, "reply set on error");
+		}
+		return status;
+	}
+	if (reply == NULL) {
+		return zrpc_status_make(ZRPC_INTERNAL, "no reply on OK");
+	}
+	typed = (Zrpc__V1__HealthCheckRequest *) reply;
+	if (out != NULL) {
+		snprintf(out, out_len, "%s", typed->service);
+	}
+	protobuf_c_message_free_unpacked(reply, NULL);
+	return status;
+}
+
+/* Counts completions of asynchronous calls; waits for them, bounded. */
+struct test_waiter {
+	pthread_mutex_t mtx;
+	pthread_cond_t  cv;
+	int             done; /* guarded by: mtx */
+};
+
+static void
+test_waiter_init(struct test_waiter *w)
+{
+	pthread_condattr_t attr;
+
+	pthread_mutex_init(&w->mtx, NULL);
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&w->cv, &attr);
+	pthread_condattr_destroy(&attr);
+	w->done = 0;
+}
+
+static void
+test_waiter_fini(struct test_waiter *w)
+{
+	pthread_cond_destroy(&w->cv);
+	pthread_mutex_destroy(&w->mtx);
+}
+
+static void
+test_waiter_add(struct test_waiter *w)
+{
+	pthread_mutex_lock(&w->mtx);
+	w->done++;
+	pthread_cond_broadcast(&w->cv);
+	pthread_mutex_unlock(&w->mtx);
+}
+
+static int
+test_waiter_done(struct test_waiter *w)
+{
+	int done;
+
+	pthread_mutex_lock(&w->mtx);
+	done = w->done;
+	pthread_mutex_unlock(&w->mtx);
+	return done;
+}
+
+/* Waits until N completions, at most TIMEOUT_MS; returns the count. */
+static int
+test_waiter_wait(struct test_waiter *w, int n, int timeout_ms)
+{
+	struct timespec deadline;
+	int             done;
+
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += timeout_ms / 1000;
+	deadline.tv_nsec += (long) (timeout_ms % 1000) * 1000000L;
+	if (deadline.tv_nsec >= 1000000000L) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&w->mtx);
+	while (w->done < n &&
+	    pthread_cond_timedwait(&w->cv, &w->mtx, &deadline) == 0) { }
+	done = w->done;
+	pthread_mutex_unlock(&w->mtx);
+	return done;
+}
+
+/* One asynchronous call's outcome. */
+struct test_slot {
+	struct test_waiter *waiter;
+	zrpc_status         status;
+	char                text[64];
+	bool                had_reply;
+	atomic_int          calls; /* how often the callback ran */
+	double              done_ms;
+};
+
+/* Typed callback (through zrpc_reply_invoke_generic). */
+static void
+test_slot_cb(void *arg, const zrpc_status *status, ProtobufCMessage *reply)
+{
+	struct test_slot *slot = arg;
+
+	slot->status  = *status;
+	slot->done_ms = test_now_ms();
+	if (reply != NULL) {
+		Zrpc__V1__HealthCheckRequest *typed =
+		    (Zrpc__V1__HealthCheckRequest *) reply;
+		slot->had_reply = true;
+		snprintf(slot->text, sizeof(slot->text), "%s", typed->service);
+		protobuf_c_message_free_unpacked(reply, NULL);
+	}
+	atomic_fetch_add(&slot->calls, 1);
+	test_waiter_add(slot->waiter);
+}
+
+/* Raw callback: unpacks the reply bytes itself. */
+static void
+test_slot_raw_cb(
+    void *arg, const zrpc_status *status, const uint8_t *reply, size_t len)
+{
+	struct test_slot             *slot = arg;
+	Zrpc__V1__HealthCheckRequest *typed;
+
+	slot->status  = *status;
+	slot->done_ms = test_now_ms();
+	if (reply != NULL) {
+		slot->had_reply = true;
+		typed =
+		    zrpc__v1__health_check_request__unpack(NULL, len, reply);
+		if (typed != NULL) {
+			snprintf(slot->text, sizeof(slot->text), "%s",
+			    typed->service);
+			zrpc__v1__health_check_request__free_unpacked(
+			    typed, NULL);
+		}
+	}
+	atomic_fetch_add(&slot->calls, 1);
+	test_waiter_add(slot->waiter);
+}
+
+/* Starts an asynchronous typed call of METHOD with TEXT into SLOT. */
+static zrpc_status
+test_call_async(zrpc_client *client, const struct zrpc_method *method,
+    const char *text, struct test_slot *slot, const zrpc_call_opts *opts)
+{
+	Zrpc__V1__HealthCheckRequest request =
+	    ZRPC__V1__HEALTH_CHECK_REQUEST__INIT;
+
+	request.service = (char *) text;
+	return zrpc_client_call_async(client, method, &request.base, opts,
+	    zrpc_reply_invoke_generic, (void (*)(void)) test_slot_cb, slot);
+}
+
+/* A blocking call run on its own thread. */
+struct test_blocking {
+	pthread_t                 thread;
+	zrpc_client              *client;
+	const struct zrpc_method *method;
+	zrpc_call_opts            opts;
+	zrpc_status               status;
+	double                    elapsed_ms;
+};
+
+static void *
+test_blocking_main(void *arg)
+{
+	struct test_blocking *b     = arg;
+	double                start = test_now_ms();
+
+	b->status =
+	    test_call(b->client, b->method, "blocking", NULL, 0, &b->opts);
+	b->elapsed_ms = test_now_ms() - start;
+	return NULL;
+}
+
+Test(client, open_rejects_malformed_urls, .timeout = TEST_TIMEOUT_S)
+{
+	static const char *const bad[]  = { "not a url", "foo://bar", "tcp://",
+		 "ipc://", "" };
+	zrpc_client             *client = NULL;
+	zrpc_status              status;
+	size_t                   i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		status = zrpc_client_open(&client, bad[i], NULL);
+		cr_expect_eq(status.code, ZRPC_INVALID_ARGUMENT,
+		    "'%s' gave %s: %s", bad[i], zrpc_status_name(status.code),
+		    status.message);
+		cr_expect_null(client);
+	}
+	status = zrpc_client_open(&client, NULL, NULL);
+	cr_expect_eq(status.code, ZRPC_INVALID_ARGUMENT);
+	status = zrpc_client_open(NULL, "inproc://x", NULL);
+	cr_expect_eq(status.code, ZRPC_INVALID_ARGUMENT);
+	zrpc_client_close(NULL);
+}
+
+Test(client, round_trip_carries_metadata_token_and_timeout,
+    .timeout = TEST_TIMEOUT_S)
+{
+	static const struct zrpc_metadata_entry md[] = {
+		{ "x-request-id", "req-42" },
+		{ "tenant", "blue" },
+	};
+	zrpc_call_opts      opts = { .timeout_ms = 5000 };
+	struct fake_record  rec;
+	struct fake_server *server;
+	zrpc_client        *client;
+	zrpc_status         status;
+	char                url[128], text[64];
+	bool                auth = false, rid = false, tenant = false;
+	size_t              i;
+
+	opts.token      = "s3cret";
+	opts.metadata   = md;
+	opts.n_metadata = 2;
+	test_url(url, sizeof(url), "inproc");
+	server = test_server(url, 2);
+	client = test_client(url, NULL);
+
+	status = test_call(
+	    client, &method_echo, "hello", text, sizeof(text), &opts);
+	cr_assert_eq(status.code, ZRPC_OK, "%s", status.message);
+	cr_expect_str_eq(text, "hello");
+
+	fake_server_last(server, &rec);
+	cr_expect_str_eq(rec.method, FAKE_ECHO);
+	cr_expect_eq(rec.timeout_ms, 5000);
+	cr_expect_eq(rec.n_metadata, 3);
+	for (i = 0; i < rec.n_metadata; i++) {
+		if (strcmp(rec.keys[i], "authorization") == 0) {
+			auth = strcmp(rec.values[i], "Bearer s3cret") == 0;
+		} else if (strcmp(rec.keys[i], "x-request-id") == 0) {
+			rid = strcmp(rec.values[i], "req-42") == 0;
+		} else if (strcmp(rec.keys[i], "tenant") == 0) {
+			tenant = strcmp(rec.values[i], "blue") == 0;
+		}
+	}
+	cr_expect(auth, "authorization: Bearer s3cret reached the server");
+	cr_expect(rid, "x-request-id reached the server");
+	cr_expect(tenant, "tenant reached the server");
+
+	/* No options: no metadata, no timeout. */
+	status = test_call(client, &method_echo, "", text, sizeof(text), NULL);
+	cr_assert_eq(status.code, ZRPC_OK, "%s", status.message);
+	cr_expect_str_eq(text, "");
+	fake_server_last(server, &rec);
+	cr_expect_eq(rec.timeout_ms, 0);
+	cr_expect_eq(rec.n_metadata, 0);
+
+	zrpc_client_close(client);
+	fake_server_stop(server);
+}
+
+Test(client, server_error_codes_and_messages_pass_through,
+    .timeout = TEST_TIMEOUT_S)
+{
+	struct fake_server *server;
+	zrpc_client        *client;
+	zrpc_status         status;
+	char                url[128], text[64], want[64];
+	int                 code;
+
+	test_url(url, sizeof(url), "ipc");
+	server = test_server(url, 2);
+	client = test_client(url, NULL);
+
+	for (code = 1; code < ZRPC_CODE_COUNT; code++) {
+		snprintf(text, sizeof(text), "%d:message %d", code, code);
+		snprintf(want, sizeof(want), "message %d", code);
+		status = test_call(client, &method_fail, text, NULL, 0, NULL);
+		cr_expect_eq(status.code, (zrpc_code) code, "code %d gave %s",
+		    code, zrpc_status_name(status.code));
+		cr_expect_str_eq(status.message, want);
+	}
+	status = test_call(client, &method_fail, "99:odd", NULL, 0, NULL);
+	cr_expect_eq(status.code, ZRPC_UNKNOWN);
+	cr_expect(strstr(status.message, "99") != NULL, "%s", status.message);
+	cr_expect(strstr(status.message, "odd") != NULL, "%s", status.message);
+
+	status = test_call(client, &method_unknown, "x", NULL, 0, NULL);
+	cr_expect_eq(status.code, ZRPC_UNIMPLEMENTED);
+	cr_expect_str_eq(status.message, "no such method");
+
+	zrpc_client_close(client);
+	fake_server_stop(server);
+}
+
+Test(client, slow_server_gives_deadline_exceeded_and_late_reply_is_dropped,
+    .timeout = TEST_TIMEOUT_S)
+{
+	zrpc_call_opts      opts = { .timeout_ms = 200 };
+	struct fake_server *server;
+	zrpc_client        *client;
+	zrpc_status         status;
+	char                url[128], text[64];
+	double              start, elapsed;
+
+	test_url(url, sizeof(url), "ipc");
+	server = test_server(url, 2);
+	client = test_client(url, NULL);
+
+	start = test_now_ms();
+	status =
+	    test_call(client, &method_gate, "late", text, sizeof(text), &opts);
+	elapsed = test_now_ms() - start;
+	cr_expect_eq(status.code, ZRPC_DEADLINE_EXCEEDED, "%s: %s",
+	    zrpc_status_name(status.code), status.message);
+	cr_expect_geq(elapsed, 200.0, "returned after %.3f ms", elapsed);
+	cr_expect_lt(elapsed, 200.0 + TEST_SLACK_MS, "took %.3f ms", elapsed);
+
+	/* Let the late reply go out, then make sure it reaches no one. */
+	fake_server_release(server, 1);
+	cr_assert(
+	    fake_server_wait(server, FAKE_GATE_REPLIED, 1, TEST_WAIT_MS));
+	opts.timeout_ms = 5000;
+	status =
+	    test_call(client, &method_echo, "next", text, sizeof(text), &opts);
+	cr_expect_eq(status.code, ZRPC_OK, "%s", status.message);
+	cr_expect_str_eq(text, "next");
+
+	zrpc_client_close(client);
+	fake_server_stop(server);
+}
+
+Test(client, async_call_deadline_runs_callback_once, .timeout = TEST_TIMEOUT_S)
+{
+	zrpc_call_opts      opts = { .timeout_ms = 150 };
+	struct test_waiter  waiter;
+	struct test_slot    slot = { .waiter = &waiter };
+	struct fake_server *server;
+	zrpc_client        *client;
+	zrpc_status         status;
+	char                url[128];
+	double              start;
+
+	test_waiter_init(&waiter);
+	test_url(url, sizeof(url), "inproc");
+	server = test_server(url, 2);
+	client = test_client(url, NULL);
+
+	start  = test_now_ms();
+	status = test_call_async(client, &method_gate, "slow", &slot, &opts);
+	cr_assert_eq(status.code, ZRPC_OK, "%s", status.message);
+	cr_assert_eq(test_waiter_wait(&waiter, 1, TEST_WAIT_MS), 1);
+	cr_expect_eq(slot.status.code, ZRPC_DEADLINE_EXCEEDED, "%s",
+	    slot.status.message);
+	cr_expect_geq(slot.done_ms - start, 150.0);
+	cr_expect_lt(slot.done_ms - start, 150.0 + TEST_SLACK_MS);
+	cr_expect_not(slot.had_reply);
+
+	fake_server_release(server, 1);
+	cr_assert(
+	    fake_server_wait(server, FAKE_GATE_REPLIED, 1, TEST_WAIT_MS));
+	zrpc_client_close(client);
+	cr_expect_eq(atomic_load(&slot.calls), 1);
+	fake_server_stop(server);
+	test_waiter_fini(&waiter);
+}
+
+Test(client, no_server_is_unavailable_within_connect_timeout,
+    .timeout = TEST_TIMEOUT_S)
+{
+	zrpc_client_opts copts = { .connect_timeout_ms = 300 };
+	zrpc_call_opts   opts  = { .timeout_ms = 100 };
+	zrpc_client     *client;
+	zrpc_status      status;
+	char             url[128];
+	double           start, elapsed;
+
+	test_url(url, sizeof(url), "ipc");
+	client = test_client(url, &copts);
+
+	/* No deadline: the connect timeout bounds the wait. */
+	start   = test_now_ms();
+	status  = test_call(client, &method_echo, "x", NULL, 0, NULL);
+	elapsed = test_now_ms() - start;
+	cr_expect_eq(status.code, ZRPC_UNAVAILABLE, "%s: %s",
+	    zrpc_status_name(status.code), status.message);
+	cr_expect(strstr(status.message, "no connection") != NULL, "%s",
+	    status.message);
+	cr_expect(strstr(status.message, url) != NULL, "%s", status.message);
+	cr_expect_geq(elapsed, 300.0, "%.3f ms", elapsed);
+	cr_expect_lt(elapsed, 300.0 + TEST_SLACK_MS, "%.3f ms", elapsed);
+
+	/* A sooner deadline wins, still UNAVAILABLE. */
+	start   = test_now_ms();
+	status  = test_call(client, &method_echo, "x", NULL, 0, &opts);
+	elapsed = test_now_ms() - start;
+	cr_expect_eq(status.code, ZRPC_UNAVAILABLE, "%s", status.message);
+	cr_expect_geq(elapsed, 100.0, "%.3f ms", elapsed);
+	cr_expect_lt(elapsed, 100.0 + TEST_SLACK_MS, "%.3f ms", elapsed);
+
+	zrpc_client_close(client);
+}
+
+Test(client, server_started_after_the_client_is_reached,
+    .timeout = TEST_TIMEOUT_S)
+{
+	zrpc_client_opts    copts = { .connect_timeout_ms = 300 };
+	zrpc_call_opts      opts  = { .timeout_ms = 5000 };
+	struct fake_server *server;
+	zrpc_client        *client;
+	zrpc_status         status;
+	char                url[128], text[64];
+	int                 attempt;
+
+	test_url(url, sizeof(url), "ipc");
+	client = test_client(url, &copts);
+	status = test_call(client, &method_echo, "x", NULL, 0, NULL);
+	cr_expect_eq(status.code, ZRPC_UNAVAILABLE, "%s", status.message);
+
+	server = test_server(url, 2);
+	/* The dialer retries with back-off (<= 500 ms): a bounded retry. */
+	for (attempt = 0; attempt < 20; attempt++) {
+		status = test_call(
+		    client, &method_echo, "up", text, sizeof(text), &opts);
+		if (status.code != ZRPC_UNAVAILABLE) {
+			break;
+		}
+	}
+	cr_expect_eq(status.code, ZRPC_OK, "%s", status.message);
+	cr_expect_str_eq(text, "up");
+
+	zrpc_client_close(client);
+	fake_server_stop(server);
+}
+
+Test(client, server_dying_mid_call_is_unavailable, .timeout = TEST_TIMEOUT_S)
+{
+	zrpc_call_opts       opts = { .timeout_ms = 10000 };
+	struct test_waiter   waiter;
+	struct test_slot     slot = { .waiter = &waiter };
+	struct test_blocking blocking;
+	struct fake_server  *server;
+	zrpc_client         *client;
+	zrpc_status          status;
+	char                 url[128];
+	double               start;
+
+	test_waiter_init(&waiter);
+	test_url(url, sizeof(url), "tcp");
+	server = test_server(url, 4);
+	client = test_client(fake_server_url(server), NULL);
+
+	/* One asynchronous and one blocking call, both at the gate. */
+	status = test_call_async(client, &method_gate, "a", &slot, &opts);
+	cr_assert_eq(status.code, ZRPC_OK, "%s", status.message);
+	memset(&blocking, 0, sizeof(blocking));
+	blocking.client = client;
+	blocking.method = &method_gate;
+	blocking.opts   = opts;
+	cr_assert_eq(pthread_create(&blocking.thread, NULL, test_blocking_main,
+	                 &blocking),
+	    0);
+	cr_assert(fake_server_wait(server, FAKE_GATED, 2, TEST_WAIT_MS));
+
+	start = test_now_ms();
+	fake_server_kill(server);
+	cr_assert_eq(test_waiter_wait(&waiter, 1, TEST_WAIT_MS), 1);
+	pthread_join(blocking.thread, NULL);
+
+	cr_expect_eq(slot.status.code, ZRPC_UNAVAILABLE, "%s: %s",
+	    zrpc_status_name(slot.status.code), slot.status.message);
+	cr_expect(strstr(slot.status.message, "lost") != NULL, "%s",
+	    slot.status.message);
+	cr_expect_lt(slot.done_ms - start, 5000.0);
+	cr_expect_eq(blocking.status.code, ZRPC_UNAVAILABLE, "%s: %s",
+	    zrpc_status_name(blocking.status.code), blocking.status.message);
+	cr_expect_lt(blocking.elapsed_ms, 10000.0);
+
+	zrpc_client_close(client);
+	cr_expect_eq(atomic_load(&slot.calls), 1);
+	fake_server_stop(server);
+	test_waiter_fini(&waiter);
+}
+
+Test(client, dropped_connection_never_runs_a_call_twice,
+    .timeout = TEST_TIMEOUT_S)
+{
+	zrpc_call_opts      opts = { .timeout_ms = 5000 };
+	struct fake_server *server;
+	zrpc_client        *client;
+	zrpc_status         status;
+	char                url[128], text[64];
+	int                 i;
+
+	test_url(url, sizeof(url), "ipc");
+	server = test_server(url, 4);
+	client = test_client(url, NULL);
+
+	for (i = 0; i < 20; i++) {
+		status =
+		    test_call(client, &method_drop, "once", NULL, 0, &opts);
+		cr_expect_eq(status.code, ZRPC_UNAVAILABLE, "%d: %s: %s", i,
+		    zrpc_status_name(status.code), status.message);
+		/* Reconnects; a re-sent Drop would arrive before this. */
+		status = test_call(
+		    client, &method_echo, "after", text, sizeof(text), &opts);
+		cr_expect_eq(
+		    status.code, ZRPC_OK, "%d: %s", i, status.message);
+		cr_assert_eq(fake_server_count(server, FAKE_DROPPED), i + 1,
+		    "Drop ran %d times after %d calls",
+		    fake_server_count(server, FAKE_DROPPED), i + 1);
+	}
+
+	zrpc_client_close(client);
+	fake_server_stop(server);
+}
+
+#define TEST_THREADS 64
+#define TEST_CALLS_PER_THREAD 1000
+
+struct test_worker {
+	pthread_t    thread;
+	zrpc_client *client;
+	int          id;
+	int          failures;
+	zrpc_status  first_failure;
+};
+
+static void *
+test_worker_main(void *arg)
+{
+	struct test_worker *w    = arg;
+	zrpc_call_opts      opts = { .timeout_ms = 30000 };
+	zrpc_status         status;
+	char                want[64], got[64];
+	int                 seq;
+
+	for (seq = 0; seq < TEST_CALLS_PER_THREAD; seq++) {
+		snprintf(want, sizeof(want), "t%d-s%d", w->id, seq);
+		got[0] = '\0';
+		status = test_call(
+		    w->client, &method_echo, want, got, sizeof(got), &opts);
+		if (status.code != ZRPC_OK || strcmp(want, got) != 0) {
+			if (w->failures++ == 0) {
+				w->first_failure = status.code != ZRPC_OK
+				    ? status
+				    : zrpc_status_make(ZRPC_INTERNAL,
+				          "sent %s, got %s", want, got);
+			}
+		}
+	}
+	return NULL;
+}
+
+Test(client, shared_client_matches_every_reply_across_64_threads,
+    .timeout = TEST_TIMEOUT_S)
+{
+	static struct test_worker workers[TEST_THREADS];
+	struct fake_server       *server;
+	zrpc_client              *client;
+	char                      url[128];
+	int                       i, failures = 0;
+
+	test_url(url, sizeof(url), "inproc");
+	server = test_server(url, 8);
+	client = test_client(url, NULL);
+
+	for (i = 0; i < TEST_THREADS; i++) {
+		workers[i] =
+		    (struct test_worker) { .client = client, .id = i };
+		cr_assert_eq(pthread_create(&workers[i].thread, NULL,
+		                 test_worker_main, &workers[i]),
+		    0);
+	}
+	for (i = 0; i < TEST_THREADS; i++) {
+		pthread_join(workers[i].thread, NULL);
+		if (workers[i].failures > 0) {
+			cr_log_error("thread %d: %d failures, first %s: %s", i,
+			    workers[i].failures,
+			    zrpc_status_name(workers[i].first_failure.code),
+			    workers[i].first_failure.message);
+		}
+		failures += workers[i].failures;
+	}
+	cr_expect_eq(failures, 0, "%d of %d calls failed", failures,
+	    TEST_THREADS * TEST_CALLS_PER_THREAD);
+	cr_expect_eq(fake_server_count(server, FAKE_RECEIVED),
+	    TEST_THREADS * TEST_CALLS_PER_THREAD);
+
+	zrpc_client_close(client);
+	fake_server_stop(server);
+}
+
+#define TEST_ASYNC_CALLS 1000
+
+Test(client, thousand_async_calls_from_one_thread_get_their_own_replies,
+    .timeout = TEST_TIMEOUT_S)
+{
+	static struct test_slot slots[TEST_ASYNC_CALLS];
+	static struct test_slot raw_slots[TEST_ASYNC_CALLS];
+	zrpc_call_opts          opts = { .timeout_ms = 30000 };
+	struct test_waiter      waiter;
+	struct fake_server     *server;
+	zrpc_client            *client;
+	zrpc_status             status;
+	char                    url[128], text[64];
+	uint8_t                 packed[64];
+	int                     i, bad = 0;
+
+	test_waiter_init(&waiter);
+	test_url(url, sizeof(url), "ipc");
+	server = test_server(url, 4);
+	client = test_client(url, NULL);
+
+	for (i = 0; i < TEST_ASYNC_CALLS; i++) {
+		Zrpc__V1__HealthCheckRequest request =
+		    ZRPC__V1__HEALTH_CHECK_REQUEST__INIT;
+		size_t len;
+
+		slots[i]     = (struct test_slot) { .waiter = &waiter };
+		raw_slots[i] = (struct test_slot) { .waiter = &waiter };
+		snprintf(text, sizeof(text), "a%d", i);
+		status = test_call_async(
+		    client, &method_echo, text, &slots[i], &opts);
+		cr_assert_eq(
+		    status.code, ZRPC_OK, "%d: %s", i, status.message);
+
+		snprintf(text, sizeof(text), "r%d", i);
+		request.service = text;
+		len = zrpc__v1__health_check_request__pack(&request, packed);
+		status = zrpc_client_call_raw_async(client, FAKE_ECHO, packed,
+		    len, &opts, test_slot_raw_cb, &raw_slots[i]);
+		cr_assert_eq(
+		    status.code, ZRPC_OK, "%d: %s", i, status.message);
+	}
+	cr_assert_eq(test_waiter_wait(&waiter, 2 * TEST_ASYNC_CALLS, 60000),
+	    2 * TEST_ASYNC_CALLS);
+	for (i = 0; i < TEST_ASYNC_CALLS; i++) {
+		char want[64], want_raw[64];
+
+		snprintf(want, sizeof(want), "a%d", i);
+		snprintf(want_raw, sizeof(want_raw), "r%d", i);
+		if (slots[i].status.code != ZRPC_OK ||
+		    strcmp(slots[i].text, want) != 0 ||
+		    atomic_load(&slots[i].calls) != 1 ||
+		    raw_slots[i].status.code != ZRPC_OK ||
+		    strcmp(raw_slots[i].text, want_raw) != 0 ||
+		    atomic_load(&raw_slots[i].calls) != 1) {
+			if (bad++ == 0) {
+				cr_log_error("call %d: %s '%s' / %s '%s'", i,
+				    slots[i].status.message, slots[i].text,
+				    raw_slots[i].status.message,
+				    raw_slots[i].text);
+			}
+		}
+	}
+	cr_expect_eq(bad, 0, "%d calls went wrong", bad);
+
+	zrpc_client_close(client);
+	fake_server_stop(server);
+	test_waiter_fini(&waiter);
+}
+
+Test(client, garbage_replies_are_errors_not_crashes, .timeout = TEST_TIMEOUT_S)
+{
+	struct fake_server *server;
+	zrpc_client        *client;
+	zrpc_status         status;
+	char                url[128], text[64];
+
+	test_url(url, sizeof(url), "inproc");
+	server = test_server(url, 2);
+	client = test_client(url, NULL);
+
+	status = test_call(client, &method_garbage, "x", NULL, 0, NULL);
+	cr_expect_eq(status.code, ZRPC_INTERNAL, "%s: %s",
+	    zrpc_status_name(status.code), status.message);
+	cr_expect(
+	    strstr(status.message, "malformed") != NULL, "%s", status.message);
+
+	status = test_call(client, &method_bad_payload, "x", NULL, 0, NULL);
+	cr_expect_eq(status.code, ZRPC_INTERNAL, "%s: %s",
+	    zrpc_status_name(status.code), status.message);
+	cr_expect(strstr(status.message, "zrpc.v1.HealthCheckRequest") != NULL,
+	    "%s", status.message);
+
+	/* The client is still fine. */
+	status =
+	    test_call(client, &method_echo, "ok", text, sizeof(text), NULL);
+	cr_expect_eq(status.code, ZRPC_OK, "%s", status.message);
+	cr_expect_str_eq(text, "ok");
+
+	zrpc_client_close(client);
+	fake_server_stop(server);
+}
+
+Test(client, oversized_request_is_refused_before_sending,
+    .timeout = TEST_TIMEOUT_S)
+{
+	zrpc_client_opts    copts = { .max_message_bytes = 1024 };
+	struct test_waiter  waiter;
+	struct test_slot    slot = { .waiter = &waiter };
+	struct fake_server *server;
+	zrpc_client        *client;
+	zrpc_status         status;
+	uint8_t            *reply = NULL;
+	size_t              reply_len;
+	char                url[128], big[2048];
+
+	test_waiter_init(&waiter);
+	test_url(url, sizeof(url), "inproc");
+	server = test_server(url, 2);
+	client = test_client(url, &copts);
+	memset(big, 'a', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+
+	status = test_call(client, &method_echo, big, NULL, 0, NULL);
+	cr_expect_eq(
+	    status.code, ZRPC_RESOURCE_EXHAUSTED, "%s", status.message);
+	status = test_call_async(client, &method_echo, big, &slot, NULL);
+	cr_expect_eq(
+	    status.code, ZRPC_RESOURCE_EXHAUSTED, "%s", status.message);
+	status = zrpc_client_call_raw(client, FAKE_ECHO, (const uint8_t *) big,
+	    sizeof(big), &reply, &reply_len, NULL);
+	cr_expect_eq(
+	    status.code, ZRPC_RESOURCE_EXHAUSTED, "%s", status.message);
+	cr_expect_null(reply);
+
+	/* A request that fits still works; nothing else reached the server. */
+	big[900] = '\0';
+	status   = test_call(client, &method_echo, big, NULL, 0, NULL);
+	cr_expect_eq(status.code, ZRPC_OK, "%s", status.message);
+	cr_expect_eq(fake_server_count(server, FAKE_RECEIVED), 1);
+
+	zrpc_client_close(client);
+	cr_expect_eq(atomic_load(&slot.calls), 0, "no callback on refusal");
+	fake_server_stop(server);
+	test_waiter_fini(&waiter);
+}
+
+Test(client, oversized_reply_is_an_error, .timeout = TEST_TIMEOUT_S)
+{
+	zrpc_client_opts    copts = { .max_message_bytes = 1024 };
+	zrpc_call_opts      opts  = { .timeout_ms = 5000 };
+	struct fake_server *server;
+	zrpc_client        *client;
+	zrpc_status         status;
+	char                url[128], text[64];
+	const char *const   transports[] = { "inproc", "ipc" };
+	size_t              t;
+
+	for (t = 0; t < 2; t++) {
+		test_url(url, sizeof(url), transports[t]);
+		server = test_server(url, 2);
+		client = test_client(url, &copts);
+
+		status =
+		    test_call(client, &method_big, "4096", NULL, 0, &opts);
+		cr_expect_neq(status.code, ZRPC_OK, "%s", transports[t]);
+		if (t == 0) {
+			/* inproc hands the message over: the client checks. */
+			cr_expect_eq(status.code, ZRPC_RESOURCE_EXHAUSTED,
+			    "%s", status.message);
+		}
+		status = test_call(
+		    client, &method_big, "100", text, sizeof(text), &opts);
+		cr_expect_eq(status.code, ZRPC_OK, "%s: %s", transports[t],
+		    status.message);
+
+		zrpc_client_close(client);
+		fake_server_stop(server);
+	}
+}
+
+#define TEST_CLOSE_CALLS 100
+
+Test(client, close_cancels_calls_in_flight, .timeout = TEST_TIMEOUT_S)
+{
+	static struct test_slot slots[TEST_CLOSE_CALLS];
+	struct test_waiter      waiter;
+	struct test_blocking    blocking;
+	struct fake_server     *server;
+	zrpc_client            *client;
+	zrpc_status             status;
+	char                    url[128];
+	int                     i, cancelled = 0;
+
+	test_waiter_init(&waiter);
+	test_url(url, sizeof(url), "ipc");
+	server = test_server(url, 4);
+	client = test_client(url, NULL);
+
+	for (i = 0; i < TEST_CLOSE_CALLS; i++) {
+		slots[i] = (struct test_slot) { .waiter = &waiter };
+		status   = test_call_async(
+		      client, &method_never, "never", &slots[i], NULL);
+		cr_assert_eq(status.code, ZRPC_OK, "%s", status.message);
+	}
+	memset(&blocking, 0, sizeof(blocking));
+	blocking.client = client;
+	blocking.method = &method_never;
+	cr_assert_eq(pthread_create(&blocking.thread, NULL, test_blocking_main,
+	                 &blocking),
+	    0);
+	cr_assert(fake_server_wait(
+	    server, FAKE_RECEIVED, TEST_CLOSE_CALLS + 1, TEST_WAIT_MS));
+
+	zrpc_client_close(client);
+	/* Every callback has run by the time close returns. */
+	cr_expect_eq(test_waiter_done(&waiter), TEST_CLOSE_CALLS);
+	for (i = 0; i < TEST_CLOSE_CALLS; i++) {
+		cancelled += slots[i].status.code == ZRPC_CANCELLED &&
+		    atomic_load(&slots[i].calls) == 1;
+	}
+	cr_expect_eq(cancelled, TEST_CLOSE_CALLS);
+	pthread_join(blocking.thread, NULL);
+	cr_expect_eq(blocking.status.code, ZRPC_CANCELLED, "%s",
+	    blocking.status.message);
+
+	fake_server_stop(server);
+	test_waiter_fini(&waiter);
+}
+
+Test(client, raw_calls_round_trip, .timeout = TEST_TIMEOUT_S)
+{
+	Zrpc__V1__HealthCheckRequest request =
+	    ZRPC__V1__HEALTH_CHECK_REQUEST__INIT;
+	Zrpc__V1__HealthCheckRequest *typed;
+	struct fake_server           *server;
+	zrpc_client                  *client;
+	zrpc_status                   status;
+	uint8_t                       packed[64], *reply = NULL;
+	size_t                        len, reply_len     = 0;
+	char                          url[128];
+
+	test_url(url, sizeof(url), "inproc");
+	server = test_server(url, 2);
+	client = test_client(url, NULL);
+
+	request.service = "raw";
+	len    = zrpc__v1__health_check_request__pack(&request, packed);
+	status = zrpc_client_call_raw(
+	    client, FAKE_ECHO, packed, len, &reply, &reply_len, NULL);
+	cr_assert_eq(status.code, ZRPC_OK, "%s", status.message);
+	cr_assert_not_null(reply);
+	cr_expect_eq(reply_len, len);
+	typed = zrpc__v1__health_check_request__unpack(NULL, reply_len, reply);
+	cr_assert_not_null(typed);
+	cr_expect_str_eq(typed->service, "raw");
+	zrpc__v1__health_check_request__free_unpacked(typed, NULL);
+	free(reply);
+
+	/* An empty reply is OK with a non-NULL, zero-length buffer. */
+	reply  = NULL;
+	status = zrpc_client_call_raw(
+	    client, FAKE_ECHO, NULL, 0, &reply, &reply_len, NULL);
+	cr_assert_eq(status.code, ZRPC_OK, "%s", status.message);
+	cr_expect_not_null(reply);
+	cr_expect_eq(reply_len, 0);
+	free(reply);
+
+	/* Errors leave *reply NULL. */
+	reply  = (uint8_t *) packed;
+	status = zrpc_client_call_raw(client, "/zrpc.test.Fake/Nope", packed,
+	    len, &reply, &reply_len, NULL);
+	cr_expect_eq(status.code, ZRPC_UNIMPLEMENTED);
+	cr_expect_null(reply);
+
+	zrpc_client_close(client);
+	fake_server_stop(server);
+}
+
+Test(client, bad_arguments_are_invalid_argument, .timeout = TEST_TIMEOUT_S)
+{
+	Zrpc__V1__HealthCheckResponse wrong =
+	    ZRPC__V1__HEALTH_CHECK_RESPONSE__INIT;
+	Zrpc__V1__HealthCheckRequest request =
+	    ZRPC__V1__HEALTH_CHECK_REQUEST__INIT;
+	struct zrpc_metadata_entry md[]  = { { "k", NULL } };
+	zrpc_call_opts             opts  = { .metadata = md, .n_metadata = 1 };
+	ProtobufCMessage          *reply = NULL;
+	struct test_waiter         waiter;
+	struct test_slot           slot = { .waiter = &waiter };
+	zrpc_client               *client;
+	zrpc_status                status;
+	char                       url[128];
+
+	test_waiter_init(&waiter);
+	test_url(url, sizeof(url), "inproc");
+	client = test_client(url, NULL);
+
+	status =
+	    zrpc_client_call(client, &method_echo, &wrong.base, &reply, NULL);
+	cr_expect_eq(status.code, ZRPC_INVALID_ARGUMENT, "%s", status.message);
+	cr_expect_null(reply);
+	status =
+	    zrpc_client_call(client, &method_echo, &request.base, NULL, NULL);
+	cr_expect_eq(status.code, ZRPC_INVALID_ARGUMENT);
+	status =
+	    zrpc_client_call(NULL, &method_echo, &request.base, &reply, NULL);
+	cr_expect_eq(status.code, ZRPC_INVALID_ARGUMENT);
+	status = zrpc_client_call(
+	    client, &method_echo, &request.base, &reply, &opts);
+	cr_expect_eq(status.code, ZRPC_INVALID_ARGUMENT, "%s", status.message);
+	status = zrpc_client_call_async(client, &method_echo, &request.base,
+	    NULL, zrpc_reply_invoke_generic, NULL, &slot);
+	cr_expect_eq(status.code, ZRPC_INVALID_ARGUMENT);
+	status = zrpc_client_call_raw_async(
+	    client, FAKE_ECHO, NULL, 0, NULL, NULL, NULL);
+	cr_expect_eq(status.code, ZRPC_INVALID_ARGUMENT);
+
+	zrpc_client_close(client);
+	cr_expect_eq(atomic_load(&slot.calls), 0);
+	test_waiter_fini(&waiter);
+}
+
+Test(client, many_metadata_entries_and_a_long_token, .timeout = TEST_TIMEOUT_S)
+{
+	struct zrpc_metadata_entry md[FAKE_METADATA_MAX - 1];
+	char                       keys[FAKE_METADATA_MAX][16];
+	char                       token[600];
+	zrpc_call_opts             opts = { .token = token };
+	struct fake_record         rec;
+	struct fake_server        *server;
+	zrpc_client               *client;
+	zrpc_status                status;
+	char                       url[128];
+	size_t                     i;
+
+	for (i = 0; i < FAKE_METADATA_MAX - 1; i++) {
+		snprintf(keys[i], sizeof(keys[i]), "k%zu", i);
+		md[i] = (struct zrpc_metadata_entry) { keys[i], "v" };
+	}
+	memset(token, 't', sizeof(token) - 1);
+	token[sizeof(token) - 1] = '\0';
+	opts.metadata            = md;
+	opts.n_metadata          = FAKE_METADATA_MAX - 1;
+
+	test_url(url, sizeof(url), "inproc");
+	server = test_server(url, 2);
+	client = test_client(url, NULL);
+	status = test_call(client, &method_echo, "md", NULL, 0, &opts);
+	cr_expect_eq(status.code, ZRPC_OK, "%s", status.message);
+	fake_server_last(server, &rec);
+	cr_expect_eq(rec.n_metadata, FAKE_METADATA_MAX);
+	for (i = 0; i < rec.n_metadata; i++) {
+		if (strcmp(rec.keys[i], "authorization") == 0) {
+			/* The record keeps FAKE_TEXT_MAX - 1 characters. */
+			cr_expect_eq(
+			    strncmp(rec.values[i], "Bearer ttt", 10), 0);
+		}
+	}
+
+	zrpc_client_close(client);
+	fake_server_stop(server);
+}
+
+Test(client, tls_verifies_the_server_certificate, .timeout = TEST_TIMEOUT_S)
+{
+	struct fake_server_opts sopts  = { .workers = 2 };
+	zrpc_client_opts        copts  = { .connect_timeout_ms = 2000 };
+	zrpc_call_opts          opts   = { .timeout_ms = 10000 };
+	struct fake_server     *server = NULL;
+	zrpc_client            *client;
+	zrpc_status             status;
+	char                    ca_path[] = "/tmp/zrpc-client-ca-XXXXXX";
+	char                    text[64];
+	int                     fd, rv;
+
+	sopts.tls_cert_pem    = test_cert_pem;
+	sopts.tls_key_pem     = test_key_pem;
+	copts.tls_server_name = "localhost";
+	fd                    = mkstemp(ca_path);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(write(fd, test_cert_pem, strlen(test_cert_pem)),
+	    (ssize_t) strlen(test_cert_pem));
+	close(fd);
+	copts.tls_ca_file = ca_path;
+
+	rv = fake_server_start(&server, "tls+tcp://127.0.0.1:0", &sopts);
+	cr_assert_eq(rv, 0, "TLS server: %d", rv);
+
+	client = test_client(fake_server_url(server), &copts);
+	status = test_call(
+	    client, &method_echo, "secret", text, sizeof(text), &opts);
+	cr_expect_eq(status.code, ZRPC_OK, "%s", status.message);
+	cr_expect_str_eq(text, "secret");
+	zrpc_client_close(client);
+
+	/* A name the certificate does not carry never connects. */
+	copts.tls_server_name    = "wrong.example";
+	copts.connect_timeout_ms = 500;
+	client = test_client(fake_server_url(server), &copts);
+	status = test_call(client, &method_echo, "x", NULL, 0, &opts);
+	cr_expect_eq(status.code, ZRPC_UNAVAILABLE, "%s: %s",
+	    zrpc_status_name(status.code), status.message);
+	zrpc_client_close(client);
+
+	/* A missing CA file is refused at open. */
+	copts.tls_ca_file = "/nonexistent/ca.pem";
+	client            = NULL;
+	status = zrpc_client_open(&client, fake_server_url(server), &copts);
+	cr_expect_neq(status.code, ZRPC_OK);
+	cr_expect_null(client);
+
+	fake_server_stop(server);
+	unlink(ca_path);
+}
