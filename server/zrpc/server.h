@@ -1,0 +1,196 @@
+/*
+ * zrpc server runtime: one rep0 socket, any number of listeners, services
+ * registered by full name, and calls dispatched by wire method name.
+ *
+ * Each outstanding call owns one nng context; up to max_inflight calls are
+ * served at once and the rest are answered RESOURCE_EXHAUSTED. A method
+ * whose handler never blocks runs directly on nng's aio completion thread;
+ * a method declared blocking runs on the worker pool. Every call passes
+ * through the interceptor chain (request id, user interceptors such as the
+ * access log, then metrics) and returns its per-call memory to the call's
+ * arena, so a long-running server allocates nothing per call in steady
+ * state.
+ */
+#ifndef ZRPC_SERVER_H
+#define ZRPC_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "zrpc/service.h"
+#include "zrpc/status.h"
+
+/* Log levels, most verbose first. */
+typedef enum zrpc_log_level {
+	ZRPC_LOG_DEBUG = 0,
+	ZRPC_LOG_INFO  = 1,
+	ZRPC_LOG_WARN  = 2,
+	ZRPC_LOG_ERROR = 3,
+} zrpc_log_level;
+
+/* A log sink: receives one formatted event (no trailing newline). */
+typedef void (*zrpc_log_fn)(
+    void *arg, zrpc_log_level level, const char *message);
+
+/* Server configuration; zero fields take the defaults shown. */
+typedef struct zrpc_server_config {
+	unsigned       workers;           /* worker threads; 0 = 2 x cores */
+	unsigned       max_inflight;      /* calls served at once; 0 = 1024 */
+	size_t         max_message_bytes; /* largest request; 0 = 4 MiB */
+	zrpc_log_fn    log;               /* NULL = no logging */
+	void          *log_arg;
+	zrpc_log_level log_level; /* events below this are dropped */
+} zrpc_server_config;
+
+/*
+ * Creates a server (not yet listening). CONFIG may be NULL. The built-in
+ * services zrpc.v1.Health and zrpc.v1.Reflection are registered. Returns
+ * INTERNAL (nng or memory failure) with a message.
+ */
+zrpc_status zrpc_server_create(
+    zrpc_server **out, const zrpc_server_config *config);
+
+/*
+ * Adds a listener on URL (any nng URL) and starts it, so that its address
+ * is bound when this returns. Fails with UNAVAILABLE when the address is in
+ * use, INVALID_ARGUMENT for a malformed URL. May be called before or after
+ * zrpc_server_start. For tcp:// URLs with port 0 the bound port can be read
+ * with zrpc_server_listener_url.
+ */
+zrpc_status zrpc_server_listen(zrpc_server *server, const char *url);
+
+/*
+ * The URL of listener INDEX (0-based, in zrpc_server_listen order), with an
+ * ephemeral tcp port resolved; NULL when there is no such listener. The
+ * string lives as long as the server.
+ */
+const char *zrpc_server_listener_url(const zrpc_server *server, size_t index);
+
+/*
+ * Registers DESC with its BINDINGS (DESC->n_methods entries, copied) and
+ * CTX, the service's own state, handed to each handler through
+ * zrpc_call_service_ctx. Only before zrpc_server_start. Fails with
+ * ALREADY_EXISTS when the service name or a method path is taken.
+ * Generated code calls this from <pkg>_<service>_register().
+ */
+zrpc_status zrpc_server_register(zrpc_server *server,
+    const struct zrpc_service_desc           *desc,
+    const struct zrpc_method_binding *bindings, void *ctx);
+
+/*
+ * An interceptor sees every call. BEFORE runs ahead of the handler; a
+ * non-OK status ends the call with that status without running the
+ * handler. AFTER runs once the reply status is known (also for calls ended
+ * by BEFORE or by the runtime), with the call's latency in nanoseconds.
+ * Either may be NULL. Both run on the thread serving the call and must not
+ * block.
+ */
+struct zrpc_interceptor {
+	const char *name;
+	zrpc_status (*before)(void *arg, zrpc_call *call);
+	void (*after)(void *arg, zrpc_call *call, const zrpc_status *status,
+	    uint64_t latency_ns);
+	void *arg;
+};
+
+/* Appends INTERCEPTOR (copied) to the chain. Only before start. */
+zrpc_status zrpc_server_add_interceptor(
+    zrpc_server *server, const struct zrpc_interceptor *interceptor);
+
+/* Starts serving calls on every listener. */
+zrpc_status zrpc_server_start(zrpc_server *server);
+
+/*
+ * Graceful stop: health turns NOT_SERVING, new calls get UNAVAILABLE,
+ * calls in flight get up to GRACE_MS to finish; then the socket closes.
+ * A handler still running on a worker after the grace is waited for (it
+ * should honour its deadline); its reply is still sent.
+ * Returns the number of calls still unfinished when the grace ran out (0
+ * when everything drained). Safe to call more than once.
+ */
+unsigned zrpc_server_stop(zrpc_server *server, unsigned grace_ms);
+
+/* Stops (with no grace) if needed and frees SERVER. NULL is a no-op. */
+void zrpc_server_destroy(zrpc_server *server);
+
+/*
+ * Sets the health status reported for SERVICE ("" = the whole server).
+ * Registered services start SERVING.
+ */
+void zrpc_server_set_serving(
+    zrpc_server *server, const char *service, bool serving);
+
+/* Calls being served right now. */
+unsigned zrpc_server_inflight(const zrpc_server *server);
+
+/* Per-method statistics, kept in atomics. */
+struct zrpc_method_stats {
+	const char *path;
+	uint64_t    calls_by_code[ZRPC_CODE_COUNT];
+	uint64_t    latency_ns_sum;
+	uint64_t    handler_runs; /* times the handler actually ran */
+};
+
+/*
+ * Copies the statistics of the method at wire name PATH into *OUT.
+ * Returns false when no such method is registered.
+ */
+bool zrpc_server_method_stats(const zrpc_server *server, const char *path,
+    struct zrpc_method_stats *out);
+
+/*
+ * Visits every registered method's statistics (for the metrics endpoint),
+ * and the calls that matched no method (path "" in the visit).
+ */
+void zrpc_server_foreach_method_stats(const zrpc_server *server,
+    void (*visit)(void *arg, const struct zrpc_method_stats *stats),
+    void *arg);
+
+/* ---- inside a handler ---- */
+
+/* The CTX given to zrpc_server_register for this call's service. */
+void *zrpc_call_service_ctx(const zrpc_call *call);
+
+/* The wire method name, "/zos.v1.Skills/Get". */
+const char *zrpc_call_method(const zrpc_call *call);
+
+/* The call's request id (echoed or generated). */
+const char *zrpc_call_request_id(const zrpc_call *call);
+
+/*
+ * Value of request metadata KEY (lower-case), or NULL. Valid for the
+ * call's lifetime.
+ */
+const char *zrpc_call_metadata(const zrpc_call *call, const char *key);
+
+/*
+ * Adds KEY: VALUE to the reply metadata (both copied into the call's
+ * arena). Returns RESOURCE_EXHAUSTED when the arena cannot grow.
+ */
+zrpc_status zrpc_call_set_reply_metadata(
+    zrpc_call *call, const char *key, const char *value);
+
+/*
+ * Milliseconds left before the call's deadline: -1 when it has none, 0
+ * when it has passed.
+ */
+int64_t zrpc_call_remaining_ms(const zrpc_call *call);
+
+/* True when the call has a deadline and it has passed. */
+bool zrpc_call_expired(const zrpc_call *call);
+
+/*
+ * Allocates SIZE bytes, zeroed, that live until the reply is sent; for the
+ * strings, repeated fields and sub-messages of the reply. Returns NULL
+ * only when memory is exhausted.
+ */
+void *zrpc_call_alloc(zrpc_call *call, size_t size);
+
+/* Copies the string S into the call's arena; NULL when out of memory. */
+char *zrpc_call_strdup(zrpc_call *call, const char *s);
+
+/* The peer's address as text ("tcp://127.0.0.1:50012"), or "". */
+const char *zrpc_call_peer(const zrpc_call *call);
+
+#endif /* ZRPC_SERVER_H */
