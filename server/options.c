@@ -1,0 +1,265 @@
+/*
+ * zosd's command line; see options.h. Numbers are parsed strictly (the
+ * whole argument, within range), and every error names the flag.
+ */
+#include "options.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <nng/nng.h>
+#include <protobuf-c/protobuf-c.h>
+
+enum {
+	OPT_LISTEN = 256,
+	OPT_WORKERS,
+	OPT_MAX_INFLIGHT,
+	OPT_MAX_MESSAGE_BYTES,
+	OPT_SHUTDOWN_GRACE_MS,
+	OPT_LOG_LEVEL,
+	OPT_LOG_FORMAT,
+	OPT_IN_MEMORY,
+	OPT_METRICS_LISTEN,
+	OPT_VERSION,
+	OPT_HELP,
+};
+
+static const struct option options_long[] = {
+	{ "listen", required_argument, NULL, OPT_LISTEN },
+	{ "workers", required_argument, NULL, OPT_WORKERS },
+	{ "max-inflight", required_argument, NULL, OPT_MAX_INFLIGHT },
+	{ "max-message-bytes", required_argument, NULL,
+	    OPT_MAX_MESSAGE_BYTES },
+	{ "shutdown-grace-ms", required_argument, NULL,
+	    OPT_SHUTDOWN_GRACE_MS },
+	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+	{ "log-format", required_argument, NULL, OPT_LOG_FORMAT },
+	{ "in-memory", no_argument, NULL, OPT_IN_MEMORY },
+	{ "metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN },
+	{ "version", no_argument, NULL, OPT_VERSION },
+	{ "help", no_argument, NULL, OPT_HELP },
+	{ NULL, 0, NULL, 0 },
+};
+
+static const char options_usage[] =
+    "usage: zosd [--listen URL]... [--workers N] [--max-inflight N]\n"
+    "            [--max-message-bytes N] [--shutdown-grace-ms N]\n"
+    "            [--log-level L] [--log-format json|text] [--in-memory]\n"
+    "            [--metrics-listen off]\n"
+    "            [--version] [--help]\n";
+
+void
+zos_options_help(FILE *out)
+{
+	fputs("zosd - the zos RPC server\n\n", out);
+	fputs(options_usage, out);
+	fputs(
+	    "\n"
+	    "Serves zrpc calls (protobuf over nng req/rep) on every --listen "
+	    "URL.\n"
+	    "\n"
+	    "  --listen URL             listen on URL; repeatable; any nng "
+	    "URL\n"
+	    "                           (tcp://, ipc://, inproc://, ws://)\n"
+	    "                           [default " ZOS_DEFAULT_LISTEN "]\n"
+	    "  --workers N              threads for handlers that may block\n"
+	    "                           [default 2 x cores]\n"
+	    "  --max-inflight N         calls served at once; beyond it "
+	    "calls get\n"
+	    "                           RESOURCE_EXHAUSTED [default 1024]\n"
+	    "  --max-message-bytes N    largest request accepted, refused "
+	    "before\n"
+	    "                           it is read [default 4194304]\n"
+	    "  --shutdown-grace-ms N    on SIGINT/SIGTERM, time for calls in "
+	    "flight\n"
+	    "                           to finish [default 5000]\n"
+	    "  --log-level L            debug, info, warn or error "
+	    "[default info]\n"
+	    "  --log-format F           json or text [default json, text "
+	    "on a tty]\n"
+	    "  --in-memory              keep all state in memory (the only "
+	    "mode so far)\n"
+	    "  --version                print the version and exit\n"
+	    "  --help                   print this help and exit\n"
+	    "\n"
+	    "Built-in services: zrpc.v1.Health/Check, "
+	    "zrpc.v1.Reflection/ListServices.\n"
+	    "When ready, zosd logs 'listening on URL' for each listener.\n"
+	    "Exit status: 0 after a clean shutdown, 1 when it cannot start "
+	    "(an\n"
+	    "address in use, say), 2 for bad usage.\n",
+	    out);
+}
+
+/* Parses a whole decimal number in [MIN, MAX]. */
+static bool
+options_number(const char *text, uint64_t min, uint64_t max, uint64_t *out)
+{
+	char              *end;
+	unsigned long long v;
+
+	if (text[0] < '0' || text[0] > '9') {
+		return false;
+	}
+	errno = 0;
+	v     = strtoull(text, &end, 10);
+	if (errno != 0 || *end != '\0' || v < min || v > max) {
+		return false;
+	}
+	*out = v;
+	return true;
+}
+
+static enum zos_options_result options_bad(FILE *err, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Writes "zosd: <message>" and the usage to ERR. */
+static enum zos_options_result
+options_bad(FILE *err, const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("zosd: ", err);
+	va_start(ap, fmt);
+	vfprintf(err, fmt, ap);
+	va_end(ap);
+	fputs("\n", err);
+	fputs(options_usage, err);
+	return ZOS_OPTIONS_USAGE;
+}
+
+enum zos_options_result
+zos_options_parse(struct zos_options *opts, int argc, char **argv, FILE *out,
+    FILE *err, bool stderr_is_tty)
+{
+	int c;
+
+	memset(opts, 0, sizeof(*opts));
+	opts->max_inflight      = 1024;
+	opts->max_message_bytes = 4u * 1024 * 1024;
+	opts->shutdown_grace_ms = 5000;
+	opts->log_level         = ZRPC_LOG_INFO;
+	opts->log_format        = stderr_is_tty ? ZOS_LOG_TEXT : ZOS_LOG_JSON;
+
+	optind = 0; /* full reset, so that tests can parse many times */
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "", options_long, NULL)) != -1) {
+		uint64_t v;
+
+		switch (c) {
+		case OPT_LISTEN:
+			if (opts->n_listen == ZOS_MAX_LISTENERS) {
+				return options_bad(
+				    err, "--listen: at most 16 listeners");
+			}
+			opts->listen[opts->n_listen++] = optarg;
+			break;
+		case OPT_WORKERS:
+			if (!options_number(optarg, 1, 1024, &v)) {
+				return options_bad(err,
+				    "--workers wants a number from 1 to 1024, "
+				    "not '%s'",
+				    optarg);
+			}
+			opts->workers = (unsigned) v;
+			break;
+		case OPT_MAX_INFLIGHT:
+			if (!options_number(optarg, 1, 1000000, &v)) {
+				return options_bad(err,
+				    "--max-inflight wants a number from 1 to "
+				    "1000000, not '%s'",
+				    optarg);
+			}
+			opts->max_inflight = (unsigned) v;
+			break;
+		case OPT_MAX_MESSAGE_BYTES:
+			if (!options_number(optarg, 64, 1u << 30, &v)) {
+				return options_bad(err,
+				    "--max-message-bytes wants a number of "
+				    "bytes from 64 to 1073741824, not '%s'",
+				    optarg);
+			}
+			opts->max_message_bytes = (size_t) v;
+			break;
+		case OPT_SHUTDOWN_GRACE_MS:
+			if (!options_number(optarg, 0, 3600000, &v)) {
+				return options_bad(err,
+				    "--shutdown-grace-ms wants milliseconds "
+				    "from 0 to 3600000, not '%s'",
+				    optarg);
+			}
+			opts->shutdown_grace_ms = (unsigned) v;
+			break;
+		case OPT_LOG_LEVEL:
+			if (!zos_log_parse_level(optarg, &opts->log_level)) {
+				return options_bad(err,
+				    "--log-level wants debug, info, warn or "
+				    "error, not '%s'",
+				    optarg);
+			}
+			break;
+		case OPT_LOG_FORMAT:
+			if (!zos_log_parse_format(optarg, &opts->log_format)) {
+				return options_bad(err,
+				    "--log-format wants json or text, not "
+				    "'%s'",
+				    optarg);
+			}
+			break;
+		case OPT_IN_MEMORY:
+			opts->in_memory = true;
+			break;
+		case OPT_METRICS_LISTEN:
+			/* The metrics endpoint is not built yet: accept only
+			 * the value that turns it off, and say so otherwise.
+			 */
+			if (strcmp(optarg, "off") != 0) {
+				return options_bad(err,
+				    "--metrics-listen: this build has no "
+				    "metrics "
+				    "endpoint yet; only 'off' is accepted, "
+				    "not "
+				    "'%s'",
+				    optarg);
+			}
+			opts->metrics_off = true;
+			break;
+		case OPT_VERSION:
+			opts->show_version = true;
+			break;
+		case OPT_HELP:
+			opts->show_help = true;
+			break;
+		default:
+			if (optopt != 0) {
+				/* a known flag without its argument */
+				const char *name = argv[optind - 1];
+				return options_bad(
+				    err, "%s needs a value", name);
+			}
+			return options_bad(
+			    err, "unknown option '%s'", argv[optind - 1]);
+		}
+	}
+	if (optind < argc) {
+		return options_bad(
+		    err, "unexpected argument '%s'", argv[optind]);
+	}
+	if (opts->show_help) {
+		zos_options_help(out);
+		return ZOS_OPTIONS_EXIT;
+	}
+	if (opts->show_version) {
+		fprintf(out, "zosd %s (nng %s, protobuf-c %s)\n", ZOS_VERSION,
+		    nng_version(), protobuf_c_version());
+		return ZOS_OPTIONS_EXIT;
+	}
+	if (opts->n_listen == 0) {
+		opts->listen[opts->n_listen++] = ZOS_DEFAULT_LISTEN;
+	}
+	return ZOS_OPTIONS_OK;
+}

@@ -1,0 +1,49 @@
+/*
+ * zosd's command line: parsed into a plain struct, so that tests can check
+ * every flag without starting a server.
+ */
+#ifndef ZOS_OPTIONS_H
+#define ZOS_OPTIONS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include "log.h"
+
+#define ZOS_MAX_LISTENERS 16
+#define ZOS_DEFAULT_LISTEN "tcp://127.0.0.1:7447"
+
+struct zos_options {
+	const char         *listen[ZOS_MAX_LISTENERS]; /* point into argv */
+	size_t              n_listen;
+	unsigned            workers;           /* 0 = 2 x cores */
+	unsigned            max_inflight;      /* default 1024 */
+	size_t              max_message_bytes; /* default 4 MiB */
+	unsigned            shutdown_grace_ms; /* default 5000 */
+	zrpc_log_level      log_level;         /* default info */
+	enum zos_log_format log_format;        /* default: json unless a tty */
+	bool                in_memory;
+	bool                metrics_off; /* --metrics-listen off */
+	bool                show_help;
+	bool                show_version;
+};
+
+enum zos_options_result {
+	ZOS_OPTIONS_OK,    /* run the server */
+	ZOS_OPTIONS_EXIT,  /* --help or --version handled; exit 0 */
+	ZOS_OPTIONS_USAGE, /* bad usage, message written; exit 2 */
+};
+
+/*
+ * Parses ARGV into *OPTS (defaults first). Help and version text go to
+ * OUT, errors and usage to ERR. STDERR_IS_TTY picks the default log
+ * format. getopt state is reset first, so it may be called repeatedly.
+ */
+enum zos_options_result zos_options_parse(struct zos_options *opts, int argc,
+    char **argv, FILE *out, FILE *err, bool stderr_is_tty);
+
+/* Writes the full --help text to OUT. */
+void zos_options_help(FILE *out);
+
+#endif /* ZOS_OPTIONS_H */

@@ -1,0 +1,136 @@
+/*
+ * zosd: the zos server program.
+ *
+ * main owns everything: it parses the flags, blocks SIGINT and SIGTERM
+ * before any thread exists (every thread inherits the mask), creates the
+ * server, and then waits for a signal with sigwait. No signal handler and
+ * no global variable is involved: the shutdown request arrives as a return
+ * value in main, which drains the server and exits 0.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "options.h"
+#include "zrpc/server.h"
+
+/* The access log: one line per call, at info level. */
+static void
+zosd_access_log(
+    void *arg, zrpc_call *call, const zrpc_status *status, uint64_t latency_ns)
+{
+	const struct zos_log *log = arg;
+	char                  latency[32];
+	struct zos_log_field  fields[5];
+
+	if (!zos_log_enabled(log, ZRPC_LOG_INFO)) {
+		return;
+	}
+	snprintf(
+	    latency, sizeof(latency), "%.3f", (double) latency_ns / 1000000.0);
+	fields[0] =
+	    (struct zos_log_field) { "method", zrpc_call_method(call) };
+	fields[1] =
+	    (struct zos_log_field) { "code", zrpc_status_name(status->code) };
+	fields[2] = (struct zos_log_field) { "latency_ms", latency };
+	fields[3] = (struct zos_log_field) { "request_id",
+		zrpc_call_request_id(call) };
+	fields[4] = (struct zos_log_field) { "peer", zrpc_call_peer(call) };
+	zos_log_event(log, ZRPC_LOG_INFO, "call", fields, 5);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct zos_options opts;
+	struct zos_log     log;
+	zrpc_server       *server = NULL;
+	zrpc_status        status;
+	sigset_t           signals;
+	int                sig, exit_code = 1;
+
+	switch (zos_options_parse(
+	    &opts, argc, argv, stdout, stderr, isatty(STDERR_FILENO))) {
+	case ZOS_OPTIONS_OK:
+		break;
+	case ZOS_OPTIONS_EXIT:
+		return 0;
+	case ZOS_OPTIONS_USAGE:
+		return 2;
+	}
+	log.level  = opts.log_level;
+	log.format = opts.log_format;
+	log.fd     = STDERR_FILENO;
+
+	/* Before any thread starts, so that all of them inherit the mask
+	 * and the signals wait for sigwait below. */
+	sigemptyset(&signals);
+	sigaddset(&signals, SIGINT);
+	sigaddset(&signals, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &signals, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	zrpc_server_config config = {
+		.workers           = opts.workers,
+		.max_inflight      = opts.max_inflight,
+		.max_message_bytes = opts.max_message_bytes,
+		.log               = zos_log_sink,
+		.log_arg           = &log,
+		.log_level         = opts.log_level,
+	};
+	status = zrpc_server_create(&server, &config);
+	if (!zrpc_status_is_ok(&status)) {
+		zos_log_printf(&log, ZRPC_LOG_ERROR,
+		    "cannot create server: %s", status.message);
+		goto out;
+	}
+	struct zrpc_interceptor access_log = {
+		.name  = "access-log",
+		.after = zosd_access_log,
+		.arg   = &log,
+	};
+	status = zrpc_server_add_interceptor(server, &access_log);
+	if (!zrpc_status_is_ok(&status)) {
+		zos_log_printf(&log, ZRPC_LOG_ERROR, "%s", status.message);
+		goto out;
+	}
+	for (size_t i = 0; i < opts.n_listen; i++) {
+		status = zrpc_server_listen(server, opts.listen[i]);
+		if (!zrpc_status_is_ok(&status)) {
+			zos_log_printf(
+			    &log, ZRPC_LOG_ERROR, "%s", status.message);
+			goto out;
+		}
+	}
+	status = zrpc_server_start(server);
+	if (!zrpc_status_is_ok(&status)) {
+		zos_log_printf(
+		    &log, ZRPC_LOG_ERROR, "cannot start: %s", status.message);
+		goto out;
+	}
+	for (size_t i = 0; i < opts.n_listen; i++) {
+		zos_log_printf(&log, ZRPC_LOG_INFO, "listening on %s",
+		    zrpc_server_listener_url(server, i));
+	}
+
+	if (sigwait(&signals, &sig) != 0) {
+		sig = SIGTERM;
+	}
+	zos_log_printf(&log, ZRPC_LOG_INFO,
+	    "received %s; draining calls in flight (grace %u ms)",
+	    sig == SIGINT ? "SIGINT" : "SIGTERM", opts.shutdown_grace_ms);
+	unsigned left = zrpc_server_stop(server, opts.shutdown_grace_ms);
+	if (left > 0) {
+		zos_log_printf(&log, ZRPC_LOG_WARN,
+		    "%u calls did not finish within the grace period", left);
+	}
+	zos_log_printf(&log, ZRPC_LOG_INFO, "stopped");
+	exit_code = 0;
+
+out:
+	zrpc_server_destroy(server);
+	return exit_code;
+}
