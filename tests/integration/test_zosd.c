@@ -1,0 +1,277 @@
+/*
+ * zosd as a program: its ready line, exit codes, SIGTERM drain, and the
+ * probe script against a live server. Every zosd a test starts is stopped
+ * (SIGTERM, then SIGKILL if it hangs) by the test.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "zrpc/client.h"
+#include "zrpc/v1/health.zrpc.h"
+
+extern char **environ;
+
+struct proc {
+	pid_t  pid;
+	int    out; /* read end of stdout+stderr */
+	char   text[16384];
+	size_t len;
+};
+
+static const char *
+env_path(const char *name)
+{
+	const char *v = getenv(name);
+
+	cr_assert_not_null(v, "%s is set by meson", name);
+	return v;
+}
+
+/* Starts ARGV with stdout and stderr on one pipe. */
+static void
+proc_start(struct proc *p, char *const argv[])
+{
+	posix_spawn_file_actions_t fa;
+	int                        fds[2];
+
+	memset(p, 0, sizeof(*p));
+	cr_assert_eq(pipe(fds), 0);
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
+	posix_spawn_file_actions_adddup2(&fa, fds[1], 2);
+	posix_spawn_file_actions_addclose(&fa, fds[0]);
+	cr_assert_eq(posix_spawn(&p->pid, argv[0], &fa, NULL, argv, environ),
+	    0, "spawn %s", argv[0]);
+	posix_spawn_file_actions_destroy(&fa);
+	close(fds[1]);
+	p->out = fds[0];
+}
+
+/* Reads output until NEEDLE appears (true) or EOF / 10 s pass. */
+static bool
+proc_wait_for(struct proc *p, const char *needle)
+{
+	struct timespec start, now;
+
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	for (;;) {
+		struct pollfd pfd = { .fd = p->out, .events = POLLIN };
+		ssize_t       n;
+
+		if (strstr(p->text, needle) != NULL) {
+			return true;
+		}
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		long left = 10000 -
+		    ((now.tv_sec - start.tv_sec) * 1000 +
+		        (now.tv_nsec - start.tv_nsec) / 1000000);
+		if (left <= 0 || poll(&pfd, 1, (int) left) <= 0) {
+			return false;
+		}
+		n = read(
+		    p->out, p->text + p->len, sizeof(p->text) - 1 - p->len);
+		if (n <= 0) {
+			return strstr(p->text, needle) != NULL;
+		}
+		p->len += (size_t) n;
+		p->text[p->len] = '\0';
+	}
+}
+
+/* Waits for exit (at most 10 s, then SIGKILL); returns the exit status,
+ * or -signal. Reads the rest of the output first. */
+static int
+proc_wait(struct proc *p)
+{
+	struct pollfd pfd;
+	int           status, pidfd, ready;
+
+	proc_wait_for(p, "\x01never"); /* until EOF, at most 10 s */
+	close(p->out);
+	pidfd = (int) syscall(SYS_pidfd_open, p->pid, 0);
+	cr_assert(pidfd >= 0, "pidfd_open");
+	pfd   = (struct pollfd) { .fd = pidfd, .events = POLLIN };
+	ready = poll(&pfd, 1, 10000);
+	close(pidfd);
+	if (ready <= 0) {
+		kill(p->pid, SIGKILL);
+		waitpid(p->pid, &status, 0);
+		cr_assert(false, "process did not exit in 10 s:\n%s", p->text);
+	}
+	cr_assert_eq(waitpid(p->pid, &status, 0), p->pid);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+}
+
+/* Pulls the URL out of "listening on <url>". */
+static void
+proc_listen_url(const struct proc *p, char *url, size_t len)
+{
+	const char *at = strstr(p->text, "listening on ");
+	size_t      n  = 0;
+
+	cr_assert_not_null(at);
+	at += strlen("listening on ");
+	while (at[n] != '\0' && at[n] != '"' && at[n] != '\n' && n + 1 < len) {
+		n++;
+	}
+	memcpy(url, at, n);
+	url[n] = '\0';
+}
+
+static void
+start_zosd(struct proc *p, const char *listen)
+{
+	char *argv[] = { (char *) env_path("ZOSD"), "--listen",
+		(char *) listen, "--log-format", "text", "--shutdown-grace-ms",
+		"2000", NULL };
+
+	proc_start(p, argv);
+	cr_assert(
+	    proc_wait_for(p, "listening on"), "ready line:\n%s", p->text);
+}
+
+static void
+stop_zosd(struct proc *p)
+{
+	kill(p->pid, SIGTERM);
+	cr_assert_eq(
+	    proc_wait(p), 0, "clean exit after SIGTERM:\n%s", p->text);
+}
+
+Test(zosd, ready_line_then_health_then_sigterm_exits_zero)
+{
+	struct proc                  p;
+	char                         url[256];
+	zrpc_client                 *client;
+	Zrpc__V1__HealthCheckRequest req =
+	    ZRPC__V1__HEALTH_CHECK_REQUEST__INIT;
+	Zrpc__V1__HealthCheckResponse *reply = NULL;
+	zrpc_status                    status;
+
+	start_zosd(&p, "tcp://127.0.0.1:0");
+	proc_listen_url(&p, url, sizeof(url));
+	cr_assert(strncmp(url, "tcp://127.0.0.1:", 16) == 0, "%s", url);
+	cr_assert_neq(strcmp(url, "tcp://127.0.0.1:0"), 0, "port resolved");
+
+	cr_assert_eq(zrpc_client_open(&client, url, NULL).code, ZRPC_OK);
+	status = zrpc_v1_health_check(
+	    client, &req, &reply, &(zrpc_call_opts) { .timeout_ms = 5000 });
+	cr_assert_eq(status.code, ZRPC_OK, "%s", status.message);
+	cr_assert_eq(reply->status,
+	    ZRPC__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING);
+	zrpc__v1__health_check_response__free_unpacked(reply, NULL);
+	zrpc_client_close(client);
+
+	stop_zosd(&p);
+	cr_assert(strstr(p.text, "received SIGTERM") != NULL, "%s", p.text);
+	cr_assert(strstr(p.text, "stopped") != NULL, "%s", p.text);
+}
+
+Test(zosd, sigint_also_drains_and_exits_zero)
+{
+	struct proc p;
+	char        sock[128], url[160];
+
+	snprintf(sock, sizeof(sock), "/tmp/zosd-test-%d.sock", (int) getpid());
+	snprintf(url, sizeof(url), "ipc://%s", sock);
+	start_zosd(&p, url);
+	kill(p.pid, SIGINT);
+	cr_assert_eq(proc_wait(&p), 0, "%s", p.text);
+	cr_assert(strstr(p.text, "received SIGINT") != NULL, "%s", p.text);
+	unlink(sock);
+}
+
+Test(zosd, address_in_use_exits_one_with_a_clear_message)
+{
+	struct proc first, second;
+	char        url[256];
+
+	start_zosd(&first, "tcp://127.0.0.1:0");
+	proc_listen_url(&first, url, sizeof(url));
+	char *argv[] = { (char *) env_path("ZOSD"), "--listen", url, NULL };
+	proc_start(&second, argv);
+	cr_assert_eq(proc_wait(&second), 1, "%s", second.text);
+	cr_assert(strstr(second.text, "address already in use") != NULL, "%s",
+	    second.text);
+	cr_assert(strstr(second.text, url) != NULL, "names the address");
+	stop_zosd(&first);
+}
+
+Test(zosd, bad_flags_print_usage_and_exit_two)
+{
+	struct proc p;
+	char       *argv[] = { (char *) env_path("ZOSD"), "--workers", "none",
+		      NULL };
+
+	proc_start(&p, argv);
+	cr_assert_eq(proc_wait(&p), 2);
+	cr_assert(strstr(p.text, "--workers") != NULL, "%s", p.text);
+	cr_assert(strstr(p.text, "usage: zosd") != NULL, "%s", p.text);
+}
+
+Test(zosd, help_and_version_exit_zero)
+{
+	struct proc p;
+	char       *help[] = { (char *) env_path("ZOSD"), "--help", NULL };
+	char *version[]    = { (char *) env_path("ZOSD"), "--version", NULL };
+
+	proc_start(&p, help);
+	cr_assert_eq(proc_wait(&p), 0);
+	cr_assert(strstr(p.text, "--listen URL") != NULL, "%s", p.text);
+	proc_start(&p, version);
+	cr_assert_eq(proc_wait(&p), 0);
+	cr_assert(strncmp(p.text, "zosd ", 5) == 0, "%s", p.text);
+}
+
+Test(zosd, json_logs_are_one_object_per_line)
+{
+	struct proc p;
+	char       *argv[] = { (char *) env_path("ZOSD"), "--listen",
+		      "tcp://127.0.0.1:0", "--log-format", "json", NULL };
+
+	proc_start(&p, argv);
+	cr_assert(proc_wait_for(&p, "listening on"));
+	kill(p.pid, SIGTERM);
+	cr_assert_eq(proc_wait(&p), 0);
+	for (char *line = strtok(p.text, "\n"); line != NULL;
+	     line       = strtok(NULL, "\n")) {
+		cr_assert_eq(line[0], '{', "%s", line);
+		cr_assert_eq(line[strlen(line) - 1], '}', "%s", line);
+		cr_assert(strstr(line, "\"level\":") != NULL, "%s", line);
+	}
+}
+
+Test(zosd, probe_script_reports_serving_and_failure)
+{
+	struct proc z, probe;
+	char        url[256];
+	char        script[512];
+
+	snprintf(script, sizeof(script), "%s/scripts/probe",
+	    env_path("ZOS_SOURCE_ROOT"));
+	start_zosd(&z, "tcp://127.0.0.1:0");
+	proc_listen_url(&z, url, sizeof(url));
+
+	char *ok[] = { script, url, NULL };
+	proc_start(&probe, ok);
+	cr_assert_eq(proc_wait(&probe), 0, "%s", probe.text);
+	cr_assert(strstr(probe.text, "SERVING") != NULL, "%s", probe.text);
+	stop_zosd(&z);
+
+	/* Same address, nobody there now. */
+	char *down[] = { script, url, NULL };
+	proc_start(&probe, down);
+	cr_assert_eq(proc_wait(&probe), 1, "%s", probe.text);
+	cr_assert_null(strstr(probe.text, "\nSERVING"), "%s", probe.text);
+}

@@ -1,0 +1,100 @@
+/* zosd's logger: JSON lines parse and carry the documented fields. */
+#include <criterion/criterion.h>
+#include <json-c/json.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+
+/* Logs through a pipe and returns what came out (static buffer). */
+static const char *
+capture(enum zos_log_format format, zrpc_log_level min, zrpc_log_level level,
+    const char *message, const struct zos_log_field *fields, int n)
+{
+	static char    buf[8192];
+	int            fds[2];
+	ssize_t        got;
+	struct zos_log log;
+
+	cr_assert_eq(pipe(fds), 0);
+	log =
+	    (struct zos_log) { .level = min, .format = format, .fd = fds[1] };
+	zos_log_event(&log, level, message, fields, n);
+	close(fds[1]);
+	got = read(fds[0], buf, sizeof(buf) - 1);
+	close(fds[0]);
+	buf[got < 0 ? 0 : got] = '\0';
+	return buf;
+}
+
+Test(log, json_lines_parse_with_timestamp_level_message_and_fields)
+{
+	struct zos_log_field fields[] = { { "method", "/a.B/C" },
+		{ "quote", "say \"hi\"\n\ttab\\ \x01" } };
+	const char *line = capture(ZOS_LOG_JSON, ZRPC_LOG_DEBUG, ZRPC_LOG_WARN,
+	    "listening on tcp://127.0.0.1:1", fields, 2);
+	struct json_object *obj, *v;
+
+	cr_assert_eq(line[strlen(line) - 1], '\n', "one line");
+	cr_assert_eq(strchr(line, '\n'), line + strlen(line) - 1,
+	    "exactly one newline");
+	obj = json_tokener_parse(line);
+	cr_assert_not_null(obj, "valid JSON: %s", line);
+	cr_assert(json_object_object_get_ex(obj, "ts", &v));
+	cr_assert(strlen(json_object_get_string(v)) >= 20);
+	cr_assert(json_object_object_get_ex(obj, "level", &v));
+	cr_assert_str_eq(json_object_get_string(v), "warn");
+	cr_assert(json_object_object_get_ex(obj, "msg", &v));
+	cr_assert_str_eq(
+	    json_object_get_string(v), "listening on tcp://127.0.0.1:1");
+	cr_assert(json_object_object_get_ex(obj, "quote", &v));
+	cr_assert_str_eq(
+	    json_object_get_string(v), "say \"hi\"\n\ttab\\ \x01");
+	json_object_put(obj);
+}
+
+Test(log, text_lines_are_readable)
+{
+	struct zos_log_field fields[] = { { "code", "OK" } };
+	const char          *line     = capture(
+	                 ZOS_LOG_TEXT, ZRPC_LOG_INFO, ZRPC_LOG_INFO, "call", fields, 1);
+
+	cr_assert(strstr(line, " info call code=OK\n") != NULL, "%s", line);
+}
+
+Test(log, events_below_the_level_are_dropped)
+{
+	const char *line = capture(
+	    ZOS_LOG_JSON, ZRPC_LOG_WARN, ZRPC_LOG_INFO, "chatter", NULL, 0);
+
+	cr_assert_str_eq(line, "");
+}
+
+Test(log, overlong_lines_stay_one_json_object)
+{
+	static char         big[10000];
+	const char         *line;
+	struct json_object *obj;
+
+	memset(big, 'x', sizeof(big) - 1);
+	line = capture(
+	    ZOS_LOG_JSON, ZRPC_LOG_DEBUG, ZRPC_LOG_ERROR, big, NULL, 0);
+	obj = json_tokener_parse(line);
+	cr_assert_not_null(obj, "truncated but valid");
+	json_object_put(obj);
+}
+
+Test(log, levels_and_formats_parse)
+{
+	zrpc_log_level      level;
+	enum zos_log_format format;
+
+	cr_assert(zos_log_parse_level("ERROR", &level));
+	cr_assert_eq(level, ZRPC_LOG_ERROR);
+	cr_assert(zos_log_parse_level("warning", &level));
+	cr_assert_eq(level, ZRPC_LOG_WARN);
+	cr_assert_not(zos_log_parse_level("trace", &level));
+	cr_assert(zos_log_parse_format("text", &format));
+	cr_assert_eq(format, ZOS_LOG_TEXT);
+	cr_assert_not(zos_log_parse_format("yaml", &format));
+}

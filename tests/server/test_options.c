@@ -1,0 +1,130 @@
+/* zosd's command line. */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "options.h"
+
+/* Parses a NULL-terminated argument list; captures both streams. */
+static enum zos_options_result
+parse(struct zos_options *opts, char *out, char *err, const char **args)
+{
+	char                   *argv[32];
+	int                     argc = 0;
+	FILE                   *o    = fmemopen(out, 4096, "w");
+	FILE                   *e    = fmemopen(err, 4096, "w");
+	enum zos_options_result r;
+
+	argv[argc++] = "zosd";
+	for (; *args != NULL; args++) {
+		argv[argc++] = (char *) *args;
+	}
+	argv[argc] = NULL;
+	memset(out, 0, 4096);
+	memset(err, 0, 4096);
+	r = zos_options_parse(opts, argc, argv, o, e, false);
+	fclose(o);
+	fclose(e);
+	return r;
+}
+
+static char out[4096], err[4096];
+
+Test(options, defaults_follow_the_design)
+{
+	struct zos_options o;
+	const char        *args[] = { NULL };
+
+	cr_assert_eq(parse(&o, out, err, args), ZOS_OPTIONS_OK);
+	cr_assert_eq(o.n_listen, 1);
+	cr_assert_str_eq(o.listen[0], "tcp://127.0.0.1:7447");
+	cr_assert_eq(o.workers, 0, "0 means 2 x cores");
+	cr_assert_eq(o.max_inflight, 1024);
+	cr_assert_eq(o.max_message_bytes, 4u * 1024 * 1024);
+	cr_assert_eq(o.shutdown_grace_ms, 5000);
+	cr_assert_eq(o.log_level, ZRPC_LOG_INFO);
+	cr_assert_eq(o.log_format, ZOS_LOG_JSON, "json when not a tty");
+}
+
+Test(options, every_flag_is_read)
+{
+	struct zos_options o;
+	const char        *args[] = { "--listen", "ipc:///tmp/a", "--listen",
+		       "inproc://b", "--workers", "3", "--max-inflight", "7",
+		       "--max-message-bytes", "65536", "--shutdown-grace-ms", "0",
+		       "--log-level", "debug", "--log-format", "text", "--in-memory",
+		       "--metrics-listen", "off", NULL };
+
+	cr_assert_eq(parse(&o, out, err, args), ZOS_OPTIONS_OK, "%s", err);
+	cr_assert_eq(o.n_listen, 2);
+	cr_assert_str_eq(o.listen[1], "inproc://b");
+	cr_assert_eq(o.workers, 3);
+	cr_assert_eq(o.max_inflight, 7);
+	cr_assert_eq(o.max_message_bytes, 65536);
+	cr_assert_eq(o.shutdown_grace_ms, 0);
+	cr_assert_eq(o.log_level, ZRPC_LOG_DEBUG);
+	cr_assert_eq(o.log_format, ZOS_LOG_TEXT);
+	cr_assert(o.in_memory);
+	cr_assert(o.metrics_off);
+}
+
+Test(options, metrics_listen_accepts_only_off_until_the_endpoint_exists)
+{
+	struct zos_options o;
+	const char        *args[] = { "--metrics-listen",
+		       "http://127.0.0.1:9447/metrics", NULL };
+
+	cr_assert_eq(parse(&o, out, err, args), ZOS_OPTIONS_USAGE);
+	cr_assert(strstr(err, "no metrics endpoint yet") != NULL, "%s", err);
+}
+
+Test(options, bad_values_are_usage_errors_that_name_the_flag)
+{
+	struct zos_options o;
+	const char        *cases[][3] = {
+		       { "--workers", "0", NULL },
+		       { "--workers", "lots", NULL },
+		       { "--max-inflight", "-1", NULL },
+		       { "--max-message-bytes", "12x", NULL },
+		       { "--shutdown-grace-ms", "99999999999", NULL },
+		       { "--log-level", "loud", NULL },
+		       { "--log-format", "xml", NULL },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		cr_assert_eq(parse(&o, out, err, cases[i]), ZOS_OPTIONS_USAGE,
+		    "%s %s", cases[i][0], cases[i][1]);
+		cr_assert(strstr(err, cases[i][0]) != NULL, "%s", err);
+		cr_assert(strstr(err, "usage: zosd") != NULL);
+	}
+}
+
+Test(options, unknown_flags_missing_values_and_stray_arguments_are_refused)
+{
+	struct zos_options o;
+	const char        *unknown[] = { "--frobnicate", NULL };
+	const char        *missing[] = { "--listen", NULL };
+	const char        *stray[]   = { "serve", NULL };
+
+	cr_assert_eq(parse(&o, out, err, unknown), ZOS_OPTIONS_USAGE);
+	cr_assert(strstr(err, "--frobnicate") != NULL, "%s", err);
+	cr_assert_eq(parse(&o, out, err, missing), ZOS_OPTIONS_USAGE);
+	cr_assert(strstr(err, "--listen") != NULL, "%s", err);
+	cr_assert_eq(parse(&o, out, err, stray), ZOS_OPTIONS_USAGE);
+	cr_assert(strstr(err, "serve") != NULL, "%s", err);
+}
+
+Test(options, help_and_version_exit_zero_with_text_on_stdout)
+{
+	struct zos_options o;
+	const char        *help[]    = { "--help", NULL };
+	const char        *version[] = { "--version", NULL };
+
+	cr_assert_eq(parse(&o, out, err, help), ZOS_OPTIONS_EXIT);
+	cr_assert(strstr(out, "--max-inflight") != NULL);
+	cr_assert(strstr(out, "RESOURCE_EXHAUSTED") != NULL);
+	cr_assert_eq(err[0], '\0');
+	cr_assert_eq(parse(&o, out, err, version), ZOS_OPTIONS_EXIT);
+	cr_assert(strncmp(out, "zosd ", 5) == 0, "%s", out);
+	cr_assert(strstr(out, "nng") != NULL);
+}

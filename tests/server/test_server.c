@@ -1,0 +1,924 @@
+/*
+ * zrpc server runtime over real sockets: generated stubs, built-in
+ * services, dispatch errors, deadlines, limits and draining.
+ */
+#include <criterion/criterion.h>
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/req.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testserver.h"
+#include "zrpc/v1/envelope.pb-c.h"
+#include "zrpc/v1/health.zrpc.h"
+#include "zrpc/v1/reflection.zrpc.h"
+
+/* ---- generated stubs round-trip on every transport ---- */
+
+static void
+round_trip(const char *transport)
+{
+	struct test_server         ts;
+	zrpc_client               *client;
+	Ztest__V1__EchoRequest     req   = ZTEST__V1__ECHO_REQUEST__INIT;
+	Ztest__V1__EchoReply      *reply = NULL;
+	struct zrpc_metadata_entry md[]  = { { "x-request-id", "req-42" } };
+	zrpc_call_opts             opts  = { .timeout_ms = 5000,
+		             .token                      = "sesame",
+		             .metadata                   = md,
+		             .n_metadata                 = 1 };
+	zrpc_status                status;
+	uint8_t                    blob[300];
+
+	test_server_start(&ts, transport, NULL);
+	client = test_client_open(&ts);
+
+	memset(blob, 7, sizeof(blob));
+	req.text      = "hello";
+	req.seq       = 12345678901234u;
+	req.thread    = 3;
+	req.blob.data = blob;
+	req.blob.len  = sizeof(blob);
+
+	status = ztest_v1_echo_echo(client, &req, &reply, &opts);
+	cr_assert_eq(
+	    status.code, ZRPC_OK, "%s: %s", transport, status.message);
+	cr_assert_str_eq(reply->text, "hello");
+	cr_assert_eq(reply->seq, 12345678901234u);
+	cr_assert_eq(reply->thread, 3);
+	cr_assert_eq(reply->blob_len, 300);
+	cr_assert_str_eq(reply->request_id, "req-42");
+	cr_assert_str_eq(reply->authorization, "Bearer sesame");
+	cr_assert(reply->remaining_ms > 0 && reply->remaining_ms <= 5000);
+	ztest__v1__echo_reply__free_unpacked(reply, NULL);
+
+	/* The worker-pool path gives the same answer. */
+	status = ztest_v1_echo_blocking_echo(client, &req, &reply, NULL);
+	cr_assert_eq(status.code, ZRPC_OK, "%s", status.message);
+	cr_assert_str_eq(reply->text, "hello");
+	cr_assert_eq(reply->remaining_ms, -1, "no timeout means no deadline");
+	cr_assert_neq(reply->request_id[0], '\0', "an id is generated");
+	ztest__v1__echo_reply__free_unpacked(reply, NULL);
+	cr_assert_eq(atomic_load(&ts.echo_runs), 1);
+	cr_assert_eq(atomic_load(&ts.blocking_runs), 1);
+
+	zrpc_client_close(client);
+	test_server_stop(&ts);
+}
+
+Test(server, stubs_round_trip_inproc)
+{
+	round_trip("inproc");
+}
+Test(server, stubs_round_trip_ipc)
+{
+	round_trip("ipc");
+}
+Test(server, stubs_round_trip_tcp)
+{
+	round_trip("tcp");
+}
+
+Test(server, handler_errors_reach_the_caller_with_code_and_message)
+{
+	struct test_server     ts;
+	zrpc_client           *client;
+	Ztest__V1__EchoRequest req   = ZTEST__V1__ECHO_REQUEST__INIT;
+	Ztest__V1__EchoReply  *reply = NULL;
+	zrpc_status            status;
+
+	test_server_start(&ts, "inproc", NULL);
+	client = test_client_open(&ts);
+	for (unsigned code = 1; code < ZRPC_CODE_COUNT; code++) {
+		req.code = code;
+		req.text = "because";
+		status   = ztest_v1_echo_fail(client, &req, &reply, NULL);
+		cr_assert_eq(status.code, (zrpc_code) code);
+		cr_assert_str_eq(status.message, "failed as asked: because");
+		cr_assert_null(reply);
+	}
+	zrpc_client_close(client);
+	test_server_stop(&ts);
+}
+
+/* ---- built-in services ---- */
+
+Test(server, health_reports_serving_and_unknown_services)
+{
+	struct test_server           ts;
+	zrpc_client                 *client;
+	Zrpc__V1__HealthCheckRequest req =
+	    ZRPC__V1__HEALTH_CHECK_REQUEST__INIT;
+	Zrpc__V1__HealthCheckResponse *reply = NULL;
+	zrpc_status                    status;
+
+	test_server_start(&ts, "inproc", NULL);
+	client = test_client_open(&ts);
+
+	req.service = "";
+	status      = zrpc_v1_health_check(client, &req, &reply, NULL);
+	cr_assert_eq(status.code, ZRPC_OK, "%s", status.message);
+	cr_assert_eq(reply->status,
+	    ZRPC__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING);
+	zrpc__v1__health_check_response__free_unpacked(reply, NULL);
+
+	req.service = "ztest.v1.Echo";
+	status      = zrpc_v1_health_check(client, &req, &reply, NULL);
+	cr_assert_eq(status.code, ZRPC_OK);
+	cr_assert_eq(reply->status,
+	    ZRPC__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING);
+	zrpc__v1__health_check_response__free_unpacked(reply, NULL);
+
+	zrpc_server_set_serving(ts.server, "ztest.v1.Echo", false);
+	status = zrpc_v1_health_check(client, &req, &reply, NULL);
+	cr_assert_eq(reply->status,
+	    ZRPC__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING);
+	zrpc__v1__health_check_response__free_unpacked(reply, NULL);
+
+	req.service = "no.such.Service";
+	status      = zrpc_v1_health_check(client, &req, &reply, NULL);
+	cr_assert_eq(status.code, ZRPC_OK);
+	cr_assert_eq(reply->status,
+	    ZRPC__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVICE_UNKNOWN);
+	zrpc__v1__health_check_response__free_unpacked(reply, NULL);
+
+	zrpc_client_close(client);
+	test_server_stop(&ts);
+}
+
+Test(server, reflection_lists_every_service_sorted_with_types)
+{
+	struct test_server            ts;
+	zrpc_client                  *client;
+	Zrpc__V1__ListServicesRequest req =
+	    ZRPC__V1__LIST_SERVICES_REQUEST__INIT;
+	Zrpc__V1__ListServicesResponse *reply = NULL;
+	zrpc_status                     status;
+
+	test_server_start(&ts, "inproc", NULL);
+	client = test_client_open(&ts);
+	status = zrpc_v1_reflection_list_services(client, &req, &reply, NULL);
+	cr_assert_eq(status.code, ZRPC_OK, "%s", status.message);
+	cr_assert_eq(reply->n_services, 3);
+	cr_assert_str_eq(reply->services[0]->name, "zrpc.v1.Health");
+	cr_assert_str_eq(reply->services[1]->name, "zrpc.v1.Reflection");
+	cr_assert_str_eq(reply->services[2]->name, "ztest.v1.Echo");
+
+	const Zrpc__V1__ServiceInfo *echo = reply->services[2];
+	cr_assert_eq(echo->n_methods, 4);
+	cr_assert_str_eq(echo->methods[0]->name, "Echo");
+	cr_assert_str_eq(echo->methods[0]->full_name, "/ztest.v1.Echo/Echo");
+	cr_assert_str_eq(echo->methods[0]->input_type, "ztest.v1.EchoRequest");
+	cr_assert_str_eq(echo->methods[0]->output_type, "ztest.v1.EchoReply");
+	cr_assert_not(echo->methods[0]->blocking);
+	cr_assert_str_eq(echo->methods[1]->name, "BlockingEcho");
+	cr_assert(echo->methods[1]->blocking);
+
+	const Zrpc__V1__ServiceInfo *health = reply->services[0];
+	cr_assert_eq(health->n_methods, 1);
+	cr_assert_str_eq(
+	    health->methods[0]->full_name, "/zrpc.v1.Health/Check");
+	cr_assert_str_eq(
+	    health->methods[0]->input_type, "zrpc.v1.HealthCheckRequest");
+	zrpc__v1__list_services_response__free_unpacked(reply, NULL);
+	zrpc_client_close(client);
+	test_server_stop(&ts);
+}
+
+/* ---- bad input, sent with a raw req0 socket ---- */
+
+/* Sends BODY and decodes the Response; returns its code. */
+static zrpc_code
+raw_call(nng_socket sock, const void *body, size_t len, char *message,
+    size_t message_len, char *request_id, size_t request_id_len)
+{
+	nng_msg            *msg;
+	Zrpc__V1__Response *resp;
+	zrpc_code           code;
+
+	cr_assert_eq(nng_msg_alloc(&msg, len), 0);
+	if (len > 0) {
+		memcpy(nng_msg_body(msg), body, len);
+	}
+	cr_assert_eq(nng_sendmsg(sock, msg, 0), 0);
+	cr_assert_eq(nng_recvmsg(sock, &msg, 0), 0, "the server answered");
+	resp = zrpc__v1__response__unpack(
+	    NULL, nng_msg_len(msg), nng_msg_body(msg));
+	cr_assert_not_null(resp, "the reply is a zrpc.v1.Response");
+	code = (zrpc_code) resp->code;
+	if (message != NULL) {
+		snprintf(message, message_len, "%s", resp->message);
+	}
+	if (request_id != NULL) {
+		request_id[0] = '\0';
+		for (size_t i = 0; i < resp->n_metadata; i++) {
+			if (strcmp(resp->metadata[i]->key, "x-request-id") ==
+			    0) {
+				snprintf(request_id, request_id_len, "%s",
+				    resp->metadata[i]->value);
+			}
+		}
+	}
+	zrpc__v1__response__free_unpacked(resp, NULL);
+	nng_msg_free(msg);
+	return code;
+}
+
+static nng_socket
+raw_open(const char *url)
+{
+	nng_socket sock;
+
+	cr_assert_eq(nng_req0_open(&sock), 0);
+	cr_assert_eq(nng_socket_set_ms(sock, NNG_OPT_RECVTIMEO, 5000), 0);
+	cr_assert_eq(nng_socket_set_ms(sock, NNG_OPT_SENDTIMEO, 5000), 0);
+	cr_assert_eq(nng_dial(sock, url, NULL, 0), 0);
+	return sock;
+}
+
+/* Packs a Request for METHOD with PAYLOAD into BUF; returns its length. */
+static size_t
+raw_request(uint8_t *buf, size_t cap, const char *method,
+    const ProtobufCMessage *payload, const char *request_id)
+{
+	Zrpc__V1__Request                req = ZRPC__V1__REQUEST__INIT;
+	Zrpc__V1__Request__MetadataEntry entry =
+	    ZRPC__V1__REQUEST__METADATA_ENTRY__INIT;
+	Zrpc__V1__Request__MetadataEntry *entries[1] = { &entry };
+	uint8_t                           inner[1024];
+
+	req.method = (char *) method;
+	if (payload != NULL) {
+		cr_assert(protobuf_c_message_get_packed_size(payload) <=
+		    sizeof(inner));
+		req.payload.len  = protobuf_c_message_pack(payload, inner);
+		req.payload.data = inner;
+	}
+	if (request_id != NULL) {
+		entry.key      = "x-request-id";
+		entry.value    = (char *) request_id;
+		req.metadata   = entries;
+		req.n_metadata = 1;
+	}
+	cr_assert(zrpc__v1__request__get_packed_size(&req) <= cap);
+	return zrpc__v1__request__pack(&req, buf);
+}
+
+/* A good call on SOCK still works. */
+static void
+raw_still_serves(nng_socket sock)
+{
+	Zrpc__V1__HealthCheckRequest health =
+	    ZRPC__V1__HEALTH_CHECK_REQUEST__INIT;
+	uint8_t buf[256];
+	size_t  len;
+
+	len = raw_request(
+	    buf, sizeof(buf), "/zrpc.v1.Health/Check", &health.base, NULL);
+	cr_assert_eq(raw_call(sock, buf, len, NULL, 0, NULL, 0), ZRPC_OK);
+}
+
+Test(server, garbage_truncated_and_empty_bodies_get_invalid_argument)
+{
+	struct test_server     ts;
+	nng_socket             sock;
+	char                   message[256];
+	uint8_t                good[256];
+	size_t                 len;
+	Ztest__V1__EchoRequest echo    = ZTEST__V1__ECHO_REQUEST__INIT;
+	static const uint8_t garbage[] = { 0xff, 0xff, 0xff, 0xff, 0x0f, 0x12,
+		0x99, 0x01, 0x02 };
+
+	test_server_start(&ts, "inproc", NULL);
+	sock = raw_open(ts.url);
+
+	cr_assert_eq(raw_call(sock, garbage, sizeof(garbage), message,
+	                 sizeof(message), NULL, 0),
+	    ZRPC_INVALID_ARGUMENT);
+	cr_assert(strstr(message, "zrpc.v1.Request") != NULL, "%s", message);
+	raw_still_serves(sock);
+
+	echo.text = "a request that will be cut short";
+	len       = raw_request(
+	          good, sizeof(good), "/ztest.v1.Echo/Echo", &echo.base, NULL);
+	cr_assert_eq(raw_call(sock, good, len - 3, NULL, 0, NULL, 0),
+	    ZRPC_INVALID_ARGUMENT, "truncated");
+	raw_still_serves(sock);
+
+	/* An empty body is a valid, empty Request: no method. */
+	cr_assert_eq(raw_call(sock, "", 0, message, sizeof(message), NULL, 0),
+	    ZRPC_UNIMPLEMENTED);
+	raw_still_serves(sock);
+
+	/* Random bytes of every length up to 64 never break the server. */
+	uint8_t  noise[64];
+	unsigned seed = 12345;
+	for (size_t n = 1; n <= sizeof(noise); n++) {
+		for (size_t i = 0; i < n; i++) {
+			seed     = seed * 1103515245u + 12345u;
+			noise[i] = (uint8_t) (seed >> 16);
+		}
+		zrpc_code code = raw_call(sock, noise, n, NULL, 0, NULL, 0);
+		cr_assert(code == ZRPC_INVALID_ARGUMENT ||
+		    code == ZRPC_UNIMPLEMENTED);
+	}
+	raw_still_serves(sock);
+	nng_close(sock);
+	test_server_stop(&ts);
+}
+
+Test(server, payload_of_the_wrong_type_gets_invalid_argument)
+{
+	struct test_server ts;
+	nng_socket         sock;
+	char               message[256];
+	Zrpc__V1__Request  req = ZRPC__V1__REQUEST__INIT;
+	uint8_t            buf[256];
+	static uint8_t     bad_payload[] = { 0x0a, 0x50, 'x' }; /* len 80 */
+	size_t             len;
+
+	test_server_start(&ts, "inproc", NULL);
+	sock             = raw_open(ts.url);
+	req.method       = "/ztest.v1.Echo/Echo";
+	req.payload.data = bad_payload;
+	req.payload.len  = sizeof(bad_payload);
+	len              = zrpc__v1__request__pack(&req, buf);
+	cr_assert_eq(
+	    raw_call(sock, buf, len, message, sizeof(message), NULL, 0),
+	    ZRPC_INVALID_ARGUMENT);
+	cr_assert(
+	    strstr(message, "ztest.v1.EchoRequest") != NULL, "%s", message);
+	cr_assert_eq(atomic_load(&ts.echo_runs), 0);
+	raw_still_serves(sock);
+	nng_close(sock);
+	test_server_stop(&ts);
+}
+
+Test(server, unknown_method_gets_unimplemented)
+{
+	struct test_server       ts;
+	nng_socket               sock;
+	char                     message[256];
+	uint8_t                  buf[256];
+	size_t                   len;
+	struct zrpc_method_stats stats;
+
+	test_server_start(&ts, "inproc", NULL);
+	sock = raw_open(ts.url);
+	len  = raw_request(buf, sizeof(buf), "/no.Such/Method", NULL, NULL);
+	cr_assert_eq(
+	    raw_call(sock, buf, len, message, sizeof(message), NULL, 0),
+	    ZRPC_UNIMPLEMENTED);
+	cr_assert(strstr(message, "/no.Such/Method") != NULL, "%s", message);
+	cr_assert(zrpc_server_method_stats(ts.server, "", &stats));
+	cr_assert_eq(stats.calls_by_code[ZRPC_UNIMPLEMENTED], 1);
+	nng_close(sock);
+	test_server_stop(&ts);
+}
+
+Test(server, request_id_is_echoed_or_generated)
+{
+	struct test_server           ts;
+	nng_socket                   sock;
+	char                         id[200], id2[200];
+	uint8_t                      buf[512];
+	size_t                       len;
+	char                         long_id[200];
+	Zrpc__V1__HealthCheckRequest health =
+	    ZRPC__V1__HEALTH_CHECK_REQUEST__INIT;
+
+	test_server_start(&ts, "inproc", NULL);
+	sock = raw_open(ts.url);
+	len  = raw_request(buf, sizeof(buf), "/zrpc.v1.Health/Check",
+	     &health.base, "abc-123");
+	cr_assert_eq(
+	    raw_call(sock, buf, len, NULL, 0, id, sizeof(id)), ZRPC_OK);
+	cr_assert_str_eq(id, "abc-123");
+
+	len = raw_request(
+	    buf, sizeof(buf), "/zrpc.v1.Health/Check", &health.base, NULL);
+	cr_assert_eq(
+	    raw_call(sock, buf, len, NULL, 0, id, sizeof(id)), ZRPC_OK);
+	cr_assert_neq(id[0], '\0');
+	cr_assert_eq(
+	    raw_call(sock, buf, len, NULL, 0, id2, sizeof(id2)), ZRPC_OK);
+	cr_assert_str_neq(id, id2, "generated ids are unique");
+
+	/* An absurdly long id is replaced, not echoed. */
+	memset(long_id, 'x', sizeof(long_id) - 1);
+	long_id[sizeof(long_id) - 1] = '\0';
+	len                          = raw_request(
+	                             buf, sizeof(buf), "/zrpc.v1.Health/Check", &health.base, long_id);
+	cr_assert_eq(
+	    raw_call(sock, buf, len, NULL, 0, id, sizeof(id)), ZRPC_OK);
+	cr_assert(strlen(id) < 100);
+	nng_close(sock);
+	test_server_stop(&ts);
+}
+
+static void
+oversized(const char *transport)
+{
+	struct test_server     ts;
+	zrpc_server_config     config = { .max_message_bytes = 4096 };
+	nng_socket             sock;
+	nng_msg               *msg;
+	zrpc_client           *client;
+	Ztest__V1__EchoRequest echo  = ZTEST__V1__ECHO_REQUEST__INIT;
+	Ztest__V1__EchoReply  *reply = NULL;
+	zrpc_status            status;
+
+	test_server_start(&ts, transport, &config);
+	sock = raw_open(ts.url);
+	cr_assert_eq(nng_socket_set_ms(sock, NNG_OPT_RECVTIMEO, 300), 0);
+	cr_assert_eq(nng_msg_alloc(&msg, 64 * 1024), 0);
+	memset(nng_msg_body(msg), 0x0a, 64 * 1024);
+	cr_assert_eq(nng_sendmsg(sock, msg, 0), 0);
+	/* Refused before it is read: stream transports drop the connection
+	 * (no reply), inproc answers RESOURCE_EXHAUSTED. */
+	int rv = nng_recvmsg(sock, &msg, 0);
+	if (rv == 0) {
+		Zrpc__V1__Response *resp = zrpc__v1__response__unpack(
+		    NULL, nng_msg_len(msg), nng_msg_body(msg));
+		cr_assert_not_null(resp);
+		cr_assert_eq(resp->code, ZRPC_RESOURCE_EXHAUSTED);
+		zrpc__v1__response__free_unpacked(resp, NULL);
+		nng_msg_free(msg);
+	} else {
+		cr_assert_eq(rv, NNG_ETIMEDOUT);
+	}
+	nng_close(sock);
+
+	/* The server still answers a good call from a new caller. */
+	client    = test_client_open(&ts);
+	echo.text = "after";
+	status    = ztest_v1_echo_echo(
+	       client, &echo, &reply, &(zrpc_call_opts) { .timeout_ms = 5000 });
+	cr_assert_eq(status.code, ZRPC_OK, "%s", status.message);
+	ztest__v1__echo_reply__free_unpacked(reply, NULL);
+	zrpc_client_close(client);
+	test_server_stop(&ts);
+}
+
+Test(server, oversized_request_refused_inproc)
+{
+	oversized("inproc");
+}
+Test(server, oversized_request_refused_tcp)
+{
+	oversized("tcp");
+}
+
+/* ---- deadlines ---- */
+
+Test(server, slow_handler_times_out_on_time_and_late_reply_is_dropped)
+{
+	struct test_server     ts;
+	zrpc_client           *client;
+	Ztest__V1__EchoRequest req   = ZTEST__V1__ECHO_REQUEST__INIT;
+	Ztest__V1__EchoReply  *reply = NULL;
+	zrpc_status            status;
+	double                 start, elapsed;
+
+	test_server_start(&ts, "ipc", NULL);
+	client = test_client_open(&ts);
+
+	req.seq = 1;
+	start   = test_now_ms();
+	status  = ztest_v1_echo_wait(
+	     client, &req, &reply, &(zrpc_call_opts) { .timeout_ms = 200 });
+	elapsed = test_now_ms() - start;
+	cr_assert_eq(status.code, ZRPC_DEADLINE_EXCEEDED, "%s",
+	    zrpc_status_name(status.code));
+	cr_assert_null(reply);
+	cr_assert(elapsed >= 199.0, "returned after %.1f ms", elapsed);
+	cr_assert(elapsed < 2000.0, "returned after %.1f ms", elapsed);
+
+	/* Let the handler finish; its late reply must not reach the next
+	 * call, which must get its own. */
+	cr_assert(test_gate_wait_entered(&ts, 1));
+	test_gate_open(&ts);
+	req.seq = 2;
+	status  = ztest_v1_echo_echo(
+	     client, &req, &reply, &(zrpc_call_opts) { .timeout_ms = 5000 });
+	cr_assert_eq(status.code, ZRPC_OK, "%s", status.message);
+	cr_assert_eq(reply->seq, 2);
+	ztest__v1__echo_reply__free_unpacked(reply, NULL);
+	zrpc_client_close(client);
+	test_server_stop(&ts);
+}
+
+/* Completion record for asynchronous calls in these tests. */
+struct done {
+	pthread_mutex_t mutex;
+	pthread_cond_t  cond;
+	unsigned        count; /* guarded by: mutex */
+	unsigned        ok;    /* guarded by: mutex */
+	unsigned        wrong; /* guarded by: mutex */
+	zrpc_code       last;  /* guarded by: mutex */
+};
+
+static void
+done_init(struct done *d)
+{
+	memset(d, 0, sizeof(*d));
+	pthread_mutex_init(&d->mutex, NULL);
+	pthread_cond_init(&d->cond, NULL);
+}
+
+/* Waits (at most 20 s) for N completions; false on time-out. */
+static bool
+done_wait(struct done *d, unsigned n)
+{
+	struct timespec until;
+	bool            ok = true;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 20;
+	pthread_mutex_lock(&d->mutex);
+	while (d->count < n) {
+		if (pthread_cond_timedwait(&d->cond, &d->mutex, &until) != 0) {
+			ok = d->count >= n;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&d->mutex);
+	return ok;
+}
+
+static void
+done_echo(void *arg, const zrpc_status *status, Ztest__V1__EchoReply *reply)
+{
+	struct done *d = arg;
+
+	pthread_mutex_lock(&d->mutex);
+	d->count++;
+	d->last = status->code;
+	if (status->code == ZRPC_OK) {
+		d->ok++;
+	}
+	pthread_cond_broadcast(&d->cond);
+	pthread_mutex_unlock(&d->mutex);
+	if (reply != NULL) {
+		ztest__v1__echo_reply__free_unpacked(reply, NULL);
+	}
+}
+
+Test(server, expired_call_never_runs_its_handler)
+{
+	struct test_server       ts;
+	zrpc_server_config       config = { .workers = 1 };
+	zrpc_client             *client;
+	Ztest__V1__EchoRequest   req   = ZTEST__V1__ECHO_REQUEST__INIT;
+	Ztest__V1__EchoReply    *reply = NULL;
+	zrpc_status              status;
+	struct zrpc_method_stats stats;
+	struct done              held;
+
+	test_server_start(&ts, "inproc", &config);
+	client = test_client_open(&ts);
+
+	/* Occupy the only worker with a Wait call. */
+	done_init(&held);
+	status =
+	    ztest_v1_echo_wait_async(client, &req, NULL, done_echo, &held);
+	cr_assert_eq(status.code, ZRPC_OK, "%s", status.message);
+	cr_assert(test_gate_wait_entered(&ts, 1));
+
+	/* This one queues behind it and expires there. */
+	status = ztest_v1_echo_blocking_echo(
+	    client, &req, &reply, &(zrpc_call_opts) { .timeout_ms = 100 });
+	cr_assert_eq(status.code, ZRPC_DEADLINE_EXCEEDED);
+
+	test_gate_open(&ts);
+	cr_assert(done_wait(&held, 1));
+	cr_assert_eq(held.last, ZRPC_OK);
+
+	/* FIFO with one worker: once this answers, the expired call has been
+	 * taken off the queue too. */
+	status = ztest_v1_echo_blocking_echo(client, &req, &reply, NULL);
+	cr_assert_eq(status.code, ZRPC_OK, "%s", status.message);
+	ztest__v1__echo_reply__free_unpacked(reply, NULL);
+
+	cr_assert_eq(
+	    atomic_load(&ts.blocking_runs), 1, "only the live call ran");
+	cr_assert(zrpc_server_method_stats(
+	    ts.server, "/ztest.v1.Echo/BlockingEcho", &stats));
+	cr_assert_eq(stats.handler_runs, 1);
+	cr_assert_eq(stats.calls_by_code[ZRPC_DEADLINE_EXCEEDED], 1);
+	cr_assert_eq(stats.calls_by_code[ZRPC_OK], 1);
+	zrpc_client_close(client);
+	test_server_stop(&ts);
+}
+
+/* ---- limits ---- */
+
+Test(server, calls_beyond_max_inflight_get_resource_exhausted)
+{
+	struct test_server     ts;
+	zrpc_server_config     config = { .max_inflight = 2, .workers = 4 };
+	zrpc_client           *client;
+	Ztest__V1__EchoRequest req   = ZTEST__V1__ECHO_REQUEST__INIT;
+	Ztest__V1__EchoReply  *reply = NULL;
+	zrpc_status            status;
+	struct done            held;
+
+	test_server_start(&ts, "inproc", &config);
+	client = test_client_open(&ts);
+	done_init(&held);
+	for (int i = 0; i < 2; i++) {
+		status = ztest_v1_echo_wait_async(
+		    client, &req, NULL, done_echo, &held);
+		cr_assert_eq(status.code, ZRPC_OK);
+	}
+	cr_assert(test_gate_wait_entered(&ts, 2));
+	cr_assert_eq(zrpc_server_inflight(ts.server), 2);
+
+	status = ztest_v1_echo_echo(
+	    client, &req, &reply, &(zrpc_call_opts) { .timeout_ms = 5000 });
+	cr_assert_eq(status.code, ZRPC_RESOURCE_EXHAUSTED, "%s",
+	    zrpc_status_name(status.code));
+	cr_assert(strstr(status.message, "in flight") != NULL);
+
+	test_gate_open(&ts);
+	cr_assert(done_wait(&held, 2));
+	cr_assert_eq(held.ok, 2, "the admitted calls finished");
+	status = ztest_v1_echo_echo(
+	    client, &req, &reply, &(zrpc_call_opts) { .timeout_ms = 5000 });
+	cr_assert_eq(status.code, ZRPC_OK, "room again: %s", status.message);
+	ztest__v1__echo_reply__free_unpacked(reply, NULL);
+	zrpc_client_close(client);
+	test_server_stop(&ts);
+}
+
+/* ---- graceful stop ---- */
+
+struct stopper {
+	zrpc_server *server;
+	unsigned     grace_ms;
+	unsigned     left;
+};
+
+static void *
+stopper_main(void *arg)
+{
+	struct stopper *s = arg;
+
+	s->left = zrpc_server_stop(s->server, s->grace_ms);
+	return NULL;
+}
+
+Test(server, stop_drains_calls_in_flight_and_refuses_new_ones)
+{
+	struct test_server           ts;
+	zrpc_client                 *client;
+	Ztest__V1__EchoRequest       req = ZTEST__V1__ECHO_REQUEST__INIT;
+	Zrpc__V1__HealthCheckRequest hreq =
+	    ZRPC__V1__HEALTH_CHECK_REQUEST__INIT;
+	Zrpc__V1__HealthCheckResponse *hrep  = NULL;
+	Ztest__V1__EchoReply          *reply = NULL;
+	struct done                    held;
+	struct stopper                 stopper;
+	pthread_t                      thread;
+	zrpc_status                    status;
+
+	test_server_start(&ts, "inproc", NULL);
+	client = test_client_open(&ts);
+	done_init(&held);
+	status =
+	    ztest_v1_echo_wait_async(client, &req, NULL, done_echo, &held);
+	cr_assert_eq(status.code, ZRPC_OK);
+	cr_assert(test_gate_wait_entered(&ts, 1));
+
+	stopper = (struct stopper) { .server = ts.server, .grace_ms = 10000 };
+	cr_assert_eq(pthread_create(&thread, NULL, stopper_main, &stopper), 0);
+
+	/* While draining: health says NOT_SERVING and new calls are
+	 * refused. */
+	cr_assert(test_log_wait(&ts, "draining: 1 calls in flight"));
+	status = ztest_v1_echo_echo(
+	    client, &req, &reply, &(zrpc_call_opts) { .timeout_ms = 5000 });
+	cr_assert_eq(status.code, ZRPC_UNAVAILABLE, "%s",
+	    zrpc_status_name(status.code));
+	cr_assert(strstr(status.message, "shutting down") != NULL);
+	hreq.service = "";
+	status       = zrpc_v1_health_check(
+	          client, &hreq, &hrep, &(zrpc_call_opts) { .timeout_ms = 5000 });
+	cr_assert_eq(status.code, ZRPC_UNAVAILABLE);
+
+	/* The call in flight still finishes, with its reply. */
+	test_gate_open(&ts);
+	cr_assert(done_wait(&held, 1));
+	cr_assert_eq(held.last, ZRPC_OK);
+	pthread_join(thread, NULL);
+	cr_assert_eq(stopper.left, 0, "everything drained");
+	zrpc_client_close(client);
+	test_server_stop(&ts);
+}
+
+Test(server, stop_gives_up_after_the_grace_period)
+{
+	struct test_server     ts;
+	zrpc_client           *client;
+	Ztest__V1__EchoRequest req = ZTEST__V1__ECHO_REQUEST__INIT;
+	struct done            held;
+	double                 start, elapsed;
+	unsigned               left;
+
+	test_server_start(&ts, "inproc", NULL);
+	client = test_client_open(&ts);
+	done_init(&held);
+	cr_assert_eq(
+	    ztest_v1_echo_wait_async(client, &req, NULL, done_echo, &held)
+	        .code,
+	    ZRPC_OK);
+	cr_assert(test_gate_wait_entered(&ts, 1));
+	start = test_now_ms();
+	/* The handler is held, so the stop can only time out. It then
+	 * joins the worker, so the gate opens once the runtime said so. */
+	struct stopper stopper = { .server = ts.server, .grace_ms = 150 };
+	pthread_t      thread;
+	cr_assert_eq(pthread_create(&thread, NULL, stopper_main, &stopper), 0);
+	cr_assert(test_log_wait(&ts, "grace of 150 ms ran out"));
+	test_gate_open(&ts);
+	pthread_join(thread, NULL);
+	elapsed = test_now_ms() - start;
+	left    = stopper.left;
+	cr_assert_eq(left, 1, "one call was still in flight");
+	cr_assert(elapsed >= 150.0);
+	cr_assert(done_wait(&held, 1));
+	zrpc_client_close(client);
+	test_server_stop(&ts);
+}
+
+/* ---- concurrency ---- */
+
+struct hammer {
+	zrpc_client *client;
+	unsigned     thread;
+	unsigned     calls;
+	unsigned     ok;
+	unsigned     mismatched;
+};
+
+static void *
+hammer_main(void *arg)
+{
+	struct hammer *h = arg;
+
+	for (unsigned i = 0; i < h->calls; i++) {
+		Ztest__V1__EchoRequest req   = ZTEST__V1__ECHO_REQUEST__INIT;
+		Ztest__V1__EchoReply  *reply = NULL;
+		zrpc_status            status;
+
+		req.thread = h->thread;
+		req.seq    = i;
+		status     = ztest_v1_echo_echo(h->client, &req, &reply,
+		        &(zrpc_call_opts) { .timeout_ms = 30000 });
+		if (status.code != ZRPC_OK) {
+			continue;
+		}
+		h->ok++;
+		if (reply->thread != h->thread || reply->seq != i) {
+			h->mismatched++;
+		}
+		ztest__v1__echo_reply__free_unpacked(reply, NULL);
+	}
+	return NULL;
+}
+
+static void
+many_threads(const char *transport, unsigned threads, unsigned calls)
+{
+	struct test_server ts;
+	zrpc_client       *client;
+	struct hammer      h[64];
+	pthread_t          t[64];
+
+	test_server_start(&ts, transport, NULL);
+	client = test_client_open(&ts);
+	for (unsigned i = 0; i < threads; i++) {
+		h[i] = (struct hammer) {
+			.client = client, .thread = i, .calls = calls
+		};
+		cr_assert_eq(
+		    pthread_create(&t[i], NULL, hammer_main, &h[i]), 0);
+	}
+	for (unsigned i = 0; i < threads; i++) {
+		pthread_join(t[i], NULL);
+	}
+	for (unsigned i = 0; i < threads; i++) {
+		cr_assert_eq(h[i].ok, calls, "thread %u: %u of %u ok", i,
+		    h[i].ok, calls);
+		cr_assert_eq(
+		    h[i].mismatched, 0, "thread %u got another's reply", i);
+	}
+	cr_assert_eq(atomic_load(&ts.echo_runs), threads * calls);
+	zrpc_client_close(client);
+	test_server_stop(&ts);
+}
+
+Test(server, sixty_four_threads_share_one_client_inproc, .timeout = 120)
+{
+	many_threads("inproc", 64, 1000);
+}
+
+Test(server, sixty_four_threads_share_one_client_tcp, .timeout = 120)
+{
+	many_threads("tcp", 64, 1000);
+}
+
+Test(server, sixty_four_threads_share_one_client_ipc, .timeout = 120)
+{
+	many_threads("ipc", 64, 1000);
+}
+
+struct async_check {
+	struct done *done;
+	unsigned     seq;
+};
+
+static void
+async_matched(
+    void *arg, const zrpc_status *status, Ztest__V1__EchoReply *reply)
+{
+	struct async_check *c = arg;
+	struct done        *d = c->done;
+
+	pthread_mutex_lock(&d->mutex);
+	d->count++;
+	if (status->code == ZRPC_OK) {
+		d->ok++;
+		if (reply->seq != c->seq) {
+			d->wrong++;
+		}
+	}
+	pthread_cond_broadcast(&d->cond);
+	pthread_mutex_unlock(&d->mutex);
+	if (reply != NULL) {
+		ztest__v1__echo_reply__free_unpacked(reply, NULL);
+	}
+}
+
+Test(server, thousand_async_calls_in_flight_from_one_thread, .timeout = 60)
+{
+	struct test_server  ts;
+	zrpc_client        *client;
+	struct done         done;
+	struct async_check *checks;
+	const unsigned      n = 1000;
+
+	test_server_start(&ts, "tcp", NULL);
+	client = test_client_open(&ts);
+	done_init(&done);
+	checks = calloc(n, sizeof(*checks));
+	cr_assert_not_null(checks);
+
+	/* Hold them all at the gate first, so that all 1000 really are in
+	 * flight at once (max_inflight is 1024). */
+	for (unsigned i = 0; i < n; i++) {
+		Ztest__V1__EchoRequest req = ZTEST__V1__ECHO_REQUEST__INIT;
+		checks[i] = (struct async_check) { .done = &done, .seq = i };
+		req.seq   = i;
+		zrpc_status status = ztest_v1_echo_echo_async(client, &req,
+		    &(zrpc_call_opts) { .timeout_ms = 30000 }, async_matched,
+		    &checks[i]);
+		cr_assert_eq(status.code, ZRPC_OK, "%s", status.message);
+	}
+	cr_assert(done_wait(&done, n), "all %u completed (%u)", n, done.count);
+	cr_assert_eq(done.ok, n);
+	cr_assert_eq(done.wrong, 0);
+	zrpc_client_close(client);
+	free(checks);
+	test_server_stop(&ts);
+}
+
+Test(server, thousand_blocked_calls_held_in_flight_at_once, .timeout = 60)
+{
+	struct test_server     ts;
+	zrpc_server_config     config = { .workers = 1000 };
+	zrpc_client           *client;
+	struct done            done;
+	const unsigned         n   = 1000;
+	Ztest__V1__EchoRequest req = ZTEST__V1__ECHO_REQUEST__INIT;
+
+	test_server_start(&ts, "inproc", &config);
+	client = test_client_open(&ts);
+	done_init(&done);
+	for (unsigned i = 0; i < n; i++) {
+		cr_assert_eq(ztest_v1_echo_wait_async(client, &req,
+		                 &(zrpc_call_opts) { .timeout_ms = 30000 },
+		                 done_echo, &done)
+		                 .code,
+		    ZRPC_OK);
+	}
+	cr_assert(test_gate_wait_entered(&ts, n), "all %u held at once", n);
+	cr_assert_eq(zrpc_server_inflight(ts.server), n);
+	test_gate_open(&ts);
+	cr_assert(done_wait(&done, n));
+	cr_assert_eq(done.ok, n);
+	zrpc_client_close(client);
+	test_server_stop(&ts);
+}

@@ -1,0 +1,242 @@
+/*
+ * Test server; see testserver.h.
+ */
+#include "testserver.h"
+
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static atomic_uint test_url_counter;
+
+const char *
+test_unique_url(const char *transport, char *buf, size_t len)
+{
+	unsigned n = atomic_fetch_add(&test_url_counter, 1);
+
+	if (strcmp(transport, "inproc") == 0) {
+		snprintf(buf, len, "inproc://zt-%d-%u", (int) getpid(), n);
+	} else if (strcmp(transport, "ipc") == 0) {
+		snprintf(
+		    buf, len, "ipc:///tmp/zt-%d-%u.sock", (int) getpid(), n);
+	} else {
+		snprintf(buf, len, "tcp://127.0.0.1:0");
+	}
+	return buf;
+}
+
+double
+test_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double) ts.tv_sec * 1000.0 + (double) ts.tv_nsec / 1e6;
+}
+
+static void
+test_fill_reply(zrpc_call *call, const Ztest__V1__EchoRequest *req,
+    Ztest__V1__EchoReply *reply)
+{
+	const char *auth = zrpc_call_metadata(call, "authorization");
+
+	reply->text          = req->text;
+	reply->seq           = req->seq;
+	reply->thread        = req->thread;
+	reply->blob_len      = (uint32_t) req->blob.len;
+	reply->request_id    = (char *) zrpc_call_request_id(call);
+	reply->authorization = (char *) (auth != NULL ? auth : "");
+	reply->remaining_ms  = zrpc_call_remaining_ms(call);
+}
+
+static zrpc_status
+test_echo(zrpc_call *call, const Ztest__V1__EchoRequest *req,
+    Ztest__V1__EchoReply *reply)
+{
+	struct test_server *ts = zrpc_call_service_ctx(call);
+
+	atomic_fetch_add(&ts->echo_runs, 1);
+	test_fill_reply(call, req, reply);
+	return zrpc_status_ok();
+}
+
+static zrpc_status
+test_blocking_echo(zrpc_call *call, const Ztest__V1__EchoRequest *req,
+    Ztest__V1__EchoReply *reply)
+{
+	struct test_server *ts = zrpc_call_service_ctx(call);
+
+	atomic_fetch_add(&ts->blocking_runs, 1);
+	test_fill_reply(call, req, reply);
+	return zrpc_status_ok();
+}
+
+static zrpc_status
+test_wait(zrpc_call *call, const Ztest__V1__EchoRequest *req,
+    Ztest__V1__EchoReply *reply)
+{
+	struct test_server *ts = zrpc_call_service_ctx(call);
+	struct timespec     until;
+
+	atomic_fetch_add(&ts->wait_runs, 1);
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 10; /* a test that forgets its gate still ends */
+	pthread_mutex_lock(&ts->mutex);
+	ts->waiting++;
+	pthread_cond_broadcast(&ts->changed);
+	while (!ts->gate_open) {
+		if (pthread_cond_timedwait(&ts->changed, &ts->mutex, &until) !=
+		    0) {
+			break;
+		}
+	}
+	ts->waiting--;
+	pthread_mutex_unlock(&ts->mutex);
+	test_fill_reply(call, req, reply);
+	return zrpc_status_ok();
+}
+
+static zrpc_status
+test_fail(zrpc_call *call, const Ztest__V1__EchoRequest *req,
+    Ztest__V1__EchoReply *reply)
+{
+	(void) call;
+	(void) reply;
+	return zrpc_status_make((zrpc_code) req->code, "failed as asked: %s",
+	    req->text != NULL ? req->text : "");
+}
+
+/* Keeps the runtime's log lines (the last 8 KiB) for test_log_wait. */
+static void
+test_log_capture(void *arg, zrpc_log_level level, const char *message)
+{
+	struct test_server *ts = arg;
+	size_t              used, len = strlen(message);
+
+	(void) level;
+	pthread_mutex_lock(&ts->mutex);
+	used = strlen(ts->log);
+	if (used + len + 2 > sizeof(ts->log)) {
+		used = 0; /* start over; tests wait for recent lines */
+	}
+	memcpy(ts->log + used, message, len);
+	ts->log[used + len]     = '\n';
+	ts->log[used + len + 1] = '\0';
+	pthread_cond_broadcast(&ts->changed);
+	pthread_mutex_unlock(&ts->mutex);
+}
+
+bool
+test_log_wait(struct test_server *ts, const char *needle)
+{
+	struct timespec until;
+	bool            found;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 10;
+	pthread_mutex_lock(&ts->mutex);
+	while (!(found = strstr(ts->log, needle) != NULL)) {
+		if (pthread_cond_timedwait(&ts->changed, &ts->mutex, &until) !=
+		    0) {
+			found = strstr(ts->log, needle) != NULL;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&ts->mutex);
+	return found;
+}
+
+void
+test_server_start(struct test_server *ts, const char *transport,
+    const zrpc_server_config *given)
+{
+	zrpc_server_config                  config   = { 0 };
+	const struct ztest_v1_echo_handlers handlers = {
+		.echo                   = test_echo,
+		.blocking_echo          = test_blocking_echo,
+		.blocking_echo_blocking = true,
+		.wait                   = test_wait,
+		.wait_blocking          = true,
+		.fail                   = test_fail,
+	};
+	zrpc_status status;
+	char        url[256];
+
+	memset(ts, 0, sizeof(*ts));
+	pthread_mutex_init(&ts->mutex, NULL);
+	pthread_cond_init(&ts->changed, NULL);
+	if (given != NULL) {
+		config = *given;
+	}
+	config.log       = test_log_capture;
+	config.log_arg   = ts;
+	config.log_level = ZRPC_LOG_DEBUG;
+
+	status = zrpc_server_create(&ts->server, &config);
+	cr_assert_eq(status.code, ZRPC_OK, "create: %s", status.message);
+	status = ztest_v1_echo_register(ts->server, &handlers, ts);
+	cr_assert_eq(status.code, ZRPC_OK, "register: %s", status.message);
+	status = zrpc_server_listen(
+	    ts->server, test_unique_url(transport, url, sizeof(url)));
+	cr_assert_eq(
+	    status.code, ZRPC_OK, "listen %s: %s", url, status.message);
+	snprintf(ts->url, sizeof(ts->url), "%s",
+	    zrpc_server_listener_url(ts->server, 0));
+	status = zrpc_server_start(ts->server);
+	cr_assert_eq(status.code, ZRPC_OK, "start: %s", status.message);
+}
+
+void
+test_server_stop(struct test_server *ts)
+{
+	test_gate_open(ts);
+	zrpc_server_destroy(ts->server);
+	ts->server = NULL;
+	if (strncmp(ts->url, "ipc://", 6) == 0) {
+		unlink(ts->url + 6);
+	}
+	pthread_mutex_destroy(&ts->mutex);
+	pthread_cond_destroy(&ts->changed);
+}
+
+void
+test_gate_open(struct test_server *ts)
+{
+	pthread_mutex_lock(&ts->mutex);
+	ts->gate_open = true;
+	pthread_cond_broadcast(&ts->changed);
+	pthread_mutex_unlock(&ts->mutex);
+}
+
+bool
+test_gate_wait_entered(struct test_server *ts, unsigned n)
+{
+	struct timespec until;
+	bool            ok = true;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 10;
+	pthread_mutex_lock(&ts->mutex);
+	while (ts->waiting < n) {
+		if (pthread_cond_timedwait(&ts->changed, &ts->mutex, &until) !=
+		    0) {
+			ok = ts->waiting >= n;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&ts->mutex);
+	return ok;
+}
+
+zrpc_client *
+test_client_open(const struct test_server *ts)
+{
+	zrpc_client *client = NULL;
+	zrpc_status  status = zrpc_client_open(&client, ts->url, NULL);
+
+	cr_assert_eq(status.code, ZRPC_OK, "client open %s: %s", ts->url,
+	    status.message);
+	return client;
+}

@@ -1,0 +1,64 @@
+/*
+ * A zrpc server for tests: the ztest.v1.Echo service on a fresh address,
+ * with a gate that the Wait method holds on until the test opens it, and
+ * counters of how often each handler ran.
+ */
+#ifndef ZOS_TEST_SERVER_H
+#define ZOS_TEST_SERVER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "zrpc/client.h"
+#include "zrpc/server.h"
+#include "ztest/v1/echo.zrpc.h"
+
+struct test_server {
+	zrpc_server    *server;
+	char            url[256];
+	pthread_mutex_t mutex;
+	pthread_cond_t  changed;
+	bool            gate_open; /* guarded by: mutex */
+	unsigned        waiting;   /* guarded by: mutex: Wait calls inside */
+	char            log[8192]; /* guarded by: mutex: runtime log lines */
+	atomic_uint     echo_runs;
+	atomic_uint     blocking_runs;
+	atomic_uint     wait_runs;
+};
+
+/*
+ * A URL no other test uses: "inproc", "ipc" (a socket under /tmp) or "tcp"
+ * (127.0.0.1, port 0: read the bound port back from the server).
+ */
+const char *test_unique_url(const char *transport, char *buf, size_t len);
+
+/*
+ * Starts TS serving Echo on a unique TRANSPORT address with CONFIG (NULL
+ * for defaults). Aborts the test (cr_assert) on failure.
+ */
+void test_server_start(struct test_server *ts, const char *transport,
+    const zrpc_server_config *config);
+
+/* Opens the gate, stops and frees the server. */
+void test_server_stop(struct test_server *ts);
+
+/* Lets every Wait call (present and future) through. */
+void test_gate_open(struct test_server *ts);
+
+/* Waits (at most 10 s) until N Wait calls are inside; false on time-out. */
+bool test_gate_wait_entered(struct test_server *ts, unsigned n);
+
+/*
+ * Waits (at most 10 s) until the server has logged a line containing
+ * NEEDLE; false on time-out. The runtime's log is captured at debug level.
+ */
+bool test_log_wait(struct test_server *ts, const char *needle);
+
+/* Opens a client on TS's URL; aborts the test on failure. */
+zrpc_client *test_client_open(const struct test_server *ts);
+
+/* Monotonic clock in milliseconds. */
+double test_now_ms(void);
+
+#endif /* ZOS_TEST_SERVER_H */
