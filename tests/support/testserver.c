@@ -148,6 +148,55 @@ test_log_wait(struct test_server *ts, const char *needle)
 	return found;
 }
 
+/* Interceptor: notes when an arriving BlockingEcho call will expire. */
+static zrpc_status
+test_note_deadline(void *arg, zrpc_call *call)
+{
+	struct test_server *ts   = arg;
+	int64_t             left = zrpc_call_remaining_ms(call);
+
+	if (left >= 0 &&
+	    strcmp(zrpc_call_method(call), "/ztest.v1.Echo/BlockingEcho") ==
+	        0) {
+		pthread_mutex_lock(&ts->mutex);
+		ts->blocking_deadline_ms = test_now_ms() + (double) left + 1.0;
+		pthread_cond_broadcast(&ts->changed);
+		pthread_mutex_unlock(&ts->mutex);
+	}
+	return zrpc_status_ok();
+}
+
+bool
+test_wait_blocking_deadline_passed(struct test_server *ts)
+{
+	struct timespec until;
+	double          deadline = 0;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 10;
+	pthread_mutex_lock(&ts->mutex);
+	while ((deadline = ts->blocking_deadline_ms) == 0) {
+		if (pthread_cond_timedwait(&ts->changed, &ts->mutex, &until) !=
+		    0) {
+			break;
+		}
+	}
+	pthread_mutex_unlock(&ts->mutex);
+	if (deadline == 0) {
+		return false;
+	}
+	/* Waiting for a known instant on the same clock is the behaviour
+	 * under test (time passing), not a guess at another thread. */
+	struct timespec at = { .tv_sec = (time_t) (deadline / 1000.0),
+		.tv_nsec               = (long) ((deadline -
+                                       (double) (time_t) (deadline / 1000.0) *
+                                           1000.0) *
+                    1e6) };
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &at, NULL) !=
+	    0) { }
+	return true;
+}
+
 void
 test_server_start(struct test_server *ts, const char *transport,
     const zrpc_server_config *given)
@@ -177,6 +226,11 @@ test_server_start(struct test_server *ts, const char *transport,
 	status = zrpc_server_create(&ts->server, &config);
 	cr_assert_eq(status.code, ZRPC_OK, "create: %s", status.message);
 	status = ztest_v1_echo_register(ts->server, &handlers, ts);
+	cr_assert_eq(status.code, ZRPC_OK, "register: %s", status.message);
+	status = zrpc_server_add_interceptor(ts->server,
+	    &(struct zrpc_interceptor) { .name = "note-deadline",
+	        .before                        = test_note_deadline,
+	        .arg                           = ts });
 	cr_assert_eq(status.code, ZRPC_OK, "register: %s", status.message);
 	status = zrpc_server_listen(
 	    ts->server, test_unique_url(transport, url, sizeof(url)));

@@ -22,9 +22,12 @@ struct test_server {
 	bool            gate_open; /* guarded by: mutex */
 	unsigned        waiting;   /* guarded by: mutex: Wait calls inside */
 	char            log[8192]; /* guarded by: mutex: runtime log lines */
-	atomic_uint     echo_runs;
-	atomic_uint     blocking_runs;
-	atomic_uint     wait_runs;
+	/* guarded by: mutex: when the last BlockingEcho call that had a
+	 * deadline expires, in test_now_ms() time; 0 = none yet */
+	double      blocking_deadline_ms;
+	atomic_uint echo_runs;
+	atomic_uint blocking_runs;
+	atomic_uint wait_runs;
 };
 
 /*
@@ -54,6 +57,13 @@ bool test_gate_wait_entered(struct test_server *ts, unsigned n);
  * NEEDLE; false on time-out. The runtime's log is captured at debug level.
  */
 bool test_log_wait(struct test_server *ts, const char *needle);
+
+/*
+ * Waits (at most 10 s) until a BlockingEcho call with a deadline has
+ * arrived, then until its deadline has passed on the server's clock.
+ * False when no such call arrived.
+ */
+bool test_wait_blocking_deadline_passed(struct test_server *ts);
 
 /* Opens a client on TS's URL; aborts the test on failure. */
 zrpc_client *test_client_open(const struct test_server *ts);
