@@ -83,15 +83,17 @@
 #define CLIENT_PIPE_SLOTS 8
 
 /*
- * Contexts kept for reuse. A call's context goes back to the client when
- * the call ends, whether it succeeded or timed out, and the next call's
- * send resets it (req0 forgets the old request, and a late reply to it is
- * dropped: its request id is gone). Reuse saves an open and a close per
- * call, and it sidesteps a use-after-free in nng 1.5.2, whose req0 can
- * still touch a context shortly after it was closed following a timed-out
- * call (seen under valgrind in tests/stress).
+ * Contexts kept for reuse. A call that got its reply gives its context
+ * back, and the next call's send reuses it, which saves an open and a
+ * close per call. A call that failed (timed out, say) leaves its context
+ * in quarantine instead: nng 1.5.2's req0 can still touch such a context
+ * after it is closed (a use-after-free, seen under valgrind in
+ * tests/stress) and can hang a later send on it if it is reused (seen in
+ * tests/client/client_stress). Quarantined contexts are closed with the
+ * socket; past CLIENT_QUARANTINE_CTX of them, the oldest are closed.
  */
 #define CLIENT_SPARE_CTX 256
+#define CLIENT_QUARANTINE_CTX 4096
 
 /* Metadata entries (including authorization) packed without malloc. */
 #define CLIENT_METADATA_STACK 8
@@ -142,6 +144,8 @@ struct zrpc_client {
 	bool                closing; /* guarded by: mtx */
 	nng_ctx  spare[CLIENT_SPARE_CTX]; /* guarded by: mtx (reusable) */
 	size_t   n_spare;                 /* guarded by: mtx */
+	nng_ctx *quarantine;   /* guarded by: mtx (ring, lazily allocated) */
+	size_t   n_quarantine; /* guarded by: mtx: entries ever added */
 	uint32_t live[CLIENT_PIPE_SLOTS]; /* guarded by: mtx (0 = free) */
 	uint32_t gone[CLIENT_PIPE_SLOTS]; /* guarded by: mtx (ring) */
 	unsigned gone_next;               /* guarded by: mtx */
@@ -322,6 +326,33 @@ client_call_unlink_locked(struct client_call *call)
 }
 
 /*
+ * Keeps CTX, whose call failed, open and unused until the socket closes;
+ * when the ring is full the oldest entry is closed to make room (or CTX
+ * itself, when the ring cannot be allocated).
+ * Locking: requires client->mtx.
+ */
+static void
+client_ctx_quarantine_locked(zrpc_client *c, nng_ctx ctx)
+{
+	size_t slot;
+
+	if (c->quarantine == NULL) {
+		c->quarantine =
+		    calloc(CLIENT_QUARANTINE_CTX, sizeof(*c->quarantine));
+		if (c->quarantine == NULL) {
+			(void) nng_ctx_close(ctx);
+			return;
+		}
+	}
+	slot = c->n_quarantine % CLIENT_QUARANTINE_CTX;
+	if (c->n_quarantine >= CLIENT_QUARANTINE_CTX) {
+		(void) nng_ctx_close(c->quarantine[slot]);
+	}
+	c->quarantine[slot] = ctx;
+	c->n_quarantine++;
+}
+
+/*
  * Ends CALL: gives its context back for reuse (or closes it when the client
  * is closing or has spares enough; an abort may have closed it already)
  * and takes it
@@ -340,10 +371,15 @@ client_call_end(struct client_call *call)
 	(void) pthread_mutex_lock(&c->mtx);
 	if (!call->ctx_closed) {
 		call->ctx_closed = true;
-		if (!c->closing && c->n_spare < CLIENT_SPARE_CTX) {
+		if (call->state == CLIENT_CALL_RECEIVING &&
+		    zrpc_status_is_ok(&call->status) && !c->closing &&
+		    c->n_spare < CLIENT_SPARE_CTX) {
 			c->spare[c->n_spare++] = call->ctx;
-		} else {
+		} else if (call->state == CLIENT_CALL_RECEIVING &&
+		    zrpc_status_is_ok(&call->status)) {
 			(void) nng_ctx_close(call->ctx);
+		} else {
+			client_ctx_quarantine_locked(c, call->ctx);
 		}
 	}
 	client_call_unlink_locked(call);
@@ -1159,8 +1195,10 @@ zrpc_client_close(zrpc_client *c)
 	}
 	(void) pthread_mutex_unlock(&c->mtx);
 
-	/* Runs the last REM_POST notifications before it returns. */
+	/* Runs the last REM_POST notifications before it returns; closes
+	 * the quarantined contexts too. */
 	(void) nng_close(c->socket);
+	free(c->quarantine);
 	(void) pthread_cond_destroy(&c->drained);
 	(void) pthread_mutex_destroy(&c->mtx);
 	free(c->url);
