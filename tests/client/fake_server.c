@@ -227,6 +227,30 @@ fake_answer(struct fake_server *s, nng_msg *msg, bool *gated)
 	return reply;
 }
 
+/*
+ * Starts a receive (SEND false) or a send on CTX, unless the server was
+ * killed: nng 1.5.2 panics on an operation started on a context whose
+ * socket is closing, so operations start under the mutex that
+ * fake_server_kill takes before it closes the socket.
+ */
+static bool
+fake_issue(struct fake_server *s, nng_ctx ctx, nng_aio *aio, bool send)
+{
+	bool live;
+
+	pthread_mutex_lock(&s->mtx);
+	live = !s->killed;
+	if (live) {
+		if (send) {
+			nng_ctx_send(ctx, aio);
+		} else {
+			nng_ctx_recv(ctx, aio);
+		}
+	}
+	pthread_mutex_unlock(&s->mtx);
+	return live;
+}
+
 /* One worker: its own context, receive -> answer -> send until closed. */
 static void *
 fake_worker(void *arg)
@@ -245,7 +269,9 @@ fake_worker(void *arg)
 		return NULL;
 	}
 	for (;;) {
-		nng_ctx_recv(ctx, aio);
+		if (!fake_issue(s, ctx, aio, false)) {
+			break;
+		}
 		nng_aio_wait(aio);
 		if (nng_aio_result(aio) != 0) {
 			/*
@@ -262,7 +288,11 @@ fake_worker(void *arg)
 			continue;
 		}
 		nng_aio_set_msg(aio, reply);
-		nng_ctx_send(ctx, aio);
+		if (!fake_issue(s, ctx, aio, true)) {
+			nng_msg_free(reply);
+			nng_aio_set_msg(aio, NULL);
+			break;
+		}
 		nng_aio_wait(aio);
 		if (nng_aio_result(aio) != 0) {
 			nng_msg_free(nng_aio_get_msg(aio));
@@ -272,6 +302,9 @@ fake_worker(void *arg)
 			fake_bump(s, FAKE_GATE_REPLIED);
 		}
 	}
+	/* Killed: the socket's close closes the context. */
+	nng_aio_free(aio);
+	return NULL;
 }
 
 /* Configures LISTENER for TLS with OPTS' certificate and key. */
