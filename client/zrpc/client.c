@@ -415,8 +415,10 @@ client_call_send_locked(struct client_call *call, nng_msg *msg)
 
 /*
  * Sends MSG for CALL: gives it a context (a spare one, else a new one),
- * links the call into the list of calls in flight and starts the send. On true the message belongs to the call; on false (the
- * client is closing) the caller keeps MSG and CALL->status says why.
+ * links the call into the list of calls in flight and starts the send. On
+ * true the message belongs to the call; on false (the client is closing,
+ * or no context could be opened) the caller keeps MSG and CALL->status
+ * says why.
  * Locking: takes client->mtx.
  */
 static bool
