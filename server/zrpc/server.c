@@ -104,6 +104,7 @@ struct zrpc_call {
 	Zrpc__V1__Response__MetadataEntry reply_metadata[REPLY_METADATA_MAX];
 	size_t                            n_reply_metadata;
 	bool                              counted; /* in server->active */
+	bool                              sending; /* in server->sending */
 	char                              peer[160];
 };
 
@@ -134,7 +135,8 @@ struct zrpc_server {
 	atomic_bool        closing; /* written under slots_mutex */
 	atomic_int         idle_slots;
 
-	atomic_uint     active; /* calls accepted and not yet replied */
+	atomic_uint     active;  /* calls admitted and not yet answered */
+	atomic_uint     sending; /* replies handed to nng, not yet sent */
 	atomic_bool     draining;
 	pthread_mutex_t drain_mutex;
 	pthread_cond_t  drained;
@@ -653,24 +655,47 @@ server_record(zrpc_server *server, struct zrpc_call *call,
 	    &stats->latency_ns_sum, latency_ns, memory_order_relaxed);
 }
 
+/* Wakes zrpc_server_stop when the last call or reply is done. */
+static void
+server_drain_signal(zrpc_server *server)
+{
+	if (atomic_load(&server->draining) &&
+	    atomic_load(&server->active) == 0 &&
+	    atomic_load(&server->sending) == 0) {
+		pthread_mutex_lock(&server->drain_mutex);
+		pthread_cond_broadcast(&server->drained);
+		pthread_mutex_unlock(&server->drain_mutex);
+	}
+}
+
 /*
- * The reply has left (or could not be sent): the call no longer counts as
- * in flight, and the slot waits for the next request unless the server is
- * closing.
+ * The call has its answer: it no longer counts against max_inflight, so
+ * a caller that got the reply can call again at once, even before nng
+ * reports the send complete.
+ */
+static void
+server_call_answered(struct zrpc_call *call)
+{
+	if (call->counted) {
+		call->counted = false;
+		atomic_fetch_sub(&call->server->active, 1);
+		server_drain_signal(call->server);
+	}
+}
+
+/*
+ * The reply has left (or could not be sent): the slot waits for the next
+ * request unless the server is closing.
  */
 static void
 server_call_done(struct zrpc_call *call)
 {
 	zrpc_server *server = call->server;
 
-	if (call->counted) {
-		call->counted = false;
-		if (atomic_fetch_sub(&server->active, 1) == 1 &&
-		    atomic_load(&server->draining)) {
-			pthread_mutex_lock(&server->drain_mutex);
-			pthread_cond_broadcast(&server->drained);
-			pthread_mutex_unlock(&server->drain_mutex);
-		}
+	if (call->sending) {
+		call->sending = false;
+		atomic_fetch_sub(&server->sending, 1);
+		server_drain_signal(server);
 	}
 	if (!atomic_load(&server->closing)) {
 		server_call_recv(call);
@@ -746,9 +771,15 @@ server_call_finish(
 
 	if (msg == NULL) {
 		/* Nothing to send: the caller's deadline will tell it. */
+		server_call_answered(call);
 		server_call_done(call);
 		return;
 	}
+	/* Counted as sending before it stops counting as in flight, so
+	 * that a drain never sees both at zero in between. */
+	call->sending = true;
+	atomic_fetch_add(&server->sending, 1);
+	server_call_answered(call);
 	call->state = CALL_SEND;
 	nng_aio_set_msg(call->aio, msg);
 	nng_ctx_send(call->ctx, call->aio);
@@ -1018,7 +1049,8 @@ zrpc_server_stop(zrpc_server *server, unsigned grace_ms)
 		until.tv_nsec -= 1000000000L;
 	}
 	pthread_mutex_lock(&server->drain_mutex);
-	while (atomic_load(&server->active) > 0) {
+	while (atomic_load(&server->active) > 0 ||
+	    atomic_load(&server->sending) > 0) {
 		if (pthread_cond_timedwait(&server->drained,
 		        &server->drain_mutex, &until) == ETIMEDOUT) {
 			break;
