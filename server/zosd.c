@@ -111,8 +111,12 @@ main(int argc, char **argv)
 		    &log, ZRPC_LOG_ERROR, "cannot start: %s", status.message);
 		goto out;
 	}
+	/* The ready lines are written whatever --log-level says: scripts
+	 * and supervisors wait for them. */
+	struct zos_log ready = log;
+	ready.level          = ZRPC_LOG_DEBUG;
 	for (size_t i = 0; i < opts.n_listen; i++) {
-		zos_log_printf(&log, ZRPC_LOG_INFO, "listening on %s",
+		zos_log_printf(&ready, ZRPC_LOG_INFO, "listening on %s",
 		    zrpc_server_listener_url(server, i));
 	}
 

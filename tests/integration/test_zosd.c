@@ -178,6 +178,19 @@ Test(zosd, ready_line_then_health_then_sigterm_exits_zero)
 	cr_assert(strstr(p.text, "stopped") != NULL, "%s", p.text);
 }
 
+Test(zosd, ready_line_is_written_at_any_log_level)
+{
+	struct proc p;
+	char       *argv[] = { (char *) env_path("ZOSD"), "--listen",
+		      "tcp://127.0.0.1:0", "--log-level", "error", NULL };
+
+	proc_start(&p, argv);
+	cr_assert(proc_wait_for(&p, "listening on"), "%s", p.text);
+	kill(p.pid, SIGTERM);
+	cr_assert_eq(proc_wait(&p), 0, "%s", p.text);
+	cr_assert_null(strstr(p.text, "received SIGTERM"), "info is filtered");
+}
+
 Test(zosd, sigint_also_drains_and_exits_zero)
 {
 	struct proc p;
