@@ -1,0 +1,185 @@
+/*
+ * Proof sessions: a bounded table of proof state machines, guarded by the
+ * rank-2 lock "session_state".
+ *
+ * A session moves through the proof states (numbers as in zos.v1.ProofState):
+ *
+ *   AWAITING_SOLUTION -> ANALYZING -> FEEDBACK_READY -> AWAITING_SOLUTION
+ *                                                    -> SOLVED
+ *   AWAITING_SOLUTION, ANALYZING, FEEDBACK_READY     -> ABANDONED
+ *
+ * SOLVED and ABANDONED are terminal: no transition leaves them (a solved
+ * proof is not abandoned after the fact, and nothing is abandoned twice);
+ * only zos_sessions_reset() brings such a session back to
+ * AWAITING_SOLUTION. A move to the state the session is already in is not
+ * a change and is illegal like any other move not listed.
+ *
+ * Every accepted change (transition or reset) adds exactly one to the
+ * session's version and sets updated_unix_ms to the wall clock (never
+ * backwards: it stays at the previous value if the clock stepped back).
+ * Nothing else changes a version. A new session has version 1.
+ *
+ * Every function hands out copies (struct zos_session is a plain value), so
+ * callers never hold a pointer into the table and never need the lock.
+ * Results are gRPC codes, so the service layer passes them through.
+ */
+#ifndef ZOS_SESSIONS_H
+#define ZOS_SESSIONS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lock.h"
+
+/* Result codes: the gRPC status codes of the same names and numbers. */
+enum zos_session_code {
+	ZOS_SESSION_OK                  = 0,
+	ZOS_SESSION_INVALID_ARGUMENT    = 3,
+	ZOS_SESSION_NOT_FOUND           = 5,
+	ZOS_SESSION_RESOURCE_EXHAUSTED  = 8,
+	ZOS_SESSION_FAILED_PRECONDITION = 9,
+	ZOS_SESSION_ABORTED             = 10,
+	ZOS_SESSION_INTERNAL            = 13, /* out of memory */
+};
+
+/* The proof states, with zos.v1.ProofState's numbers. */
+enum zos_proof_state {
+	ZOS_PROOF_STATE_UNSPECIFIED = 0,
+	ZOS_PROOF_AWAITING_SOLUTION = 1,
+	ZOS_PROOF_ANALYZING         = 2,
+	ZOS_PROOF_FEEDBACK_READY    = 3,
+	ZOS_PROOF_SOLVED            = 4,
+	ZOS_PROOF_ABANDONED         = 5,
+};
+#define ZOS_PROOF_STATE_COUNT 6
+
+#define ZOS_SESSIONS_DEFAULT_MAX 10000
+#define ZOS_SESSIONS_LIMIT_MAX 1000000 /* largest max_sessions accepted */
+#define ZOS_SESSION_ID_LEN 16          /* hex digits in an id */
+#define ZOS_SESSION_PROBLEM_ID_MAX 256 /* bytes, without the NUL */
+#define ZOS_SESSIONS_PAGE_DEFAULT 50
+#define ZOS_SESSIONS_PAGE_MAX 1000
+
+/* One session, as a value (a copy of the table's entry). */
+struct zos_session {
+	char                 id[ZOS_SESSION_ID_LEN + 1];
+	char                 problem_id[ZOS_SESSION_PROBLEM_ID_MAX + 1];
+	enum zos_proof_state state;
+	uint64_t             version;
+	int64_t              created_unix_ms;
+	int64_t              updated_unix_ms;
+};
+
+/* One page of zos_sessions_list(). */
+struct zos_session_page {
+	struct zos_session *sessions; /* owned; zos_session_page_finish() */
+	size_t              count;
+	/* Token for the next page; "" when this page is the last. */
+	char     next_page_token[ZOS_SESSION_ID_LEN + 1];
+	uint64_t total; /* sessions in the table when the page was taken */
+};
+
+/* The table; opaque. */
+struct zos_sessions;
+
+/*
+ * Creates an empty table in *OUT, bounded by MAX_SESSIONS (0 = the default
+ * 10000; above ZOS_SESSIONS_LIMIT_MAX is INVALID_ARGUMENT). Its lock is
+ * rank ZOS_RANK_SESSION_STATE in DOMAIN, which must outlive the table. The
+ * id key is drawn from getrandom(2).
+ * Returns OK, INVALID_ARGUMENT or INTERNAL (no memory, no randomness, lock
+ * initialisation failed); *OUT is set only on OK.
+ * Locking: none (the table is not shared yet).
+ */
+enum zos_session_code zos_sessions_create(struct zos_sessions **out,
+    struct zos_lock_domain *domain, size_t max_sessions);
+
+/*
+ * Destroys S and everything it owns. S == NULL is a no-op. No other thread
+ * may use S any more.
+ * Locking: none.
+ */
+void zos_sessions_destroy(struct zos_sessions *s);
+
+/*
+ * The lock of S, for callers that need to check the order or read its
+ * histograms. Owned by S.
+ */
+struct zos_lock *zos_sessions_lock(struct zos_sessions *s);
+
+/*
+ * Starts a session for PROBLEM_ID (NUL-terminated, 1..256 bytes) in state
+ * AWAITING_SOLUTION, version 1, and copies it to *OUT.
+ * Returns OK; INVALID_ARGUMENT (empty or too long problem id);
+ * RESOURCE_EXHAUSTED (the table holds max_sessions); INTERNAL (no memory).
+ * Locking: takes session_state (write).
+ */
+enum zos_session_code zos_sessions_start(
+    struct zos_sessions *s, const char *problem_id, struct zos_session *out);
+
+/*
+ * Copies the session ID to *OUT.
+ * Returns OK or NOT_FOUND (including an id of the wrong shape).
+ * Locking: takes session_state (read).
+ */
+enum zos_session_code zos_sessions_get(
+    struct zos_sessions *s, const char *id, struct zos_session *out);
+
+/*
+ * Moves session ID to TO_STATE if the state machine above allows it and
+ * EXPECTED_VERSION is 0 or the session's version. On OK, *OUT (may be
+ * NULL) receives the changed session; on ABORTED and FAILED_PRECONDITION
+ * it receives the unchanged one, so a caller can retry from it.
+ * Returns OK; INVALID_ARGUMENT (TO_STATE is UNSPECIFIED or not a state);
+ * NOT_FOUND; ABORTED (stale EXPECTED_VERSION, checked before legality);
+ * FAILED_PRECONDITION (illegal move).
+ * Locking: takes session_state (write).
+ */
+enum zos_session_code zos_sessions_transition(struct zos_sessions *s,
+    const char *id, enum zos_proof_state to_state, uint64_t expected_version,
+    struct zos_session *out);
+
+/*
+ * Puts session ID back to AWAITING_SOLUTION from any state (version + 1,
+ * even when it was already awaiting a solution) and copies it to *OUT
+ * (may be NULL).
+ * Returns OK or NOT_FOUND.
+ * Locking: takes session_state (write).
+ */
+enum zos_session_code zos_sessions_reset(
+    struct zos_sessions *s, const char *id, struct zos_session *out);
+
+/*
+ * Copies up to PAGE_SIZE sessions (0 = 50, more than 1000 = 1000) in
+ * creation order, starting at PAGE_TOKEN (NULL or "" = the first session;
+ * otherwise a next_page_token from an earlier page), into *PAGE, which
+ * the caller releases with zos_session_page_finish(). Sessions are never
+ * removed, so tokens stay valid and a walk from "" visits every session
+ * that existed when it started exactly once, in creation order.
+ * Returns OK; INVALID_ARGUMENT (a token this table did not hand out);
+ * INTERNAL (no memory). On failure *PAGE is empty.
+ * Locking: takes session_state (read); allocates before taking it.
+ */
+enum zos_session_code zos_sessions_list(struct zos_sessions *s,
+    uint32_t page_size, const char *page_token, struct zos_session_page *page);
+
+/* Frees PAGE's sessions and empties it. Safe on an empty page. */
+void zos_session_page_finish(struct zos_session_page *page);
+
+/*
+ * Fills COUNTS[state] with the number of sessions in each state
+ * (COUNTS[0], UNSPECIFIED, is always 0) and returns the total.
+ * Locking: takes session_state (read).
+ */
+uint64_t zos_sessions_count_by_state(
+    struct zos_sessions *s, uint64_t counts[ZOS_PROOF_STATE_COUNT]);
+
+/* True when the state machine allows FROM -> TO (pure; no lock). */
+bool zos_proof_transition_allowed(
+    enum zos_proof_state from, enum zos_proof_state to);
+
+/* The proto name of STATE ("AWAITING_SOLUTION"), "UNKNOWN" if none. */
+const char *zos_proof_state_name(enum zos_proof_state state);
+
+#endif /* ZOS_SESSIONS_H */

@@ -1,0 +1,658 @@
+/*
+ * Tests for the proof session table (server/state/sessions.c).
+ */
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "sessions.h"
+
+struct sessions_fixture {
+	struct zos_lock_domain domain;
+	struct zos_sessions   *s;
+};
+
+static void
+sessions_fixture_init(struct sessions_fixture *f, size_t max)
+{
+	zos_lock_domain_init(&f->domain, true, NULL, NULL);
+	cr_assert_eq(
+	    zos_sessions_create(&f->s, &f->domain, max), ZOS_SESSION_OK);
+}
+
+static void
+sessions_fixture_fini(struct sessions_fixture *f)
+{
+	cr_assert_eq(zos_locks_held_mask(), 0u);
+	zos_sessions_destroy(f->s);
+}
+
+static const enum zos_proof_state all_states[] = {
+	ZOS_PROOF_AWAITING_SOLUTION,
+	ZOS_PROOF_ANALYZING,
+	ZOS_PROOF_FEEDBACK_READY,
+	ZOS_PROOF_SOLVED,
+	ZOS_PROOF_ABANDONED,
+};
+
+/* Reference legality table, written independently of the code. */
+static bool
+expected_legal(enum zos_proof_state from, enum zos_proof_state to)
+{
+	static const bool legal[6][6] = {
+		[ZOS_PROOF_AWAITING_SOLUTION] = { [ZOS_PROOF_ANALYZING] = true,
+		    [ZOS_PROOF_ABANDONED] = true },
+		[ZOS_PROOF_ANALYZING] = { [ZOS_PROOF_FEEDBACK_READY] = true,
+		    [ZOS_PROOF_ABANDONED]                            = true },
+		[ZOS_PROOF_FEEDBACK_READY] = { [ZOS_PROOF_AWAITING_SOLUTION] =
+		                                   true,
+		    [ZOS_PROOF_SOLVED]    = true,
+		    [ZOS_PROOF_ABANDONED] = true },
+	};
+	return legal[from][to];
+}
+
+/* Brings a fresh session (AWAITING_SOLUTION) to STATE by a legal path. */
+static void
+drive_to(struct zos_sessions *s, const char *id, enum zos_proof_state state)
+{
+	static const enum zos_proof_state path_solved[] = {
+		ZOS_PROOF_ANALYZING, ZOS_PROOF_FEEDBACK_READY, ZOS_PROOF_SOLVED
+	};
+	size_t steps = 0;
+
+	switch (state) {
+	case ZOS_PROOF_AWAITING_SOLUTION:
+		steps = 0;
+		break;
+	case ZOS_PROOF_ANALYZING:
+		steps = 1;
+		break;
+	case ZOS_PROOF_FEEDBACK_READY:
+		steps = 2;
+		break;
+	case ZOS_PROOF_SOLVED:
+		steps = 3;
+		break;
+	case ZOS_PROOF_ABANDONED:
+		cr_assert_eq(zos_sessions_transition(
+		                 s, id, ZOS_PROOF_ABANDONED, 0, NULL),
+		    ZOS_SESSION_OK);
+		return;
+	default:
+		cr_assert_fail("no such state");
+	}
+	for (size_t i = 0; i < steps; i++) {
+		cr_assert_eq(
+		    zos_sessions_transition(s, id, path_solved[i], 0, NULL),
+		    ZOS_SESSION_OK);
+	}
+}
+
+Test(sessions, start_gives_awaiting_solution_version_one)
+{
+	struct sessions_fixture f;
+	struct zos_session      a, b, got;
+
+	sessions_fixture_init(&f, 0);
+	cr_assert_eq(zos_sessions_start(f.s, "p-1", &a), ZOS_SESSION_OK);
+	cr_assert_eq(zos_sessions_start(f.s, "p-1", &b), ZOS_SESSION_OK);
+	cr_assert_str_eq(a.problem_id, "p-1");
+	cr_assert_eq(a.state, ZOS_PROOF_AWAITING_SOLUTION);
+	cr_assert_eq(a.version, 1);
+	cr_assert_gt(a.created_unix_ms, 1600000000000);
+	cr_assert_eq(a.updated_unix_ms, a.created_unix_ms);
+	cr_assert_eq(strlen(a.id), ZOS_SESSION_ID_LEN);
+	cr_assert_str_neq(a.id, b.id);
+	cr_assert_eq(zos_sessions_get(f.s, a.id, &got), ZOS_SESSION_OK);
+	cr_assert_eq(memcmp(&got, &a, sizeof(a)), 0);
+	sessions_fixture_fini(&f);
+}
+
+Test(sessions, ids_are_unique_across_many_sessions)
+{
+	struct sessions_fixture f;
+	enum { N = 3000 };
+	static char        ids[N][ZOS_SESSION_ID_LEN + 1];
+	struct zos_session sess;
+
+	sessions_fixture_init(&f, N);
+	for (int i = 0; i < N; i++) {
+		cr_assert_eq(
+		    zos_sessions_start(f.s, "p", &sess), ZOS_SESSION_OK);
+		memcpy(ids[i], sess.id, sizeof(ids[i]));
+	}
+	qsort(ids, N, sizeof(ids[0]),
+	    (int (*)(const void *, const void *)) strcmp);
+	for (int i = 1; i < N; i++) {
+		cr_assert_str_neq(ids[i - 1], ids[i]);
+	}
+	sessions_fixture_fini(&f);
+}
+
+Test(sessions, problem_id_is_bounded_and_not_empty)
+{
+	struct sessions_fixture f;
+	struct zos_session      sess;
+	char                    id[ZOS_SESSION_PROBLEM_ID_MAX + 2];
+
+	sessions_fixture_init(&f, 0);
+	memset(id, 'x', sizeof(id) - 1);
+	id[sizeof(id) - 1] = '\0';
+	cr_assert_eq(
+	    zos_sessions_start(f.s, id, &sess), ZOS_SESSION_INVALID_ARGUMENT);
+	id[ZOS_SESSION_PROBLEM_ID_MAX] = '\0';
+	cr_assert_eq(zos_sessions_start(f.s, id, &sess), ZOS_SESSION_OK);
+	cr_assert_str_eq(sess.problem_id, id);
+	cr_assert_eq(
+	    zos_sessions_start(f.s, "", &sess), ZOS_SESSION_INVALID_ARGUMENT);
+	cr_assert_eq(zos_sessions_start(f.s, NULL, &sess),
+	    ZOS_SESSION_INVALID_ARGUMENT);
+	sessions_fixture_fini(&f);
+}
+
+Test(sessions, every_transition_is_legal_or_illegal_as_specified)
+{
+	struct sessions_fixture f;
+	struct zos_session      sess, before, after;
+
+	sessions_fixture_init(&f, 0);
+	for (size_t i = 0; i < 5; i++) {
+		for (size_t j = 0; j < 5; j++) {
+			enum zos_proof_state from  = all_states[i];
+			enum zos_proof_state to    = all_states[j];
+			bool                 legal = expected_legal(from, to);
+
+			cr_assert_eq(zos_proof_transition_allowed(from, to),
+			    legal, "%s -> %s", zos_proof_state_name(from),
+			    zos_proof_state_name(to));
+			cr_assert_eq(zos_sessions_start(f.s, "p", &sess),
+			    ZOS_SESSION_OK);
+			drive_to(f.s, sess.id, from);
+			cr_assert_eq(zos_sessions_get(f.s, sess.id, &before),
+			    ZOS_SESSION_OK);
+			cr_assert_eq(before.state, from);
+			enum zos_session_code rv = zos_sessions_transition(
+			    f.s, sess.id, to, before.version, &after);
+			cr_assert_eq(rv,
+			    legal ? ZOS_SESSION_OK
+			          : ZOS_SESSION_FAILED_PRECONDITION,
+			    "%s -> %s gave %d", zos_proof_state_name(from),
+			    zos_proof_state_name(to), rv);
+			cr_assert_eq(after.state, legal ? to : from);
+			cr_assert_eq(
+			    after.version, before.version + (legal ? 1 : 0));
+			cr_assert_geq(
+			    after.updated_unix_ms, before.updated_unix_ms);
+			cr_assert_eq(zos_sessions_get(f.s, sess.id, &sess),
+			    ZOS_SESSION_OK);
+			cr_assert_eq(memcmp(&sess, &after, sizeof(sess)), 0);
+		}
+	}
+	sessions_fixture_fini(&f);
+}
+
+Test(sessions, unspecified_or_unknown_target_state_is_invalid_argument)
+{
+	struct sessions_fixture f;
+	struct zos_session      sess;
+
+	sessions_fixture_init(&f, 0);
+	cr_assert_eq(zos_sessions_start(f.s, "p", &sess), ZOS_SESSION_OK);
+	cr_assert_eq(zos_sessions_transition(
+	                 f.s, sess.id, ZOS_PROOF_STATE_UNSPECIFIED, 0, NULL),
+	    ZOS_SESSION_INVALID_ARGUMENT);
+	cr_assert_eq(zos_sessions_transition(
+	                 f.s, sess.id, (enum zos_proof_state) 6, 0, NULL),
+	    ZOS_SESSION_INVALID_ARGUMENT);
+	cr_assert_eq(zos_sessions_get(f.s, sess.id, &sess), ZOS_SESSION_OK);
+	cr_assert_eq(sess.version, 1);
+	sessions_fixture_fini(&f);
+}
+
+Test(sessions, versions_grow_by_one_per_change_and_never_otherwise)
+{
+	struct sessions_fixture f;
+	struct zos_session      sess, out;
+	uint64_t                v = 1;
+
+	sessions_fixture_init(&f, 0);
+	cr_assert_eq(zos_sessions_start(f.s, "p", &sess), ZOS_SESSION_OK);
+	for (int round = 0; round < 10; round++) {
+		cr_assert_eq(zos_sessions_transition(
+		                 f.s, sess.id, ZOS_PROOF_ANALYZING, v, &out),
+		    ZOS_SESSION_OK);
+		cr_assert_eq(out.version, ++v);
+		/* Illegal, stale and read-only calls change nothing. */
+		cr_assert_eq(zos_sessions_transition(
+		                 f.s, sess.id, ZOS_PROOF_SOLVED, 0, &out),
+		    ZOS_SESSION_FAILED_PRECONDITION);
+		cr_assert_eq(zos_sessions_transition(f.s, sess.id,
+		                 ZOS_PROOF_FEEDBACK_READY, v - 1, &out),
+		    ZOS_SESSION_ABORTED);
+		cr_assert_eq(
+		    zos_sessions_get(f.s, sess.id, &out), ZOS_SESSION_OK);
+		cr_assert_eq(out.version, v);
+		cr_assert_eq(zos_sessions_transition(f.s, sess.id,
+		                 ZOS_PROOF_FEEDBACK_READY, 0, &out),
+		    ZOS_SESSION_OK);
+		cr_assert_eq(out.version, ++v);
+		cr_assert_eq(zos_sessions_transition(f.s, sess.id,
+		                 ZOS_PROOF_AWAITING_SOLUTION, v, &out),
+		    ZOS_SESSION_OK);
+		cr_assert_eq(out.version, ++v);
+	}
+	cr_assert_eq(v, 31);
+	sessions_fixture_fini(&f);
+}
+
+Test(sessions, stale_expected_version_is_aborted_and_returns_current)
+{
+	struct sessions_fixture f;
+	struct zos_session      sess, out;
+
+	sessions_fixture_init(&f, 0);
+	cr_assert_eq(zos_sessions_start(f.s, "p", &sess), ZOS_SESSION_OK);
+	cr_assert_eq(zos_sessions_transition(
+	                 f.s, sess.id, ZOS_PROOF_ANALYZING, 1, NULL),
+	    ZOS_SESSION_OK);
+	/* Version 1 is stale now; 3 is from the future. */
+	cr_assert_eq(zos_sessions_transition(
+	                 f.s, sess.id, ZOS_PROOF_FEEDBACK_READY, 1, &out),
+	    ZOS_SESSION_ABORTED);
+	cr_assert_eq(out.version, 2);
+	cr_assert_eq(out.state, ZOS_PROOF_ANALYZING);
+	cr_assert_eq(zos_sessions_transition(
+	                 f.s, sess.id, ZOS_PROOF_FEEDBACK_READY, 3, &out),
+	    ZOS_SESSION_ABORTED);
+	/* Staleness is reported even for a move that is also illegal. */
+	cr_assert_eq(
+	    zos_sessions_transition(f.s, sess.id, ZOS_PROOF_SOLVED, 1, &out),
+	    ZOS_SESSION_ABORTED);
+	cr_assert_eq(zos_sessions_transition(
+	                 f.s, sess.id, ZOS_PROOF_FEEDBACK_READY, 2, &out),
+	    ZOS_SESSION_OK);
+	cr_assert_eq(out.version, 3);
+	sessions_fixture_fini(&f);
+}
+
+Test(sessions, unknown_id_is_not_found)
+{
+	struct sessions_fixture f;
+	struct zos_session      sess, out;
+	char                    other[ZOS_SESSION_ID_LEN + 1];
+
+	sessions_fixture_init(&f, 0);
+	cr_assert_eq(zos_sessions_start(f.s, "p", &sess), ZOS_SESSION_OK);
+	memcpy(other, sess.id, sizeof(other));
+	other[0]          = other[0] == '0' ? '1' : '0';
+	const char *bad[] = { other, "", "nope", "0123456789abcdef0",
+		"0123456789ABCDEF" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		cr_assert_eq(zos_sessions_get(f.s, bad[i], &out),
+		    ZOS_SESSION_NOT_FOUND);
+		cr_assert_eq(zos_sessions_transition(
+		                 f.s, bad[i], ZOS_PROOF_ANALYZING, 0, &out),
+		    ZOS_SESSION_NOT_FOUND);
+		cr_assert_eq(zos_sessions_reset(f.s, bad[i], &out),
+		    ZOS_SESSION_NOT_FOUND);
+	}
+	cr_assert_eq(zos_sessions_get(f.s, NULL, &out), ZOS_SESSION_NOT_FOUND);
+	sessions_fixture_fini(&f);
+}
+
+Test(sessions, reset_returns_to_awaiting_solution_from_every_state)
+{
+	struct sessions_fixture f;
+	struct zos_session      sess, before, out;
+
+	sessions_fixture_init(&f, 0);
+	for (size_t i = 0; i < 5; i++) {
+		cr_assert_eq(
+		    zos_sessions_start(f.s, "p", &sess), ZOS_SESSION_OK);
+		drive_to(f.s, sess.id, all_states[i]);
+		cr_assert_eq(
+		    zos_sessions_get(f.s, sess.id, &before), ZOS_SESSION_OK);
+		cr_assert_eq(
+		    zos_sessions_reset(f.s, sess.id, &out), ZOS_SESSION_OK);
+		cr_assert_eq(out.state, ZOS_PROOF_AWAITING_SOLUTION);
+		cr_assert_eq(out.version, before.version + 1);
+		cr_assert_geq(out.updated_unix_ms, before.updated_unix_ms);
+		cr_assert_eq(out.created_unix_ms, before.created_unix_ms);
+	}
+	sessions_fixture_fini(&f);
+}
+
+Test(sessions, start_at_max_sessions_is_resource_exhausted)
+{
+	struct sessions_fixture f;
+	struct zos_session      sess;
+	uint64_t                counts[ZOS_PROOF_STATE_COUNT];
+
+	sessions_fixture_init(&f, 5);
+	for (int i = 0; i < 5; i++) {
+		cr_assert_eq(
+		    zos_sessions_start(f.s, "p", &sess), ZOS_SESSION_OK);
+	}
+	cr_assert_eq(zos_sessions_start(f.s, "p", &sess),
+	    ZOS_SESSION_RESOURCE_EXHAUSTED);
+	cr_assert_eq(zos_sessions_count_by_state(f.s, counts), 5);
+	sessions_fixture_fini(&f);
+}
+
+Test(sessions, create_rejects_a_bound_above_the_limit)
+{
+	struct zos_lock_domain domain;
+	struct zos_sessions   *s = NULL;
+
+	zos_lock_domain_init(&domain, true, NULL, NULL);
+	cr_assert_eq(zos_sessions_create(
+	                 &s, &domain, (size_t) ZOS_SESSIONS_LIMIT_MAX + 1),
+	    ZOS_SESSION_INVALID_ARGUMENT);
+	cr_assert_null(s);
+	zos_sessions_destroy(NULL);
+}
+
+Test(sessions, paging_visits_each_session_once_in_creation_order)
+{
+	struct sessions_fixture f;
+	enum { N = 237 };
+	static struct zos_session made[N];
+	struct zos_session_page   page;
+	char                      token[ZOS_SESSION_ID_LEN + 1] = "";
+	size_t                    seen                          = 0;
+	char                      problem[32];
+
+	sessions_fixture_init(&f, 0);
+	for (int i = 0; i < N; i++) {
+		snprintf(problem, sizeof(problem), "p%d", i);
+		cr_assert_eq(zos_sessions_start(f.s, problem, &made[i]),
+		    ZOS_SESSION_OK);
+	}
+	for (int pages = 0;; pages++) {
+		cr_assert_lt(pages, 100);
+		cr_assert_eq(
+		    zos_sessions_list(f.s, 10, token, &page), ZOS_SESSION_OK);
+		cr_assert_eq(page.total, N);
+		for (size_t i = 0; i < page.count; i++) {
+			cr_assert_lt(seen, N);
+			cr_assert_str_eq(page.sessions[i].id, made[seen].id);
+			cr_assert_str_eq(page.sessions[i].problem_id,
+			    made[seen].problem_id);
+			seen++;
+		}
+		if (page.next_page_token[0] == '\0') {
+			cr_assert_eq(page.count, N % 10);
+			zos_session_page_finish(&page);
+			break;
+		}
+		cr_assert_eq(page.count, 10);
+		/* The same token gives the same page (stable). */
+		struct zos_session_page again;
+		cr_assert_eq(
+		    zos_sessions_list(f.s, 10, token, &again), ZOS_SESSION_OK);
+		cr_assert_str_eq(again.next_page_token, page.next_page_token);
+		cr_assert_eq(again.count, page.count);
+		cr_assert_str_eq(again.sessions[0].id, page.sessions[0].id);
+		zos_session_page_finish(&again);
+		memcpy(token, page.next_page_token, sizeof(token));
+		zos_session_page_finish(&page);
+	}
+	cr_assert_eq(seen, N);
+	sessions_fixture_fini(&f);
+}
+
+Test(sessions, page_size_defaults_to_50_and_caps_at_1000)
+{
+	struct sessions_fixture f;
+	struct zos_session      sess;
+	struct zos_session_page page;
+
+	sessions_fixture_init(&f, 0);
+	for (int i = 0; i < 1100; i++) {
+		cr_assert_eq(
+		    zos_sessions_start(f.s, "p", &sess), ZOS_SESSION_OK);
+	}
+	cr_assert_eq(zos_sessions_list(f.s, 0, NULL, &page), ZOS_SESSION_OK);
+	cr_assert_eq(page.count, 50);
+	cr_assert_eq(page.total, 1100);
+	zos_session_page_finish(&page);
+	cr_assert_eq(zos_sessions_list(f.s, 5000, "", &page), ZOS_SESSION_OK);
+	cr_assert_eq(page.count, 1000);
+	cr_assert_str_neq(page.next_page_token, "");
+	zos_session_page_finish(&page);
+	sessions_fixture_fini(&f);
+}
+
+Test(sessions, list_of_an_empty_table_is_one_empty_page)
+{
+	struct sessions_fixture f;
+	struct zos_session_page page;
+
+	sessions_fixture_init(&f, 0);
+	cr_assert_eq(zos_sessions_list(f.s, 10, "", &page), ZOS_SESSION_OK);
+	cr_assert_eq(page.count, 0);
+	cr_assert_eq(page.total, 0);
+	cr_assert_str_eq(page.next_page_token, "");
+	zos_session_page_finish(&page);
+	zos_session_page_finish(&page);
+	sessions_fixture_fini(&f);
+}
+
+Test(sessions, garbage_page_token_is_invalid_argument)
+{
+	struct sessions_fixture f;
+	struct zos_session      sess;
+	struct zos_session_page page;
+	char                    forged[ZOS_SESSION_ID_LEN + 1];
+
+	sessions_fixture_init(&f, 0);
+	cr_assert_eq(zos_sessions_start(f.s, "p", &sess), ZOS_SESSION_OK);
+	memcpy(forged, sess.id, sizeof(forged));
+	forged[3]         = forged[3] == 'a' ? 'b' : 'a';
+	const char *bad[] = { "garbage", "12", forged, "0123456789abcdef00",
+		"zzzzzzzzzzzzzzzz" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		cr_assert_eq(zos_sessions_list(f.s, 10, bad[i], &page),
+		    ZOS_SESSION_INVALID_ARGUMENT, "token %s", bad[i]);
+		cr_assert_null(page.sessions);
+		cr_assert_eq(page.count, 0);
+	}
+	/* A session's own id is a token: the page starting at it. */
+	cr_assert_eq(
+	    zos_sessions_list(f.s, 10, sess.id, &page), ZOS_SESSION_OK);
+	cr_assert_eq(page.count, 1);
+	zos_session_page_finish(&page);
+	sessions_fixture_fini(&f);
+}
+
+Test(sessions, count_by_state_follows_every_change)
+{
+	struct sessions_fixture f;
+	struct zos_session      a, b, c;
+	uint64_t                counts[ZOS_PROOF_STATE_COUNT];
+
+	sessions_fixture_init(&f, 0);
+	cr_assert_eq(zos_sessions_start(f.s, "p", &a), ZOS_SESSION_OK);
+	cr_assert_eq(zos_sessions_start(f.s, "p", &b), ZOS_SESSION_OK);
+	cr_assert_eq(zos_sessions_start(f.s, "p", &c), ZOS_SESSION_OK);
+	drive_to(f.s, a.id, ZOS_PROOF_SOLVED);
+	drive_to(f.s, b.id, ZOS_PROOF_ABANDONED);
+	cr_assert_eq(zos_sessions_count_by_state(f.s, counts), 3);
+	cr_assert_eq(counts[ZOS_PROOF_STATE_UNSPECIFIED], 0);
+	cr_assert_eq(counts[ZOS_PROOF_AWAITING_SOLUTION], 1);
+	cr_assert_eq(counts[ZOS_PROOF_ANALYZING], 0);
+	cr_assert_eq(counts[ZOS_PROOF_FEEDBACK_READY], 0);
+	cr_assert_eq(counts[ZOS_PROOF_SOLVED], 1);
+	cr_assert_eq(counts[ZOS_PROOF_ABANDONED], 1);
+	cr_assert_eq(zos_sessions_reset(f.s, a.id, NULL), ZOS_SESSION_OK);
+	zos_sessions_count_by_state(f.s, counts);
+	cr_assert_eq(counts[ZOS_PROOF_AWAITING_SOLUTION], 2);
+	cr_assert_eq(counts[ZOS_PROOF_SOLVED], 0);
+	sessions_fixture_fini(&f);
+}
+
+Test(sessions, operations_leave_no_lock_held)
+{
+	struct sessions_fixture f;
+	struct zos_session      sess;
+	struct zos_session_page page;
+	uint64_t                counts[ZOS_PROOF_STATE_COUNT];
+
+	sessions_fixture_init(&f, 1);
+	zos_sessions_start(f.s, "p", &sess);
+	zos_sessions_start(f.s, "p", &sess); /* exhausted path */
+	zos_sessions_get(f.s, "0000000000000000", &sess);
+	zos_sessions_transition(f.s, sess.id, ZOS_PROOF_SOLVED, 0, NULL);
+	zos_sessions_transition(f.s, sess.id, ZOS_PROOF_ANALYZING, 9, NULL);
+	zos_sessions_reset(f.s, "0000000000000000", NULL);
+	zos_sessions_list(f.s, 1, "0000000000000000", &page);
+	zos_sessions_count_by_state(f.s, counts);
+	cr_assert_eq(zos_locks_held_mask(), 0u);
+	cr_assert_eq(atomic_load(&f.domain.violations), 0);
+	cr_assert_gt(atomic_load(&zos_sessions_lock(f.s)->acquisitions), 0);
+	sessions_fixture_fini(&f);
+}
+
+/* Holding the routing lock (rank 3) and then taking session_state (rank
+ * 2) breaks the order: the validator aborts. */
+Test(sessions, taking_session_state_after_a_higher_rank_aborts,
+    .signal = SIGABRT)
+{
+	struct sessions_fixture f;
+	struct zos_lock         higher;
+	struct zos_session      sess;
+
+	sessions_fixture_init(&f, 0);
+	cr_assert_eq(zos_lock_init(&higher, ZOS_RANK_ROUTING_METRICS,
+	                 "routing_metrics", &f.domain),
+	    0);
+	zos_lock_write(&higher);
+	zos_sessions_start(f.s, "p", &sess);
+	zos_unlock_write(&higher); /* not reached */
+}
+
+/* Concurrency: 16 threads move and read the same 4 sessions. */
+enum { CONC_THREADS = 16, CONC_ITERS = 4000, CONC_SESSIONS = 4 };
+
+struct conc_shared {
+	struct zos_sessions *s;
+	char                 ids[CONC_SESSIONS][ZOS_SESSION_ID_LEN + 1];
+	atomic_uint_fast64_t accepted[CONC_SESSIONS];
+	atomic_bool          failed;
+};
+
+struct conc_thread {
+	struct conc_shared *shared;
+	unsigned            seed;
+};
+
+static void *
+conc_worker(void *arg)
+{
+	struct conc_thread *t                        = arg;
+	struct conc_shared *sh                       = t->shared;
+	uint64_t            last_seen[CONC_SESSIONS] = { 0 };
+	unsigned            x                        = t->seed;
+
+	for (int i = 0; i < CONC_ITERS; i++) {
+		struct zos_session    out;
+		enum zos_session_code rv;
+
+		x          = x * 1103515245u + 12345u;
+		size_t k   = (x >> 8) % CONC_SESSIONS;
+		int    op  = (int) ((x >> 16) % 8);
+		int    tov = (int) ((x >> 20) % 5) + 1;
+
+		if (op == 0) {
+			rv = zos_sessions_reset(sh->s, sh->ids[k], &out);
+		} else if (op == 1) {
+			rv = zos_sessions_get(sh->s, sh->ids[k], &out);
+		} else {
+			/* Half the time, with the version just read. */
+			uint64_t expect = 0;
+			if (op >= 5) {
+				struct zos_session cur;
+				if (zos_sessions_get(sh->s, sh->ids[k],
+				        &cur) != ZOS_SESSION_OK) {
+					atomic_store(&sh->failed, true);
+				}
+				expect = cur.version;
+			}
+			rv = zos_sessions_transition(sh->s, sh->ids[k],
+			    (enum zos_proof_state) tov, expect, &out);
+			if (rv != ZOS_SESSION_OK &&
+			    rv != ZOS_SESSION_FAILED_PRECONDITION &&
+			    rv != ZOS_SESSION_ABORTED) {
+				atomic_store(&sh->failed, true);
+			}
+		}
+		if (op != 1 && rv == ZOS_SESSION_OK) {
+			atomic_fetch_add(&sh->accepted[k], 1);
+		}
+		if (op == 1 && rv != ZOS_SESSION_OK) {
+			atomic_store(&sh->failed, true);
+		}
+		/* Versions seen by one thread never go backwards. */
+		if (out.version < last_seen[k]) {
+			atomic_store(&sh->failed, true);
+		}
+		last_seen[k] = out.version;
+	}
+	if (zos_locks_held_mask() != 0) {
+		atomic_store(&sh->failed, true);
+	}
+	return NULL;
+}
+
+Test(sessions, concurrent_changes_are_counted_exactly)
+{
+	struct sessions_fixture f;
+	struct conc_shared      sh;
+	struct conc_thread      th[CONC_THREADS];
+	pthread_t               tid[CONC_THREADS];
+	struct zos_session      sess;
+	uint64_t                counts[ZOS_PROOF_STATE_COUNT];
+	uint64_t                total_accepted = 0;
+
+	sessions_fixture_init(&f, 0);
+	memset(&sh, 0, sizeof(sh));
+	sh.s = f.s;
+	for (int k = 0; k < CONC_SESSIONS; k++) {
+		cr_assert_eq(
+		    zos_sessions_start(f.s, "p", &sess), ZOS_SESSION_OK);
+		memcpy(sh.ids[k], sess.id, sizeof(sh.ids[k]));
+		atomic_init(&sh.accepted[k], 0);
+	}
+	atomic_init(&sh.failed, false);
+	for (int i = 0; i < CONC_THREADS; i++) {
+		th[i].shared = &sh;
+		th[i].seed   = 0x9e3779b9u * (unsigned) (i + 1);
+		cr_assert_eq(
+		    pthread_create(&tid[i], NULL, conc_worker, &th[i]), 0);
+	}
+	for (int i = 0; i < CONC_THREADS; i++) {
+		cr_assert_eq(pthread_join(tid[i], NULL), 0);
+	}
+	cr_assert_not(atomic_load(&sh.failed));
+	for (int k = 0; k < CONC_SESSIONS; k++) {
+		uint64_t n = atomic_load(&sh.accepted[k]);
+		cr_assert_eq(
+		    zos_sessions_get(f.s, sh.ids[k], &sess), ZOS_SESSION_OK);
+		cr_assert_eq(sess.version, 1 + n, "session %d: %lu vs 1 + %lu",
+		    k, (unsigned long) sess.version, (unsigned long) n);
+		cr_assert_gt(n, 100); /* the test did exercise changes */
+		total_accepted += n;
+	}
+	cr_assert_eq(zos_sessions_count_by_state(f.s, counts), CONC_SESSIONS);
+	uint64_t sum = 0;
+	for (int st = 0; st < ZOS_PROOF_STATE_COUNT; st++) {
+		sum += counts[st];
+	}
+	cr_assert_eq(sum, CONC_SESSIONS);
+	cr_assert_gt(total_accepted, 0);
+	sessions_fixture_fini(&f);
+}
