@@ -1,0 +1,60 @@
+/*
+ * The zOS application state: everything mutable in zosd, created in main
+ * and handed explicitly to every service (no global state).
+ *
+ * Four parts, each behind its own ranked reader/writer lock (lock.h), in
+ * the order a handler that needs several must take them:
+ *
+ *   1 skills           struct zos_skills    (skills.h)
+ *   2 session_state    struct zos_sessions  (sessions.h)
+ *   3 routing_metrics  struct zos_routing   (routing.h)
+ *   4 response_cache   struct zos_cache     (cache.h)
+ *
+ * Each module takes its own lock inside its functions and keeps the
+ * critical section to a copy; a handler that needs two parts calls the
+ * modules in rank order, and the lock module aborts (test builds) or
+ * counts (release) any other order.
+ */
+#ifndef ZOS_STATE_H
+#define ZOS_STATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "cache.h"
+#include "lock.h"
+#include "routing.h"
+#include "sessions.h"
+#include "skills.h"
+
+struct zos_state_config {
+	size_t      cache_capacity;     /* 0 = 200 */
+	size_t      max_sessions;       /* 0 = 10000 */
+	const char *skills_file;        /* NULL = the default skills */
+	const char *routing_file;       /* NULL = the default routes */
+	bool        abort_on_violation; /* lock rules: abort, else count */
+	zrpc_log_fn log;
+	void       *log_arg;
+};
+
+struct zos_state {
+	struct zos_lock_domain locks;
+	struct zos_skills      skills;      /* rank 1 */
+	struct zos_sessions   *sessions;    /* rank 2 */
+	struct zos_routing    *routing;     /* rank 3 */
+	struct zos_cache       cache;       /* rank 4 */
+	char                  *skills_file; /* for Skills/Reload; NULL: none */
+};
+
+/*
+ * Creates the state from CONFIG: reads the skills and routing files (no
+ * lock held), builds every part. On failure returns NULL and writes why
+ * (naming the file and line for a bad file) to ERROR.
+ */
+struct zos_state *zos_state_create(
+    const struct zos_state_config *config, char *error, size_t error_len);
+
+/* Frees the state; no thread may still use it. NULL is a no-op. */
+void zos_state_destroy(struct zos_state *state);
+
+#endif /* ZOS_STATE_H */
