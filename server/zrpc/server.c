@@ -180,6 +180,16 @@ server_log(
 	server->config.log(server->config.log_arg, level, line);
 }
 
+/* Runs the application's check that the thread holds none of its locks. */
+static void
+server_thread_check(const zrpc_server *server, const char *where)
+{
+	if (server->config.thread_check != NULL) {
+		server->config.thread_check(
+		    server->config.thread_check_arg, where);
+	}
+}
+
 /* FNV-1a: short keys, no allocation, good enough spread for a few
  * hundred method names. */
 static uint64_t
@@ -781,6 +791,7 @@ server_call_finish(
 	atomic_fetch_add(&server->sending, 1);
 	server_call_answered(call);
 	call->state = CALL_SEND;
+	server_thread_check(server, "nng send of a reply");
 	nng_aio_set_msg(call->aio, msg);
 	nng_ctx_send(call->ctx, call->aio);
 }
@@ -815,6 +826,7 @@ server_call_run(struct zrpc_call *call)
 	    memory_order_relaxed);
 	status = method->binding.invoke(
 	    method->binding.fn, call, call->input, reply);
+	server_thread_check(call->server, "return from a handler");
 	server_call_finish(call, status, reply);
 }
 

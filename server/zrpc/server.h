@@ -41,6 +41,14 @@ typedef struct zrpc_server_config {
 	zrpc_log_fn    log;               /* NULL = no logging */
 	void          *log_arg;
 	zrpc_log_level log_level; /* events below this are dropped */
+	/*
+	 * Called on the serving thread each time a handler returns and
+	 * before each reply is handed to nng, with WHERE naming the point;
+	 * an application with its own locks checks there that none is held
+	 * (zosd: zos_assert_no_locks_held). NULL = no check.
+	 */
+	void (*thread_check)(void *arg, const char *where);
+	void *thread_check_arg;
 } zrpc_server_config;
 
 /*
