@@ -23,6 +23,10 @@ enum {
 	OPT_LOG_LEVEL,
 	OPT_LOG_FORMAT,
 	OPT_IN_MEMORY,
+	OPT_CACHE_CAPACITY,
+	OPT_MAX_SESSIONS,
+	OPT_SKILLS_FILE,
+	OPT_ROUTING_FILE,
 	OPT_METRICS_LISTEN,
 	OPT_VERSION,
 	OPT_HELP,
@@ -39,6 +43,10 @@ static const struct option options_long[] = {
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
 	{ "log-format", required_argument, NULL, OPT_LOG_FORMAT },
 	{ "in-memory", no_argument, NULL, OPT_IN_MEMORY },
+	{ "cache-capacity", required_argument, NULL, OPT_CACHE_CAPACITY },
+	{ "max-sessions", required_argument, NULL, OPT_MAX_SESSIONS },
+	{ "skills-file", required_argument, NULL, OPT_SKILLS_FILE },
+	{ "routing-file", required_argument, NULL, OPT_ROUTING_FILE },
 	{ "metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ "help", no_argument, NULL, OPT_HELP },
@@ -49,7 +57,8 @@ static const char options_usage[] =
     "usage: zosd [--listen URL]... [--workers N] [--max-inflight N]\n"
     "            [--max-message-bytes N] [--shutdown-grace-ms N]\n"
     "            [--log-level L] [--log-format json|text] [--in-memory]\n"
-    "            [--metrics-listen off]\n"
+    "            [--metrics-listen off] [--cache-capacity N]\n"
+    "            [--max-sessions N] [--skills-file F] [--routing-file F]\n"
     "            [--version] [--help]\n";
 
 void
@@ -142,6 +151,8 @@ zos_options_parse(struct zos_options *opts, int argc, char **argv, FILE *out,
 	opts->max_inflight      = 1024;
 	opts->max_message_bytes = 4u * 1024 * 1024;
 	opts->shutdown_grace_ms = 5000;
+	opts->cache_capacity    = 200;
+	opts->max_sessions      = 10000;
 	opts->log_level         = ZRPC_LOG_INFO;
 	opts->log_format        = stderr_is_tty ? ZOS_LOG_TEXT : ZOS_LOG_JSON;
 
@@ -212,6 +223,31 @@ zos_options_parse(struct zos_options *opts, int argc, char **argv, FILE *out,
 			break;
 		case OPT_IN_MEMORY:
 			opts->in_memory = true;
+			break;
+		case OPT_CACHE_CAPACITY:
+			if (!options_number(optarg, 1, 1u << 20, &v)) {
+				return options_bad(err,
+				    "--cache-capacity wants a number from 1 "
+				    "to "
+				    "1048576, not '%s'",
+				    optarg);
+			}
+			opts->cache_capacity = (size_t) v;
+			break;
+		case OPT_MAX_SESSIONS:
+			if (!options_number(optarg, 1, 1000000, &v)) {
+				return options_bad(err,
+				    "--max-sessions wants a number from 1 to "
+				    "1000000, not '%s'",
+				    optarg);
+			}
+			opts->max_sessions = (size_t) v;
+			break;
+		case OPT_SKILLS_FILE:
+			opts->skills_file = optarg;
+			break;
+		case OPT_ROUTING_FILE:
+			opts->routing_file = optarg;
 			break;
 		case OPT_METRICS_LISTEN:
 			/* The metrics endpoint is not built yet: accept only

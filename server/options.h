@@ -23,6 +23,10 @@ struct zos_options {
 	unsigned            shutdown_grace_ms; /* default 5000 */
 	zrpc_log_level      log_level;         /* default info */
 	enum zos_log_format log_format;        /* default: json unless a tty */
+	size_t              cache_capacity;    /* default 200 */
+	size_t              max_sessions;      /* default 10000 */
+	const char         *skills_file;       /* NULL = default skills */
+	const char         *routing_file;      /* NULL = default routes */
 	bool                in_memory;
 	bool                metrics_off; /* --metrics-listen off */
 	bool                show_help;

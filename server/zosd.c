@@ -15,6 +15,8 @@
 
 #include "log.h"
 #include "options.h"
+#include "services.h"
+#include "state.h"
 #include "zrpc/server.h"
 
 /* The access log: one line per call, at info level. */
@@ -42,12 +44,23 @@ zosd_access_log(
 	zos_log_event(log, ZRPC_LOG_INFO, "call", fields, 5);
 }
 
+/* The runtime's thread check: no zOS lock may be held there. */
+static void
+zosd_check_no_locks(void *arg, const char *where)
+{
+	struct zos_state *state = arg;
+
+	zos_assert_no_locks_held(&state->locks, where);
+}
+
 int
 main(int argc, char **argv)
 {
 	struct zos_options opts;
 	struct zos_log     log;
 	zrpc_server       *server = NULL;
+	struct zos_state  *state  = NULL;
+	char               error[512];
 	zrpc_status        status;
 	sigset_t           signals;
 	int                sig, exit_code = 1;
@@ -73,6 +86,22 @@ main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &signals, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	struct zos_state_config state_config = {
+		.cache_capacity     = opts.cache_capacity,
+		.max_sessions       = opts.max_sessions,
+		.skills_file        = opts.skills_file,
+		.routing_file       = opts.routing_file,
+		.abort_on_violation = ZOS_LOCK_CHECKS,
+		.log                = zos_log_sink,
+		.log_arg            = &log,
+	};
+	if ((state = zos_state_create(&state_config, error, sizeof(error))) ==
+	    NULL) {
+		zos_log_printf(
+		    &log, ZRPC_LOG_ERROR, "cannot start: %s", error);
+		goto out;
+	}
+
 	zrpc_server_config config = {
 		.workers           = opts.workers,
 		.max_inflight      = opts.max_inflight,
@@ -80,6 +109,8 @@ main(int argc, char **argv)
 		.log               = zos_log_sink,
 		.log_arg           = &log,
 		.log_level         = opts.log_level,
+		.thread_check      = zosd_check_no_locks,
+		.thread_check_arg  = state,
 	};
 	status = zrpc_server_create(&server, &config);
 	if (!zrpc_status_is_ok(&status)) {
@@ -93,6 +124,11 @@ main(int argc, char **argv)
 		.arg   = &log,
 	};
 	status = zrpc_server_add_interceptor(server, &access_log);
+	if (!zrpc_status_is_ok(&status)) {
+		zos_log_printf(&log, ZRPC_LOG_ERROR, "%s", status.message);
+		goto out;
+	}
+	status = zos_services_register(server, state);
 	if (!zrpc_status_is_ok(&status)) {
 		zos_log_printf(&log, ZRPC_LOG_ERROR, "%s", status.message);
 		goto out;
@@ -136,5 +172,6 @@ main(int argc, char **argv)
 
 out:
 	zrpc_server_destroy(server);
+	zos_state_destroy(state);
 	return exit_code;
 }

@@ -1,0 +1,37 @@
+/*
+ * The zOS services (package zos.v1) over the zOS state.
+ *
+ * Each register function fills the generated handler table of one
+ * service and registers it with the server; STATE is what every handler
+ * reads and changes (zrpc_call_service_ctx). Handlers copy what they need
+ * out of the state (short critical sections inside the state modules),
+ * then build the reply in the call's arena. None of them holds a zOS lock
+ * when it returns.
+ */
+#ifndef ZOS_SERVICES_H
+#define ZOS_SERVICES_H
+
+#include "state.h"
+#include "zrpc/server.h"
+
+/* zos.v1.Skills: Get, Update (state only) and Reload (reads a file). */
+zrpc_status zos_skills_service_register(
+    zrpc_server *server, struct zos_state *state);
+
+/* zos.v1.Session: Start, Get, Transition, Reset, List. */
+zrpc_status zos_session_service_register(
+    zrpc_server *server, struct zos_state *state);
+
+/* zos.v1.Routing: Route, RecordOutcome, GetMetrics. */
+zrpc_status zos_routing_service_register(
+    zrpc_server *server, struct zos_state *state);
+
+/* zos.v1.Cache: Lookup, Store, Stats, Clear. */
+zrpc_status zos_cache_service_register(
+    zrpc_server *server, struct zos_state *state);
+
+/* All four, in rank order of the state they touch. */
+zrpc_status zos_services_register(
+    zrpc_server *server, struct zos_state *state);
+
+#endif /* ZOS_SERVICES_H */
