@@ -1,0 +1,391 @@
+/*
+ * The zOS services over a real server, through the generated client:
+ * every method and every error code the design names.
+ */
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "services.h"
+#include "state.h"
+#include "zos/v1/zos.zrpc.h"
+
+struct svc {
+	struct zos_state *state;
+	zrpc_server      *server;
+	zrpc_client      *client;
+	unsigned          checks; /* thread checks the runtime made */
+};
+
+static void
+svc_check(void *arg, const char *where)
+{
+	struct svc *s = arg;
+
+	zos_assert_no_locks_held(&s->state->locks, where);
+	__atomic_fetch_add(&s->checks, 1, __ATOMIC_RELAXED);
+}
+
+static void
+svc_start(struct svc *s, const struct zos_state_config *given)
+{
+	struct zos_state_config config = { .abort_on_violation = true };
+	zrpc_server_config      sc     = { .workers = 2 };
+	char                    error[256], url[64];
+	zrpc_status             st;
+	static int              counter;
+
+	memset(s, 0, sizeof(*s));
+	if (given != NULL) {
+		config                    = *given;
+		config.abort_on_violation = true;
+	}
+	s->state = zos_state_create(&config, error, sizeof(error));
+	cr_assert_not_null(s->state, "%s", error);
+	sc.thread_check     = svc_check;
+	sc.thread_check_arg = s;
+	cr_assert_eq(zrpc_server_create(&s->server, &sc).code, ZRPC_OK);
+	st = zos_services_register(s->server, s->state);
+	cr_assert_eq(st.code, ZRPC_OK, "%s", st.message);
+	snprintf(url, sizeof(url), "inproc://zos-svc-%d-%d", (int) getpid(),
+	    counter++);
+	cr_assert_eq(zrpc_server_listen(s->server, url).code, ZRPC_OK);
+	cr_assert_eq(zrpc_server_start(s->server).code, ZRPC_OK);
+	cr_assert_eq(zrpc_client_open(&s->client, url, NULL).code, ZRPC_OK);
+}
+
+static void
+svc_stop(struct svc *s)
+{
+	zrpc_client_close(s->client);
+	zrpc_server_destroy(s->server);
+	zos_state_destroy(s->state);
+}
+
+static const zrpc_call_opts opts = { .timeout_ms = 5000 };
+
+static const Zos__V1__Skill *
+skill(const Zos__V1__SkillVector *v, const char *name)
+{
+	for (size_t i = 0; i < v->n_skills; i++) {
+		if (strcmp(v->skills[i]->name, name) == 0) {
+			return v->skills[i];
+		}
+	}
+	return NULL;
+}
+
+/* Calls Skills/Update with one delta. */
+static zrpc_status
+update_one(struct svc *s, const char *name, double delta, uint64_t expected,
+    Zos__V1__SkillVector **out)
+{
+	Zos__V1__UpdateSkillsRequest req =
+	    ZOS__V1__UPDATE_SKILLS_REQUEST__INIT;
+	Zos__V1__UpdateSkillsRequest__DeltasEntry e =
+	    ZOS__V1__UPDATE_SKILLS_REQUEST__DELTAS_ENTRY__INIT;
+	Zos__V1__UpdateSkillsRequest__DeltasEntry *entries[1] = { &e };
+
+	e.key                = (char *) name;
+	e.value              = delta;
+	req.n_deltas         = 1;
+	req.deltas           = entries;
+	req.expected_version = expected;
+	return zos_v1_skills_update(s->client, &req, out, &opts);
+}
+
+Test(services, skills_get_update_and_their_errors)
+{
+	struct svc                s;
+	Zos__V1__GetSkillsRequest get = ZOS__V1__GET_SKILLS_REQUEST__INIT;
+	Zos__V1__SkillVector     *v   = NULL;
+	zrpc_status               st;
+
+	svc_start(&s, NULL);
+	st = zos_v1_skills_get(s.client, &get, &v, &opts);
+	cr_assert_eq(st.code, ZRPC_OK, "%s", st.message);
+	cr_assert_eq(v->n_skills, 6);
+	cr_assert_eq(v->version, 0);
+	cr_assert_eq(skill(v, "induction")->level, 0.5);
+	zos__v1__skill_vector__free_unpacked(v, NULL);
+
+	st = update_one(&s, "induction", 0.75, 0, &v);
+	cr_assert_eq(st.code, ZRPC_OK, "%s", st.message);
+	cr_assert_eq(v->version, 1);
+	cr_assert_eq(skill(v, "induction")->level, 1.0, "clamped");
+	cr_assert_eq(skill(v, "induction")->attempts, 1);
+	zos__v1__skill_vector__free_unpacked(v, NULL);
+
+	st = update_one(&s, "telepathy", 0.1, 0, &v);
+	cr_assert_eq(st.code, ZRPC_INVALID_ARGUMENT);
+	cr_assert(strstr(st.message, "telepathy") != NULL, "%s", st.message);
+	st = update_one(&s, "cases", NAN, 0, &v);
+	cr_assert_eq(st.code, ZRPC_INVALID_ARGUMENT);
+	st = update_one(&s, "cases", INFINITY, 0, &v);
+	cr_assert_eq(st.code, ZRPC_INVALID_ARGUMENT);
+	st = update_one(&s, "cases", 0.1, 7, &v);
+	cr_assert_eq(st.code, ZRPC_ABORTED, "%s", st.message);
+	st = update_one(&s, "cases", 0.1, 1, &v);
+	cr_assert_eq(st.code, ZRPC_OK, "expected version matches");
+	cr_assert_eq(v->version, 2);
+	zos__v1__skill_vector__free_unpacked(v, NULL);
+
+	Zos__V1__ReloadSkillsRequest reload =
+	    ZOS__V1__RELOAD_SKILLS_REQUEST__INIT;
+	st = zos_v1_skills_reload(s.client, &reload, &v, &opts);
+	cr_assert_eq(st.code, ZRPC_FAILED_PRECONDITION, "no skills file");
+	cr_assert(s.checks > 0, "the runtime checked for held locks");
+	svc_stop(&s);
+}
+
+Test(services, skills_reload_rereads_the_file)
+{
+	char                         path[] = "/tmp/zos-svc-skills-XXXXXX";
+	int                          fd     = mkstemp(path);
+	struct zos_state_config      config = { .skills_file = path };
+	struct svc                   s;
+	Zos__V1__ReloadSkillsRequest reload =
+	    ZOS__V1__RELOAD_SKILLS_REQUEST__INIT;
+	Zos__V1__SkillVector *v = NULL;
+	zrpc_status           st;
+
+	cr_assert(fd >= 0);
+	cr_assert_eq(write(fd, "induction 0.1\n", 14), 14);
+	close(fd);
+	svc_start(&s, &config);
+	fd = open(path, O_WRONLY | O_TRUNC);
+	cr_assert_eq(write(fd, "induction 0.2\ncases 0.3\n", 24), 24);
+	close(fd);
+	st = zos_v1_skills_reload(s.client, &reload, &v, &opts);
+	cr_assert_eq(st.code, ZRPC_OK, "%s", st.message);
+	cr_assert_eq(v->n_skills, 2);
+	cr_assert_eq(v->version, 1);
+	cr_assert_eq(skill(v, "cases")->level, 0.3);
+	zos__v1__skill_vector__free_unpacked(v, NULL);
+	fd = open(path, O_WRONLY | O_TRUNC);
+	cr_assert_eq(write(fd, "cases 7\n", 8), 8);
+	close(fd);
+	st = zos_v1_skills_reload(s.client, &reload, &v, &opts);
+	cr_assert_eq(st.code, ZRPC_INVALID_ARGUMENT);
+	cr_assert(strstr(st.message, "line 1") != NULL, "%s", st.message);
+	svc_stop(&s);
+	unlink(path);
+}
+
+static zrpc_status
+transition(struct svc *s, const char *id, Zos__V1__ProofState to,
+    uint64_t expected, Zos__V1__ProofSession **out)
+{
+	Zos__V1__TransitionRequest req = ZOS__V1__TRANSITION_REQUEST__INIT;
+
+	req.id               = (char *) id;
+	req.to_state         = to;
+	req.expected_version = expected;
+	return zos_v1_session_transition(s->client, &req, out, &opts);
+}
+
+Test(services, sessions_move_through_the_proof_state_machine)
+{
+	struct svc                   s;
+	struct zos_state_config      config = { .max_sessions = 3 };
+	Zos__V1__StartSessionRequest start =
+	    ZOS__V1__START_SESSION_REQUEST__INIT;
+	Zos__V1__ProofSession *p = NULL, *q = NULL;
+	zrpc_status            st;
+	char                   id[64];
+
+	svc_start(&s, &config);
+	start.problem_id = "pythagoras";
+	st               = zos_v1_session_start(s.client, &start, &p, &opts);
+	cr_assert_eq(st.code, ZRPC_OK, "%s", st.message);
+	cr_assert_eq(p->state, ZOS__V1__PROOF_STATE__AWAITING_SOLUTION);
+	cr_assert_str_eq(p->problem_id, "pythagoras");
+	snprintf(id, sizeof(id), "%s", p->id);
+	uint64_t v0 = p->version;
+	zos__v1__proof_session__free_unpacked(p, NULL);
+
+	st = transition(&s, id, ZOS__V1__PROOF_STATE__ANALYZING, v0, &p);
+	cr_assert_eq(st.code, ZRPC_OK, "%s", st.message);
+	cr_assert_eq(p->version, v0 + 1);
+	zos__v1__proof_session__free_unpacked(p, NULL);
+	st = transition(&s, id, ZOS__V1__PROOF_STATE__SOLVED, 0, &p);
+	cr_assert_eq(st.code, ZRPC_FAILED_PRECONDITION, "ANALYZING -> SOLVED");
+	st = transition(&s, id, ZOS__V1__PROOF_STATE__FEEDBACK_READY, v0, &p);
+	cr_assert_eq(st.code, ZRPC_ABORTED, "stale version");
+	st = transition(
+	    &s, "0123456789abcdef", ZOS__V1__PROOF_STATE__ANALYZING, 0, &p);
+	cr_assert_eq(st.code, ZRPC_NOT_FOUND);
+
+	Zos__V1__GetSessionRequest get = ZOS__V1__GET_SESSION_REQUEST__INIT;
+	get.id                         = id;
+	st = zos_v1_session_get(s.client, &get, &q, &opts);
+	cr_assert_eq(st.code, ZRPC_OK);
+	cr_assert_eq(q->state, ZOS__V1__PROOF_STATE__ANALYZING);
+	zos__v1__proof_session__free_unpacked(q, NULL);
+
+	Zos__V1__ResetSessionRequest reset =
+	    ZOS__V1__RESET_SESSION_REQUEST__INIT;
+	reset.id = id;
+	st       = zos_v1_session_reset(s.client, &reset, &q, &opts);
+	cr_assert_eq(st.code, ZRPC_OK);
+	cr_assert_eq(q->state, ZOS__V1__PROOF_STATE__AWAITING_SOLUTION);
+	zos__v1__proof_session__free_unpacked(q, NULL);
+
+	/* max_sessions = 3 */
+	for (int i = 0; i < 2; i++) {
+		st = zos_v1_session_start(s.client, &start, &p, &opts);
+		cr_assert_eq(st.code, ZRPC_OK);
+		zos__v1__proof_session__free_unpacked(p, NULL);
+	}
+	st = zos_v1_session_start(s.client, &start, &p, &opts);
+	cr_assert_eq(st.code, ZRPC_RESOURCE_EXHAUSTED);
+
+	/* Paging: 2 then 1, total 3, stable order. */
+	Zos__V1__ListSessionsRequest list =
+	    ZOS__V1__LIST_SESSIONS_REQUEST__INIT;
+	Zos__V1__ListSessionsResponse *page = NULL;
+	list.page_size                      = 2;
+	st = zos_v1_session_list(s.client, &list, &page, &opts);
+	cr_assert_eq(st.code, ZRPC_OK, "%s", st.message);
+	cr_assert_eq(page->n_sessions, 2);
+	cr_assert_eq(page->total, 3);
+	cr_assert_str_eq(page->sessions[0]->id, id, "creation order");
+	char token[64];
+	snprintf(token, sizeof(token), "%s", page->next_page_token);
+	cr_assert_neq(token[0], '\0');
+	zos__v1__list_sessions_response__free_unpacked(page, NULL);
+	list.page_token = token;
+	st              = zos_v1_session_list(s.client, &list, &page, &opts);
+	cr_assert_eq(st.code, ZRPC_OK);
+	cr_assert_eq(page->n_sessions, 1);
+	cr_assert_str_eq(page->next_page_token, "");
+	zos__v1__list_sessions_response__free_unpacked(page, NULL);
+	list.page_token = "garbage";
+	st              = zos_v1_session_list(s.client, &list, &page, &opts);
+	cr_assert_eq(st.code, ZRPC_INVALID_ARGUMENT);
+	svc_stop(&s);
+}
+
+Test(services, routing_routes_and_counts_outcomes)
+{
+	struct svc                    s;
+	Zos__V1__RouteRequest         route = ZOS__V1__ROUTE_REQUEST__INIT;
+	Zos__V1__RouteResponse       *r     = NULL;
+	Zos__V1__RecordOutcomeRequest rec =
+	    ZOS__V1__RECORD_OUTCOME_REQUEST__INIT;
+	Zos__V1__RecordOutcomeResponse   *ack = NULL;
+	Zos__V1__GetRoutingMetricsRequest get =
+	    ZOS__V1__GET_ROUTING_METRICS_REQUEST__INIT;
+	Zos__V1__RoutingMetrics *m = NULL;
+	zrpc_status              st;
+
+	svc_start(&s, NULL);
+	route.task_type = "no-such-task";
+	st              = zos_v1_routing_route(s.client, &route, &r, &opts);
+	cr_assert_eq(st.code, ZRPC_OK, "%s", st.message);
+	cr_assert_str_eq(r->primary_model, "builtin:echo", "default route");
+	zos__v1__route_response__free_unpacked(r, NULL);
+
+	rec.model = "m1";
+	for (int i = 0; i < 5; i++) {
+		rec.success    = i != 0;
+		rec.latency_ms = 10;
+		rec.fallback   = i == 4;
+		st =
+		    zos_v1_routing_record_outcome(s.client, &rec, &ack, &opts);
+		cr_assert_eq(st.code, ZRPC_OK);
+		zos__v1__record_outcome_response__free_unpacked(ack, NULL);
+	}
+	rec.model = "";
+	st        = zos_v1_routing_record_outcome(s.client, &rec, &ack, &opts);
+	cr_assert_eq(st.code, ZRPC_INVALID_ARGUMENT);
+	st = zos_v1_routing_get_metrics(s.client, &get, &m, &opts);
+	cr_assert_eq(st.code, ZRPC_OK);
+	cr_assert_eq(m->n_models, 1);
+	cr_assert_eq(m->models[0]->success_count, 4);
+	cr_assert_eq(m->models[0]->failure_count, 1);
+	cr_assert_eq(m->models[0]->total_latency_ms, 50);
+	cr_assert_eq(m->models[0]->fallback_count, 1);
+	cr_assert_eq(m->models[0]->mean_latency_ms, 10.0);
+	zos__v1__routing_metrics__free_unpacked(m, NULL);
+	svc_stop(&s);
+}
+
+static zrpc_status
+store(struct svc *s, const char *model, const char *prompt, const char *text)
+{
+	Zos__V1__StoreRequest   req = ZOS__V1__STORE_REQUEST__INIT;
+	Zos__V1__StoreResponse *ack = NULL;
+	zrpc_status             st;
+
+	req.model    = (char *) model;
+	req.prompt   = (char *) prompt;
+	req.response = (char *) text;
+	st           = zos_v1_cache_store(s->client, &req, &ack, &opts);
+	if (ack != NULL) {
+		zos__v1__store_response__free_unpacked(ack, NULL);
+	}
+	return st;
+}
+
+/* Looks up; returns the response (static buffer) or NULL on a miss. */
+static const char *
+lookup(struct svc *s, const char *model, const char *prompt)
+{
+	static char              text[256];
+	Zos__V1__LookupRequest   req = ZOS__V1__LOOKUP_REQUEST__INIT;
+	Zos__V1__LookupResponse *r   = NULL;
+	const char              *out = NULL;
+
+	req.model  = (char *) model;
+	req.prompt = (char *) prompt;
+	cr_assert_eq(
+	    zos_v1_cache_lookup(s->client, &req, &r, &opts).code, ZRPC_OK);
+	if (r->hit) {
+		snprintf(text, sizeof(text), "%s", r->response);
+		out = text;
+	}
+	zos__v1__lookup_response__free_unpacked(r, NULL);
+	return out;
+}
+
+Test(services, cache_lookup_store_stats_clear_and_eviction)
+{
+	struct svc                   s;
+	struct zos_state_config      config = { .cache_capacity = 2 };
+	Zos__V1__CacheStatsRequest   sreq = ZOS__V1__CACHE_STATS_REQUEST__INIT;
+	Zos__V1__CacheStats         *stats = NULL;
+	Zos__V1__ClearCacheRequest   creq = ZOS__V1__CLEAR_CACHE_REQUEST__INIT;
+	Zos__V1__ClearCacheResponse *cleared = NULL;
+	static char                  big[70000];
+
+	svc_start(&s, &config);
+	cr_assert_null(lookup(&s, "m", "p1"));
+	cr_assert_eq(store(&s, "m", "p1", "one").code, ZRPC_OK);
+	cr_assert_eq(store(&s, "m", "p2", "two").code, ZRPC_OK);
+	cr_assert_str_eq(lookup(&s, "m", "p1"), "one");
+	cr_assert_eq(store(&s, "m", "p3", "three").code, ZRPC_OK);
+	cr_assert_null(lookup(&s, "m", "p2"), "least recently used went");
+	cr_assert_str_eq(lookup(&s, "m", "p1"), "one");
+	cr_assert_null(lookup(&s, "other", "p1"), "the model is in the key");
+	memset(big, 'x', sizeof(big) - 1);
+	cr_assert_eq(store(&s, "m", big, "x").code, ZRPC_INVALID_ARGUMENT);
+
+	cr_assert_eq(
+	    zos_v1_cache_stats(s.client, &sreq, &stats, &opts).code, ZRPC_OK);
+	cr_assert_eq(stats->size, 2);
+	cr_assert_eq(stats->capacity, 2);
+	cr_assert_eq(stats->hits, 2);
+	cr_assert_eq(stats->misses, 3);
+	cr_assert_eq(stats->evictions, 1);
+	zos__v1__cache_stats__free_unpacked(stats, NULL);
+
+	cr_assert_eq(zos_v1_cache_clear(s.client, &creq, &cleared, &opts).code,
+	    ZRPC_OK);
+	zos__v1__clear_cache_response__free_unpacked(cleared, NULL);
+	cr_assert_null(lookup(&s, "m", "p1"));
+	svc_stop(&s);
+}
