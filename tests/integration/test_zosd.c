@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "zos/v1/zos.zrpc.h"
 #include "zrpc/client.h"
 #include "zrpc/v1/health.zrpc.h"
 
@@ -287,4 +288,43 @@ Test(zosd, probe_script_reports_serving_and_failure)
 	proc_start(&probe, down);
 	cr_assert_eq(proc_wait(&probe), 1, "%s", probe.text);
 	cr_assert_null(strstr(probe.text, "\nSERVING"), "%s", probe.text);
+}
+
+Test(zosd, serves_the_zos_services)
+{
+	struct proc               p;
+	char                      url[256];
+	zrpc_client              *client;
+	Zos__V1__GetSkillsRequest req = ZOS__V1__GET_SKILLS_REQUEST__INIT;
+	Zos__V1__SkillVector     *v   = NULL;
+	zrpc_status               st;
+
+	start_zosd(&p, "tcp://127.0.0.1:0");
+	proc_listen_url(&p, url, sizeof(url));
+	cr_assert_eq(zrpc_client_open(&client, url, NULL).code, ZRPC_OK);
+	st = zos_v1_skills_get(
+	    client, &req, &v, &(zrpc_call_opts) { .timeout_ms = 5000 });
+	cr_assert_eq(st.code, ZRPC_OK, "%s", st.message);
+	cr_assert_eq(v->n_skills, 6);
+	zos__v1__skill_vector__free_unpacked(v, NULL);
+	zrpc_client_close(client);
+	stop_zosd(&p);
+}
+
+Test(zosd, a_bad_skills_file_is_reported_with_its_path_and_exit_one)
+{
+	struct proc p;
+	char        path[] = "/tmp/zosd-skills-XXXXXX";
+	int         fd     = mkstemp(path);
+
+	cr_assert(fd >= 0);
+	cr_assert_eq(write(fd, "induction 2\n", 12), 12);
+	close(fd);
+	char *argv[] = { (char *) env_path("ZOSD"), "--listen",
+		"tcp://127.0.0.1:0", "--skills-file", path, NULL };
+	proc_start(&p, argv);
+	cr_assert_eq(proc_wait(&p), 1, "%s", p.text);
+	cr_assert(strstr(p.text, path) != NULL, "%s", p.text);
+	cr_assert(strstr(p.text, "line 1") != NULL, "%s", p.text);
+	unlink(path);
 }

@@ -44,6 +44,9 @@ Test(options, defaults_follow_the_design)
 	cr_assert_eq(o.shutdown_grace_ms, 5000);
 	cr_assert_eq(o.log_level, ZRPC_LOG_INFO);
 	cr_assert_eq(o.log_format, ZOS_LOG_JSON, "json when not a tty");
+	cr_assert_eq(o.cache_capacity, 200);
+	cr_assert_eq(o.max_sessions, 10000);
+	cr_assert_null(o.skills_file);
 }
 
 Test(options, every_flag_is_read)
@@ -66,6 +69,22 @@ Test(options, every_flag_is_read)
 	cr_assert_eq(o.log_format, ZOS_LOG_TEXT);
 	cr_assert(o.in_memory);
 	cr_assert(o.metrics_off);
+}
+
+Test(options, state_flags_are_read_and_checked)
+{
+	struct zos_options o;
+	const char *args[] = { "--cache-capacity", "16", "--max-sessions", "5",
+		"--skills-file", "/tmp/s", "--routing-file", "/tmp/r", NULL };
+	const char *bad[]  = { "--cache-capacity", "0", NULL };
+
+	cr_assert_eq(parse(&o, out, err, args), ZOS_OPTIONS_OK, "%s", err);
+	cr_assert_eq(o.cache_capacity, 16);
+	cr_assert_eq(o.max_sessions, 5);
+	cr_assert_str_eq(o.skills_file, "/tmp/s");
+	cr_assert_str_eq(o.routing_file, "/tmp/r");
+	cr_assert_eq(parse(&o, out, err, bad), ZOS_OPTIONS_USAGE);
+	cr_assert(strstr(err, "--cache-capacity") != NULL, "%s", err);
 }
 
 Test(options, metrics_listen_accepts_only_off_until_the_endpoint_exists)
