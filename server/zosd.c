@@ -44,6 +44,37 @@ zosd_access_log(
 	zos_log_event(log, ZRPC_LOG_INFO, "call", fields, 5);
 }
 
+/* One line per lock: how often it was taken, wait and hold p99. Written at
+ * shutdown (until the metrics endpoint exports them live). */
+static void
+zosd_log_lock_times(const struct zos_log *log, struct zos_state *state)
+{
+	struct zos_lock *locks[4];
+
+	zos_state_locks(state, locks);
+	for (int i = 0; i < 4; i++) {
+		char                 n[32], wait[32], hold[32];
+		struct zos_log_field fields[4] = {
+			{ "lock", locks[i]->name },
+			{ "acquisitions", n },
+			{ "wait_p99_us", wait },
+			{ "hold_p99_us", hold },
+		};
+
+		snprintf(n, sizeof(n), "%llu",
+		    (unsigned long long) atomic_load(&locks[i]->acquisitions));
+		snprintf(wait, sizeof(wait), "%.1f",
+		    (double) zrpc_histogram_quantile(
+		        &locks[i]->wait_ns, 0.99) /
+		        1000.0);
+		snprintf(hold, sizeof(hold), "%.1f",
+		    (double) zrpc_histogram_quantile(
+		        &locks[i]->hold_ns, 0.99) /
+		        1000.0);
+		zos_log_event(log, ZRPC_LOG_INFO, "lock times", fields, 4);
+	}
+}
+
 /* The runtime's thread check: no zOS lock may be held there. */
 static void
 zosd_check_no_locks(void *arg, const char *where)
@@ -167,6 +198,7 @@ main(int argc, char **argv)
 		zos_log_printf(&log, ZRPC_LOG_WARN,
 		    "%u calls did not finish within the grace period", left);
 	}
+	zosd_log_lock_times(&ready, state);
 	zos_log_printf(&log, ZRPC_LOG_INFO, "stopped");
 	exit_code = 0;
 

@@ -75,6 +75,15 @@ fail_state:
 }
 
 void
+zos_state_locks(struct zos_state *state, struct zos_lock *out[4])
+{
+	out[0] = &state->skills.lock;
+	out[1] = zos_sessions_lock(state->sessions);
+	out[2] = zos_routing_lock(state->routing);
+	out[3] = &state->cache.lock;
+}
+
+void
 zos_state_destroy(struct zos_state *state)
 {
 	if (state == NULL) {

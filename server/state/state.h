@@ -54,6 +54,12 @@ struct zos_state {
 struct zos_state *zos_state_create(
     const struct zos_state_config *config, char *error, size_t error_len);
 
+/*
+ * The four locks, in rank order (OUT[0] is skills), for reports of their
+ * wait and hold times.
+ */
+void zos_state_locks(struct zos_state *state, struct zos_lock *out[4]);
+
 /* Frees the state; no thread may still use it. NULL is a no-op. */
 void zos_state_destroy(struct zos_state *state);
 
