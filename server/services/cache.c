@@ -10,7 +10,7 @@
 #include "zos/v1/zos.zrpc.h"
 
 static zrpc_status
-cache_result(int result)
+cache_service_result(int result)
 {
 	switch (result) {
 	case ZOS_CACHE_OK:
@@ -34,7 +34,7 @@ cache_result(int result)
 }
 
 static zrpc_status
-cache_lookup(zrpc_call *call, const Zos__V1__LookupRequest *request,
+cache_service_lookup(zrpc_call *call, const Zos__V1__LookupRequest *request,
     Zos__V1__LookupResponse *reply)
 {
 	struct zos_state           *state = zrpc_call_service_ctx(call);
@@ -60,18 +60,18 @@ cache_lookup(zrpc_call *call, const Zos__V1__LookupRequest *request,
 }
 
 static zrpc_status
-cache_store(zrpc_call *call, const Zos__V1__StoreRequest *request,
+cache_service_store(zrpc_call *call, const Zos__V1__StoreRequest *request,
     Zos__V1__StoreResponse *reply)
 {
 	struct zos_state *state = zrpc_call_service_ctx(call);
 
 	(void) reply;
-	return cache_result(zos_cache_store(&state->cache, request->model,
-	    request->prompt, request->response));
+	return cache_service_result(zos_cache_store(&state->cache,
+	    request->model, request->prompt, request->response));
 }
 
 static zrpc_status
-cache_stats(zrpc_call *call, const Zos__V1__CacheStatsRequest *request,
+cache_service_stats(zrpc_call *call, const Zos__V1__CacheStatsRequest *request,
     Zos__V1__CacheStats *reply)
 {
 	struct zos_state      *state = zrpc_call_service_ctx(call);
@@ -88,7 +88,7 @@ cache_stats(zrpc_call *call, const Zos__V1__CacheStatsRequest *request,
 }
 
 static zrpc_status
-cache_clear(zrpc_call *call, const Zos__V1__ClearCacheRequest *request,
+cache_service_clear(zrpc_call *call, const Zos__V1__ClearCacheRequest *request,
     Zos__V1__ClearCacheResponse *reply)
 {
 	struct zos_state *state = zrpc_call_service_ctx(call);
@@ -103,10 +103,10 @@ zrpc_status
 zos_cache_service_register(zrpc_server *server, struct zos_state *state)
 {
 	const struct zos_v1_cache_handlers handlers = {
-		.lookup = cache_lookup,
-		.store  = cache_store,
-		.stats  = cache_stats,
-		.clear  = cache_clear,
+		.lookup = cache_service_lookup,
+		.store  = cache_service_store,
+		.stats  = cache_service_stats,
+		.clear  = cache_service_clear,
 	};
 
 	return zos_v1_cache_register(server, &handlers, state);

@@ -8,7 +8,7 @@
 #include "zos/v1/zos.zrpc.h"
 
 static zrpc_status
-routing_route(zrpc_call *call, const Zos__V1__RouteRequest *request,
+routing_service_route(zrpc_call *call, const Zos__V1__RouteRequest *request,
     Zos__V1__RouteResponse *reply)
 {
 	struct zos_state       *state = zrpc_call_service_ctx(call);
@@ -27,8 +27,9 @@ routing_route(zrpc_call *call, const Zos__V1__RouteRequest *request,
 }
 
 static zrpc_status
-routing_record(zrpc_call *call, const Zos__V1__RecordOutcomeRequest *request,
-    Zos__V1__RecordOutcomeResponse *reply)
+routing_service_record(zrpc_call        *call,
+    const Zos__V1__RecordOutcomeRequest *request,
+    Zos__V1__RecordOutcomeResponse      *reply)
 {
 	struct zos_state     *state = zrpc_call_service_ctx(call);
 	enum zos_routing_code code;
@@ -51,8 +52,9 @@ routing_record(zrpc_call *call, const Zos__V1__RecordOutcomeRequest *request,
 }
 
 static zrpc_status
-routing_metrics(zrpc_call *call, const Zos__V1__GetRoutingMetricsRequest *req,
-    Zos__V1__RoutingMetrics *reply)
+routing_service_metrics(zrpc_call           *call,
+    const Zos__V1__GetRoutingMetricsRequest *req,
+    Zos__V1__RoutingMetrics                 *reply)
 {
 	struct zos_state         *state   = zrpc_call_service_ctx(call);
 	struct zos_model_metrics *metrics = NULL;
@@ -99,9 +101,9 @@ zrpc_status
 zos_routing_service_register(zrpc_server *server, struct zos_state *state)
 {
 	const struct zos_v1_routing_handlers handlers = {
-		.route          = routing_route,
-		.record_outcome = routing_record,
-		.get_metrics    = routing_metrics,
+		.route          = routing_service_route,
+		.record_outcome = routing_service_record,
+		.get_metrics    = routing_service_metrics,
 	};
 
 	return zos_v1_routing_register(server, &handlers, state);

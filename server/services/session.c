@@ -10,7 +10,8 @@
 #include "zos/v1/zos.zrpc.h"
 
 static zrpc_status
-session_status(enum zos_session_code code, const char *what, const char *id)
+session_service_status(
+    enum zos_session_code code, const char *what, const char *id)
 {
 	switch (code) {
 	case ZOS_SESSION_OK:
@@ -37,7 +38,7 @@ session_status(enum zos_session_code code, const char *what, const char *id)
 
 /* Copies S into REPLY (strings into the call's arena). */
 static zrpc_status
-session_fill(
+session_service_fill(
     zrpc_call *call, const struct zos_session *s, Zos__V1__ProofSession *reply)
 {
 	reply->id              = zrpc_call_strdup(call, s->id);
@@ -54,8 +55,8 @@ session_fill(
 }
 
 static zrpc_status
-session_start(zrpc_call *call, const Zos__V1__StartSessionRequest *request,
-    Zos__V1__ProofSession *reply)
+session_service_start(zrpc_call        *call,
+    const Zos__V1__StartSessionRequest *request, Zos__V1__ProofSession *reply)
 {
 	struct zos_state     *state = zrpc_call_service_ctx(call);
 	struct zos_session    s;
@@ -68,13 +69,13 @@ session_start(zrpc_call *call, const Zos__V1__StartSessionRequest *request,
 		    ZOS_SESSION_PROBLEM_ID_MAX);
 	}
 	if (code != ZOS_SESSION_OK) {
-		return session_status(code, "Start", "");
+		return session_service_status(code, "Start", "");
 	}
-	return session_fill(call, &s, reply);
+	return session_service_fill(call, &s, reply);
 }
 
 static zrpc_status
-session_get(zrpc_call *call, const Zos__V1__GetSessionRequest *request,
+session_service_get(zrpc_call *call, const Zos__V1__GetSessionRequest *request,
     Zos__V1__ProofSession *reply)
 {
 	struct zos_state     *state = zrpc_call_service_ctx(call);
@@ -83,14 +84,14 @@ session_get(zrpc_call *call, const Zos__V1__GetSessionRequest *request,
 
 	code = zos_sessions_get(state->sessions, request->id, &s);
 	if (code != ZOS_SESSION_OK) {
-		return session_status(code, "Get", request->id);
+		return session_service_status(code, "Get", request->id);
 	}
-	return session_fill(call, &s, reply);
+	return session_service_fill(call, &s, reply);
 }
 
 static zrpc_status
-session_transition(zrpc_call *call, const Zos__V1__TransitionRequest *request,
-    Zos__V1__ProofSession *reply)
+session_service_transition(zrpc_call *call,
+    const Zos__V1__TransitionRequest *request, Zos__V1__ProofSession *reply)
 {
 	struct zos_state     *state = zrpc_call_service_ctx(call);
 	struct zos_session    s;
@@ -110,14 +111,14 @@ session_transition(zrpc_call *call, const Zos__V1__TransitionRequest *request,
 	snprintf(what, sizeof(what), "moving to %s",
 	    zos_proof_state_name((enum zos_proof_state) request->to_state));
 	if (code != ZOS_SESSION_OK) {
-		return session_status(code, what, request->id);
+		return session_service_status(code, what, request->id);
 	}
-	return session_fill(call, &s, reply);
+	return session_service_fill(call, &s, reply);
 }
 
 static zrpc_status
-session_reset(zrpc_call *call, const Zos__V1__ResetSessionRequest *request,
-    Zos__V1__ProofSession *reply)
+session_service_reset(zrpc_call        *call,
+    const Zos__V1__ResetSessionRequest *request, Zos__V1__ProofSession *reply)
 {
 	struct zos_state     *state = zrpc_call_service_ctx(call);
 	struct zos_session    s;
@@ -125,14 +126,15 @@ session_reset(zrpc_call *call, const Zos__V1__ResetSessionRequest *request,
 
 	code = zos_sessions_reset(state->sessions, request->id, &s);
 	if (code != ZOS_SESSION_OK) {
-		return session_status(code, "Reset", request->id);
+		return session_service_status(code, "Reset", request->id);
 	}
-	return session_fill(call, &s, reply);
+	return session_service_fill(call, &s, reply);
 }
 
 static zrpc_status
-session_list(zrpc_call *call, const Zos__V1__ListSessionsRequest *request,
-    Zos__V1__ListSessionsResponse *reply)
+session_service_list(zrpc_call         *call,
+    const Zos__V1__ListSessionsRequest *request,
+    Zos__V1__ListSessionsResponse      *reply)
 {
 	struct zos_state       *state = zrpc_call_service_ctx(call);
 	struct zos_session_page page  = { 0 };
@@ -147,7 +149,7 @@ session_list(zrpc_call *call, const Zos__V1__ListSessionsRequest *request,
 		    request->page_token);
 	}
 	if (code != ZOS_SESSION_OK) {
-		return session_status(code, "List", "");
+		return session_service_status(code, "List", "");
 	}
 	reply->sessions =
 	    zrpc_call_alloc(call, page.count * sizeof(*reply->sessions) + 1);
@@ -162,7 +164,8 @@ session_list(zrpc_call *call, const Zos__V1__ListSessionsRequest *request,
 	}
 	for (size_t i = 0; i < page.count && zrpc_status_is_ok(&status); i++) {
 		zos__v1__proof_session__init(&items[i]);
-		status = session_fill(call, &page.sessions[i], &items[i]);
+		status =
+		    session_service_fill(call, &page.sessions[i], &items[i]);
 		reply->sessions[i] = &items[i];
 	}
 	reply->n_sessions = page.count;
@@ -176,11 +179,11 @@ zrpc_status
 zos_session_service_register(zrpc_server *server, struct zos_state *state)
 {
 	const struct zos_v1_session_handlers handlers = {
-		.start      = session_start,
-		.get        = session_get,
-		.transition = session_transition,
-		.reset      = session_reset,
-		.list       = session_list,
+		.start      = session_service_start,
+		.get        = session_service_get,
+		.transition = session_service_transition,
+		.reset      = session_service_reset,
+		.list       = session_service_list,
 	};
 
 	return zos_v1_session_register(server, &handlers, state);

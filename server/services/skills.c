@@ -12,7 +12,7 @@
 /* Fills REPLY from the snapshot V (names copied into the call's arena,
  * so the snapshot can be released before the reply is packed). */
 static zrpc_status
-skills_reply(zrpc_call *call, const struct zos_skill_vector *v,
+skills_service_reply(zrpc_call *call, const struct zos_skill_vector *v,
     Zos__V1__SkillVector *reply)
 {
 	Zos__V1__Skill **list =
@@ -42,7 +42,7 @@ skills_reply(zrpc_call *call, const struct zos_skill_vector *v,
 }
 
 static zrpc_status
-skills_get(zrpc_call *call, const Zos__V1__GetSkillsRequest *request,
+skills_service_get(zrpc_call *call, const Zos__V1__GetSkillsRequest *request,
     Zos__V1__SkillVector *reply)
 {
 	struct zos_state        *state = zrpc_call_service_ctx(call);
@@ -50,14 +50,14 @@ skills_get(zrpc_call *call, const Zos__V1__GetSkillsRequest *request,
 	zrpc_status              status;
 
 	(void) request;
-	status = skills_reply(call, v, reply);
+	status = skills_service_reply(call, v, reply);
 	zos_skill_vector_unref(v);
 	return status;
 }
 
 static zrpc_status
-skills_update(zrpc_call *call, const Zos__V1__UpdateSkillsRequest *request,
-    Zos__V1__SkillVector *reply)
+skills_service_update(zrpc_call        *call,
+    const Zos__V1__UpdateSkillsRequest *request, Zos__V1__SkillVector *reply)
 {
 	struct zos_state        *state = zrpc_call_service_ctx(call);
 	struct zos_skill_delta  *deltas;
@@ -85,14 +85,14 @@ skills_update(zrpc_call *call, const Zos__V1__UpdateSkillsRequest *request,
 	if (result != ZOS_SKILLS_OK) {
 		return zrpc_status_make((zrpc_code) result, "%s", error);
 	}
-	status = skills_reply(call, v, reply);
+	status = skills_service_reply(call, v, reply);
 	zos_skill_vector_unref(v);
 	return status;
 }
 
 static zrpc_status
-skills_reload(zrpc_call *call, const Zos__V1__ReloadSkillsRequest *request,
-    Zos__V1__SkillVector *reply)
+skills_service_reload(zrpc_call        *call,
+    const Zos__V1__ReloadSkillsRequest *request, Zos__V1__SkillVector *reply)
 {
 	struct zos_state        *state = zrpc_call_service_ctx(call);
 	struct zos_skill_vector *fresh, *now;
@@ -116,7 +116,7 @@ skills_reload(zrpc_call *call, const Zos__V1__ReloadSkillsRequest *request,
 		    "%s", error);
 	}
 	zos_skills_replace(&state->skills, fresh, &now);
-	status = skills_reply(call, now, reply);
+	status = skills_service_reply(call, now, reply);
 	zos_skill_vector_unref(now);
 	return status;
 }
@@ -125,9 +125,9 @@ zrpc_status
 zos_skills_service_register(zrpc_server *server, struct zos_state *state)
 {
 	const struct zos_v1_skills_handlers handlers = {
-		.get             = skills_get,
-		.update          = skills_update,
-		.reload          = skills_reload,
+		.get             = skills_service_get,
+		.update          = skills_service_update,
+		.reload          = skills_service_reload,
 		.reload_blocking = true,
 	};
 
