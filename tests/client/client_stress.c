@@ -28,6 +28,7 @@
 #include "zrpc/v1/health.pb-c.h"
 
 #include "fake_server.h"
+#include "waiter.h"
 
 #define STRESS_THREADS 32
 #define STRESS_CALLS 300
@@ -59,63 +60,6 @@ static const struct zrpc_method stress_echo  = { "Echo", FAKE_ECHO,
 static const struct zrpc_method stress_never = { "Never", FAKE_NEVER,
 	&zrpc__v1__health_check_request__descriptor,
 	&zrpc__v1__health_check_request__descriptor };
-
-/* Counts completions; waits for them with a deadline. */
-struct stress_waiter {
-	pthread_mutex_t mtx;
-	pthread_cond_t  cv;
-	int             done; /* guarded by: mtx */
-};
-
-static void
-stress_waiter_init(struct stress_waiter *w)
-{
-	pthread_condattr_t attr;
-
-	pthread_mutex_init(&w->mtx, NULL);
-	pthread_condattr_init(&attr);
-	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-	pthread_cond_init(&w->cv, &attr);
-	pthread_condattr_destroy(&attr);
-	w->done = 0;
-}
-
-static void
-stress_waiter_fini(struct stress_waiter *w)
-{
-	pthread_cond_destroy(&w->cv);
-	pthread_mutex_destroy(&w->mtx);
-}
-
-static void
-stress_waiter_add(struct stress_waiter *w)
-{
-	pthread_mutex_lock(&w->mtx);
-	w->done++;
-	pthread_cond_broadcast(&w->cv);
-	pthread_mutex_unlock(&w->mtx);
-}
-
-static int
-stress_waiter_wait(struct stress_waiter *w, int n, int timeout_ms)
-{
-	struct timespec deadline;
-	int             done;
-
-	clock_gettime(CLOCK_MONOTONIC, &deadline);
-	deadline.tv_sec += timeout_ms / 1000;
-	deadline.tv_nsec += (long) (timeout_ms % 1000) * 1000000L;
-	if (deadline.tv_nsec >= 1000000000L) {
-		deadline.tv_sec++;
-		deadline.tv_nsec -= 1000000000L;
-	}
-	pthread_mutex_lock(&w->mtx);
-	while (w->done < n &&
-	    pthread_cond_timedwait(&w->cv, &w->mtx, &deadline) == 0) { }
-	done = w->done;
-	pthread_mutex_unlock(&w->mtx);
-	return done;
-}
 
 /*
  * Starts a thread or ends the program: a stress run that cannot start its
@@ -154,11 +98,11 @@ stress_call(zrpc_client *client, const struct zrpc_method *method,
 
 /* One asynchronous call's expectation and outcome. */
 struct stress_slot {
-	struct stress_waiter *waiter;
-	char                  want[32];
-	zrpc_code             code;
-	atomic_int            calls;
-	bool                  matched;
+	struct test_waiter *waiter;
+	char                want[32];
+	zrpc_code           code;
+	atomic_int          calls;
+	bool                matched;
 };
 
 static void
@@ -174,7 +118,7 @@ stress_typed_cb(void *arg, const zrpc_status *status, ProtobufCMessage *reply)
 		protobuf_c_message_free_unpacked(reply, NULL);
 	}
 	atomic_fetch_add(&slot->calls, 1);
-	stress_waiter_add(slot->waiter);
+	test_waiter_add(slot->waiter);
 }
 
 static void
@@ -193,7 +137,7 @@ stress_raw_cb(
 		zrpc__v1__health_check_request__free_unpacked(typed, NULL);
 	}
 	atomic_fetch_add(&slot->calls, 1);
-	stress_waiter_add(slot->waiter);
+	test_waiter_add(slot->waiter);
 }
 
 struct stress_thread {
@@ -285,13 +229,13 @@ stress_phase_shared(const char *url)
 	static struct stress_slot   slots[STRESS_ASYNC];
 	struct fake_server_opts     sopts = { .workers = 8 };
 	zrpc_call_opts              opts  = { .timeout_ms = 60000 };
-	struct stress_waiter        waiter;
+	struct test_waiter          waiter;
 	struct fake_server         *server;
 	zrpc_client                *client;
 	zrpc_status                 status;
 	int                         i, bad = 0;
 
-	stress_waiter_init(&waiter);
+	test_waiter_init(&waiter);
 	if (fake_server_start(&server, url, &sopts) != 0) {
 		fprintf(stderr, "shared: cannot start server\n");
 		return 1;
@@ -332,14 +276,14 @@ stress_phase_shared(const char *url)
 			fprintf(stderr, "shared: async %d: %s\n", i,
 			    status.message);
 			bad++;
-			stress_waiter_add(&waiter);
+			test_waiter_add(&waiter);
 		}
 	}
 	for (i = 0; i < STRESS_THREADS; i++) {
 		pthread_join(threads[i].thread, NULL);
 		bad += threads[i].other;
 	}
-	if (stress_waiter_wait(&waiter, STRESS_ASYNC, STRESS_WAIT_MS) !=
+	if (test_waiter_wait(&waiter, STRESS_ASYNC, STRESS_WAIT_MS) !=
 	    STRESS_ASYNC) {
 		fprintf(stderr, "shared: async calls did not complete\n");
 		bad++;
@@ -352,7 +296,7 @@ stress_phase_shared(const char *url)
 		}
 	}
 	fake_server_stop(server);
-	stress_waiter_fini(&waiter);
+	test_waiter_fini(&waiter);
 	printf("shared: %d blocking + %d async calls, %d bad\n",
 	    STRESS_THREADS * STRESS_CALLS, STRESS_ASYNC, bad);
 	return bad != 0;
@@ -423,13 +367,13 @@ stress_phase_close(const char *url)
 	static struct stress_slot   slots[STRESS_CLOSE_ASYNC];
 	static struct stress_thread threads[STRESS_CLOSE_THREADS];
 	struct fake_server_opts     sopts = { .workers = 4 };
-	struct stress_waiter        waiter;
+	struct test_waiter          waiter;
 	struct fake_server         *server;
 	zrpc_client                *client;
 	zrpc_status                 status;
 	int                         i, bad = 0, started = 0;
 
-	stress_waiter_init(&waiter);
+	test_waiter_init(&waiter);
 	if (fake_server_start(&server, url, &sopts) != 0) {
 		fprintf(stderr, "close: cannot start server\n");
 		return 1;
@@ -462,7 +406,7 @@ stress_phase_close(const char *url)
 		bad++;
 	}
 	zrpc_client_close(client);
-	if (stress_waiter_wait(&waiter, started, 0) != started) {
+	if (test_waiter_wait(&waiter, started, 0) != started) {
 		fprintf(stderr, "close: callbacks missing after close\n");
 		bad++;
 	}
@@ -477,7 +421,7 @@ stress_phase_close(const char *url)
 		bad += threads[i].other;
 	}
 	fake_server_stop(server);
-	stress_waiter_fini(&waiter);
+	test_waiter_fini(&waiter);
 	printf("close: %d async + %d blocking calls cancelled, %d bad\n",
 	    started, STRESS_CLOSE_THREADS, bad);
 	return bad != 0;

@@ -20,6 +20,7 @@
 #include "zrpc/v1/health.pb-c.h"
 
 #include "fake_server.h"
+#include "waiter.h"
 
 /* Every test is killed after this many seconds. */
 #define TEST_TIMEOUT_S 120
@@ -152,75 +153,6 @@ test_call(zrpc_client *client, const struct zrpc_method *method,
 	}
 	protobuf_c_message_free_unpacked(reply, NULL);
 	return status;
-}
-
-/* Counts completions of asynchronous calls; waits for them, bounded. */
-struct test_waiter {
-	pthread_mutex_t mtx;
-	pthread_cond_t  cv;
-	int             done; /* guarded by: mtx */
-};
-
-static void
-test_waiter_init(struct test_waiter *w)
-{
-	pthread_condattr_t attr;
-
-	pthread_mutex_init(&w->mtx, NULL);
-	pthread_condattr_init(&attr);
-	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-	pthread_cond_init(&w->cv, &attr);
-	pthread_condattr_destroy(&attr);
-	w->done = 0;
-}
-
-static void
-test_waiter_fini(struct test_waiter *w)
-{
-	pthread_cond_destroy(&w->cv);
-	pthread_mutex_destroy(&w->mtx);
-}
-
-static void
-test_waiter_add(struct test_waiter *w)
-{
-	pthread_mutex_lock(&w->mtx);
-	w->done++;
-	pthread_cond_broadcast(&w->cv);
-	pthread_mutex_unlock(&w->mtx);
-}
-
-static int
-test_waiter_done(struct test_waiter *w)
-{
-	int done;
-
-	pthread_mutex_lock(&w->mtx);
-	done = w->done;
-	pthread_mutex_unlock(&w->mtx);
-	return done;
-}
-
-/* Waits until N completions, at most TIMEOUT_MS; returns the count. */
-static int
-test_waiter_wait(struct test_waiter *w, int n, int timeout_ms)
-{
-	struct timespec deadline;
-	int             done;
-
-	clock_gettime(CLOCK_MONOTONIC, &deadline);
-	deadline.tv_sec += timeout_ms / 1000;
-	deadline.tv_nsec += (long) (timeout_ms % 1000) * 1000000L;
-	if (deadline.tv_nsec >= 1000000000L) {
-		deadline.tv_sec++;
-		deadline.tv_nsec -= 1000000000L;
-	}
-	pthread_mutex_lock(&w->mtx);
-	while (w->done < n &&
-	    pthread_cond_timedwait(&w->cv, &w->mtx, &deadline) == 0) { }
-	done = w->done;
-	pthread_mutex_unlock(&w->mtx);
-	return done;
 }
 
 /* One asynchronous call's outcome. */

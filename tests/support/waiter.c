@@ -1,0 +1,68 @@
+/*
+ * Completion counter for tests; see waiter.h.
+ */
+#include "waiter.h"
+
+#include <time.h>
+
+void
+test_waiter_init(struct test_waiter *w)
+{
+	pthread_condattr_t attr;
+
+	pthread_mutex_init(&w->mtx, NULL);
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&w->cv, &attr);
+	pthread_condattr_destroy(&attr);
+	w->done = 0;
+}
+
+void
+test_waiter_fini(struct test_waiter *w)
+{
+	pthread_cond_destroy(&w->cv);
+	pthread_mutex_destroy(&w->mtx);
+}
+
+void
+test_waiter_add(struct test_waiter *w)
+{
+	pthread_mutex_lock(&w->mtx);
+	w->done++;
+	pthread_cond_broadcast(&w->cv);
+	pthread_mutex_unlock(&w->mtx);
+}
+
+int
+test_waiter_done(struct test_waiter *w)
+{
+	int done;
+
+	pthread_mutex_lock(&w->mtx);
+	done = w->done;
+	pthread_mutex_unlock(&w->mtx);
+	return done;
+}
+
+/* Waits until N completions, at most TIMEOUT_MS; returns the count. */
+int
+test_waiter_wait(struct test_waiter *w, int n, int timeout_ms)
+{
+	struct timespec deadline;
+	int             done;
+
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += timeout_ms / 1000;
+	deadline.tv_nsec += (long) (timeout_ms % 1000) * 1000000L;
+	if (deadline.tv_nsec >= 1000000000L) {
+		deadline.tv_sec++;
+		deadline.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&w->mtx);
+	while (w->done < n &&
+	    pthread_cond_timedwait(&w->cv, &w->mtx, &deadline) == 0) { }
+	done = w->done;
+	pthread_mutex_unlock(&w->mtx);
+	return done;
+}
