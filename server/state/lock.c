@@ -8,6 +8,7 @@
  */
 #include "lock.h"
 
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +17,10 @@
 struct lock_record {
 	unsigned               mask;
 	const struct zos_lock *held[ZOS_LOCK_RANKS + 1];
-	uint64_t               since_ns[ZOS_LOCK_RANKS + 1];
+	uint64_t               since_ns[ZOS_LOCK_RANKS + 1]; /* 0: untimed */
+	bool                   slow[ZOS_LOCK_RANKS + 1];  /* read via rwlock */
+	unsigned               ticks[ZOS_LOCK_RANKS + 1]; /* for sampling */
+	int                    slot; /* reader slot + 1; 0 = not chosen */
 };
 
 /* The one mutable static in the server: each thread's own record. */
@@ -36,6 +40,7 @@ zos_lock_domain_init(
     struct zos_lock_domain *domain, bool abort, zrpc_log_fn log, void *log_arg)
 {
 	atomic_init(&domain->violations, 0);
+	atomic_init(&domain->next_slot, 0);
 	domain->log                = log;
 	domain->log_arg            = log_arg;
 	domain->abort_on_violation = abort;
@@ -52,6 +57,10 @@ zos_lock_init(struct zos_lock *lock, enum zos_lock_rank rank, const char *name,
 	int                  rv;
 
 	memset(lock, 0, sizeof(*lock));
+	atomic_init(&lock->writer, false);
+	for (size_t i = 0; i < ZOS_LOCK_SLOTS; i++) {
+		atomic_init(&lock->slots[i].readers, 0);
+	}
 	lock->rank   = rank;
 	lock->name   = name;
 	lock->domain = domain;
@@ -164,14 +173,42 @@ lock_check_order(const struct zos_lock *lock, const char *file, int line)
 	lock_violation(lock->domain, message, file, line);
 }
 
+unsigned
+zos_lock_thread_slot(struct zos_lock_domain *domain)
+{
+	/* Handed out round robin at a thread's first use. */
+	if (lock_record.slot == 0) {
+		unsigned n       = atomic_fetch_add(&domain->next_slot, 1);
+		lock_record.slot = (int) (n % ZOS_LOCK_SLOTS) + 1;
+	}
+	return (unsigned) lock_record.slot - 1;
+}
+
+/* This thread's reader slot of LOCK. */
+static struct zos_lock_slot *
+lock_slot(struct zos_lock *lock)
+{
+	return &lock->slots[zos_lock_thread_slot(lock->domain)];
+}
+
+/* True when this acquisition is one of the timed ones. */
+static bool
+lock_sampled(const struct zos_lock *lock)
+{
+	return lock_record.ticks[lock->rank]++ % ZOS_LOCK_SAMPLE == 0;
+}
+
 static void
 lock_acquired(struct zos_lock *lock, uint64_t asked_ns)
 {
-	uint64_t now = lock_now_ns();
+	uint64_t now = 0;
 
-	zrpc_histogram_record(&lock->wait_ns, now - asked_ns);
-	atomic_fetch_add_explicit(
-	    &lock->acquisitions, 1, memory_order_relaxed);
+	if (asked_ns != 0) {
+		now = lock_now_ns();
+		zrpc_histogram_record(&lock->wait_ns, now - asked_ns);
+		atomic_fetch_add_explicit(&lock->acquisitions, ZOS_LOCK_SAMPLE,
+		    memory_order_relaxed);
+	}
 	/* A (counted) re-take in release builds keeps the first record. */
 	if ((lock_record.mask & (1u << lock->rank)) == 0) {
 		lock_record.mask |= 1u << lock->rank;
@@ -187,17 +224,30 @@ lock_released(struct zos_lock *lock)
 
 	lock_record.mask &= ~(1u << lock->rank);
 	lock_record.held[lock->rank] = NULL;
-	zrpc_histogram_record(&lock->hold_ns, lock_now_ns() - since);
+	if (since != 0) {
+		zrpc_histogram_record(&lock->hold_ns, lock_now_ns() - since);
+	}
 }
 
 void
 zos_lock_read_at(struct zos_lock *lock, const char *file,
     int line) ZOS_NO_THREAD_SAFETY_ANALYSIS
 {
-	uint64_t asked = lock_now_ns();
+	struct zos_lock_slot *slot  = lock_slot(lock);
+	uint64_t              asked = lock_sampled(lock) ? lock_now_ns() : 0;
 
 	lock_check_order(lock, file, line);
-	pthread_rwlock_rdlock(&lock->rwlock);
+	/* Announce, then look for a writer; the writer raises its flag,
+	 * then looks for readers (both sequentially consistent), so at
+	 * least one of the two sees the other. */
+	atomic_fetch_add(&slot->readers, 1);
+	if (atomic_load(&lock->writer)) {
+		atomic_fetch_sub(&slot->readers, 1);
+		pthread_rwlock_rdlock(&lock->rwlock);
+		lock_record.slow[lock->rank] = true;
+	} else {
+		lock_record.slow[lock->rank] = false;
+	}
 	lock_acquired(lock, asked);
 }
 
@@ -205,24 +255,39 @@ void
 zos_lock_write_at(struct zos_lock *lock, const char *file,
     int line) ZOS_NO_THREAD_SAFETY_ANALYSIS
 {
-	uint64_t asked = lock_now_ns();
+	uint64_t asked = lock_sampled(lock) ? lock_now_ns() : 0;
 
 	lock_check_order(lock, file, line);
 	pthread_rwlock_wrlock(&lock->rwlock);
+	atomic_store(&lock->writer, true);
+	/* Readers hold the lock only to copy: wait for them to leave. */
+	for (size_t i = 0; i < ZOS_LOCK_SLOTS; i++) {
+		while (atomic_load(&lock->slots[i].readers) != 0) {
+			sched_yield();
+		}
+	}
 	lock_acquired(lock, asked);
 }
 
 void
 zos_unlock_read(struct zos_lock *lock) ZOS_NO_THREAD_SAFETY_ANALYSIS
 {
+	bool slow = lock_record.slow[lock->rank];
+
 	lock_released(lock);
-	pthread_rwlock_unlock(&lock->rwlock);
+	if (slow) {
+		pthread_rwlock_unlock(&lock->rwlock);
+	} else {
+		atomic_fetch_sub_explicit(
+		    &lock_slot(lock)->readers, 1, memory_order_release);
+	}
 }
 
 void
 zos_unlock_write(struct zos_lock *lock) ZOS_NO_THREAD_SAFETY_ANALYSIS
 {
 	lock_released(lock);
+	atomic_store(&lock->writer, false);
 	pthread_rwlock_unlock(&lock->rwlock);
 }
 

@@ -22,8 +22,18 @@
  * zos_assert_no_locks_held() guards every blocking operation (I/O, nng
  * send and receive, backend calls) in the same way.
  *
+ * Readers never write a shared cache line: each thread announces itself
+ * in one of ZOS_LOCK_SLOTS padded per-slot counters and checks that no
+ * writer is in (a "big reader" lock). A writer takes the pthread rwlock,
+ * raises its flag and waits for the slots to drain; readers that see the
+ * flag fall back to the rwlock and wait there. So readers scale with cores
+ * and writers pay for it, which is the right trade for state that is read
+ * on every call and written on few.
+ *
  * Wait time (from asking to getting) and hold time (from getting to
- * releasing) are recorded per lock in log-linear histograms.
+ * releasing) are recorded per lock in log-linear histograms, for one
+ * acquisition in ZOS_LOCK_SAMPLE of each thread (the first, then every
+ * ZOS_LOCK_SAMPLE-th), so that timing adds no shared write to most reads.
  */
 #ifndef ZOS_LOCK_H
 #define ZOS_LOCK_H
@@ -77,18 +87,33 @@ struct zos_lock_domain {
 	zrpc_log_fn          log;
 	void                *log_arg;
 	bool                 abort_on_violation;
+	/* Hands each thread its reader slot, round robin. */
+	atomic_uint next_slot;
 	/* Hashes of call sites already logged (log once per site). */
 	atomic_uint_fast64_t logged_sites[32];
 };
 
+#define ZOS_LOCK_SLOTS 16    /* reader slots per lock */
+#define ZOS_LOCK_SAMPLE 1024 /* one timed acquisition in this many */
+
+/* A reader slot: its count, alone on a 64-byte cache line. */
+struct zos_lock_slot {
+	atomic_uint readers;
+	char        pad[64 - sizeof(atomic_uint)];
+};
+
 struct ZOS_CAPABILITY("rwlock") zos_lock {
-	pthread_rwlock_t        rwlock;
+	pthread_rwlock_t        rwlock; /* writers; readers while one is in */
+	atomic_bool             writer; /* a writer holds or is taking it */
+	struct zos_lock_slot    slots[ZOS_LOCK_SLOTS];
 	enum zos_lock_rank      rank;
 	const char             *name;
 	struct zos_lock_domain *domain;
 	struct zrpc_histogram   wait_ns; /* time to acquire */
 	struct zrpc_histogram   hold_ns; /* time held */
-	atomic_uint_fast64_t    acquisitions;
+	/* Acquisitions, counted ZOS_LOCK_SAMPLE at a time: exact to within
+	 * ZOS_LOCK_SAMPLE per thread. */
+	atomic_uint_fast64_t acquisitions;
 };
 
 /*
@@ -123,6 +148,12 @@ void zos_lock_write_at(struct zos_lock *lock, const char *file, int line)
 /* Release LOCK, recording how long it was held. */
 void zos_unlock_read(struct zos_lock *lock) ZOS_RELEASE_SHARED(lock);
 void zos_unlock_write(struct zos_lock *lock) ZOS_RELEASE(lock);
+
+/*
+ * The calling thread's reader slot (0 .. ZOS_LOCK_SLOTS - 1) in DOMAIN,
+ * for counters that are sharded the same way. Lock-free.
+ */
+unsigned zos_lock_thread_slot(struct zos_lock_domain *domain);
 
 /* True when the calling thread holds LOCK (either way). */
 bool zos_lock_held(const struct zos_lock *lock);

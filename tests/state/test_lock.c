@@ -231,17 +231,53 @@ Test(lock, two_readers_hold_the_same_lock_at_once)
 	four_finish(&f);
 }
 
-Test(lock, a_writer_excludes_readers_and_readers_exclude_a_writer)
+/* A writer that records when it got in. */
+struct writer {
+	struct zos_lock *lock;
+	atomic_bool      entered;
+};
+
+static void *
+writer_main(void *arg)
 {
-	struct four f;
+	struct writer *w = arg;
+
+	zos_lock_write(w->lock);
+	atomic_store(&w->entered, true);
+	zos_unlock_write(w->lock);
+	return NULL;
+}
+
+Test(lock, a_writer_waits_for_readers_and_excludes_them)
+{
+	struct four   f;
+	struct writer w;
+	pthread_t     t;
 
 	four_init(&f, true, NULL, NULL);
+	w.lock = &f.lock[4];
+	atomic_init(&w.entered, false);
+
 	zos_lock_read(&f.lock[4]);
-	cr_assert_eq(pthread_rwlock_trywrlock(&f.lock[4].rwlock), EBUSY);
+	pthread_create(&t, NULL, writer_main, &w);
+	/* The writer raises its flag before it waits for the reader. */
+	for (int i = 0; i < 10000 && !atomic_load(&f.lock[4].writer); i++) {
+		struct timespec ms = { 0, 1000000 };
+		nanosleep(&ms, NULL); /* bounded polling of a flag */
+	}
+	cr_assert(atomic_load(&f.lock[4].writer), "the writer is waiting");
+	cr_assert_not(atomic_load(&w.entered), "not while a reader is in");
 	zos_unlock_read(&f.lock[4]);
+	pthread_join(t, NULL);
+	cr_assert(atomic_load(&w.entered));
+
+	/* While a writer holds it, readers are kept out (they wait on the
+	 * rwlock, which the writer holds). */
 	zos_lock_write(&f.lock[4]);
 	cr_assert_eq(pthread_rwlock_tryrdlock(&f.lock[4].rwlock), EBUSY);
 	zos_unlock_write(&f.lock[4]);
+	cr_assert_eq(pthread_rwlock_tryrdlock(&f.lock[4].rwlock), 0);
+	pthread_rwlock_unlock(&f.lock[4].rwlock);
 	four_finish(&f);
 }
 
@@ -250,13 +286,19 @@ Test(lock, wait_and_hold_times_are_recorded)
 	struct four f;
 
 	four_init(&f, true, NULL, NULL);
-	for (int i = 0; i < 10; i++) {
+	/* One acquisition in ZOS_LOCK_SAMPLE is timed: the first, then
+	 * every ZOS_LOCK_SAMPLE-th. */
+	for (int i = 0; i < 10 * ZOS_LOCK_SAMPLE; i++) {
 		zos_lock_write(&f.lock[2]);
 		zos_unlock_write(&f.lock[2]);
+		zos_lock_read(&f.lock[1]);
+		zos_unlock_read(&f.lock[1]);
 	}
 	cr_assert_eq(atomic_load(&f.lock[2].wait_ns.count), 10);
 	cr_assert_eq(atomic_load(&f.lock[2].hold_ns.count), 10);
-	cr_assert_eq(atomic_load(&f.lock[2].acquisitions), 10);
+	cr_assert_eq(
+	    atomic_load(&f.lock[2].acquisitions), 10 * ZOS_LOCK_SAMPLE);
+	cr_assert_eq(atomic_load(&f.lock[1].hold_ns.count), 10);
 	cr_assert_eq(atomic_load(&f.lock[3].hold_ns.count), 0);
 	four_finish(&f);
 }
