@@ -33,29 +33,24 @@ cache_service_result(int result)
 	}
 }
 
+static void *
+cache_service_alloc(void *arg, size_t size)
+{
+	return zrpc_call_alloc(arg, size);
+}
+
 static zrpc_status
 cache_service_lookup(zrpc_call *call, const Zos__V1__LookupRequest *request,
     Zos__V1__LookupResponse *reply)
 {
-	struct zos_state           *state = zrpc_call_service_ctx(call);
-	struct zos_cached_response *hit;
+	struct zos_state *state = zrpc_call_service_ctx(call);
+	size_t            len;
 
-	hit = zos_cache_lookup(&state->cache, request->model, request->prompt);
-	if (hit == NULL) {
-		reply->hit = false;
-		return zrpc_status_ok();
-	}
-	reply->response = zrpc_call_alloc(call, hit->len + 1);
-	if (reply->response != NULL) {
-		memcpy(reply->response, hit->text, hit->len);
-		reply->response[hit->len] = '\0';
-	}
-	zos_cache_response_unref(hit);
-	if (reply->response == NULL) {
-		return zrpc_status_make(
-		    ZRPC_RESOURCE_EXHAUSTED, "out of memory");
-	}
-	reply->hit = true;
+	/* Copied into the call's arena under the read lock: concurrent
+	 * lookups of a hot key write no shared memory. */
+	reply->response = zos_cache_lookup_copy(&state->cache, request->model,
+	    request->prompt, cache_service_alloc, call, &len);
+	reply->hit      = reply->response != NULL;
 	return zrpc_status_ok();
 }
 

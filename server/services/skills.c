@@ -41,18 +41,32 @@ skills_service_reply(zrpc_call *call, const struct zos_skill_vector *v,
 	return zrpc_status_ok();
 }
 
+struct skills_service_copy {
+	zrpc_call            *call;
+	Zos__V1__SkillVector *reply;
+	zrpc_status           status;
+};
+
+/* Copies the vector into the reply under the read lock (arena copies
+ * only), so that concurrent Gets share no written memory. */
+static void
+skills_service_copy(void *arg, const struct zos_skill_vector *v)
+{
+	struct skills_service_copy *copy = arg;
+
+	copy->status = skills_service_reply(copy->call, v, copy->reply);
+}
+
 static zrpc_status
 skills_service_get(zrpc_call *call, const Zos__V1__GetSkillsRequest *request,
     Zos__V1__SkillVector *reply)
 {
-	struct zos_state        *state = zrpc_call_service_ctx(call);
-	struct zos_skill_vector *v     = zos_skills_get(&state->skills);
-	zrpc_status              status;
+	struct zos_state          *state = zrpc_call_service_ctx(call);
+	struct skills_service_copy copy  = { call, reply, zrpc_status_ok() };
 
 	(void) request;
-	status = skills_service_reply(call, v, reply);
-	zos_skill_vector_unref(v);
-	return status;
+	zos_skills_read(&state->skills, skills_service_copy, &copy);
+	return copy.status;
 }
 
 static zrpc_status

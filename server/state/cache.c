@@ -257,11 +257,32 @@ cache_garbage_free(struct cache_garbage *g)
 static void
 cache_touch(struct zos_cache *cache, struct cache_entry *e)
 {
-	uint64_t stamp =
+	uint64_t stamp;
+
+	/* Already the most recent (and stamped at all): nothing to write,
+	 * so lookups of a hot key from many threads share no written line. */
+	uint64_t last =
+	    atomic_load_explicit(&e->last_used, memory_order_relaxed);
+	if (last != 0 &&
+	    last ==
+	        atomic_load_explicit(&cache->clock, memory_order_relaxed)) {
+		return;
+	}
+	stamp =
 	    atomic_fetch_add_explicit(&cache->clock, 1, memory_order_relaxed) +
 	    1;
-
 	atomic_store_explicit(&e->last_used, stamp, memory_order_relaxed);
+}
+
+/* Counts a hit or a miss in this thread's shard. */
+static void
+cache_count(struct zos_cache *cache, bool hit)
+{
+	struct zos_cache_counters *c =
+	    &cache->counters[zos_lock_thread_slot(cache->domain)];
+
+	atomic_fetch_add_explicit(
+	    hit ? &c->hits : &c->misses, 1, memory_order_relaxed);
 }
 
 static struct cache_entry *
@@ -403,8 +424,10 @@ zos_cache_init(struct zos_cache *cache, size_t capacity,
 	cache->hash   = hash != NULL ? hash : zos_cache_default_hash;
 	cache->seed   = cache_seed(cache);
 	atomic_init(&cache->clock, 0);
-	atomic_init(&cache->hits, 0);
-	atomic_init(&cache->misses, 0);
+	for (size_t i = 0; i < ZOS_LOCK_SLOTS; i++) {
+		atomic_init(&cache->counters[i].hits, 0);
+		atomic_init(&cache->counters[i].misses, 0);
+	}
 	atomic_init(&cache->evictions, 0);
 	cache->buckets = calloc(cache->n_buckets, sizeof(*cache->buckets));
 	if (cache->buckets == NULL) {
@@ -449,16 +472,44 @@ zos_cache_lookup(
 		return NULL;
 	}
 	if (cache_key_make(cache, model, prompt, &key) != 0) {
-		atomic_fetch_add_explicit(
-		    &cache->misses, 1, memory_order_relaxed);
+		cache_count(cache, false);
 		return NULL;
 	}
 	zos_lock_read(&cache->lock);
 	r = cache_find_ref(cache, &key);
 	zos_unlock_read(&cache->lock);
-	atomic_fetch_add_explicit(r != NULL ? &cache->hits : &cache->misses, 1,
-	    memory_order_relaxed);
+	cache_count(cache, r != NULL);
 	return r;
+}
+
+char *
+zos_cache_lookup_copy(struct zos_cache *cache, const char *model,
+    const char *prompt, void *(*alloc)(void *arg, size_t size), void *arg,
+    size_t *len)
+{
+	struct cache_entry *e;
+	struct cache_key    key;
+	char               *copy = NULL;
+
+	*len = 0;
+	if (cache == NULL || cache_key_make(cache, model, prompt, &key) != 0) {
+		if (cache != NULL) {
+			cache_count(cache, false);
+		}
+		return NULL;
+	}
+	zos_lock_read(&cache->lock);
+	if ((e = cache_find(cache, &key)) != NULL) {
+		cache_touch(cache, e);
+		if ((copy = alloc(arg, e->value->len + 1)) != NULL) {
+			memcpy(copy, e->value->text, e->value->len);
+			copy[e->value->len] = '\0';
+			*len                = e->value->len;
+		}
+	}
+	zos_unlock_read(&cache->lock);
+	cache_count(cache, e != NULL);
+	return copy;
 }
 
 int
@@ -506,9 +557,14 @@ zos_cache_stats(struct zos_cache *cache, struct zos_cache_stats *out)
 	out->size = cache->size;
 	zos_unlock_read(&cache->lock);
 	out->capacity = cache->capacity;
-	out->hits = atomic_load_explicit(&cache->hits, memory_order_relaxed);
-	out->misses =
-	    atomic_load_explicit(&cache->misses, memory_order_relaxed);
+	out->hits     = 0;
+	out->misses   = 0;
+	for (size_t i = 0; i < ZOS_LOCK_SLOTS; i++) {
+		out->hits += atomic_load_explicit(
+		    &cache->counters[i].hits, memory_order_relaxed);
+		out->misses += atomic_load_explicit(
+		    &cache->counters[i].misses, memory_order_relaxed);
+	}
 	out->evictions =
 	    atomic_load_explicit(&cache->evictions, memory_order_relaxed);
 }
@@ -730,8 +786,7 @@ zos_cache_get_or_compute(struct zos_cache *cache, const char *model,
 		return ZOS_CACHE_INVALID;
 	}
 	if ((rv = cache_key_make(cache, model, prompt, &key)) != 0) {
-		atomic_fetch_add_explicit(
-		    &cache->misses, 1, memory_order_relaxed);
+		cache_count(cache, false);
 		return rv;
 	}
 
@@ -745,8 +800,7 @@ zos_cache_get_or_compute(struct zos_cache *cache, const char *model,
 
 	/* A miss: claim the key or join its compute. */
 	if ((mine = cache_pending_new(&key)) == NULL) {
-		atomic_fetch_add_explicit(
-		    &cache->misses, 1, memory_order_relaxed);
+		cache_count(cache, false);
 		return ZOS_CACHE_NO_MEMORY;
 	}
 	zos_lock_write(&cache->lock);
@@ -762,7 +816,7 @@ zos_cache_get_or_compute(struct zos_cache *cache, const char *model,
 		cache_pending_link(cache, mine);
 	}
 	zos_unlock_write(&cache->lock);
-	atomic_fetch_add_explicit(&cache->misses, 1, memory_order_relaxed);
+	cache_count(cache, false);
 
 	if (other != NULL) {
 		cache_pending_unref(mine);
@@ -776,7 +830,7 @@ zos_cache_get_or_compute(struct zos_cache *cache, const char *model,
 	return rv;
 
 hit:
-	atomic_fetch_add_explicit(&cache->hits, 1, memory_order_relaxed);
+	cache_count(cache, true);
 	*out_value      = hit;
 	*out_was_cached = true;
 	return 0;

@@ -91,9 +91,14 @@ struct zos_cache {
 	struct cache_pending   *pending;   /* in-flight computes; same */
 	/* Atomics, never locked. */
 	atomic_uint_fast64_t clock; /* recency stamp source */
-	atomic_uint_fast64_t hits;
-	atomic_uint_fast64_t misses;
 	atomic_uint_fast64_t evictions;
+	/* Hits and misses, sharded by the lock's reader slots so that
+	 * concurrent lookups write no shared line; summed by stats. */
+	struct zos_cache_counters {
+		atomic_uint_fast64_t hits;
+		atomic_uint_fast64_t misses;
+		char pad[64 - 2 * sizeof(atomic_uint_fast64_t)];
+	} counters[ZOS_LOCK_SLOTS];
 };
 
 struct zos_cache_stats {
@@ -134,6 +139,18 @@ void zos_cache_finish(struct zos_cache *cache);
  */
 struct zos_cached_response *zos_cache_lookup(struct zos_cache *cache,
     const char *model, const char *prompt) ZOS_EXCLUDES(&cache->lock);
+
+/*
+ * Looks (MODEL, PROMPT) up and, on a hit, copies the response into memory
+ * from ALLOC(ARG, len + 1) (NUL-terminated, *LEN = len) while the read
+ * lock is held: no reference is taken, so concurrent lookups write no
+ * shared memory. ALLOC must not block (an arena). Returns NULL on a miss
+ * or when ALLOC fails (*LEN = 0 then). Counts one hit or one miss.
+ * Locking: takes response_cache (read).
+ */
+char *zos_cache_lookup_copy(struct zos_cache *cache, const char *model,
+    const char *prompt, void *(*alloc)(void *arg, size_t size), void *arg,
+    size_t *len) ZOS_EXCLUDES(&cache->lock);
 
 /*
  * Stores RESPONSE (copied) under (MODEL, PROMPT), replacing an existing

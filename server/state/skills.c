@@ -142,6 +142,15 @@ zos_skills_get(struct zos_skills *skills)
 	return v;
 }
 
+void
+zos_skills_read(struct zos_skills *skills,
+    void (*visit)(void *arg, const struct zos_skill_vector *v), void *arg)
+{
+	zos_lock_read(&skills->lock);
+	visit(arg, skills->current);
+	zos_unlock_read(&skills->lock);
+}
+
 /* Index of NAME in V, or -1. */
 static long
 skills_find(const struct zos_skill_vector *v, const char *name)

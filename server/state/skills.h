@@ -89,6 +89,16 @@ struct zos_skill_vector *zos_skills_get(struct zos_skills *skills)
     ZOS_EXCLUDES(skills->lock);
 
 /*
+ * Runs VISIT(ARG, current vector) under the read lock, for readers that
+ * copy what they need: no reference is taken, so concurrent readers write
+ * no shared memory. VISIT must only copy (no I/O, no other lock).
+ * Locking: takes skills (read) around VISIT.
+ */
+void zos_skills_read(struct zos_skills *skills,
+    void (*visit)(void *arg, const struct zos_skill_vector *v), void *arg)
+    ZOS_EXCLUDES(skills->lock);
+
+/*
  * Applies N deltas all at once or not at all: every name must exist (and
  * appear once), every delta be finite; levels are clamped to [0, 1], each
  * named skill gets one more attempt, and the version grows by one.
