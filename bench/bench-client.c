@@ -90,6 +90,7 @@ struct bench_options {
 	uint64_t    requests;   // 0 when --duration is used
 	int         timeout_ms;
 	bool        json;
+	bool        print_reply; // write the reply payload as hex (1 call)
 };
 
 struct bench_histogram {
@@ -300,6 +301,14 @@ bench_caller_count(struct bench_caller *c, nng_msg *reply)
 	}
 	c->tally.codes[response->code < BENCH_CODES - 1 ? response->code
 	                                                : BENCH_CODES - 1]++;
+	if (c->run->opts->print_reply) {
+		// Only with --requests 1 (checked at parse time): one caller
+		// prints, no other thread writes stdout.
+		for (size_t i = 0; i < response->payload.len; i++) {
+			printf("%02x", response->payload.data[i]);
+		}
+		printf("\n");
+	}
 	zrpc__v1__response__free_unpacked(response, NULL);
 }
 
@@ -611,6 +620,8 @@ bench_usage(FILE *out)
 	    "  --timeout-ms MS    per call, also sent as timeout_ms "
 	    "(default %d)\n"
 	    "  --json             one JSON object instead of text\n"
+	    "  --print-reply      with --requests 1 --concurrency 1: print\n"
+	    "                     the reply's payload as hex, nothing else\n"
 	    "\n"
 	    "A reply equal to the request (an echo server) counts as OK;\n"
 	    "others are decoded as zrpc.v1.Response and counted by code.\n"
@@ -661,6 +672,7 @@ bench_parse_options(int argc, char **argv, struct bench_options *opts)
 		{ "payload-hex", required_argument, NULL, 'p' },
 		{ "timeout-ms", required_argument, NULL, 't' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "print-reply", no_argument, NULL, 'r' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -725,6 +737,9 @@ bench_parse_options(int argc, char **argv, struct bench_options *opts)
 			}
 			opts->timeout_ms = (int) value;
 			break;
+		case 'r':
+			opts->print_reply = true;
+			break;
 		case 'j':
 			opts->json = true;
 			break;
@@ -739,6 +754,13 @@ bench_parse_options(int argc, char **argv, struct bench_options *opts)
 	if (optind != argc || opts->url == NULL || opts->concurrency == 0 ||
 	    (opts->duration_s > 0) == (opts->requests > 0)) {
 		bench_usage(stderr);
+		return (2);
+	}
+	if (opts->print_reply &&
+	    (opts->requests != 1 || opts->concurrency != 1)) {
+		fprintf(stderr,
+		    "zos-bench-client: --print-reply goes with "
+		    "--requests 1 --concurrency 1\n");
 		return (2);
 	}
 	if (!bench_json_safe(opts->url) || !bench_json_safe(opts->method)) {
@@ -776,6 +798,12 @@ main(int argc, char **argv)
 	}
 	bench_run_stop(&run);
 
+	if (opts.print_reply) {
+		// The reply was the output; its code decides the status.
+		rv = total->codes[0] == 1 ? 0 : 1;
+		free(total);
+		return (rv);
+	}
 	if (opts.json) {
 		bench_report_json(&opts, total, elapsed_s);
 	} else {
