@@ -90,7 +90,8 @@ struct bench_options {
 	uint64_t    requests;   // 0 when --duration is used
 	int         timeout_ms;
 	bool        json;
-	bool        print_reply; // write the reply payload as hex (1 call)
+	bool        print_reply;   // write the reply payload as hex (1 call)
+	bool        session_cycle; // each caller walks its own zos session
 };
 
 struct bench_histogram {
@@ -125,6 +126,8 @@ struct bench_caller {
 	enum bench_state   state;
 	uint64_t           started_ns; // when the current call was sent
 	struct bench_tally tally;
+	nng_msg           *cycle[3]; // --session-cycle: its Transitions
+	unsigned           next;     // --session-cycle: the next of them
 };
 
 struct bench_run {
@@ -268,7 +271,9 @@ bench_caller_next(struct bench_caller *c)
 		bench_caller_finish(c);
 		return;
 	}
-	if (nng_msg_dup(&msg, run->request) != 0) {
+	if (nng_msg_dup(&msg,
+	        opts->session_cycle ? c->cycle[c->next++ % 3]
+	                            : run->request) != 0) {
 		c->tally.transport_errors++;
 		bench_caller_finish(c);
 		return;
@@ -426,6 +431,95 @@ bench_request_build(const struct bench_options *opts, nng_msg **out)
 	return (0);
 }
 
+// bench_request_pack packs a zrpc.v1.Request for METHOD with PAYLOAD into
+// a new message. Returns 0 or an nng error.
+static int
+bench_request_pack(const char *method, const uint8_t *payload, size_t len,
+    int timeout_ms, nng_msg **out)
+{
+	Zrpc__V1__Request request = ZRPC__V1__REQUEST__INIT;
+	int               rv;
+
+	request.method       = (char *) method;
+	request.payload.data = (uint8_t *) payload;
+	request.payload.len  = len;
+	request.timeout_ms   = (uint32_t) timeout_ms;
+	if ((rv = nng_msg_alloc(
+	         out, zrpc__v1__request__get_packed_size(&request))) == 0) {
+		zrpc__v1__request__pack(&request, nng_msg_body(*out));
+	}
+	return (rv);
+}
+
+// bench_session_setup starts a zos.v1 session for caller C (synchronously,
+// on its own context) and builds its cycle of Transitions on it:
+// ANALYZING, FEEDBACK_READY, AWAITING_SOLUTION, a loop of legal moves.
+// Returns 0, or -1 with a message on stderr.
+static int
+bench_session_setup(struct bench_caller *c, int timeout_ms)
+{
+	static const uint8_t start[] = { 0x0a, 0x05, 'b', 'e', 'n', 'c', 'h' };
+	static const uint8_t states[] = { 2, 3, 1 };
+	Zrpc__V1__Response  *response = NULL;
+	nng_aio             *aio      = NULL;
+	nng_msg             *msg      = NULL;
+	uint8_t              payload[64];
+	size_t               id_len;
+	int                  rv;
+
+	if ((rv = nng_aio_alloc(&aio, NULL, NULL)) != 0 ||
+	    (rv = bench_request_pack("/zos.v1.Session/Start", start,
+	         sizeof(start), timeout_ms, &msg)) != 0) {
+		goto fail;
+	}
+	nng_aio_set_timeout(aio, timeout_ms);
+	nng_aio_set_msg(aio, msg);
+	nng_ctx_send(c->ctx, aio);
+	nng_aio_wait(aio);
+	if ((rv = nng_aio_result(aio)) != 0) {
+		nng_msg_free(msg);
+		goto fail;
+	}
+	nng_ctx_recv(c->ctx, aio);
+	nng_aio_wait(aio);
+	if ((rv = nng_aio_result(aio)) != 0) {
+		goto fail;
+	}
+	msg      = nng_aio_get_msg(aio);
+	response = zrpc__v1__response__unpack(
+	    NULL, nng_msg_len(msg), nng_msg_body(msg));
+	nng_msg_free(msg);
+	// ProofSession field 1, the id: 0a <len> <id>.
+	if (response == NULL || response->code != 0 ||
+	    response->payload.len < 2 || response->payload.data[0] != 0x0a ||
+	    (id_len = response->payload.data[1]) + 2 > response->payload.len ||
+	    id_len + 4 > sizeof(payload)) {
+		fprintf(stderr, "zos-bench-client: Session/Start failed\n");
+		zrpc__v1__response__free_unpacked(response, NULL);
+		nng_aio_free(aio);
+		return (-1);
+	}
+	memcpy(payload, response->payload.data, id_len + 2);
+	zrpc__v1__response__free_unpacked(response, NULL);
+	for (int i = 0; i < 3; i++) {
+		payload[id_len + 2] = 0x10; // to_state, field 2, varint
+		payload[id_len + 3] = states[i];
+		if ((rv = bench_request_pack("/zos.v1.Session/Transition",
+		         payload, id_len + 4, timeout_ms, &c->cycle[i])) !=
+		    0) {
+			goto fail;
+		}
+	}
+	nng_aio_free(aio);
+	return (0);
+
+fail:
+	fprintf(stderr, "zos-bench-client: session set-up: %s\n",
+	    nng_strerror(rv));
+	nng_aio_free(aio);
+	return (-1);
+}
+
 // bench_run_stop closes the socket, frees every caller and the request.
 // Safe on a partly set up run.
 static void
@@ -434,6 +528,9 @@ bench_run_stop(struct bench_run *run)
 	nng_close(run->sock);
 	for (size_t i = 0; i < run->ncallers; i++) {
 		nng_aio_free(run->callers[i].aio);
+		for (int k = 0; k < 3; k++) {
+			nng_msg_free(run->callers[i].cycle[k]);
+		}
 	}
 	free(run->callers);
 	run->callers  = NULL;
@@ -499,6 +596,13 @@ bench_run_setup(struct bench_run *run, const struct bench_options *opts)
 		    opts->url, nng_strerror(rv));
 		bench_run_stop(run);
 		return (-1);
+	}
+	for (size_t i = 0; opts->session_cycle && i < run->ncallers; i++) {
+		if (bench_session_setup(&run->callers[i], opts->timeout_ms) !=
+		    0) {
+			bench_run_stop(run);
+			return (-1);
+		}
 	}
 	return (0);
 
@@ -620,6 +724,9 @@ bench_usage(FILE *out)
 	    "  --timeout-ms MS    per call, also sent as timeout_ms "
 	    "(default %d)\n"
 	    "  --json             one JSON object instead of text\n"
+	    "  --session-cycle    zos: each caller starts a session, then\n"
+	    "                     calls Session/Transition round its proof\n"
+	    "                     state machine (every move legal)\n"
 	    "  --print-reply      with --requests 1 --concurrency 1: print\n"
 	    "                     the reply's payload as hex, nothing else\n"
 	    "\n"
@@ -673,6 +780,7 @@ bench_parse_options(int argc, char **argv, struct bench_options *opts)
 		{ "timeout-ms", required_argument, NULL, 't' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "print-reply", no_argument, NULL, 'r' },
+		{ "session-cycle", no_argument, NULL, 's' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -739,6 +847,10 @@ bench_parse_options(int argc, char **argv, struct bench_options *opts)
 			break;
 		case 'r':
 			opts->print_reply = true;
+			break;
+		case 's':
+			opts->session_cycle = true;
+			opts->method        = "/zos.v1.Session/Transition";
 			break;
 		case 'j':
 			opts->json = true;
