@@ -19,7 +19,8 @@ struct lock_record {
 	const struct zos_lock *held[ZOS_LOCK_RANKS + 1];
 	uint64_t               since_ns[ZOS_LOCK_RANKS + 1]; /* 0: untimed */
 	bool                   slow[ZOS_LOCK_RANKS + 1];  /* read via rwlock */
-	unsigned               ticks[ZOS_LOCK_RANKS + 1]; /* for sampling */
+	unsigned               ticks[ZOS_LOCK_RANKS + 1]; /* acquisitions */
+	unsigned               flushed[ZOS_LOCK_RANKS + 1]; /* ticks counted */
 	int                    slot; /* reader slot + 1; 0 = not chosen */
 };
 
@@ -206,8 +207,14 @@ lock_acquired(struct zos_lock *lock, uint64_t asked_ns)
 	if (asked_ns != 0) {
 		now = lock_now_ns();
 		zrpc_histogram_record(&lock->wait_ns, now - asked_ns);
-		atomic_fetch_add_explicit(&lock->acquisitions, ZOS_LOCK_SAMPLE,
+		/* Count the acquisitions since the last timed one: the
+		 * shared counter lags, never runs ahead. */
+		atomic_fetch_add_explicit(&lock->acquisitions,
+		    lock_record.ticks[lock->rank] -
+		        lock_record.flushed[lock->rank],
 		    memory_order_relaxed);
+		lock_record.flushed[lock->rank] =
+		    lock_record.ticks[lock->rank];
 	}
 	/* A (counted) re-take in release builds keeps the first record. */
 	if ((lock_record.mask & (1u << lock->rank)) == 0) {

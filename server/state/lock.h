@@ -111,8 +111,8 @@ struct ZOS_CAPABILITY("rwlock") zos_lock {
 	struct zos_lock_domain *domain;
 	struct zrpc_histogram   wait_ns; /* time to acquire */
 	struct zrpc_histogram   hold_ns; /* time held */
-	/* Acquisitions, counted ZOS_LOCK_SAMPLE at a time: exact to within
-	 * ZOS_LOCK_SAMPLE per thread. */
+	/* Acquisitions, added at each timed one: behind the truth by less
+	 * than ZOS_LOCK_SAMPLE per thread, never ahead. */
 	atomic_uint_fast64_t acquisitions;
 };
 
