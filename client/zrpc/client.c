@@ -51,6 +51,7 @@
  * a failure.
  */
 #include "zrpc/client.h"
+#include "zrpc/clock.h"
 
 #include <inttypes.h>
 #include <pthread.h>
@@ -185,16 +186,6 @@ struct client_payload {
 
 static void client_call_cb(void *arg);
 
-/* Current CLOCK_MONOTONIC time in nanoseconds. */
-static uint64_t
-client_now_ns(void)
-{
-	struct timespec ts;
-
-	(void) clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
-}
-
 /* Number of bytes of VALUE as a protobuf varint. */
 static size_t
 client_varint_size(size_t value)
@@ -251,7 +242,7 @@ static void
 client_call_init(
     struct client_call *call, zrpc_client *client, const zrpc_call_opts *opts)
 {
-	uint64_t now = client_now_ns();
+	uint64_t now = zrpc_now_ns();
 
 	memset(call, 0, sizeof(*call));
 	call->client = client;
@@ -397,7 +388,7 @@ static void
 client_call_send_locked(struct client_call *call, nng_msg *msg)
 {
 	zrpc_client *c   = call->client;
-	uint64_t     now = client_now_ns();
+	uint64_t     now = zrpc_now_ns();
 	nng_duration timeout, connect;
 
 	timeout = client_remaining(call->deadline_ns, now);
@@ -504,7 +495,7 @@ client_call_failure(struct client_call *call, int rv)
 	}
 	if (rv == NNG_ETIMEDOUT) {
 		expired = call->deadline_ns != 0 &&
-		    client_now_ns() >= call->deadline_ns;
+		    zrpc_now_ns() >= call->deadline_ns;
 		if (call->state == CLIENT_CALL_SENDING &&
 		    (!expired ||
 		        atomic_load_explicit(
@@ -539,7 +530,7 @@ client_call_receive(struct client_call *call)
 		call->status = client_call_failure(call, 0);
 		return true;
 	}
-	timeout = client_remaining(call->deadline_ns, client_now_ns());
+	timeout = client_remaining(call->deadline_ns, zrpc_now_ns());
 	if (timeout == 0) {
 		(void) pthread_mutex_unlock(&c->mtx);
 		call->state  = CLIENT_CALL_RECEIVING;

@@ -7,6 +7,7 @@
  * taking a lock whose rank is held already is itself a violation.
  */
 #include "lock.h"
+#include "zrpc/clock.h"
 
 #include <sched.h>
 #include <stdio.h>
@@ -26,15 +27,6 @@ struct lock_record {
 
 /* The one mutable static in the server: each thread's own record. */
 static _Thread_local struct lock_record lock_record;
-
-static uint64_t
-lock_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
-}
 
 void
 zos_lock_domain_init(
@@ -205,7 +197,7 @@ lock_acquired(struct zos_lock *lock, uint64_t asked_ns)
 	uint64_t now = 0;
 
 	if (asked_ns != 0) {
-		now = lock_now_ns();
+		now = zrpc_now_ns();
 		zrpc_histogram_record(&lock->wait_ns, now - asked_ns);
 		/* Count the acquisitions since the last timed one: the
 		 * shared counter lags, never runs ahead. */
@@ -232,7 +224,7 @@ lock_released(struct zos_lock *lock)
 	lock_record.mask &= ~(1u << lock->rank);
 	lock_record.held[lock->rank] = NULL;
 	if (since != 0) {
-		zrpc_histogram_record(&lock->hold_ns, lock_now_ns() - since);
+		zrpc_histogram_record(&lock->hold_ns, zrpc_now_ns() - since);
 	}
 }
 
@@ -241,7 +233,7 @@ zos_lock_read_at(struct zos_lock *lock, const char *file,
     int line) ZOS_NO_THREAD_SAFETY_ANALYSIS
 {
 	struct zos_lock_slot *slot  = lock_slot(lock);
-	uint64_t              asked = lock_sampled(lock) ? lock_now_ns() : 0;
+	uint64_t              asked = lock_sampled(lock) ? zrpc_now_ns() : 0;
 
 	lock_check_order(lock, file, line);
 	/* Announce, then look for a writer; the writer raises its flag,
@@ -262,7 +254,7 @@ void
 zos_lock_write_at(struct zos_lock *lock, const char *file,
     int line) ZOS_NO_THREAD_SAFETY_ANALYSIS
 {
-	uint64_t asked = lock_sampled(lock) ? lock_now_ns() : 0;
+	uint64_t asked = lock_sampled(lock) ? zrpc_now_ns() : 0;
 
 	lock_check_order(lock, file, line);
 	pthread_rwlock_wrlock(&lock->rwlock);

@@ -41,6 +41,7 @@
 #include "arena.h"
 #include "builtin.h"
 #include "workers.h"
+#include "zrpc/clock.h"
 #include "zrpc/v1/envelope.pb-c.h"
 
 #define SLOT_INITIAL 16  /* slots created at start */
@@ -151,15 +152,6 @@ struct zrpc_server {
 static void server_call_cb(void *arg);
 
 /* ---- small helpers ---- */
-
-static uint64_t
-server_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
-}
 
 static void server_log(const zrpc_server *server, zrpc_log_level level,
     const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -307,7 +299,7 @@ zrpc_server_create(zrpc_server **out, const zrpc_server_config *config)
 	if (getrandom(&server->request_id_prefix,
 	        sizeof(server->request_id_prefix),
 	        0) != (ssize_t) sizeof(server->request_id_prefix)) {
-		server->request_id_prefix = server_now_ns();
+		server->request_id_prefix = zrpc_now_ns();
 	}
 
 	if ((server->slots = calloc(
@@ -769,7 +761,7 @@ server_call_finish(
 		    "cannot allocate a %zu-byte reply; call dropped", size);
 	}
 
-	latency_ns = server_now_ns() - call->start_ns;
+	latency_ns = zrpc_now_ns() - call->start_ns;
 	server_record(server, call, &status, latency_ns);
 	for (size_t i = 0; i < server->n_interceptors; i++) {
 		const struct zrpc_interceptor *ic = &server->interceptors[i];
@@ -881,7 +873,7 @@ server_call_received(struct zrpc_call *call, nng_msg *msg)
 	size_t       len    = nng_msg_len(msg);
 	unsigned     active;
 
-	call->start_ns = server_now_ns();
+	call->start_ns = zrpc_now_ns();
 	call->pipe     = nng_msg_get_pipe(msg);
 
 	if (atomic_load(&server->draining)) {
@@ -1193,7 +1185,7 @@ zrpc_call_remaining_ms(const zrpc_call *call)
 	if (call->deadline_ns == 0) {
 		return -1;
 	}
-	now = server_now_ns();
+	now = zrpc_now_ns();
 	return now >= call->deadline_ns
 	    ? 0
 	    : (int64_t) ((call->deadline_ns - now) / 1000000u);
@@ -1202,7 +1194,7 @@ zrpc_call_remaining_ms(const zrpc_call *call)
 bool
 zrpc_call_expired(const zrpc_call *call)
 {
-	return call->deadline_ns != 0 && server_now_ns() >= call->deadline_ns;
+	return call->deadline_ns != 0 && zrpc_now_ns() >= call->deadline_ns;
 }
 
 void *
