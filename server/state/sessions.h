@@ -175,6 +175,49 @@ void zos_session_page_finish(struct zos_session_page *page);
 uint64_t zos_sessions_count_by_state(
     struct zos_sessions *s, uint64_t counts[ZOS_PROOF_STATE_COUNT]);
 
+/*
+ * The whole table as a value: what the store (store.h) persists and
+ * restores.
+ */
+struct zos_sessions_image {
+	uint64_t            seq;      /* changes accepted so far */
+	uint32_t            id_key;   /* keys the serial half of new ids */
+	struct zos_session *sessions; /* creation order; owned */
+	size_t              count;
+};
+
+/*
+ * The table's change count: grows by one with every accepted start,
+ * transition and reset (made under the write lock). A caller that changed
+ * the table reads it afterwards to learn a number its change is covered by.
+ * Locking: none (atomic).
+ */
+uint64_t zos_sessions_seq(struct zos_sessions *s);
+
+/*
+ * Copies the whole table, its change count and its id key into *OUT
+ * (released with zos_sessions_image_finish). The copy is consistent: its
+ * seq counts exactly the changes it contains.
+ * Returns OK or INTERNAL (no memory; *OUT empty).
+ * Locking: takes session_state (read); allocates before taking it.
+ */
+enum zos_session_code zos_sessions_snapshot(
+    struct zos_sessions *s, struct zos_sessions_image *out);
+
+/*
+ * Fills the empty table S from IMAGE (copied): sessions, change count and
+ * id key, so that ids made afterwards never collide with restored ones.
+ * Returns OK; INVALID_ARGUMENT (S not empty, an id malformed or repeated, a
+ * state or problem id out of range: ERROR says which session);
+ * RESOURCE_EXHAUSTED (more sessions than max_sessions).
+ * Locking: none (the table is not shared yet).
+ */
+enum zos_session_code zos_sessions_restore(struct zos_sessions *s,
+    const struct zos_sessions_image *image, char *error, size_t error_len);
+
+/* Frees IMAGE's sessions and empties it. Safe on an empty image. */
+void zos_sessions_image_finish(struct zos_sessions_image *image);
+
 /* True when the state machine allows FROM -> TO (pure; no lock). */
 bool zos_proof_transition_allowed(
     enum zos_proof_state from, enum zos_proof_state to);

@@ -26,6 +26,7 @@
 #include "routing.h"
 #include "sessions.h"
 #include "skills.h"
+#include "store.h"
 
 struct zos_state_config {
 	size_t      cache_capacity;     /* 0 = 200 */
@@ -33,6 +34,17 @@ struct zos_state_config {
 	const char *skills_file;        /* NULL = the default skills */
 	const char *routing_file;       /* NULL = the default routes */
 	bool        abort_on_violation; /* lock rules: abort, else count */
+	/*
+	 * Persistence (store.h): skills and sessions live in DATA_DIR; NULL
+	 * keeps them in memory only. With a data directory, the skills file
+	 * seeds the skills only when the directory has none yet.
+	 */
+	const char *data_dir;
+	/* Routes set on top of the defaults or the routing file: task
+	 * ROUTE_TASKS[i] gets primary model ROUTE_PRIMARIES[i]. */
+	const char *const *route_tasks;
+	const char *const *route_primaries;
+	size_t             n_route_overrides;
 	zrpc_log_fn log;
 	void       *log_arg;
 };
@@ -44,6 +56,7 @@ struct zos_state {
 	struct zos_routing    *routing;     /* rank 3 */
 	struct zos_cache       cache;       /* rank 4 */
 	char                  *skills_file; /* for Skills/Reload; NULL: none */
+	struct zos_store      *store;       /* NULL: in memory only */
 };
 
 /*

@@ -1,0 +1,68 @@
+/*
+ * Model backends: where Assistant/Complete gets its text.
+ *
+ * A model name is either "builtin:NAME", answered in-process by the
+ * built-in echo model, or the nng URL of a zrpc server implementing
+ * zos.v1.ModelBackend/Generate ("tcp://10.0.0.5:7500", "ipc:///run/m.sock").
+ * The set knows every remote URL it will be asked for from the start (the
+ * routing table's models and the --backend flags) and keeps one shared
+ * client per URL, dialled in the background: a backend that is down at
+ * start-up becomes usable when it comes up.
+ *
+ * The echo model answers deterministic text derived from the model name
+ * and the prompt, after an optional delay, and fails a configured fraction
+ * of calls (drawn from a seeded sequence, so a run can be repeated).
+ *
+ * zos_backends_generate blocks (delay, network): call it with no zOS lock
+ * held. The set holds no zOS lock and takes none; it is safe to share
+ * between threads.
+ */
+#ifndef ZOS_BACKEND_H
+#define ZOS_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "zrpc/status.h"
+
+#define ZOS_BACKEND_BUILTIN_PREFIX "builtin:"
+#define ZOS_BACKEND_TEXT_MAX (1u << 20) /* longest text accepted, bytes */
+
+struct zos_backends_config {
+	uint32_t echo_delay_ms;  /* echo: pause before answering; 0 = none */
+	double   echo_fail_rate; /* echo: fraction of calls failing, [0, 1] */
+	uint64_t echo_seed;      /* echo: seeds the failure sequence */
+	/* Remote model URLs to connect to (duplicates are fine). */
+	const char *const *urls;
+	size_t             n_urls;
+};
+
+struct zos_backends; /* opaque */
+
+/*
+ * Creates the set: validates the echo settings and opens one client per
+ * distinct URL (a URL nng cannot parse is an error; a server that is not
+ * up is not). Returns 0 or -1 with ERROR saying why ("--backend
+ * tcp://x:y: invalid URL").
+ */
+int zos_backends_create(const struct zos_backends_config *config,
+    struct zos_backends **out, char *error, size_t error_len);
+
+/*
+ * Asks MODEL for the text for PROMPT, waiting at most TIMEOUT_MS (> 0).
+ * On success returns OK and *OUT_TEXT, malloc'd, NUL-terminated, at most
+ * ZOS_BACKEND_TEXT_MAX bytes (the caller frees it). Otherwise *OUT_TEXT is
+ * NULL and the status says why: DEADLINE_EXCEEDED (TIMEOUT_MS ran out),
+ * UNAVAILABLE (echo's simulated failure, a remote that is down or not
+ * known: "no backend for model X"), or the remote's own status, with the
+ * model named in the message.
+ * Locking: none; blocks; no zOS lock may be held.
+ */
+zrpc_status zos_backends_generate(struct zos_backends *backends,
+    const char *model, const char *prompt, uint32_t max_tokens,
+    uint32_t timeout_ms, char **out_text);
+
+/* Closes every client and frees BACKENDS; no call may be in progress. */
+void zos_backends_destroy(struct zos_backends *backends);
+
+#endif /* ZOS_BACKEND_H */
