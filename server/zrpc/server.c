@@ -107,6 +107,14 @@ struct zrpc_call {
 	bool                              counted; /* in server->active */
 	bool                              sending; /* in server->sending */
 	char                              peer[160];
+
+	/* A suspended call (zrpc_call_suspend): the handler's return and
+	 * zrpc_call_resume each drop one of two references; whichever comes
+	 * second sends REPLY with RESUMED. */
+	bool              suspended;
+	atomic_int        suspend_refs;
+	zrpc_status       resumed;
+	ProtobufCMessage *reply;
 };
 
 struct zrpc_server {
@@ -138,6 +146,7 @@ struct zrpc_server {
 
 	atomic_uint     active;  /* calls admitted and not yet answered */
 	atomic_uint     sending; /* replies handed to nng, not yet sent */
+	atomic_uint     suspended; /* suspended calls not yet finished */
 	atomic_bool     draining;
 	pthread_mutex_t drain_mutex;
 	pthread_cond_t  drained;
@@ -637,6 +646,8 @@ server_call_reset(struct zrpc_call *call)
 	call->deadline_ns      = 0;
 	call->n_reply_metadata = 0;
 	call->peer[0]          = '\0';
+	call->suspended        = false;
+	call->reply            = NULL;
 	arena_reset(&call->arena);
 }
 
@@ -705,6 +716,21 @@ server_call_done(struct zrpc_call *call)
 }
 
 /*
+ * A suspended call's reply has been handed to nng (or dropped): stop
+ * waits for that, so that it never closes a context under the send.
+ */
+static void
+server_call_unsuspended(zrpc_server *server, bool was_suspended)
+{
+	if (was_suspended && atomic_fetch_sub(&server->suspended, 1) == 1 &&
+	    atomic_load(&server->draining)) {
+		pthread_mutex_lock(&server->drain_mutex);
+		pthread_cond_broadcast(&server->drained);
+		pthread_mutex_unlock(&server->drain_mutex);
+	}
+}
+
+/*
  * Packs the Response for STATUS (and REPLY when OK), runs the after
  * interceptors, resets the arena and hands the message to nng. Runs on
  * whichever thread served the call; holds no lock.
@@ -721,6 +747,7 @@ server_call_finish(
 	nng_msg *msg = NULL;
 	uint64_t latency_ns;
 	size_t   size;
+	bool     was_suspended;
 
 	if (zrpc_status_is_ok(&status) && reply != NULL) {
 		size = protobuf_c_message_get_packed_size(reply);
@@ -763,6 +790,7 @@ server_call_finish(
 
 	latency_ns = zrpc_now_ns() - call->start_ns;
 	server_record(server, call, &status, latency_ns);
+	was_suspended = call->suspended;
 	for (size_t i = 0; i < server->n_interceptors; i++) {
 		const struct zrpc_interceptor *ic = &server->interceptors[i];
 		if (ic->after != NULL) {
@@ -775,6 +803,7 @@ server_call_finish(
 		/* Nothing to send: the caller's deadline will tell it. */
 		server_call_answered(call);
 		server_call_done(call);
+		server_call_unsuspended(server, was_suspended);
 		return;
 	}
 	/* Counted as sending before it stops counting as in flight, so
@@ -786,6 +815,7 @@ server_call_finish(
 	server_thread_check(server, "nng send of a reply");
 	nng_aio_set_msg(call->aio, msg);
 	nng_ctx_send(call->ctx, call->aio);
+	server_call_unsuspended(server, was_suspended);
 }
 
 /* Runs the handler of an accepted, unpacked call, then replies. */
@@ -816,9 +846,17 @@ server_call_run(struct zrpc_call *call)
 	atomic_fetch_add_explicit(
 	    &((struct server_method *) method)->stats.handler_runs, 1,
 	    memory_order_relaxed);
-	status = method->binding.invoke(
-	    method->binding.fn, call, call->input, reply);
+	call->reply = reply;
+	status      = method->binding.invoke(
+            method->binding.fn, call, call->input, reply);
 	server_thread_check(call->server, "return from a handler");
+	if (call->suspended) {
+		/* The reply goes when zrpc_call_resume has run too. */
+		if (atomic_fetch_sub(&call->suspend_refs, 1) == 1) {
+			server_call_finish(call, call->resumed, reply);
+		}
+		return;
+	}
 	server_call_finish(call, status, reply);
 }
 
@@ -1080,6 +1118,13 @@ zrpc_server_stop(zrpc_server *server, unsigned grace_ms)
 	 * on a context the socket closed, crashes or hangs that version.
 	 */
 	worker_pool_stop(&server->pool);
+	/* Suspended calls are waited for like running handlers: whatever
+	 * resumes them (a commit to disk, say) is about to. */
+	pthread_mutex_lock(&server->drain_mutex);
+	while (atomic_load(&server->suspended) > 0) {
+		pthread_cond_wait(&server->drained, &server->drain_mutex);
+	}
+	pthread_mutex_unlock(&server->drain_mutex);
 	for (size_t i = 0; i < server->n_slots; i++) {
 		nng_aio_stop(server->slots[i]->aio);
 		nng_ctx_close(server->slots[i]->ctx);
@@ -1248,4 +1293,21 @@ zrpc_call_peer(const zrpc_call *call)
 		break;
 	}
 	return mut->peer;
+}
+
+void
+zrpc_call_suspend(zrpc_call *call)
+{
+	call->suspended = true;
+	atomic_store(&call->suspend_refs, 2);
+	atomic_fetch_add(&call->server->suspended, 1);
+}
+
+void
+zrpc_call_resume(zrpc_call *call, zrpc_status status)
+{
+	call->resumed = status;
+	if (atomic_fetch_sub(&call->suspend_refs, 1) == 1) {
+		server_call_finish(call, call->resumed, call->reply);
+	}
 }

@@ -201,4 +201,25 @@ char *zrpc_call_strdup(zrpc_call *call, const char *s);
 /* The peer's address as text ("tcp://127.0.0.1:50012"), or "". */
 const char *zrpc_call_peer(const zrpc_call *call);
 
+/*
+ * Defers the reply: the handler may return before its answer is final (its
+ * return status is then ignored), and the call is answered when
+ * zrpc_call_resume is called, from any thread, once. The REPLY message the
+ * handler was given, and everything allocated with zrpc_call_alloc, stay
+ * valid until then; the call still counts as in flight (drain waits for
+ * it). For a handler waiting on something that completes elsewhere, such
+ * as a group commit to disk, without holding a thread meanwhile.
+ * Call it at most once per call, from the handler, before arranging the
+ * resume.
+ */
+void zrpc_call_suspend(zrpc_call *call);
+
+/*
+ * Answers a suspended call with STATUS (and, when OK, the REPLY its handler
+ * filled). May run before the handler has returned; the reply is sent when
+ * both have happened. Holds no lock of the caller's when it sends: call it
+ * with no application lock held.
+ */
+void zrpc_call_resume(zrpc_call *call, zrpc_status status);
+
 #endif /* ZRPC_SERVER_H */

@@ -167,7 +167,7 @@ Test(server, reflection_lists_every_service_sorted_with_types)
 	cr_assert_str_eq(reply->services[2]->name, "ztest.v1.Echo");
 
 	const Zrpc__V1__ServiceInfo *echo = reply->services[2];
-	cr_assert_eq(echo->n_methods, 4);
+	cr_assert_eq(echo->n_methods, 5);
 	cr_assert_str_eq(echo->methods[0]->name, "Echo");
 	cr_assert_str_eq(echo->methods[0]->full_name, "/ztest.v1.Echo/Echo");
 	cr_assert_str_eq(echo->methods[0]->input_type, "ztest.v1.EchoRequest");
@@ -922,6 +922,114 @@ Test(server, thousand_blocked_calls_held_in_flight_at_once, .timeout = 60)
 	test_gate_open(&ts);
 	cr_assert(done_wait(&done, n));
 	cr_assert_eq(done.ok, n);
+	zrpc_client_close(client);
+	test_server_stop(&ts);
+}
+
+Test(server, suspended_call_answered_when_resumed_before_its_handler_returns)
+{
+	struct test_server     ts;
+	zrpc_client           *client;
+	Ztest__V1__EchoRequest req   = ZTEST__V1__ECHO_REQUEST__INIT;
+	Ztest__V1__EchoReply  *reply = NULL;
+	zrpc_status            status;
+
+	test_server_start(&ts, "inproc", NULL);
+	client   = test_client_open(&ts);
+	req.text = "early";
+	req.seq  = 7; /* odd: resumed inside the handler */
+	status   = ztest_v1_echo_deferred(client, &req, &reply, NULL);
+	cr_assert_eq(status.code, ZRPC_OK, "%s", status.message);
+	cr_assert_str_eq(reply->text, "early");
+	cr_assert_eq(reply->seq, 7);
+	ztest__v1__echo_reply__free_unpacked(reply, NULL);
+	zrpc_client_close(client);
+	test_server_stop(&ts);
+}
+
+Test(server, suspended_calls_wait_for_resume_then_answer)
+{
+	struct test_server     ts;
+	zrpc_client           *client;
+	Ztest__V1__EchoRequest req = ZTEST__V1__ECHO_REQUEST__INIT;
+	struct done            d;
+	const unsigned         n = 32;
+
+	test_server_start(&ts, "inproc", NULL);
+	client = test_client_open(&ts);
+	done_init(&d);
+	req.text = "later";
+	for (unsigned i = 0; i < n; i++) {
+		req.seq = 2 * i; /* even: waits for the test */
+		ztest_v1_echo_deferred_async(client, &req, NULL, done_echo, &d);
+	}
+	cr_assert(test_deferred_wait(&ts, n), "all %u suspended", n);
+	/* Every handler has returned, yet no call is answered. */
+	pthread_mutex_lock(&d.mutex);
+	cr_assert_eq(d.count, 0, "%u answered before the resume", d.count);
+	pthread_mutex_unlock(&d.mutex);
+	cr_assert_eq(zrpc_server_inflight(ts.server), n);
+
+	cr_assert_eq(test_deferred_resume(&ts, ZRPC_OK), n);
+	cr_assert(done_wait(&d, n));
+	cr_assert_eq(d.ok, n);
+	zrpc_client_close(client);
+	test_server_stop(&ts);
+}
+
+Test(server, suspended_call_resumed_with_an_error_sends_no_reply_body)
+{
+	struct test_server     ts;
+	zrpc_client           *client;
+	Ztest__V1__EchoRequest req = ZTEST__V1__ECHO_REQUEST__INIT;
+	struct done            d;
+
+	test_server_start(&ts, "inproc", NULL);
+	client = test_client_open(&ts);
+	done_init(&d);
+	req.seq = 2;
+	ztest_v1_echo_deferred_async(client, &req, NULL, done_echo, &d);
+	cr_assert(test_deferred_wait(&ts, 1));
+	cr_assert_eq(test_deferred_resume(&ts, ZRPC_DATA_LOSS), 1);
+	cr_assert(done_wait(&d, 1));
+	cr_assert_eq(d.last, ZRPC_DATA_LOSS);
+	cr_assert_eq(d.ok, 0);
+	zrpc_client_close(client);
+	test_server_stop(&ts);
+}
+
+static void *
+stop_server(void *arg)
+{
+	struct test_server *ts = arg;
+
+	return (void *) (uintptr_t) zrpc_server_stop(ts->server, 50);
+}
+
+Test(server, drain_waits_for_suspended_calls)
+{
+	pthread_t              stopper;
+	void                  *left;
+	struct test_server     ts;
+	zrpc_client           *client;
+	Ztest__V1__EchoRequest req = ZTEST__V1__ECHO_REQUEST__INIT;
+	struct done            d;
+
+	test_server_start(&ts, "inproc", NULL);
+	client = test_client_open(&ts);
+	done_init(&d);
+	req.seq = 4;
+	ztest_v1_echo_deferred_async(client, &req, NULL, done_echo, &d);
+	cr_assert(test_deferred_wait(&ts, 1));
+	/* The grace runs out with the call still suspended; stop goes on
+	 * waiting for it, as for a running handler, until it is resumed. */
+	cr_assert_eq(pthread_create(&stopper, NULL, stop_server, &ts), 0);
+	cr_assert(test_log_wait(&ts, "shutdown grace of 50 ms ran out"));
+	cr_assert_eq(test_deferred_resume(&ts, ZRPC_OK), 1);
+	pthread_join(stopper, &left);
+	cr_assert_eq((uintptr_t) left, 1);
+	cr_assert(done_wait(&d, 1));
+	cr_assert_eq(d.last, ZRPC_OK);
 	zrpc_client_close(client);
 	test_server_stop(&ts);
 }

@@ -108,6 +108,70 @@ test_fail(zrpc_call *call, const Ztest__V1__EchoRequest *req,
 	    req->text != NULL ? req->text : "");
 }
 
+static zrpc_status
+test_deferred(zrpc_call *call, const Ztest__V1__EchoRequest *req,
+    Ztest__V1__EchoReply *reply)
+{
+	struct test_server *ts = zrpc_call_service_ctx(call);
+
+	test_fill_reply(call, req, reply);
+	zrpc_call_suspend(call);
+	if (req->seq % 2 == 1) {
+		zrpc_call_resume(call, zrpc_status_ok());
+		/* The handler's own status is ignored once suspended. */
+		return zrpc_status_make(ZRPC_INTERNAL, "must not be seen");
+	}
+	pthread_mutex_lock(&ts->mutex);
+	if (ts->n_deferred == TEST_DEFERRED_MAX) {
+		pthread_mutex_unlock(&ts->mutex);
+		zrpc_call_resume(call,
+		    zrpc_status_make(ZRPC_RESOURCE_EXHAUSTED, "too many"));
+		return zrpc_status_ok();
+	}
+	ts->deferred[ts->n_deferred++] = call;
+	pthread_cond_broadcast(&ts->changed);
+	pthread_mutex_unlock(&ts->mutex);
+	return zrpc_status_ok();
+}
+
+bool
+test_deferred_wait(struct test_server *ts, unsigned n)
+{
+	struct timespec until;
+	bool            ok = true;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 10;
+	pthread_mutex_lock(&ts->mutex);
+	while (ok && ts->n_deferred < n) {
+		ok = pthread_cond_timedwait(&ts->changed, &ts->mutex, &until) ==
+		    0;
+	}
+	ok = ts->n_deferred >= n;
+	pthread_mutex_unlock(&ts->mutex);
+	return ok;
+}
+
+unsigned
+test_deferred_resume(struct test_server *ts, zrpc_code code)
+{
+	zrpc_call *calls[TEST_DEFERRED_MAX];
+	unsigned   n;
+
+	pthread_mutex_lock(&ts->mutex);
+	n = ts->n_deferred;
+	memcpy(calls, ts->deferred, n * sizeof(calls[0]));
+	ts->n_deferred = 0;
+	pthread_mutex_unlock(&ts->mutex);
+	for (unsigned i = 0; i < n; i++) {
+		zrpc_call_resume(calls[i],
+		    code == ZRPC_OK ? zrpc_status_ok()
+		                    : zrpc_status_make(code, "resumed with %s",
+		                          zrpc_status_name(code)));
+	}
+	return n;
+}
+
 /* Keeps the runtime's log lines (the last 8 KiB) for test_log_wait. */
 static void
 test_log_capture(void *arg, zrpc_log_level level, const char *message)
@@ -209,6 +273,7 @@ test_server_start(struct test_server *ts, const char *transport,
 		.wait                   = test_wait,
 		.wait_blocking          = true,
 		.fail                   = test_fail,
+		.deferred               = test_deferred,
 	};
 	zrpc_status status;
 	char        url[256];
@@ -246,6 +311,7 @@ void
 test_server_stop(struct test_server *ts)
 {
 	test_gate_open(ts);
+	test_deferred_resume(ts, ZRPC_UNAVAILABLE);
 	zrpc_server_destroy(ts->server);
 	ts->server = NULL;
 	if (strncmp(ts->url, "ipc://", 6) == 0) {

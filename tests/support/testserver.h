@@ -14,6 +14,8 @@
 #include "zrpc/server.h"
 #include "ztest/v1/echo.zrpc.h"
 
+#define TEST_DEFERRED_MAX 256
+
 struct test_server {
 	zrpc_server    *server;
 	char            url[256];
@@ -28,6 +30,9 @@ struct test_server {
 	atomic_uint echo_runs;
 	atomic_uint blocking_runs;
 	atomic_uint wait_runs;
+	/* guarded by: mutex: Deferred calls waiting for test_deferred_resume */
+	zrpc_call *deferred[TEST_DEFERRED_MAX];
+	unsigned   n_deferred;
 };
 
 /*
@@ -64,6 +69,15 @@ bool test_log_wait(struct test_server *ts, const char *needle);
  * False when no such call arrived.
  */
 bool test_wait_blocking_deadline_passed(struct test_server *ts);
+
+/*
+ * Waits (at most 10 s) until N Deferred calls wait to be resumed; false on
+ * time-out.
+ */
+bool test_deferred_wait(struct test_server *ts, unsigned n);
+
+/* Resumes every waiting Deferred call with CODE; returns how many. */
+unsigned test_deferred_resume(struct test_server *ts, zrpc_code code);
 
 /* Opens a client on TS's URL; aborts the test on failure. */
 zrpc_client *test_client_open(const struct test_server *ts);
