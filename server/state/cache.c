@@ -589,6 +589,24 @@ zos_cache_clear(struct zos_cache *cache)
 	}
 }
 
+/* A condition variable timed on CLOCK_MONOTONIC (the deadlines' clock). */
+static int
+cache_cond_init(pthread_cond_t *cv)
+{
+	pthread_condattr_t attr;
+	int                rv;
+
+	if ((rv = pthread_condattr_init(&attr)) != 0) {
+		return rv;
+	}
+	rv = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	if (rv == 0) {
+		rv = pthread_cond_init(cv, &attr);
+	}
+	pthread_condattr_destroy(&attr);
+	return rv;
+}
+
 /* A new pending record for KEY with one reference (the caller's). */
 static struct cache_pending *
 cache_pending_new(const struct cache_key *key)
@@ -603,7 +621,7 @@ cache_pending_new(const struct cache_key *key)
 		free(p);
 		return NULL;
 	}
-	if (pthread_cond_init(&p->cv, NULL) != 0) {
+	if (cache_cond_init(&p->cv) != 0) {
 		pthread_mutex_destroy(&p->mtx);
 		free(p);
 		return NULL;
@@ -674,16 +692,32 @@ cache_pending_unlink(struct zos_cache *cache, struct cache_pending *p)
 	p->next = p->prev = NULL;
 }
 
-/* Waits for P's result; returns its code and a reference to its value. */
+/*
+ * Waits for P's result until DEADLINE_NS (zrpc_now_ns time; 0 = none);
+ * returns its code and a reference to its value, or ZOS_CACHE_TIMED_OUT.
+ */
 static int
-cache_pending_wait(
-    struct cache_pending *p, struct zos_cached_response **out_value)
+cache_pending_wait(struct cache_pending *p, uint64_t deadline_ns,
+    struct zos_cached_response **out_value)
 {
+	struct timespec until = {
+		.tv_sec  = (time_t) (deadline_ns / 1000000000u),
+		.tv_nsec = (long) (deadline_ns % 1000000000u),
+	};
 	int rv;
 
 	pthread_mutex_lock(&p->mtx);
 	while (!p->done) {
-		pthread_cond_wait(&p->cv, &p->mtx);
+		if (deadline_ns == 0) {
+			pthread_cond_wait(&p->cv, &p->mtx);
+		} else if (pthread_cond_timedwait(&p->cv, &p->mtx, &until) ==
+		    ETIMEDOUT) {
+			break;
+		}
+	}
+	if (!p->done) {
+		pthread_mutex_unlock(&p->mtx);
+		return ZOS_CACHE_TIMED_OUT;
 	}
 	rv = p->rv;
 	if (p->result != NULL) {
@@ -770,6 +804,16 @@ zos_cache_get_or_compute(struct zos_cache *cache, const char *model,
     const char *prompt, zos_cache_compute_fn compute, void *compute_arg,
     struct zos_cached_response **out_value, bool *out_was_cached)
 {
+	return zos_cache_get_or_compute_until(cache, model, prompt, compute,
+	    compute_arg, 0, out_value, out_was_cached);
+}
+
+int
+zos_cache_get_or_compute_until(struct zos_cache *cache, const char *model,
+    const char *prompt, zos_cache_compute_fn compute, void *compute_arg,
+    uint64_t deadline_ns, struct zos_cached_response **out_value,
+    bool *out_was_cached)
+{
 	struct cache_key            key;
 	struct zos_cached_response *hit;
 	struct cache_pending       *mine, *other;
@@ -820,7 +864,7 @@ zos_cache_get_or_compute(struct zos_cache *cache, const char *model,
 
 	if (other != NULL) {
 		cache_pending_unref(mine);
-		rv = cache_pending_wait(other, out_value);
+		rv = cache_pending_wait(other, deadline_ns, out_value);
 		cache_pending_unref(other);
 		return rv;
 	}

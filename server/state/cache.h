@@ -42,6 +42,8 @@ enum zos_cache_result {
 	ZOS_CACHE_INVALID        = 3, /* NULL argument or bad capacity */
 	ZOS_CACHE_COMPUTE_FAILED = 4, /* the compute function failed */
 	ZOS_CACHE_SYSTEM         = 5, /* a pthread primitive failed */
+	ZOS_CACHE_TIMED_OUT =
+	    6, /* the deadline passed waiting for a compute */
 };
 
 /*
@@ -208,6 +210,18 @@ int zos_cache_get_or_compute(struct zos_cache *cache, const char *model,
     const char *prompt, zos_cache_compute_fn compute, void *compute_arg,
     struct zos_cached_response **out_value, bool *out_was_cached)
     ZOS_EXCLUDES(&cache->lock);
+
+/*
+ * zos_cache_get_or_compute with a deadline for waiting: a caller that
+ * joins another caller's compute of its key stops waiting at DEADLINE_NS
+ * (zrpc_now_ns() time; 0 = no deadline) and returns ZOS_CACHE_TIMED_OUT
+ * with *OUT_VALUE NULL; the compute goes on for the others. The deadline
+ * does not bound COMPUTE itself: the compute function is given its own.
+ */
+int zos_cache_get_or_compute_until(struct zos_cache *cache, const char *model,
+    const char *prompt, zos_cache_compute_fn compute, void *compute_arg,
+    uint64_t deadline_ns, struct zos_cached_response **out_value,
+    bool *out_was_cached) ZOS_EXCLUDES(&cache->lock);
 
 /* Adds a reference to RESPONSE (not NULL) and returns it. Locking: none. */
 struct zos_cached_response *zos_cache_response_ref(

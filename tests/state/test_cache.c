@@ -1,4 +1,5 @@
 /* The response cache: LRU, bounds, collisions, single flight, locking. */
+#include "zrpc/clock.h"
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <pthread.h>
@@ -722,4 +723,39 @@ Test(cache, computing_while_holding_a_lock_aborts, .signal = SIGABRT)
 {
 	compute_holding_metrics(cache_new(4, NULL));
 	cr_assert_fail("should have aborted");
+}
+
+Test(cache, a_waiter_stops_at_its_deadline_while_the_compute_goes_on)
+{
+	struct zos_cache           *cache = cache_new(4, NULL);
+	struct gated                a     = { .text = "slow answer" };
+	struct caller               ca    = { 0 };
+	struct zos_cached_response *v     = NULL;
+	atomic_uint_fast64_t        calls = 0;
+	pthread_t                   t;
+	bool                        cached;
+	uint64_t                    before;
+
+	gate_init(&a.gate);
+	ca = (struct caller) { .cache = cache, .gated = &a, .prompt = "p" };
+	cr_assert_eq(pthread_create(&t, NULL, caller_main, &ca), 0);
+	cr_assert(wait_for_count(&a.started, 1));
+	/* The same key, a deadline 20 ms away: the wait ends there. */
+	before = zrpc_now_ns();
+	cr_assert_eq(
+	    zos_cache_get_or_compute_until(cache, "m", "p", compute_fixed,
+	        &calls, before + 20000000u, &v, &cached),
+	    ZOS_CACHE_TIMED_OUT);
+	cr_assert_geq(zrpc_now_ns(), before + 20000000u);
+	cr_assert_null(v);
+	cr_assert_eq(atomic_load(&calls), 0, "the waiter never computes");
+	/* The compute was not disturbed and still fills the cache. */
+	gate_open(&a.gate);
+	pthread_join(t, NULL);
+	cr_assert_eq(ca.rv, 0);
+	cr_assert_str_eq(ca.value->text, "slow answer");
+	zos_cache_response_unref(ca.value);
+	expect(cache, "m", "p", "slow answer");
+	gate_finish(&a.gate);
+	cache_free(cache);
 }
