@@ -144,8 +144,8 @@ struct zrpc_server {
 	atomic_bool        closing; /* written under slots_mutex */
 	atomic_int         idle_slots;
 
-	atomic_uint     active;  /* calls admitted and not yet answered */
-	atomic_uint     sending; /* replies handed to nng, not yet sent */
+	atomic_uint     active;    /* calls admitted and not yet answered */
+	atomic_uint     sending;   /* replies handed to nng, not yet sent */
 	atomic_uint     suspended; /* suspended calls not yet finished */
 	atomic_bool     draining;
 	pthread_mutex_t drain_mutex;
@@ -848,7 +848,7 @@ server_call_run(struct zrpc_call *call)
 	    memory_order_relaxed);
 	call->reply = reply;
 	status      = method->binding.invoke(
-            method->binding.fn, call, call->input, reply);
+	         method->binding.fn, call, call->input, reply);
 	server_thread_check(call->server, "return from a handler");
 	if (call->suspended) {
 		/* The reply goes when zrpc_call_resume has run too. */

@@ -961,7 +961,8 @@ Test(server, suspended_calls_wait_for_resume_then_answer)
 	req.text = "later";
 	for (unsigned i = 0; i < n; i++) {
 		req.seq = 2 * i; /* even: waits for the test */
-		ztest_v1_echo_deferred_async(client, &req, NULL, done_echo, &d);
+		ztest_v1_echo_deferred_async(
+		    client, &req, NULL, done_echo, &d);
 	}
 	cr_assert(test_deferred_wait(&ts, n), "all %u suspended", n);
 	/* Every handler has returned, yet no call is answered. */

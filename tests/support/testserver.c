@@ -144,8 +144,8 @@ test_deferred_wait(struct test_server *ts, unsigned n)
 	until.tv_sec += 10;
 	pthread_mutex_lock(&ts->mutex);
 	while (ok && ts->n_deferred < n) {
-		ok = pthread_cond_timedwait(&ts->changed, &ts->mutex, &until) ==
-		    0;
+		ok = pthread_cond_timedwait(
+		         &ts->changed, &ts->mutex, &until) == 0;
 	}
 	ok = ts->n_deferred >= n;
 	pthread_mutex_unlock(&ts->mutex);
