@@ -309,6 +309,46 @@ fail_routes:
 	return rv;
 }
 
+enum zos_routing_code
+zos_routing_set_primary(struct zos_routing *r, const char *task_type,
+    const char *primary_model, char *error, size_t error_len)
+{
+	struct routing_table *t = &r->table;
+	struct zos_route     *route;
+	size_t                i;
+
+	if (task_type == NULL || task_type[0] == '\0' ||
+	    strlen(task_type) > ZOS_ROUTING_NAME_MAX ||
+	    primary_model == NULL || primary_model[0] == '\0' ||
+	    strlen(primary_model) > ZOS_ROUTING_NAME_MAX) {
+		routing_error(error, error_len,
+		    "task type and model must be 1 to %d bytes",
+		    ZOS_ROUTING_NAME_MAX);
+		return ZOS_ROUTING_INVALID_ARGUMENT;
+	}
+	i = routing_table_find_linear(t->routes, t->count, task_type);
+	if (i == t->count) {
+		if (t->count == ZOS_ROUTING_MAX_ROUTES) {
+			routing_error(error, error_len, "more than %d routes",
+			    ZOS_ROUTING_MAX_ROUTES);
+			return ZOS_ROUTING_RESOURCE_EXHAUSTED;
+		}
+		/* A new task: the default route's fallback backs it up. */
+		route = &t->routes[t->count++];
+		routing_copy_name(route->task_type, task_type);
+		routing_copy_name(route->fallback_model,
+		    t->routes[t->default_index].fallback_model);
+	}
+	routing_copy_name(t->routes[i].primary_model, primary_model);
+	qsort(t->routes, t->count, sizeof(*t->routes), routing_route_compare);
+	t->default_index =
+	    (size_t) ((struct zos_route *) bsearch(ZOS_ROUTING_DEFAULT_TASK,
+	                  t->routes, t->count, sizeof(*t->routes),
+	                  routing_route_key_compare) -
+	        t->routes);
+	return ZOS_ROUTING_OK;
+}
+
 void
 zos_routing_destroy(struct zos_routing *r)
 {

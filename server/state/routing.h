@@ -93,6 +93,19 @@ enum zos_routing_code zos_routing_create(struct zos_routing **out,
     char *error, size_t error_len);
 
 /*
+ * Makes PRIMARY_MODEL the primary model of TASK_TYPE (zosd's --backend
+ * TASK=URL). A task type not in the table is added, with the default
+ * route's fallback. Only before R is shared: the table is immutable once
+ * other threads read it.
+ * Returns OK; INVALID_ARGUMENT (a name empty or too long);
+ * RESOURCE_EXHAUSTED (the table is full). ERROR says which.
+ * Locking: none (R is not shared yet).
+ */
+enum zos_routing_code zos_routing_set_primary(struct zos_routing *r,
+    const char *task_type, const char *primary_model, char *error,
+    size_t error_len);
+
+/*
  * Destroys R. R == NULL is a no-op. No other thread may use R any more.
  * Locking: none.
  */

@@ -491,3 +491,39 @@ Test(routing, loading_a_file_while_holding_a_lock_aborts, .signal = SIGABRT)
 	zos_routing_create(&r, &domain, "/dev/null", 0, NULL, 0);
 	zos_unlock_read(&skills); /* not reached */
 }
+
+Test(routing, set_primary_replaces_a_route_or_adds_a_task)
+{
+	struct routing_fixture f;
+	char                   long_name[ZOS_ROUTING_NAME_MAX + 2];
+
+	cr_assert_eq(routing_fixture_init(&f, NULL, 0), ZOS_ROUTING_OK);
+	cr_assert_eq(zos_routing_set_primary(f.r, "hint", "ipc:///tmp/m.sock",
+	                 f.error, sizeof(f.error)),
+	    ZOS_ROUTING_OK);
+	assert_route(f.r, "hint", "ipc:///tmp/m.sock", "builtin:echo");
+	/* A task the table did not have: the default's fallback backs it. */
+	cr_assert_eq(zos_routing_set_primary(f.r, "translate",
+	                 "tcp://127.0.0.1:7500", f.error, sizeof(f.error)),
+	    ZOS_ROUTING_OK);
+	assert_route(
+	    f.r, "translate", "tcp://127.0.0.1:7500", "builtin:echo-small");
+	cr_assert_str_eq(
+	    zos_routing_route(f.r, "translate")->task_type, "translate");
+	/* Everything else is as before, the default route included. */
+	assert_route(
+	    f.r, "unknown-task", "builtin:echo", "builtin:echo-small");
+	assert_route(
+	    f.r, "proof_feedback", "builtin:echo-large", "builtin:echo-small");
+	cr_assert_eq(zos_routing_route_count(f.r), 5);
+
+	memset(long_name, 'x', sizeof(long_name) - 1);
+	long_name[sizeof(long_name) - 1] = '\0';
+	cr_assert_eq(zos_routing_set_primary(
+	                 f.r, "hint", long_name, f.error, sizeof(f.error)),
+	    ZOS_ROUTING_INVALID_ARGUMENT);
+	cr_assert_eq(
+	    zos_routing_set_primary(f.r, "", "m", f.error, sizeof(f.error)),
+	    ZOS_ROUTING_INVALID_ARGUMENT);
+	routing_fixture_fini(&f);
+}
