@@ -28,6 +28,11 @@ enum {
 	OPT_SKILLS_FILE,
 	OPT_ROUTING_FILE,
 	OPT_METRICS_LISTEN,
+	OPT_DATA_DIR,
+	OPT_BACKEND,
+	OPT_BACKEND_TIMEOUT_MS,
+	OPT_ECHO_DELAY_MS,
+	OPT_ECHO_FAIL_RATE,
 	OPT_VERSION,
 	OPT_HELP,
 };
@@ -48,6 +53,12 @@ static const struct option options_long[] = {
 	{ "skills-file", required_argument, NULL, OPT_SKILLS_FILE },
 	{ "routing-file", required_argument, NULL, OPT_ROUTING_FILE },
 	{ "metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN },
+	{ "data-dir", required_argument, NULL, OPT_DATA_DIR },
+	{ "backend", required_argument, NULL, OPT_BACKEND },
+	{ "backend-timeout-ms", required_argument, NULL,
+	    OPT_BACKEND_TIMEOUT_MS },
+	{ "echo-delay-ms", required_argument, NULL, OPT_ECHO_DELAY_MS },
+	{ "echo-fail-rate", required_argument, NULL, OPT_ECHO_FAIL_RATE },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
@@ -56,10 +67,12 @@ static const struct option options_long[] = {
 static const char options_usage[] =
     "usage: zosd [--listen URL]... [--workers N] [--max-inflight N]\n"
     "            [--max-message-bytes N] [--shutdown-grace-ms N]\n"
-    "            [--log-level L] [--log-format json|text] [--in-memory]\n"
-    "            [--metrics-listen off] [--cache-capacity N]\n"
-    "            [--max-sessions N] [--skills-file F] [--routing-file F]\n"
-    "            [--version] [--help]\n";
+    "            [--log-level L] [--log-format json|text]\n"
+    "            [--data-dir DIR | --in-memory] [--metrics-listen off]\n"
+    "            [--cache-capacity N] [--max-sessions N] [--skills-file F]\n"
+    "            [--routing-file F] [--backend TASK=URL]...\n"
+    "            [--backend-timeout-ms N] [--echo-delay-ms N]\n"
+    "            [--echo-fail-rate R] [--version] [--help]\n";
 
 void
 zos_options_help(FILE *out)
@@ -90,8 +103,38 @@ zos_options_help(FILE *out)
 	    "[default info]\n"
 	    "  --log-format F           json or text [default json, text "
 	    "on a tty]\n"
-	    "  --in-memory              keep all state in memory (the only "
-	    "mode so far)\n"
+	    "  --data-dir DIR           keep skills and sessions in DIR, "
+	    "created if\n"
+	    "                           missing; a call that changes them "
+	    "answers\n"
+	    "                           only once the change is on disk\n"
+	    "                           [default " ZOS_DEFAULT_DATA_DIR "]\n"
+	    "  --in-memory              keep everything in memory (lost at "
+	    "exit)\n"
+	    "  --cache-capacity N       responses kept in the cache "
+	    "[default 200]\n"
+	    "  --max-sessions N         proof sessions kept [default "
+	    "10000]\n"
+	    "  --skills-file F          skills, one 'name level' per line; "
+	    "seeds a\n"
+	    "                           new data directory, re-read by "
+	    "Skills/Reload\n"
+	    "  --routing-file F         routes, one 'task primary fallback' "
+	    "per line\n"
+	    "  --backend TASK=URL       TASK's primary model is the "
+	    "zos.v1.ModelBackend\n"
+	    "                           server at URL; repeatable\n"
+	    "  --backend-timeout-ms N   backend call time for a Complete "
+	    "call with\n"
+	    "                           no deadline [default 30000]\n"
+	    "  --echo-delay-ms N        the builtin:echo model's pause per "
+	    "call [0]\n"
+	    "  --echo-fail-rate R       fraction (0 to 1) of builtin:echo "
+	    "calls that\n"
+	    "                           fail, for tests and load scenarios "
+	    "[0]\n"
+	    "  --metrics-listen off     (the metrics endpoint is not built "
+	    "yet)\n"
 	    "  --version                print the version and exit\n"
 	    "  --help                   print this help and exit\n"
 	    "\n"
@@ -141,6 +184,62 @@ options_bad(FILE *err, const char *fmt, ...)
 	return ZOS_OPTIONS_USAGE;
 }
 
+/* Parses a fraction in [0, 1] ("0.25"). */
+static bool
+options_rate(const char *text, double *out)
+{
+	char  *end;
+	double v;
+
+	errno = 0;
+	v     = strtod(text, &end);
+	if (errno != 0 || end == text || *end != '\0' || !(v >= 0.0) ||
+	    v > 1.0) {
+		return false;
+	}
+	*out = v;
+	return true;
+}
+
+/* --backend TASK=URL */
+static enum zos_options_result
+options_backend(struct zos_options *opts, const char *arg, FILE *err)
+{
+	const char *eq = strchr(arg, '=');
+	size_t      task_len;
+
+	if (eq == NULL || eq == arg || eq[1] == '\0') {
+		return options_bad(
+		    err, "--backend wants TASK=URL, not '%s'", arg);
+	}
+	task_len = (size_t) (eq - arg);
+	if (task_len >= sizeof(opts->backends[0].task)) {
+		return options_bad(err, "--backend: task name over 256 bytes");
+	}
+	if (strstr(eq + 1, "://") == NULL) {
+		return options_bad(err,
+		    "--backend %.*s: '%s' is not a URL (tcp://, ipc://, ...)",
+		    (int) task_len, arg, eq + 1);
+	}
+	for (size_t i = 0; i < opts->n_backends; i++) {
+		if (strlen(opts->backends[i].task) == task_len &&
+		    memcmp(opts->backends[i].task, arg, task_len) == 0) {
+			return options_bad(err,
+			    "--backend: task '%.*s' given twice",
+			    (int) task_len, arg);
+		}
+	}
+	if (opts->n_backends == ZOS_MAX_BACKENDS) {
+		return options_bad(
+		    err, "--backend: at most %d", ZOS_MAX_BACKENDS);
+	}
+	memcpy(opts->backends[opts->n_backends].task, arg, task_len);
+	opts->backends[opts->n_backends].task[task_len] = '\0';
+	opts->backends[opts->n_backends].url            = eq + 1;
+	opts->n_backends++;
+	return ZOS_OPTIONS_OK;
+}
+
 enum zos_options_result
 zos_options_parse(struct zos_options *opts, int argc, char **argv, FILE *out,
     FILE *err, bool stderr_is_tty)
@@ -148,13 +247,15 @@ zos_options_parse(struct zos_options *opts, int argc, char **argv, FILE *out,
 	int c;
 
 	memset(opts, 0, sizeof(*opts));
-	opts->max_inflight      = 1024;
-	opts->max_message_bytes = 4u * 1024 * 1024;
-	opts->shutdown_grace_ms = 5000;
-	opts->cache_capacity    = 200;
-	opts->max_sessions      = 10000;
-	opts->log_level         = ZRPC_LOG_INFO;
-	opts->log_format        = stderr_is_tty ? ZOS_LOG_TEXT : ZOS_LOG_JSON;
+	opts->max_inflight       = 1024;
+	opts->max_message_bytes  = 4u * 1024 * 1024;
+	opts->shutdown_grace_ms  = 5000;
+	opts->cache_capacity     = 200;
+	opts->max_sessions       = 10000;
+	opts->log_level          = ZRPC_LOG_INFO;
+	opts->log_format         = stderr_is_tty ? ZOS_LOG_TEXT : ZOS_LOG_JSON;
+	opts->data_dir           = ZOS_DEFAULT_DATA_DIR;
+	opts->backend_timeout_ms = 30000;
 
 	optind = 0; /* full reset, so that tests can parse many times */
 	opterr = 0;
@@ -264,6 +365,48 @@ zos_options_parse(struct zos_options *opts, int argc, char **argv, FILE *out,
 			}
 			opts->metrics_off = true;
 			break;
+		case OPT_DATA_DIR:
+			if (optarg[0] == '\0') {
+				return options_bad(
+				    err, "--data-dir wants a directory");
+			}
+			opts->data_dir     = optarg;
+			opts->data_dir_set = true;
+			break;
+		case OPT_BACKEND:
+			if (options_backend(opts, optarg, err) !=
+			    ZOS_OPTIONS_OK) {
+				return ZOS_OPTIONS_USAGE;
+			}
+			break;
+		case OPT_BACKEND_TIMEOUT_MS:
+			if (!options_number(optarg, 1, 3600000, &v)) {
+				return options_bad(err,
+				    "--backend-timeout-ms wants milliseconds "
+				    "from 1 to 3600000, not '%s'",
+				    optarg);
+			}
+			opts->backend_timeout_ms = (unsigned) v;
+			break;
+		case OPT_ECHO_DELAY_MS:
+			if (!options_number(optarg, 0, 3600000, &v)) {
+				return options_bad(err,
+				    "--echo-delay-ms wants milliseconds from "
+				    "0 "
+				    "to 3600000, not '%s'",
+				    optarg);
+			}
+			opts->echo_delay_ms = (unsigned) v;
+			break;
+		case OPT_ECHO_FAIL_RATE:
+			if (!options_rate(optarg, &opts->echo_fail_rate)) {
+				return options_bad(err,
+				    "--echo-fail-rate wants a number from 0 "
+				    "to "
+				    "1, not '%s'",
+				    optarg);
+			}
+			break;
 		case OPT_VERSION:
 			opts->show_version = true;
 			break;
@@ -293,6 +436,10 @@ zos_options_parse(struct zos_options *opts, int argc, char **argv, FILE *out,
 		fprintf(out, "zosd %s (nng %s, protobuf-c %s)\n", ZOS_VERSION,
 		    nng_version(), protobuf_c_version());
 		return ZOS_OPTIONS_EXIT;
+	}
+	if (opts->in_memory && opts->data_dir_set) {
+		return options_bad(
+		    err, "--data-dir and --in-memory exclude each other");
 	}
 	if (opts->n_listen == 0) {
 		opts->listen[opts->n_listen++] = ZOS_DEFAULT_LISTEN;

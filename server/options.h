@@ -13,6 +13,14 @@
 
 #define ZOS_MAX_LISTENERS 16
 #define ZOS_DEFAULT_LISTEN "tcp://127.0.0.1:7447"
+#define ZOS_DEFAULT_DATA_DIR "./zos-data"
+#define ZOS_MAX_BACKENDS 64
+
+/* --backend TASK=URL: TASK's primary model is the server at URL. */
+struct zos_backend_option {
+	char        task[257];
+	const char *url; /* points into argv */
+};
 
 struct zos_options {
 	const char         *listen[ZOS_MAX_LISTENERS]; /* point into argv */
@@ -28,9 +36,16 @@ struct zos_options {
 	const char         *skills_file;       /* NULL = default skills */
 	const char         *routing_file;      /* NULL = default routes */
 	bool                in_memory;
-	bool                metrics_off; /* --metrics-listen off */
-	bool                show_help;
-	bool                show_version;
+	const char         *data_dir;     /* default ./zos-data */
+	bool                data_dir_set; /* --data-dir given */
+	struct zos_backend_option backends[ZOS_MAX_BACKENDS];
+	size_t                    n_backends;
+	unsigned backend_timeout_ms; /* calls without a deadline; 30000 */
+	unsigned echo_delay_ms;      /* builtin:echo's pause; 0 */
+	double   echo_fail_rate;     /* builtin:echo's failures; 0 */
+	bool     metrics_off;        /* --metrics-listen off */
+	bool     show_help;
+	bool     show_version;
 };
 
 enum zos_options_result {

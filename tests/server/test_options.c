@@ -47,6 +47,55 @@ Test(options, defaults_follow_the_design)
 	cr_assert_eq(o.cache_capacity, 200);
 	cr_assert_eq(o.max_sessions, 10000);
 	cr_assert_null(o.skills_file);
+	cr_assert_str_eq(o.data_dir, "./zos-data");
+	cr_assert_not(o.in_memory);
+	cr_assert_eq(o.n_backends, 0);
+	cr_assert_eq(o.backend_timeout_ms, 30000);
+	cr_assert_eq(o.echo_delay_ms, 0);
+	cr_assert(o.echo_fail_rate == 0.0);
+}
+
+Test(options, persistence_and_backend_flags_are_read_and_checked)
+{
+	struct zos_options o;
+	const char *args[]     = { "--data-dir", "/var/lib/zos", "--backend",
+		    "hint=ipc:///tmp/m.sock", "--backend",
+		    "grading=tcp://127.0.0.1:7500", "--backend-timeout-ms", "250",
+		    "--echo-delay-ms", "20", "--echo-fail-rate", "0.25", NULL };
+	const char *both[]     = { "--data-dir", "/d", "--in-memory", NULL };
+	const char *cases[][3] = {
+		{ "--backend", "hint", NULL },
+		{ "--backend", "=tcp://127.0.0.1:1", NULL },
+		{ "--backend", "hint=", NULL },
+		{ "--backend", "hint=not-a-url", NULL },
+		{ "--echo-fail-rate", "1.5", NULL },
+		{ "--echo-fail-rate", "nan", NULL },
+		{ "--echo-fail-rate", "-0.1", NULL },
+		{ "--backend-timeout-ms", "0", NULL },
+		{ "--data-dir", "", NULL },
+	};
+	const char *twice[] = { "--backend", "hint=ipc:///a", "--backend",
+		"hint=ipc:///b", NULL };
+
+	cr_assert_eq(parse(&o, out, err, args), ZOS_OPTIONS_OK, "%s", err);
+	cr_assert_str_eq(o.data_dir, "/var/lib/zos");
+	cr_assert_eq(o.n_backends, 2);
+	cr_assert_str_eq(o.backends[0].task, "hint");
+	cr_assert_str_eq(o.backends[0].url, "ipc:///tmp/m.sock");
+	cr_assert_str_eq(o.backends[1].task, "grading");
+	cr_assert_eq(o.backend_timeout_ms, 250);
+	cr_assert_eq(o.echo_delay_ms, 20);
+	cr_assert(o.echo_fail_rate == 0.25);
+
+	cr_assert_eq(parse(&o, out, err, both), ZOS_OPTIONS_USAGE);
+	cr_assert(strstr(err, "exclude") != NULL, "%s", err);
+	cr_assert_eq(parse(&o, out, err, twice), ZOS_OPTIONS_USAGE);
+	cr_assert(strstr(err, "twice") != NULL, "%s", err);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		cr_assert_eq(parse(&o, out, err, cases[i]), ZOS_OPTIONS_USAGE,
+		    "%s %s", cases[i][0], cases[i][1]);
+		cr_assert(strstr(err, cases[i][0]) != NULL, "%s", err);
+	}
 }
 
 Test(options, every_flag_is_read)
