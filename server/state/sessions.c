@@ -19,14 +19,26 @@
  * Invariants, all under session_state: count <= max_sessions <= capacity
  * of the index / 2; index holds exactly the positions 0..count-1, each
  * under its session's id; state_counts[st] is the number of sessions in
- * st; a version changes only by +1 in an accepted transition or reset.
+ * st; a version changes only by +1 in an accepted transition or reset;
+ * seq grows by one with every accepted start, transition and reset, so it
+ * is at least the sum of the versions (equal to it unless restored from an
+ * image that said otherwise).
  * Critical sections copy values in or out and nothing else: allocation for
  * a page and randomness for an id happen before the lock is taken, and no
  * function here performs I/O.
+ *
+ * Persistence (store.h) needs a number that says how far the table has
+ * come: seq. It is changed only under the write lock, so a copy taken
+ * under the read lock (zos_sessions_snapshot) holds exactly the changes
+ * its seq counts; it is atomic so that a caller can read it after its own
+ * change without taking the lock again. A restored table continues from
+ * the image: the same seq, the same id key, and serials after the
+ * restored sessions, so new ids never repeat restored ones.
  */
 #include "sessions.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,7 +48,7 @@
 struct zos_sessions {
 	struct zos_lock lock;
 	size_t          max_sessions; /* immutable */
-	uint32_t        id_key;       /* immutable; keys the serial mix */
+	uint32_t        id_key;       /* set before sharing; keys the mix */
 	size_t          index_mask;   /* immutable; index slots - 1 */
 
 	/* guarded by: session_state */
@@ -45,6 +57,9 @@ struct zos_sessions {
 	size_t              capacity; /* of entries */
 	uint32_t           *index;    /* position + 1; 0 = empty slot */
 	uint64_t            state_counts[ZOS_PROOF_STATE_COUNT];
+
+	/* Written under session_state (write); read anywhere. */
+	atomic_uint_fast64_t seq;
 };
 
 static const char *const sessions_state_names[ZOS_PROOF_STATE_COUNT] = {
@@ -185,7 +200,8 @@ sessions_grow(struct zos_sessions *s) ZOS_REQUIRES(s->lock)
 	return 0;
 }
 
-/* Sets E's state to TO, counting the change as one version. */
+/* Sets E's state to TO, counting the change as one version and one
+ * change of the table. */
 static void
 sessions_apply(struct zos_sessions *s, struct zos_session *e,
     enum zos_proof_state to) ZOS_REQUIRES(s->lock)
@@ -199,6 +215,7 @@ sessions_apply(struct zos_sessions *s, struct zos_session *e,
 	if (now > e->updated_unix_ms) {
 		e->updated_unix_ms = now;
 	}
+	atomic_fetch_add_explicit(&s->seq, 1, memory_order_release);
 }
 
 bool
@@ -248,6 +265,7 @@ zos_sessions_create(struct zos_sessions **out, struct zos_lock_domain *domain,
 	}
 	s->max_sessions = max_sessions;
 	s->index_mask   = slots - 1;
+	atomic_init(&s->seq, 0);
 	if ((s->index = calloc(slots, sizeof(*s->index))) == NULL) {
 		goto fail_index;
 	}
@@ -329,6 +347,7 @@ zos_sessions_start(
 	sessions_index_insert(s, s->count);
 	s->count++;
 	s->state_counts[ZOS_PROOF_AWAITING_SOLUTION]++;
+	atomic_fetch_add_explicit(&s->seq, 1, memory_order_release);
 	*out = *e;
 	zos_unlock_write(&s->lock);
 	return ZOS_SESSION_OK;
@@ -482,4 +501,176 @@ zos_sessions_count_by_state(
 	total = s->count;
 	zos_unlock_read(&s->lock);
 	return total;
+}
+
+uint64_t
+zos_sessions_seq(struct zos_sessions *s)
+{
+	return atomic_load_explicit(&s->seq, memory_order_acquire);
+}
+
+enum zos_session_code
+zos_sessions_snapshot(struct zos_sessions *s, struct zos_sessions_image *out)
+{
+	struct zos_session *buf  = NULL, *bigger;
+	size_t              have = 0, want, n;
+
+	memset(out, 0, sizeof(*out));
+	/* Allocate for the count last seen, then copy if it still fits; the
+	 * table only grows, and each retry asks for more, up to
+	 * max_sessions, where it always fits. */
+	for (;;) {
+		zos_lock_read(&s->lock);
+		want = s->count;
+		if (want <= have) {
+			if (want > 0) {
+				memcpy(buf, s->entries, want * sizeof(*buf));
+			}
+			out->seq = atomic_load_explicit(
+			    &s->seq, memory_order_relaxed);
+			out->id_key = s->id_key;
+			zos_unlock_read(&s->lock);
+			break;
+		}
+		zos_unlock_read(&s->lock);
+		n = want + want / 8 + 16;
+		if (n > s->max_sessions) {
+			n = s->max_sessions;
+		}
+		if ((bigger = realloc(buf, n * sizeof(*buf))) == NULL) {
+			free(buf);
+			return ZOS_SESSION_INTERNAL;
+		}
+		buf  = bigger;
+		have = n;
+	}
+	out->sessions = buf;
+	out->count    = want;
+	return ZOS_SESSION_OK;
+}
+
+/* Checks session number I of an image on its own (not against the
+ * others). Returns OK or INVALID_ARGUMENT with ERROR filled. */
+static enum zos_session_code
+sessions_restore_check(
+    const struct zos_session *e, size_t i, char *error, size_t error_len)
+{
+	size_t len;
+
+	if (!sessions_id_valid(e->id)) {
+		snprintf(error, error_len,
+		    "session %zu: id is not %d lowercase hex digits", i,
+		    ZOS_SESSION_ID_LEN);
+		return ZOS_SESSION_INVALID_ARGUMENT;
+	}
+	len = strnlen(e->problem_id, sizeof(e->problem_id));
+	if (len == 0 || len > ZOS_SESSION_PROBLEM_ID_MAX) {
+		snprintf(error, error_len,
+		    "session %zu (%s): problem id must be 1..%d bytes", i,
+		    e->id, ZOS_SESSION_PROBLEM_ID_MAX);
+		return ZOS_SESSION_INVALID_ARGUMENT;
+	}
+	if (e->state <= ZOS_PROOF_STATE_UNSPECIFIED ||
+	    e->state >= ZOS_PROOF_STATE_COUNT) {
+		snprintf(error, error_len, "session %zu (%s): bad state %d", i,
+		    e->id, (int) e->state);
+		return ZOS_SESSION_INVALID_ARGUMENT;
+	}
+	if (e->version == 0) {
+		snprintf(
+		    error, error_len, "session %zu (%s): version 0", i, e->id);
+		return ZOS_SESSION_INVALID_ARGUMENT;
+	}
+	return ZOS_SESSION_OK;
+}
+
+/*
+ * The table is not shared yet, so the index and entries are filled
+ * without the lock (which the analysis cannot know).
+ */
+enum zos_session_code
+zos_sessions_restore(struct zos_sessions *s,
+    const struct zos_sessions_image *image, char *error,
+    size_t error_len) ZOS_NO_THREAD_SAFETY_ANALYSIS
+{
+	struct zos_session   *entries = NULL;
+	uint64_t              changes = 0;
+	size_t                capacity;
+	enum zos_session_code rv;
+
+	if (s->count != 0 || atomic_load(&s->seq) != 0) {
+		snprintf(error, error_len, "the table is not empty");
+		return ZOS_SESSION_INVALID_ARGUMENT;
+	}
+	if (image->count > s->max_sessions) {
+		snprintf(error, error_len,
+		    "%zu sessions, more than the bound of %zu", image->count,
+		    s->max_sessions);
+		return ZOS_SESSION_RESOURCE_EXHAUSTED;
+	}
+	for (size_t i = 0; i < image->count; i++) {
+		const struct zos_session *e = &image->sessions[i];
+
+		if ((rv = sessions_restore_check(e, i, error, error_len)) !=
+		    ZOS_SESSION_OK) {
+			return rv;
+		}
+		if (e->version > UINT64_MAX - changes) {
+			changes = UINT64_MAX;
+		} else {
+			changes += e->version;
+		}
+	}
+	/* Every start and every change counted one: fewer is a lie. */
+	if (image->seq < changes) {
+		snprintf(error, error_len,
+		    "change count %llu is below the %llu the sessions record",
+		    (unsigned long long) image->seq,
+		    (unsigned long long) changes);
+		return ZOS_SESSION_INVALID_ARGUMENT;
+	}
+	if (image->count > 0) {
+		capacity = image->count < 16 ? 16 : image->count;
+		if (capacity > s->max_sessions) {
+			capacity = s->max_sessions;
+		}
+		if ((entries = malloc(capacity * sizeof(*entries))) == NULL) {
+			snprintf(error, error_len, "out of memory");
+			return ZOS_SESSION_INTERNAL;
+		}
+		memcpy(
+		    entries, image->sessions, image->count * sizeof(*entries));
+	} else {
+		capacity = 0;
+	}
+	s->entries  = entries;
+	s->capacity = capacity;
+	for (size_t i = 0; i < image->count; i++) {
+		if (sessions_find(s, entries[i].id) >= 0) {
+			snprintf(error, error_len,
+			    "session %zu: id %s is repeated", i,
+			    entries[i].id);
+			memset(s->index, 0,
+			    (s->index_mask + 1) * sizeof(*s->index));
+			s->entries  = NULL;
+			s->capacity = 0;
+			s->count    = 0;
+			memset(s->state_counts, 0, sizeof(s->state_counts));
+			free(entries);
+			return ZOS_SESSION_INVALID_ARGUMENT;
+		}
+		sessions_index_insert(s, i);
+		s->count = i + 1;
+		s->state_counts[entries[i].state]++;
+	}
+	s->id_key = image->id_key;
+	atomic_store(&s->seq, image->seq);
+	return ZOS_SESSION_OK;
+}
+
+void
+zos_sessions_image_finish(struct zos_sessions_image *image)
+{
+	free(image->sessions);
+	memset(image, 0, sizeof(*image));
 }

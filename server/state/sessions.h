@@ -208,8 +208,10 @@ enum zos_session_code zos_sessions_snapshot(
  * Fills the empty table S from IMAGE (copied): sessions, change count and
  * id key, so that ids made afterwards never collide with restored ones.
  * Returns OK; INVALID_ARGUMENT (S not empty, an id malformed or repeated, a
- * state or problem id out of range: ERROR says which session);
- * RESOURCE_EXHAUSTED (more sessions than max_sessions).
+ * state or problem id out of range, a version of 0, a change count below
+ * the sum of the versions: ERROR says which session); RESOURCE_EXHAUSTED
+ * (more sessions than max_sessions); INTERNAL (no memory). On failure S
+ * is left empty.
  * Locking: none (the table is not shared yet).
  */
 enum zos_session_code zos_sessions_restore(struct zos_sessions *s,

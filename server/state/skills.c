@@ -277,6 +277,49 @@ skills_valid_name(const char *name, size_t len)
 }
 
 enum zos_skills_result
+zos_skill_vector_restore(size_t n, const char *const *names,
+    const double *levels, const uint64_t *attempts, uint64_t version,
+    struct zos_skill_vector **out, char *error, size_t error_len)
+{
+	*out = NULL;
+	if (n == 0 || n > ZOS_SKILLS_MAX) {
+		snprintf(error, error_len, "%zu skills (1 to %d allowed)", n,
+		    ZOS_SKILLS_MAX);
+		return ZOS_SKILLS_INVALID;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (names[i] == NULL ||
+		    !skills_valid_name(
+		        names[i], strnlen(names[i], ZOS_SKILL_NAME_MAX + 1))) {
+			snprintf(error, error_len, "skill %zu: bad name", i);
+			return ZOS_SKILLS_INVALID;
+		}
+		if (!isfinite(levels[i]) || levels[i] < 0.0 ||
+		    levels[i] > 1.0) {
+			snprintf(error, error_len,
+			    "skill '%s': level is not in [0, 1]", names[i]);
+			return ZOS_SKILLS_INVALID;
+		}
+		for (size_t j = 0; j < i; j++) {
+			if (strcmp(names[i], names[j]) == 0) {
+				snprintf(error, error_len,
+				    "skill '%s' appears twice", names[i]);
+				return ZOS_SKILLS_INVALID;
+			}
+		}
+	}
+	if ((*out = zos_skill_vector_new(n, names, levels)) == NULL) {
+		snprintf(error, error_len, "out of memory");
+		return ZOS_SKILLS_RESOURCE_EXHAUSTED;
+	}
+	(*out)->version = version;
+	for (size_t i = 0; i < n; i++) {
+		(*out)->skills[i].attempts = attempts[i];
+	}
+	return ZOS_SKILLS_OK;
+}
+
+enum zos_skills_result
 zos_skills_parse(const char *text, size_t len, struct zos_skill_vector **out,
     char *error, size_t error_len)
 {

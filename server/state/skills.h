@@ -72,7 +72,23 @@ struct zos_skill_vector *zos_skill_vector_ref(struct zos_skill_vector *v);
 void zos_skill_vector_unref(struct zos_skill_vector *v);
 
 /*
+ * A vector read back from storage (store.h): N skills with NAMES, LEVELS
+ * and ATTEMPTS, at VERSION, kept as it is so that versions go on from
+ * where they were before a restart. Checked as a skills file is: 1 to
+ * ZOS_SKILLS_MAX skills, names [a-z0-9_] of 1 to ZOS_SKILL_NAME_MAX
+ * bytes, each once, levels in [0, 1]. On OK *OUT is the vector (refs 1);
+ * otherwise *OUT is NULL and ERROR says which skill is wrong. Takes no
+ * lock.
+ */
+enum zos_skills_result zos_skill_vector_restore(size_t n,
+    const char *const *names, const double *levels, const uint64_t *attempts,
+    uint64_t version, struct zos_skill_vector **out, char *error,
+    size_t error_len);
+
+/*
  * Sets SKILLS up with INITIAL (taken over; NULL = the default) in DOMAIN.
+ * INITIAL's version is kept: 0 for a new, parsed or default vector, the
+ * stored one for a vector from zos_skill_vector_restore.
  * Returns 0 or an errno value.
  */
 int zos_skills_init(struct zos_skills *skills, struct zos_lock_domain *domain,

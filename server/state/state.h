@@ -45,8 +45,8 @@ struct zos_state_config {
 	const char *const *route_tasks;
 	const char *const *route_primaries;
 	size_t             n_route_overrides;
-	zrpc_log_fn log;
-	void       *log_arg;
+	zrpc_log_fn        log;
+	void              *log_arg;
 };
 
 struct zos_state {

@@ -52,7 +52,8 @@ enum zos_store_part {
 };
 
 struct zos_store_config {
-	const char *dir; /* the data directory; created (with parents) if missing */
+	const char
+	    *dir; /* the data directory; created (with parents) if missing */
 	zrpc_log_fn log; /* NULL = no logging */
 	void       *log_arg;
 };
@@ -63,7 +64,7 @@ struct zos_store_stats {
 	uint64_t commit_waiters; /* commit requests answered OK */
 	uint64_t failures;       /* writes that failed */
 	uint64_t bytes_written;
-	uint64_t fsync_ns_sum;   /* time in fsync (file and directory) */
+	uint64_t fsync_ns_sum; /* time in fsync (file and directory) */
 	uint64_t fsync_count;
 	uint64_t fsync_ns_max;
 };
@@ -109,8 +110,7 @@ int zos_store_start(struct zos_store *store, struct zos_skills *skills,
  * left on device"). Runs on the flusher thread (or on the caller's thread
  * when the request is already covered); must not block.
  */
-typedef void (*zos_store_done_fn)(
-    void *arg, int error, const char *message);
+typedef void (*zos_store_done_fn)(void *arg, int error, const char *message);
 
 /*
  * Asks for PART to be durable up to SEQ and calls DONE(ARG, ...) once when
@@ -129,7 +129,8 @@ int zos_store_commit_wait(struct zos_store *store, enum zos_store_part part,
     uint64_t seq, char *message, size_t message_len);
 
 /* Copies the store's counters into *OUT. */
-void zos_store_stats(const struct zos_store *store, struct zos_store_stats *out);
+void zos_store_stats(
+    const struct zos_store *store, struct zos_store_stats *out);
 
 /* The data directory's path (as given). */
 const char *zos_store_dir(const struct zos_store *store);

@@ -654,5 +654,312 @@ Test(sessions, concurrent_changes_are_counted_exactly)
 	}
 	cr_assert_eq(sum, CONC_SESSIONS);
 	cr_assert_gt(total_accepted, 0);
+	/* One change per start and per accepted change, none lost. */
+	cr_assert_eq(zos_sessions_seq(f.s), CONC_SESSIONS + total_accepted);
+	sessions_fixture_fini(&f);
+}
+
+Test(sessions, seq_counts_every_accepted_change_and_nothing_else)
+{
+	struct sessions_fixture f;
+	struct zos_session      a, out;
+
+	sessions_fixture_init(&f, 2);
+	cr_assert_eq(zos_sessions_seq(f.s), 0);
+	cr_assert_eq(zos_sessions_start(f.s, "p", &a), ZOS_SESSION_OK);
+	cr_assert_eq(zos_sessions_seq(f.s), 1);
+	cr_assert_eq(
+	    zos_sessions_transition(f.s, a.id, ZOS_PROOF_ANALYZING, 0, &out),
+	    ZOS_SESSION_OK);
+	cr_assert_eq(zos_sessions_seq(f.s), 2);
+	cr_assert_eq(zos_sessions_reset(f.s, a.id, &out), ZOS_SESSION_OK);
+	cr_assert_eq(zos_sessions_seq(f.s), 3);
+	/* Refused: illegal, stale, unknown, invalid, full. */
+	cr_assert_eq(
+	    zos_sessions_transition(f.s, a.id, ZOS_PROOF_SOLVED, 0, &out),
+	    ZOS_SESSION_FAILED_PRECONDITION);
+	cr_assert_eq(
+	    zos_sessions_transition(f.s, a.id, ZOS_PROOF_ANALYZING, 1, &out),
+	    ZOS_SESSION_ABORTED);
+	cr_assert_eq(zos_sessions_reset(f.s, "0123456789abcdef", &out),
+	    ZOS_SESSION_NOT_FOUND);
+	cr_assert_eq(
+	    zos_sessions_start(f.s, "", &out), ZOS_SESSION_INVALID_ARGUMENT);
+	cr_assert_eq(zos_sessions_start(f.s, "p", &out), ZOS_SESSION_OK);
+	cr_assert_eq(zos_sessions_start(f.s, "p", &out),
+	    ZOS_SESSION_RESOURCE_EXHAUSTED);
+	cr_assert_eq(zos_sessions_seq(f.s), 4);
+	sessions_fixture_fini(&f);
+}
+
+Test(sessions, snapshot_copies_every_session_in_order_with_its_seq)
+{
+	struct sessions_fixture   f;
+	struct zos_sessions_image image;
+	struct zos_session        made[40], got;
+
+	sessions_fixture_init(&f, 0);
+	cr_assert_eq(zos_sessions_snapshot(f.s, &image), ZOS_SESSION_OK);
+	cr_assert_eq(image.count, 0);
+	cr_assert_eq(image.seq, 0);
+	zos_sessions_image_finish(&image);
+	for (int i = 0; i < 40; i++) {
+		char problem[16];
+
+		snprintf(problem, sizeof(problem), "p-%d", i);
+		cr_assert_eq(zos_sessions_start(f.s, problem, &made[i]),
+		    ZOS_SESSION_OK);
+	}
+	drive_to(f.s, made[7].id, ZOS_PROOF_SOLVED);
+	cr_assert_eq(zos_sessions_get(f.s, made[7].id, &got), ZOS_SESSION_OK);
+	made[7] = got;
+	cr_assert_eq(zos_sessions_snapshot(f.s, &image), ZOS_SESSION_OK);
+	cr_assert_eq(image.count, 40);
+	cr_assert_eq(image.seq, 43);
+	cr_assert_eq(image.seq, zos_sessions_seq(f.s));
+	for (int i = 0; i < 40; i++) {
+		cr_assert_eq(
+		    memcmp(&image.sessions[i], &made[i], sizeof(made[i])), 0,
+		    "session %d", i);
+	}
+	zos_sessions_image_finish(&image);
+	cr_assert_null(image.sessions);
+	cr_assert_eq(image.count, 0);
+	zos_sessions_image_finish(&image); /* twice is safe */
+	sessions_fixture_fini(&f);
+}
+
+/* A table of N sessions in F, its image in *IMAGE. */
+static void
+image_of(struct sessions_fixture *f, int n, struct zos_sessions_image *image)
+{
+	struct zos_session out;
+
+	for (int i = 0; i < n; i++) {
+		cr_assert_eq(
+		    zos_sessions_start(f->s, "p", &out), ZOS_SESSION_OK);
+	}
+	drive_to(f->s, out.id, ZOS_PROOF_FEEDBACK_READY);
+	cr_assert_eq(zos_sessions_snapshot(f->s, image), ZOS_SESSION_OK);
+}
+
+Test(sessions, restore_rebuilds_the_table_and_new_ids_never_collide)
+{
+	struct sessions_fixture   f, g, h;
+	struct zos_sessions_image image, again;
+	struct zos_session        got, fresh_g, fresh_h;
+	struct zos_session_page   page;
+	uint64_t                  counts[ZOS_PROOF_STATE_COUNT];
+	char                      err[256];
+
+	sessions_fixture_init(&f, 0);
+	image_of(&f, 5, &image);
+	sessions_fixture_fini(&f);
+
+	/* Two tables from one image continue the same way: the same id
+	 * key and the same next serial give the same serial half. */
+	sessions_fixture_init(&g, 0);
+	sessions_fixture_init(&h, 0);
+	cr_assert_eq(zos_sessions_restore(g.s, &image, err, sizeof(err)),
+	    ZOS_SESSION_OK, "%s", err);
+	cr_assert_eq(zos_sessions_restore(h.s, &image, err, sizeof(err)),
+	    ZOS_SESSION_OK, "%s", err);
+	cr_assert_eq(zos_sessions_seq(g.s), image.seq);
+	for (size_t i = 0; i < image.count; i++) {
+		cr_assert_eq(zos_sessions_get(g.s, image.sessions[i].id, &got),
+		    ZOS_SESSION_OK);
+		cr_assert_eq(memcmp(&got, &image.sessions[i], sizeof(got)), 0);
+	}
+	cr_assert_eq(zos_sessions_count_by_state(g.s, counts), 5);
+	cr_assert_eq(counts[ZOS_PROOF_AWAITING_SOLUTION], 4);
+	cr_assert_eq(counts[ZOS_PROOF_FEEDBACK_READY], 1);
+	cr_assert_eq(zos_sessions_list(g.s, 0, NULL, &page), ZOS_SESSION_OK);
+	cr_assert_eq(page.count, 5);
+	cr_assert_str_eq(page.sessions[4].id, image.sessions[4].id);
+	zos_session_page_finish(&page);
+	cr_assert_eq(zos_sessions_snapshot(g.s, &again), ZOS_SESSION_OK);
+	cr_assert_eq(again.id_key, image.id_key);
+	zos_sessions_image_finish(&again);
+
+	cr_assert_eq(zos_sessions_start(g.s, "q", &fresh_g), ZOS_SESSION_OK);
+	cr_assert_eq(zos_sessions_start(h.s, "q", &fresh_h), ZOS_SESSION_OK);
+	cr_assert_str_eq(fresh_g.id + 8, fresh_h.id + 8);
+	for (size_t i = 0; i < image.count; i++) {
+		cr_assert_str_neq(fresh_g.id + 8, image.sessions[i].id + 8,
+		    "serial half of session %zu reused", i);
+	}
+	cr_assert_eq(zos_sessions_seq(g.s), image.seq + 1);
+	/* It grows past what was restored, up to the bound. */
+	for (int i = 0; i < 100; i++) {
+		cr_assert_eq(
+		    zos_sessions_start(g.s, "r", &got), ZOS_SESSION_OK);
+	}
+	cr_assert_eq(zos_sessions_count_by_state(g.s, counts), 106);
+	sessions_fixture_fini(&g);
+	sessions_fixture_fini(&h);
+	zos_sessions_image_finish(&image);
+}
+
+/* Ways to spoil session 2 (or the count) of a three-session image. */
+static void
+spoil_repeat_id(struct zos_sessions_image *image)
+{
+	memcpy(image->sessions[2].id, image->sessions[0].id,
+	    sizeof(image->sessions[2].id));
+}
+
+static void
+spoil_upper_id(struct zos_sessions_image *image)
+{
+	memcpy(image->sessions[2].id, "ABCDEF0123456789",
+	    sizeof(image->sessions[2].id));
+}
+
+static void
+spoil_short_id(struct zos_sessions_image *image)
+{
+	image->sessions[2].id[15] = '\0';
+}
+
+static void
+spoil_state_zero(struct zos_sessions_image *image)
+{
+	image->sessions[2].state = ZOS_PROOF_STATE_UNSPECIFIED;
+}
+
+static void
+spoil_state_six(struct zos_sessions_image *image)
+{
+	image->sessions[2].state = (enum zos_proof_state) 6;
+}
+
+static void
+spoil_empty_problem(struct zos_sessions_image *image)
+{
+	image->sessions[2].problem_id[0] = '\0';
+}
+
+static void
+spoil_long_problem(struct zos_sessions_image *image)
+{
+	memset(image->sessions[2].problem_id, 'x',
+	    sizeof(image->sessions[2].problem_id));
+}
+
+static void
+spoil_version_zero(struct zos_sessions_image *image)
+{
+	image->sessions[2].version = 0;
+}
+
+static void
+spoil_seq(struct zos_sessions_image *image)
+{
+	image->seq = 1;
+}
+
+Test(sessions, restore_refuses_a_bad_image_and_leaves_the_table_empty)
+{
+	struct sessions_fixture   f;
+	struct zos_sessions_image image;
+	struct zos_session        saved, out;
+	uint64_t                  counts[ZOS_PROOF_STATE_COUNT];
+	char                      err[256];
+	struct {
+		const char *what;
+		void (*spoil)(struct zos_sessions_image *);
+		const char *message;
+	} cases[] = {
+		{ "repeated id", spoil_repeat_id, "repeated" },
+		{ "upper-case id", spoil_upper_id, "hex" },
+		{ "short id", spoil_short_id, "hex" },
+		{ "state 0", spoil_state_zero, "state" },
+		{ "state 6", spoil_state_six, "state" },
+		{ "empty problem id", spoil_empty_problem, "problem id" },
+		{ "unterminated problem id", spoil_long_problem,
+		    "problem id" },
+		{ "version 0", spoil_version_zero, "version" },
+		{ "seq below the versions", spoil_seq, "change count" },
+	};
+
+	sessions_fixture_init(&f, 0);
+	image_of(&f, 3, &image);
+	sessions_fixture_fini(&f);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct sessions_fixture g;
+		uint64_t                seq = image.seq;
+
+		saved = image.sessions[2];
+		cases[i].spoil(&image);
+		sessions_fixture_init(&g, 0);
+		err[0] = '\0';
+		cr_assert_eq(
+		    zos_sessions_restore(g.s, &image, err, sizeof(err)),
+		    ZOS_SESSION_INVALID_ARGUMENT, "%s", cases[i].what);
+		cr_assert(strstr(err, cases[i].message) != NULL, "%s: %s",
+		    cases[i].what, err);
+		/* Nothing of the image stayed. */
+		cr_assert_eq(zos_sessions_count_by_state(g.s, counts), 0);
+		cr_assert_eq(zos_sessions_seq(g.s), 0);
+		cr_assert_eq(zos_sessions_get(g.s, image.sessions[0].id, &out),
+		    ZOS_SESSION_NOT_FOUND);
+		cr_assert_eq(
+		    zos_sessions_start(g.s, "p", &out), ZOS_SESSION_OK);
+		sessions_fixture_fini(&g);
+		image.sessions[2] = saved;
+		image.seq         = seq;
+	}
+	zos_sessions_image_finish(&image);
+}
+
+Test(sessions, restore_refuses_more_than_max_sessions_and_a_used_table)
+{
+	struct sessions_fixture   f, g;
+	struct zos_sessions_image image;
+	struct zos_session        out;
+	char                      err[256];
+
+	sessions_fixture_init(&f, 0);
+	image_of(&f, 4, &image);
+	sessions_fixture_fini(&f);
+
+	sessions_fixture_init(&g, 3);
+	cr_assert_eq(zos_sessions_restore(g.s, &image, err, sizeof(err)),
+	    ZOS_SESSION_RESOURCE_EXHAUSTED);
+	cr_assert(strstr(err, "4 sessions") != NULL, "%s", err);
+	sessions_fixture_fini(&g);
+
+	sessions_fixture_init(&g, 4);
+	cr_assert_eq(zos_sessions_start(g.s, "p", &out), ZOS_SESSION_OK);
+	cr_assert_eq(zos_sessions_restore(g.s, &image, err, sizeof(err)),
+	    ZOS_SESSION_INVALID_ARGUMENT);
+	cr_assert(strstr(err, "not empty") != NULL, "%s", err);
+	sessions_fixture_fini(&g);
+
+	/* Exactly at the bound is fine, and the table is then full. */
+	sessions_fixture_init(&g, 4);
+	cr_assert_eq(zos_sessions_restore(g.s, &image, err, sizeof(err)),
+	    ZOS_SESSION_OK, "%s", err);
+	cr_assert_eq(zos_sessions_start(g.s, "p", &out),
+	    ZOS_SESSION_RESOURCE_EXHAUSTED);
+	sessions_fixture_fini(&g);
+	zos_sessions_image_finish(&image);
+}
+
+Test(sessions, an_empty_image_restores_an_empty_table)
+{
+	struct sessions_fixture   f;
+	struct zos_sessions_image image = { 0 };
+	struct zos_session        out;
+	char                      err[256];
+
+	image.seq    = 7; /* changes to sessions that are no more */
+	image.id_key = 0x12345678u;
+	sessions_fixture_init(&f, 0);
+	cr_assert_eq(zos_sessions_restore(f.s, &image, err, sizeof(err)),
+	    ZOS_SESSION_OK, "%s", err);
+	cr_assert_eq(zos_sessions_seq(f.s), 7);
+	cr_assert_eq(zos_sessions_start(f.s, "p", &out), ZOS_SESSION_OK);
+	cr_assert_eq(zos_sessions_seq(f.s), 8);
 	sessions_fixture_fini(&f);
 }

@@ -245,3 +245,84 @@ Test(skills, concurrent_updates_lose_nothing)
 	zos_skill_vector_unref(v);
 	zos_skills_finish(&s);
 }
+
+Test(skills, a_restored_vector_keeps_its_version_attempts_and_order)
+{
+	const char              *names[]    = { "zeta", "alpha", "mid_1" };
+	double                   levels[]   = { 0.125, 1.0, 0.0 };
+	uint64_t                 attempts[] = { 3, 0, 41 };
+	struct zos_skill_vector *v, *now;
+	struct zos_skills        s;
+	struct zos_skill_delta   d = { "alpha", -0.5 };
+	char                     err[128];
+
+	cr_assert_eq(zos_skill_vector_restore(
+	                 3, names, levels, attempts, 17, &v, err, sizeof(err)),
+	    ZOS_SKILLS_OK, "%s", err);
+	cr_assert_eq(v->version, 17);
+	cr_assert_eq(atomic_load(&v->refs), 1);
+	for (size_t i = 0; i < 3; i++) {
+		cr_assert_str_eq(v->skills[i].name, names[i]);
+		cr_assert_eq(v->skills[i].level, levels[i]);
+		cr_assert_eq(v->skills[i].attempts, attempts[i]);
+	}
+	/* Installed as it is, and versions go on from there. */
+	zos_lock_domain_init(&domain_for_test, true, NULL, NULL);
+	cr_assert_eq(zos_skills_init(&s, &domain_for_test, v), 0);
+	now = zos_skills_get(&s);
+	cr_assert_eq(now, v);
+	cr_assert_eq(now->version, 17);
+	zos_skill_vector_unref(now);
+	cr_assert_eq(zos_skills_update(&s, &d, 1, 17, &now, err, sizeof(err)),
+	    ZOS_SKILLS_OK, "%s", err);
+	cr_assert_eq(now->version, 18);
+	cr_assert_eq(now->skills[1].attempts, 1);
+	cr_assert_eq(now->skills[1].level, 0.5);
+	zos_skill_vector_unref(now);
+	zos_skills_finish(&s);
+}
+
+Test(skills, a_restored_vector_is_checked_like_a_file)
+{
+	const char *good[]      = { "a", "b" };
+	const char *bad_name[]  = { "a", "B" };
+	const char *twice[]     = { "a", "a" };
+	const char *null[]      = { "a", NULL };
+	const char *long_name[] = { "a",
+		"a234567890123456789012345678901234567890123456789012345678901"
+		"2345" };
+	double      ok[]        = { 0.5, 0.5 };
+	double      high[]      = { 0.5, 1.5 };
+	double      nan_[]      = { 0.5, NAN };
+	uint64_t    attempts[]  = { 0, 0 };
+	struct {
+		const char        *what;
+		size_t             n;
+		const char *const *names;
+		const double      *levels;
+		const char        *message;
+	} cases[] = {
+		{ "no skills", 0, good, ok, "0 skills" },
+		{ "too many", ZOS_SKILLS_MAX + 1, good, ok, "skills" },
+		{ "bad name", 2, bad_name, ok, "bad name" },
+		{ "null name", 2, null, ok, "bad name" },
+		{ "65-byte name", 2, long_name, ok, "bad name" },
+		{ "repeated", 2, twice, ok, "twice" },
+		{ "level above 1", 2, good, high, "[0, 1]" },
+		{ "level NaN", 2, good, nan_, "[0, 1]" },
+	};
+	struct zos_skill_vector *v;
+	char                     err[128];
+
+	cr_assert_eq(strlen(long_name[1]), ZOS_SKILL_NAME_MAX + 1);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		v = (struct zos_skill_vector *) 1;
+		cr_assert_eq(
+		    zos_skill_vector_restore(cases[i].n, cases[i].names,
+		        cases[i].levels, attempts, 1, &v, err, sizeof(err)),
+		    ZOS_SKILLS_INVALID, "%s", cases[i].what);
+		cr_assert_null(v, "%s", cases[i].what);
+		cr_assert(strstr(err, cases[i].message) != NULL, "%s: %s",
+		    cases[i].what, err);
+	}
+}
