@@ -30,7 +30,8 @@ struct test_server {
 	atomic_uint echo_runs;
 	atomic_uint blocking_runs;
 	atomic_uint wait_runs;
-	/* guarded by: mutex: Deferred calls waiting for test_deferred_resume */
+	/* guarded by: mutex: Deferred calls waiting for test_deferred_resume
+	 */
 	zrpc_call *deferred[TEST_DEFERRED_MAX];
 	unsigned   n_deferred;
 };
