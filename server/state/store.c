@@ -1141,12 +1141,16 @@ zos_store_open(const struct zos_store_config *config, struct zos_store **out,
 		    "%s: cannot create a condition variable", config->dir);
 		goto fail_mutex;
 	}
-	store_log(store, ZRPC_LOG_INFO,
-	    "store: %s: skills %s%llu, sessions %s%llu", config->dir,
-	    store->parts[0].on_disk ? "version " : "none yet ",
-	    (unsigned long long) store->parts[0].durable,
-	    store->parts[1].on_disk ? "change " : "none yet ",
-	    (unsigned long long) store->parts[1].durable);
+	if (!store->parts[0].on_disk && !store->parts[1].on_disk) {
+		store_log(store, ZRPC_LOG_INFO,
+		    "data directory %s: new, nothing stored yet", config->dir);
+	} else {
+		store_log(store, ZRPC_LOG_INFO,
+		    "data directory %s: skills at version %llu, sessions at "
+		    "change %llu",
+		    config->dir, (unsigned long long) store->parts[0].durable,
+		    (unsigned long long) store->parts[1].durable);
+	}
 	*out = store;
 	return 0;
 
