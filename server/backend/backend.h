@@ -12,6 +12,14 @@
  * The echo model answers deterministic text derived from the model name
  * and the prompt, after an optional delay, and fails a configured fraction
  * of calls (drawn from a seeded sequence, so a run can be repeated).
+ * Every "builtin:NAME" is the echo model under that name. Its text is
+ * "[MODEL] PROMPT" with the full model name ("[builtin:echo] hello");
+ * max_tokens > 0 keeps only the prompt's first max_tokens
+ * whitespace-separated words (the bracketed name is not counted). A
+ * failing call fails at once; a delay longer than the timeout sleeps the
+ * timeout and answers DEADLINE_EXCEEDED. A remote is sent its URL as the
+ * request's model. Built-in names among the configured URLs are skipped,
+ * so a routing table's models can be passed as they are.
  *
  * zos_backends_generate blocks (delay, network): call it with no zOS lock
  * held. The set holds no zOS lock and takes none; it is safe to share
