@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "backend.h"
 #include "log.h"
 #include "options.h"
 #include "services.h"
@@ -84,17 +85,65 @@ zosd_check_no_locks(void *arg, const char *where)
 	zos_assert_no_locks_held(&state->locks, where);
 }
 
+/*
+ * The model backends: the built-in echo as the flags set it, and a client
+ * for every routed model that is a URL (the routing file's and
+ * --backend's).
+ */
+static struct zos_backends *
+zosd_backends(const struct zos_options *opts, struct zos_state *state,
+    char *error, size_t error_len)
+{
+	size_t       n_routes = zos_routing_route_count(state->routing);
+	const char **urls     = calloc(2 * n_routes + 1, sizeof(*urls));
+	struct zos_backends *backends = NULL;
+	size_t               n        = 0;
+
+	if (urls == NULL) {
+		snprintf(error, error_len, "out of memory");
+		return NULL;
+	}
+	for (size_t i = 0; i < n_routes; i++) {
+		const struct zos_route *route =
+		    zos_routing_route_at(state->routing, i);
+		const char *models[2] = { route->primary_model,
+			route->fallback_model };
+
+		for (size_t m = 0; m < 2; m++) {
+			if (strncmp(models[m], ZOS_BACKEND_BUILTIN_PREFIX,
+			        strlen(ZOS_BACKEND_BUILTIN_PREFIX)) != 0) {
+				urls[n++] = models[m];
+			}
+		}
+	}
+	struct zos_backends_config config = {
+		.echo_delay_ms  = opts->echo_delay_ms,
+		.echo_fail_rate = opts->echo_fail_rate,
+		.echo_seed      = 1,
+		.urls           = urls,
+		.n_urls         = n,
+	};
+	if (zos_backends_create(&config, &backends, error, error_len) != 0) {
+		backends = NULL;
+	}
+	free(urls);
+	return backends;
+}
+
 int
 main(int argc, char **argv)
 {
-	struct zos_options opts;
-	struct zos_log     log;
-	zrpc_server       *server = NULL;
-	struct zos_state  *state  = NULL;
-	char               error[512];
-	zrpc_status        status;
-	sigset_t           signals;
-	int                sig, exit_code = 1;
+	struct zos_options   opts;
+	struct zos_log       log;
+	zrpc_server         *server   = NULL;
+	struct zos_state    *state    = NULL;
+	struct zos_backends *backends = NULL;
+	const char          *route_tasks[ZOS_MAX_BACKENDS];
+	const char          *route_primaries[ZOS_MAX_BACKENDS];
+	char                 error[512];
+	zrpc_status          status;
+	sigset_t             signals;
+	int                  sig, exit_code = 1;
 
 	switch (zos_options_parse(
 	    &opts, argc, argv, stdout, stderr, isatty(STDERR_FILENO))) {
@@ -117,11 +166,19 @@ main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &signals, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	for (size_t i = 0; i < opts.n_backends; i++) {
+		route_tasks[i]     = opts.backends[i].task;
+		route_primaries[i] = opts.backends[i].url;
+	}
 	struct zos_state_config state_config = {
 		.cache_capacity     = opts.cache_capacity,
 		.max_sessions       = opts.max_sessions,
 		.skills_file        = opts.skills_file,
 		.routing_file       = opts.routing_file,
+		.data_dir           = opts.in_memory ? NULL : opts.data_dir,
+		.route_tasks        = route_tasks,
+		.route_primaries    = route_primaries,
+		.n_route_overrides  = opts.n_backends,
 		.abort_on_violation = ZOS_LOCK_CHECKS,
 		.log                = zos_log_sink,
 		.log_arg            = &log,
@@ -132,6 +189,17 @@ main(int argc, char **argv)
 		    &log, ZRPC_LOG_ERROR, "cannot start: %s", error);
 		goto out;
 	}
+	if ((backends = zosd_backends(&opts, state, error, sizeof(error))) ==
+	    NULL) {
+		zos_log_printf(
+		    &log, ZRPC_LOG_ERROR, "cannot start: %s", error);
+		goto out;
+	}
+	struct zos_services services = {
+		.state              = state,
+		.backends           = backends,
+		.backend_timeout_ms = opts.backend_timeout_ms,
+	};
 
 	zrpc_server_config config = {
 		.workers           = opts.workers,
@@ -159,7 +227,7 @@ main(int argc, char **argv)
 		zos_log_printf(&log, ZRPC_LOG_ERROR, "%s", status.message);
 		goto out;
 	}
-	status = zos_services_register(server, state);
+	status = zos_services_register(server, &services);
 	if (!zrpc_status_is_ok(&status)) {
 		zos_log_printf(&log, ZRPC_LOG_ERROR, "%s", status.message);
 		goto out;
@@ -204,6 +272,7 @@ main(int argc, char **argv)
 
 out:
 	zrpc_server_destroy(server);
+	zos_backends_destroy(backends);
 	zos_state_destroy(state);
 	return exit_code;
 }

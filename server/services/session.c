@@ -1,7 +1,9 @@
 /*
  * zos.v1.Session: the proof state machine over the sessions table. Every
  * handler only touches the state (copies of sessions come back from the
- * module), so all run on nng's completion threads.
+ * module), so all run on nng's completion threads. Start, Transition and
+ * Reset answer once their change is durable (zos_services_reply_durable):
+ * the call is suspended meanwhile, so no thread waits for the disk.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,6 +56,17 @@ session_service_fill(
 	return zrpc_status_ok();
 }
 
+/* The reply for an accepted change, sent once the change is durable. */
+static zrpc_status
+session_service_durable(zrpc_call *call, struct zos_state *state,
+    const struct zos_session *s, Zos__V1__ProofSession *reply)
+{
+	uint64_t seq = zos_sessions_seq(state->sessions);
+
+	return zos_services_reply_durable(call, state, ZOS_STORE_SESSIONS, seq,
+	    session_service_fill(call, s, reply));
+}
+
 static zrpc_status
 session_service_start(zrpc_call        *call,
     const Zos__V1__StartSessionRequest *request, Zos__V1__ProofSession *reply)
@@ -71,7 +84,7 @@ session_service_start(zrpc_call        *call,
 	if (code != ZOS_SESSION_OK) {
 		return session_service_status(code, "Start", "");
 	}
-	return session_service_fill(call, &s, reply);
+	return session_service_durable(call, state, &s, reply);
 }
 
 static zrpc_status
@@ -113,7 +126,7 @@ session_service_transition(zrpc_call *call,
 	if (code != ZOS_SESSION_OK) {
 		return session_service_status(code, what, request->id);
 	}
-	return session_service_fill(call, &s, reply);
+	return session_service_durable(call, state, &s, reply);
 }
 
 static zrpc_status
@@ -128,7 +141,7 @@ session_service_reset(zrpc_call        *call,
 	if (code != ZOS_SESSION_OK) {
 		return session_service_status(code, "Reset", request->id);
 	}
-	return session_service_fill(call, &s, reply);
+	return session_service_durable(call, state, &s, reply);
 }
 
 static zrpc_status

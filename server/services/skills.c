@@ -78,6 +78,7 @@ skills_service_update(zrpc_call        *call,
 	struct zos_skill_vector *v = NULL;
 	enum zos_skills_result   result;
 	zrpc_status              status;
+	uint64_t                 seq;
 	char                     error[160];
 
 	if (request->n_deltas > ZOS_SKILLS_MAX) {
@@ -100,8 +101,10 @@ skills_service_update(zrpc_call        *call,
 		return zrpc_status_make((zrpc_code) result, "%s", error);
 	}
 	status = skills_service_reply(call, v, reply);
+	seq    = v->version;
 	zos_skill_vector_unref(v);
-	return status;
+	return zos_services_reply_durable(
+	    call, state, ZOS_STORE_SKILLS, seq, status);
 }
 
 static zrpc_status
@@ -112,6 +115,7 @@ skills_service_reload(zrpc_call        *call,
 	struct zos_skill_vector *fresh, *now;
 	enum zos_skills_result   result;
 	zrpc_status              status;
+	uint64_t                 seq;
 	char                     error[384];
 
 	(void) request;
@@ -131,8 +135,10 @@ skills_service_reload(zrpc_call        *call,
 	}
 	zos_skills_replace(&state->skills, fresh, &now);
 	status = skills_service_reply(call, now, reply);
+	seq    = now->version;
 	zos_skill_vector_unref(now);
-	return status;
+	return zos_services_reply_durable(
+	    call, state, ZOS_STORE_SKILLS, seq, status);
 }
 
 zrpc_status

@@ -14,10 +14,12 @@
 #include "zos/v1/zos.zrpc.h"
 
 struct svc {
-	struct zos_state *state;
-	zrpc_server      *server;
-	zrpc_client      *client;
-	unsigned          checks; /* thread checks the runtime made */
+	struct zos_state    *state;
+	struct zos_backends *backends;
+	struct zos_services  services;
+	zrpc_server         *server;
+	zrpc_client         *client;
+	unsigned             checks; /* thread checks the runtime made */
 };
 
 static void
@@ -48,7 +50,12 @@ svc_start(struct svc *s, const struct zos_state_config *given)
 	sc.thread_check     = svc_check;
 	sc.thread_check_arg = s;
 	cr_assert_eq(zrpc_server_create(&s->server, &sc).code, ZRPC_OK);
-	st = zos_services_register(s->server, s->state);
+	cr_assert_eq(zos_backends_create(&(struct zos_backends_config) { 0 },
+	                 &s->backends, error, sizeof(error)),
+	    0, "%s", error);
+	s->services = (struct zos_services) { .state = s->state,
+		.backends                            = s->backends };
+	st          = zos_services_register(s->server, &s->services);
 	cr_assert_eq(st.code, ZRPC_OK, "%s", st.message);
 	snprintf(url, sizeof(url), "inproc://zos-svc-%d-%d", (int) getpid(),
 	    counter++);
@@ -62,6 +69,7 @@ svc_stop(struct svc *s)
 {
 	zrpc_client_close(s->client);
 	zrpc_server_destroy(s->server);
+	zos_backends_destroy(s->backends);
 	zos_state_destroy(s->state);
 }
 
