@@ -17,123 +17,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "proc.h"
 #include "zos/v1/zos.zrpc.h"
 #include "zrpc/client.h"
 #include "zrpc/v1/health.zrpc.h"
 
-extern char **environ;
-
-struct proc {
-	pid_t  pid;
-	int    out; /* read end of stdout+stderr */
-	char   text[16384];
-	size_t len;
-};
-
-static const char *
-env_path(const char *name)
-{
-	const char *v = getenv(name);
-
-	cr_assert_not_null(v, "%s is set by meson", name);
-	return v;
-}
-
-/* Starts ARGV with stdout and stderr on one pipe. */
-static void
-proc_start(struct proc *p, char *const argv[])
-{
-	posix_spawn_file_actions_t fa;
-	int                        fds[2];
-
-	memset(p, 0, sizeof(*p));
-	cr_assert_eq(pipe(fds), 0);
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
-	posix_spawn_file_actions_adddup2(&fa, fds[1], 2);
-	posix_spawn_file_actions_addclose(&fa, fds[0]);
-	cr_assert_eq(posix_spawn(&p->pid, argv[0], &fa, NULL, argv, environ),
-	    0, "spawn %s", argv[0]);
-	posix_spawn_file_actions_destroy(&fa);
-	close(fds[1]);
-	p->out = fds[0];
-}
-
-/* Reads output until NEEDLE appears (true) or EOF / 10 s pass. */
-static bool
-proc_wait_for(struct proc *p, const char *needle)
-{
-	struct timespec start, now;
-
-	clock_gettime(CLOCK_MONOTONIC, &start);
-	for (;;) {
-		struct pollfd pfd = { .fd = p->out, .events = POLLIN };
-		ssize_t       n;
-
-		if (strstr(p->text, needle) != NULL) {
-			return true;
-		}
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		long left = 10000 -
-		    ((now.tv_sec - start.tv_sec) * 1000 +
-		        (now.tv_nsec - start.tv_nsec) / 1000000);
-		if (left <= 0 || poll(&pfd, 1, (int) left) <= 0) {
-			return false;
-		}
-		n = read(
-		    p->out, p->text + p->len, sizeof(p->text) - 1 - p->len);
-		if (n <= 0) {
-			return strstr(p->text, needle) != NULL;
-		}
-		p->len += (size_t) n;
-		p->text[p->len] = '\0';
-	}
-}
-
-/* Waits for exit (at most 10 s, then SIGKILL); returns the exit status,
- * or -signal. Reads the rest of the output first. */
-static int
-proc_wait(struct proc *p)
-{
-	struct pollfd pfd;
-	int           status, pidfd, ready;
-
-	proc_wait_for(p, "\x01never"); /* until EOF, at most 10 s */
-	close(p->out);
-	pidfd = (int) syscall(SYS_pidfd_open, p->pid, 0);
-	cr_assert(pidfd >= 0, "pidfd_open");
-	pfd   = (struct pollfd) { .fd = pidfd, .events = POLLIN };
-	ready = poll(&pfd, 1, 10000);
-	close(pidfd);
-	if (ready <= 0) {
-		kill(p->pid, SIGKILL);
-		waitpid(p->pid, &status, 0);
-		cr_assert(false, "process did not exit in 10 s:\n%s", p->text);
-	}
-	cr_assert_eq(waitpid(p->pid, &status, 0), p->pid);
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
-}
-
-/* Pulls the URL out of "listening on <url>". */
-static void
-proc_listen_url(const struct proc *p, char *url, size_t len)
-{
-	const char *at = strstr(p->text, "listening on ");
-	size_t      n  = 0;
-
-	cr_assert_not_null(at);
-	at += strlen("listening on ");
-	while (at[n] != '\0' && at[n] != '"' && at[n] != '\n' && n + 1 < len) {
-		n++;
-	}
-	memcpy(url, at, n);
-	url[n] = '\0';
-}
-
 static void
 start_zosd(struct proc *p, const char *listen)
 {
-	char *argv[] = { (char *) env_path("ZOSD"), "--listen",
+	char *argv[] = { (char *) env_path("ZOSD"), "--in-memory", "--listen",
 		(char *) listen, "--log-format", "text", "--shutdown-grace-ms",
 		"2000", NULL };
 
@@ -182,8 +74,8 @@ Test(zosd, ready_line_then_health_then_sigterm_exits_zero)
 Test(zosd, ready_line_is_written_at_any_log_level)
 {
 	struct proc p;
-	char       *argv[] = { (char *) env_path("ZOSD"), "--listen",
-		      "tcp://127.0.0.1:0", "--log-level", "error", NULL };
+	char *argv[] = { (char *) env_path("ZOSD"), "--in-memory", "--listen",
+		"tcp://127.0.0.1:0", "--log-level", "error", NULL };
 
 	proc_start(&p, argv);
 	cr_assert(proc_wait_for(&p, "listening on"), "%s", p.text);
@@ -213,7 +105,8 @@ Test(zosd, address_in_use_exits_one_with_a_clear_message)
 
 	start_zosd(&first, "tcp://127.0.0.1:0");
 	proc_listen_url(&first, url, sizeof(url));
-	char *argv[] = { (char *) env_path("ZOSD"), "--listen", url, NULL };
+	char *argv[] = { (char *) env_path("ZOSD"), "--in-memory", "--listen",
+		url, NULL };
 	proc_start(&second, argv);
 	cr_assert_eq(proc_wait(&second), 1, "%s", second.text);
 	cr_assert(strstr(second.text, "address already in use") != NULL, "%s",
@@ -251,8 +144,8 @@ Test(zosd, help_and_version_exit_zero)
 Test(zosd, json_logs_are_one_object_per_line)
 {
 	struct proc p;
-	char       *argv[] = { (char *) env_path("ZOSD"), "--listen",
-		      "tcp://127.0.0.1:0", "--log-format", "json", NULL };
+	char *argv[] = { (char *) env_path("ZOSD"), "--in-memory", "--listen",
+		"tcp://127.0.0.1:0", "--log-format", "json", NULL };
 
 	proc_start(&p, argv);
 	cr_assert(proc_wait_for(&p, "listening on"));
@@ -320,7 +213,7 @@ Test(zosd, a_bad_skills_file_is_reported_with_its_path_and_exit_one)
 	cr_assert(fd >= 0);
 	cr_assert_eq(write(fd, "induction 2\n", 12), 12);
 	close(fd);
-	char *argv[] = { (char *) env_path("ZOSD"), "--listen",
+	char *argv[] = { (char *) env_path("ZOSD"), "--in-memory", "--listen",
 		"tcp://127.0.0.1:0", "--skills-file", path, NULL };
 	proc_start(&p, argv);
 	cr_assert_eq(proc_wait(&p), 1, "%s", p.text);
