@@ -117,7 +117,9 @@ backend_add_remote(struct zos_backends *backends, const char *url, char *error,
 	}
 	/* nng's parser is lenient ("foo://bar" passes); the client's
 	 * dialer knows the transports and their address forms. */
-	status = zrpc_client_open(&remote->client, url, NULL);
+	status = zrpc_client_open(&remote->client, url,
+	    &(zrpc_client_opts) {
+	        .connect_timeout_ms = ZOS_BACKEND_CONNECT_TIMEOUT_MS });
 	if (!zrpc_status_is_ok(&status)) {
 		const char *why = status.message;
 		size_t      n   = strlen(url);

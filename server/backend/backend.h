@@ -35,6 +35,13 @@
 
 #define ZOS_BACKEND_BUILTIN_PREFIX "builtin:"
 #define ZOS_BACKEND_TEXT_MAX (1u << 20) /* longest text accepted, bytes */
+/*
+ * A call to a remote model that is not connected fails UNAVAILABLE after
+ * this long, rather than spending the caller's whole deadline on a server
+ * that is down: the retry and the fallback need the time (gRPC's "fail
+ * fast"). A server that comes up is connected within nng's redial time.
+ */
+#define ZOS_BACKEND_CONNECT_TIMEOUT_MS 250
 
 struct zos_backends_config {
 	uint32_t echo_delay_ms;  /* echo: pause before answering; 0 = none */
