@@ -254,9 +254,10 @@ Test(crash, every_acknowledged_change_survives_kill_9, .timeout = 3600)
 		start_zosd(&p, dir, url);
 		check_acknowledged(url, w, acked_skills);
 		if (getenv("ZOS_CRASH_PROGRESS") != NULL) {
-			fprintf(stderr, "crash-test: cycle %d/%d: %u changes "
-			                "acknowledged before kill -9, all "
-			                "found after restart\n",
+			fprintf(stderr,
+			    "crash-test: cycle %d/%d: %u changes "
+			    "acknowledged before kill -9, all "
+			    "found after restart\n",
 			    cycle + 1, cycles, atomic_load(&acks));
 		}
 	}
