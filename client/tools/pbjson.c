@@ -1,0 +1,1595 @@
+/*
+ * proto3 JSON for protobuf-c messages; see pbjson.h.
+ *
+ * Both directions walk the protobuf-c descriptors, and json-c does the JSON
+ * text: its tokener (strict, with UTF-8 checked) turns the text into a tree
+ * of json_objects, which parse reads into a message; print builds such a
+ * tree from a message and lays it out with a small writer of its own,
+ * because json-c's pretty printer writes "{\n}" for an empty object and
+ * nothing like the layout of grpcurl's output.
+ *
+ * A parsed message is laid out exactly as protobuf_c_message_unpack would
+ * lay it out: every string, bytes buffer, repeated array and sub-message is
+ * its own malloc'd block, so protobuf_c_message_free_unpacked(m, NULL)
+ * frees it. The message stays consistent for that free at every step (an
+ * array's count grows only over initialised elements, a sub-message is
+ * linked in before it is filled, a oneof's case is set before its member),
+ * so an error anywhere frees the partial message whole and leaks nothing.
+ *
+ * What the descriptors of protobuf-c 1.4 do not carry is derived the way
+ * protoc derives it. A field's JSON name is its name in lowerCamelCase
+ * (protoc's ToJsonName: an underscore upper-cases the next letter). A map
+ * field is a repeated field of a nested message named after the field in
+ * CamelCase plus "Entry", whose fields are key = 1 and value = 2 (there is
+ * no map_entry flag to read, so a hand-written message of exactly that
+ * name and shape reads as a map too). The members of one oneof share the
+ * offset of its case word, which holds the number of the member set.
+ *
+ * json-c 0.16 clamps an integer literal beyond 64 bits to the nearest
+ * 64-bit value instead of failing; 64-bit values written as strings, the
+ * canonical form that print writes, are range-checked exactly.
+ */
+#include "pbjson.h"
+
+#include <float.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+#include <json-c/printbuf.h>
+
+/* Longest field path kept for error messages ("skills[2].level"). */
+#define PBJSON_PATH_MAX 512
+
+/* Field names up to this length are converted without an allocation. */
+#define PBJSON_NAME_SMALL 128
+
+/* State of one parse: where in the document it is, where errors go. */
+struct pbjson_parser {
+	char   path[PBJSON_PATH_MAX];
+	size_t path_len;
+	char  *error;
+	size_t error_len;
+};
+
+/* The result of reading an integer from text. */
+enum pbjson_integer {
+	PBJSON_INTEGER_OK,
+	PBJSON_INTEGER_NOT,      /* not a decimal integer */
+	PBJSON_INTEGER_OVERFLOW, /* more than 64 bits */
+};
+
+static const char pbjson_base64_alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+static int pbjson_fail(struct pbjson_parser *p, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Sets the parse error to "PATH: message" (or the message alone at the top)
+ * and returns -1. */
+static int
+pbjson_fail(struct pbjson_parser *p, const char *fmt, ...)
+{
+	char    message[384];
+	va_list ap;
+
+	if (p->error == NULL || p->error_len == 0) {
+		return -1;
+	}
+	va_start(ap, fmt);
+	vsnprintf(message, sizeof(message), fmt, ap);
+	va_end(ap);
+	if (p->path_len > 0) {
+		snprintf(p->error, p->error_len, "%s: %s", p->path, message);
+	} else {
+		snprintf(p->error, p->error_len, "%s", message);
+	}
+	return -1;
+}
+
+static int
+pbjson_out_of_memory(struct pbjson_parser *p)
+{
+	return pbjson_fail(p, "out of memory");
+}
+
+static size_t pbjson_path_push(struct pbjson_parser *p, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Appends a segment to the path; returns the length to restore. */
+static size_t
+pbjson_path_push(struct pbjson_parser *p, const char *fmt, ...)
+{
+	size_t  saved = p->path_len;
+	va_list ap;
+	int     n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(p->path + saved, sizeof(p->path) - saved, fmt, ap);
+	va_end(ap);
+	if (n < 0) {
+		p->path[saved] = '\0';
+	} else if ((size_t) n >= sizeof(p->path) - saved) {
+		p->path_len = sizeof(p->path) - 1;
+	} else {
+		p->path_len = saved + (size_t) n;
+	}
+	return saved;
+}
+
+/* Pushes a field name: "name" at the top, ".name" below it. */
+static size_t
+pbjson_path_push_field(struct pbjson_parser *p, const char *name)
+{
+	return pbjson_path_push(p, "%s%s", p->path_len > 0 ? "." : "", name);
+}
+
+static void
+pbjson_path_pop(struct pbjson_parser *p, size_t saved)
+{
+	p->path_len    = saved;
+	p->path[saved] = '\0';
+}
+
+/* How a JSON value is named in errors ("got a string"). */
+static const char *
+pbjson_json_type_name(json_object *value)
+{
+	switch (json_object_get_type(value)) {
+	case json_type_null:
+		return "null";
+	case json_type_boolean:
+		return "a boolean";
+	case json_type_double:
+	case json_type_int:
+		return "a number";
+	case json_type_object:
+		return "an object";
+	case json_type_array:
+		return "an array";
+	case json_type_string:
+		return "a string";
+	}
+	return "a value";
+}
+
+/* The .proto name of a scalar type, for errors. */
+static const char *
+pbjson_type_name(ProtobufCType type)
+{
+	switch (type) {
+	case PROTOBUF_C_TYPE_INT32:
+		return "int32";
+	case PROTOBUF_C_TYPE_SINT32:
+		return "sint32";
+	case PROTOBUF_C_TYPE_SFIXED32:
+		return "sfixed32";
+	case PROTOBUF_C_TYPE_INT64:
+		return "int64";
+	case PROTOBUF_C_TYPE_SINT64:
+		return "sint64";
+	case PROTOBUF_C_TYPE_SFIXED64:
+		return "sfixed64";
+	case PROTOBUF_C_TYPE_UINT32:
+		return "uint32";
+	case PROTOBUF_C_TYPE_FIXED32:
+		return "fixed32";
+	case PROTOBUF_C_TYPE_UINT64:
+		return "uint64";
+	case PROTOBUF_C_TYPE_FIXED64:
+		return "fixed64";
+	case PROTOBUF_C_TYPE_FLOAT:
+		return "float";
+	case PROTOBUF_C_TYPE_DOUBLE:
+		return "double";
+	case PROTOBUF_C_TYPE_BOOL:
+		return "bool";
+	case PROTOBUF_C_TYPE_ENUM:
+		return "enum";
+	case PROTOBUF_C_TYPE_STRING:
+		return "string";
+	case PROTOBUF_C_TYPE_BYTES:
+		return "bytes";
+	case PROTOBUF_C_TYPE_MESSAGE:
+		return "message";
+	}
+	return "value";
+}
+
+/* Size of one element of a repeated field of TYPE, as protobuf-c lays
+ * out its arrays (enums are int-sized in generated code). */
+static size_t
+pbjson_element_size(ProtobufCType type)
+{
+	switch (type) {
+	case PROTOBUF_C_TYPE_INT32:
+	case PROTOBUF_C_TYPE_SINT32:
+	case PROTOBUF_C_TYPE_SFIXED32:
+	case PROTOBUF_C_TYPE_UINT32:
+	case PROTOBUF_C_TYPE_FIXED32:
+		return sizeof(uint32_t);
+	case PROTOBUF_C_TYPE_INT64:
+	case PROTOBUF_C_TYPE_SINT64:
+	case PROTOBUF_C_TYPE_SFIXED64:
+	case PROTOBUF_C_TYPE_UINT64:
+	case PROTOBUF_C_TYPE_FIXED64:
+		return sizeof(uint64_t);
+	case PROTOBUF_C_TYPE_FLOAT:
+		return sizeof(float);
+	case PROTOBUF_C_TYPE_DOUBLE:
+		return sizeof(double);
+	case PROTOBUF_C_TYPE_BOOL:
+		return sizeof(protobuf_c_boolean);
+	case PROTOBUF_C_TYPE_ENUM:
+		return sizeof(int);
+	case PROTOBUF_C_TYPE_STRING:
+		return sizeof(char *);
+	case PROTOBUF_C_TYPE_BYTES:
+		return sizeof(ProtobufCBinaryData);
+	case PROTOBUF_C_TYPE_MESSAGE:
+		return sizeof(ProtobufCMessage *);
+	}
+	return 0;
+}
+
+/*
+ * Matches NAME, converted to camel case, against the start of TEXT: an
+ * underscore is dropped and upper-cases the letter after it, and so is the
+ * first letter when UPPER_FIRST. Returns what follows the match in TEXT, or
+ * NULL when TEXT does not start with it.
+ */
+static const char *
+pbjson_camel_match(const char *name, bool upper_first, const char *text)
+{
+	bool upper = upper_first;
+
+	for (; *name != '\0'; name++) {
+		char c = *name;
+
+		if (c == '_') {
+			upper = true;
+			continue;
+		}
+		if (upper && c >= 'a' && c <= 'z') {
+			c = (char) (c - 'a' + 'A');
+		}
+		upper = false;
+		if (*text != c) {
+			return NULL;
+		}
+		text++;
+	}
+	return text;
+}
+
+/* Writes the JSON (lowerCamelCase) name of proto field NAME to OUT, which
+ * holds at least strlen(NAME) + 1 bytes. */
+static void
+pbjson_json_name(const char *name, char *out)
+{
+	bool upper = false;
+
+	for (; *name != '\0'; name++) {
+		char c = *name;
+
+		if (c == '_') {
+			upper = true;
+			continue;
+		}
+		if (upper && c >= 'a' && c <= 'z') {
+			c = (char) (c - 'a' + 'A');
+		}
+		upper  = false;
+		*out++ = c;
+	}
+	*out = '\0';
+}
+
+/*
+ * The entry message of FIELD of message DESC when FIELD is a map, else NULL:
+ * protoc makes map<K, V> name a repeated field of the nested message
+ * "<Field>Entry" with fields key = 1 and value = 2.
+ */
+static const ProtobufCMessageDescriptor *
+pbjson_map_entry(const ProtobufCMessageDescriptor *desc,
+    const ProtobufCFieldDescriptor                *field)
+{
+	const ProtobufCMessageDescriptor *entry = field->descriptor;
+	size_t                            len   = strlen(desc->name);
+	const char                       *rest;
+
+	if (field->label != PROTOBUF_C_LABEL_REPEATED ||
+	    field->type != PROTOBUF_C_TYPE_MESSAGE || entry == NULL ||
+	    entry->n_fields != 2 ||
+	    strncmp(entry->name, desc->name, len) != 0 ||
+	    entry->name[len] != '.') {
+		return NULL;
+	}
+	rest = pbjson_camel_match(field->name, true, entry->name + len + 1);
+	if (rest == NULL || strcmp(rest, "Entry") != 0 ||
+	    entry->fields[0].id != 1 ||
+	    strcmp(entry->fields[0].name, "key") != 0 ||
+	    entry->fields[1].id != 2 ||
+	    strcmp(entry->fields[1].name, "value") != 0 ||
+	    entry->fields[0].label == PROTOBUF_C_LABEL_REPEATED ||
+	    entry->fields[1].label == PROTOBUF_C_LABEL_REPEATED) {
+		return NULL;
+	}
+	return entry;
+}
+
+/* True when FIELD keeps its presence in a has_ word (proto2 optional
+ * scalars and bytes; not oneof members, strings or messages). */
+static bool
+pbjson_has_word(const ProtobufCFieldDescriptor *field)
+{
+	return field->label == PROTOBUF_C_LABEL_OPTIONAL &&
+	    (field->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) == 0 &&
+	    field->type != PROTOBUF_C_TYPE_STRING &&
+	    field->type != PROTOBUF_C_TYPE_MESSAGE;
+}
+
+/* A new message of type DESC at its defaults, or NULL (out of memory). */
+static ProtobufCMessage *
+pbjson_message_new(const ProtobufCMessageDescriptor *desc)
+{
+	ProtobufCMessage *m = malloc(desc->sizeof_message);
+
+	if (m != NULL) {
+		protobuf_c_message_init(desc, m);
+	}
+	return m;
+}
+
+/* ---------------------------------------------------------------------
+ * JSON to protobuf
+ * --------------------------------------------------------------------- */
+
+/* Reads TEXT, a whole decimal integer with an optional '-'. */
+static enum pbjson_integer
+pbjson_text_integer(const char *text, bool *negative, uint64_t *magnitude)
+{
+	uint64_t v = 0;
+
+	*negative = text[0] == '-';
+	if (*negative) {
+		text++;
+	}
+	if (*text < '0' || *text > '9') {
+		return PBJSON_INTEGER_NOT;
+	}
+	for (; *text != '\0'; text++) {
+		unsigned digit;
+
+		if (*text < '0' || *text > '9') {
+			return PBJSON_INTEGER_NOT;
+		}
+		digit = (unsigned) (*text - '0');
+		if (v > (UINT64_MAX - digit) / 10) {
+			/* Still say "not an integer" for
+			 * "99999999999999999999x".
+			 */
+			while (*text >= '0' && *text <= '9') {
+				text++;
+			}
+			return *text == '\0' ? PBJSON_INTEGER_OVERFLOW
+			                     : PBJSON_INTEGER_NOT;
+		}
+		v = v * 10 + digit;
+	}
+	*magnitude = v;
+	return PBJSON_INTEGER_OK;
+}
+
+/* Reads TEXT as a JSON number ("1.5e3"): only the characters of one, and
+ * all of TEXT. */
+static bool
+pbjson_text_number(const char *text, double *out)
+{
+	char *end;
+
+	if (text[0] == '\0' || text[strspn(text, "0123456789+-.eE")] != '\0') {
+		return false;
+	}
+	*out = strtod(text, &end);
+	return end != text && *end == '\0';
+}
+
+/*
+ * Reads an integer from VALUE (a JSON number without a fraction, or a
+ * string holding one) as a sign and a magnitude. TYPE names the field's
+ * type in errors.
+ */
+static int
+pbjson_get_integer(struct pbjson_parser *p, json_object *value,
+    ProtobufCType type, bool *negative, uint64_t *magnitude)
+{
+	double d;
+
+	switch (json_object_get_type(value)) {
+	case json_type_int: {
+		int64_t i = json_object_get_int64(value);
+
+		*negative  = i < 0;
+		*magnitude = i < 0 ? (uint64_t) (-(i + 1)) + 1
+		                   : json_object_get_uint64(value);
+		return 0;
+	}
+	case json_type_double:
+		d = json_object_get_double(value);
+		break;
+	case json_type_string: {
+		const char *text = json_object_get_string(value);
+
+		switch (pbjson_text_integer(text, negative, magnitude)) {
+		case PBJSON_INTEGER_OK:
+			return 0;
+		case PBJSON_INTEGER_OVERFLOW:
+			return pbjson_fail(p, "%s is out of range for %s",
+			    text, pbjson_type_name(type));
+		case PBJSON_INTEGER_NOT:
+			break;
+		}
+		if (!pbjson_text_number(text, &d)) {
+			return pbjson_fail(p,
+			    "expected an integer (%s), got the string \"%s\"",
+			    pbjson_type_name(type), text);
+		}
+		break;
+	}
+	default:
+		return pbjson_fail(p, "expected an integer (%s), got %s",
+		    pbjson_type_name(type), pbjson_json_type_name(value));
+	}
+	if (isnan(d) || d != trunc(d)) {
+		return pbjson_fail(p, "expected an integer (%s), got %s",
+		    pbjson_type_name(type), json_object_get_string(value));
+	}
+	if (!(fabs(d) < 18446744073709551616.0)) {
+		return pbjson_fail(p, "%s is out of range for %s",
+		    json_object_get_string(value), pbjson_type_name(type));
+	}
+	*negative  = d < 0;
+	*magnitude = (uint64_t) fabs(d);
+	return 0;
+}
+
+/* A signed integer of TYPE in [MIN, MAX] from VALUE. */
+static int
+pbjson_get_signed(struct pbjson_parser *p, json_object *value,
+    ProtobufCType type, int64_t min, int64_t max, int64_t *out)
+{
+	bool     negative;
+	uint64_t magnitude;
+
+	if (pbjson_get_integer(p, value, type, &negative, &magnitude) != 0) {
+		return -1;
+	}
+	if (magnitude == 0) {
+		negative = false; /* "-0" */
+	}
+	if (negative ? magnitude - 1 > (uint64_t) (-(min + 1))
+	             : magnitude > (uint64_t) max) {
+		return pbjson_fail(p, "%s is out of range for %s",
+		    json_object_get_string(value), pbjson_type_name(type));
+	}
+	*out = negative ? -(int64_t) (magnitude - 1) - 1 : (int64_t) magnitude;
+	return 0;
+}
+
+/* An unsigned integer of TYPE up to MAX from VALUE. */
+static int
+pbjson_get_unsigned(struct pbjson_parser *p, json_object *value,
+    ProtobufCType type, uint64_t max, uint64_t *out)
+{
+	bool     negative;
+	uint64_t magnitude;
+
+	if (pbjson_get_integer(p, value, type, &negative, &magnitude) != 0) {
+		return -1;
+	}
+	if ((negative && magnitude != 0) || magnitude > max) {
+		return pbjson_fail(p, "%s is out of range for %s",
+		    json_object_get_string(value), pbjson_type_name(type));
+	}
+	*out = magnitude;
+	return 0;
+}
+
+/* A float or double (SINGLE: float) from VALUE: a number, or the strings
+ * "NaN", "Infinity", "-Infinity" or a number in a string. */
+static int
+pbjson_get_real(
+    struct pbjson_parser *p, json_object *value, bool single, double *out)
+{
+	const char *type = single ? "float" : "double";
+	const char *text;
+	double      d;
+
+	switch (json_object_get_type(value)) {
+	case json_type_int: {
+		int64_t i = json_object_get_int64(value);
+
+		d = i < 0 ? (double) i
+		          : (double) json_object_get_uint64(value);
+		break;
+	}
+	case json_type_double:
+		d = json_object_get_double(value);
+		if (isnan(d)) {
+			return pbjson_fail(p,
+			    "NaN is not a JSON number; write it as the string "
+			    "\"NaN\"");
+		}
+		if (isinf(d)) {
+			return pbjson_fail(p,
+			    "%s is out of range for %s (write infinities as "
+			    "the strings \"Infinity\" and \"-Infinity\")",
+			    json_object_get_string(value), type);
+		}
+		break;
+	case json_type_string:
+		text = json_object_get_string(value);
+		if (strcmp(text, "NaN") == 0) {
+			d = NAN;
+		} else if (strcmp(text, "Infinity") == 0) {
+			d = INFINITY;
+		} else if (strcmp(text, "-Infinity") == 0) {
+			d = -INFINITY;
+		} else if (!pbjson_text_number(text, &d)) {
+			return pbjson_fail(p,
+			    "expected a number (%s), got the string \"%s\"",
+			    type, text);
+		} else if (isinf(d)) {
+			return pbjson_fail(
+			    p, "%s is out of range for %s", text, type);
+		}
+		break;
+	default:
+		return pbjson_fail(p, "expected a number (%s), got %s", type,
+		    pbjson_json_type_name(value));
+	}
+	if (single && isfinite(d) && fabs(d) > FLT_MAX) {
+		return pbjson_fail(p, "%s is out of range for float",
+		    json_object_get_string(value));
+	}
+	*out = d;
+	return 0;
+}
+
+/* The value of one base64 digit, either alphabet; -1 for none. */
+static int
+pbjson_base64_digit(char c)
+{
+	if (c >= 'A' && c <= 'Z') {
+		return c - 'A';
+	}
+	if (c >= 'a' && c <= 'z') {
+		return c - 'a' + 26;
+	}
+	if (c >= '0' && c <= '9') {
+		return c - '0' + 52;
+	}
+	if (c == '+' || c == '-') {
+		return 62;
+	}
+	if (c == '/' || c == '_') {
+		return 63;
+	}
+	return -1;
+}
+
+/*
+ * Decodes base64 TEXT of LEN characters (standard or URL-safe alphabet,
+ * padding optional) into OUT (malloc'd; NULL when empty). Returns 0, -1 when
+ * TEXT is not base64, -2 when out of memory.
+ */
+static int
+pbjson_base64_decode(const char *text, size_t len, ProtobufCBinaryData *out)
+{
+	size_t   padding = 0, digits, size, at = 0;
+	uint32_t bits = 0;
+	uint8_t *data;
+
+	while (len > 0 && text[len - 1] == '=' && padding < 2) {
+		len--;
+		padding++;
+	}
+	if (padding > 0 && (len + padding) % 4 != 0) {
+		return -1;
+	}
+	digits = len;
+	if (digits % 4 == 1) {
+		return -1;
+	}
+	size      = digits / 4 * 3 + (digits % 4 == 0 ? 0 : digits % 4 - 1);
+	out->len  = 0;
+	out->data = NULL;
+	if (size == 0) {
+		return digits == 0 ? 0 : -1;
+	}
+	data = malloc(size);
+	if (data == NULL) {
+		return -2;
+	}
+	for (size_t i = 0; i < digits; i++) {
+		int v = pbjson_base64_digit(text[i]);
+
+		if (v < 0) {
+			free(data);
+			return -1;
+		}
+		bits = (bits << 6) | (uint32_t) v;
+		if (i % 4 == 3) {
+			data[at++] = (uint8_t) (bits >> 16);
+			data[at++] = (uint8_t) (bits >> 8);
+			data[at++] = (uint8_t) bits;
+			bits       = 0;
+		}
+	}
+	if (digits % 4 == 2) {
+		data[at++] = (uint8_t) (bits >> 4);
+	} else if (digits % 4 == 3) {
+		data[at++] = (uint8_t) (bits >> 10);
+		data[at++] = (uint8_t) (bits >> 2);
+	}
+	out->len  = size;
+	out->data = data;
+	return 0;
+}
+
+/* An enum value of DESC from VALUE: its name, or its number. */
+static int
+pbjson_get_enum(struct pbjson_parser *p, const ProtobufCEnumDescriptor *desc,
+    json_object *value, int *out)
+{
+	const ProtobufCEnumValue *known;
+	int64_t                   number = 0;
+
+	switch (json_object_get_type(value)) {
+	case json_type_string:
+		known = protobuf_c_enum_descriptor_get_value_by_name(
+		    desc, json_object_get_string(value));
+		if (known == NULL) {
+			return pbjson_fail(p, "\"%s\" is not a value of %s",
+			    json_object_get_string(value), desc->name);
+		}
+		*out = known->value;
+		return 0;
+	case json_type_int:
+	case json_type_double:
+		if (pbjson_get_signed(p, value, PROTOBUF_C_TYPE_ENUM,
+		        INT32_MIN, INT32_MAX, &number) != 0) {
+			return -1;
+		}
+		*out = (int) number;
+		return 0;
+	default:
+		return pbjson_fail(p,
+		    "expected a name or number of %s, got %s", desc->name,
+		    pbjson_json_type_name(value));
+	}
+}
+
+static int pbjson_parse_fields(struct pbjson_parser *p,
+    const ProtobufCMessageDescriptor *desc, json_object *object,
+    ProtobufCMessage *message);
+
+/*
+ * Reads VALUE (not null) as one value of FIELD's type into MEMBER, which
+ * holds that type's C representation and is at its zero value.
+ */
+static int
+pbjson_parse_value(struct pbjson_parser *p,
+    const ProtobufCFieldDescriptor *field, json_object *value, void *member)
+{
+	int64_t  i = 0; /* set by the getters on success; zeroed for -O3 */
+	uint64_t u = 0;
+	double   d = 0.0;
+
+	switch (field->type) {
+	case PROTOBUF_C_TYPE_INT32:
+	case PROTOBUF_C_TYPE_SINT32:
+	case PROTOBUF_C_TYPE_SFIXED32:
+		if (pbjson_get_signed(p, value, field->type, INT32_MIN,
+		        INT32_MAX, &i) != 0) {
+			return -1;
+		}
+		*(int32_t *) member = (int32_t) i;
+		return 0;
+	case PROTOBUF_C_TYPE_INT64:
+	case PROTOBUF_C_TYPE_SINT64:
+	case PROTOBUF_C_TYPE_SFIXED64:
+		if (pbjson_get_signed(p, value, field->type, INT64_MIN,
+		        INT64_MAX, &i) != 0) {
+			return -1;
+		}
+		*(int64_t *) member = i;
+		return 0;
+	case PROTOBUF_C_TYPE_UINT32:
+	case PROTOBUF_C_TYPE_FIXED32:
+		if (pbjson_get_unsigned(
+		        p, value, field->type, UINT32_MAX, &u) != 0) {
+			return -1;
+		}
+		*(uint32_t *) member = (uint32_t) u;
+		return 0;
+	case PROTOBUF_C_TYPE_UINT64:
+	case PROTOBUF_C_TYPE_FIXED64:
+		if (pbjson_get_unsigned(
+		        p, value, field->type, UINT64_MAX, &u) != 0) {
+			return -1;
+		}
+		*(uint64_t *) member = u;
+		return 0;
+	case PROTOBUF_C_TYPE_FLOAT:
+		if (pbjson_get_real(p, value, true, &d) != 0) {
+			return -1;
+		}
+		*(float *) member = (float) d;
+		return 0;
+	case PROTOBUF_C_TYPE_DOUBLE:
+		if (pbjson_get_real(p, value, false, &d) != 0) {
+			return -1;
+		}
+		*(double *) member = d;
+		return 0;
+	case PROTOBUF_C_TYPE_BOOL:
+		if (json_object_get_type(value) != json_type_boolean) {
+			return pbjson_fail(p, "expected true or false, got %s",
+			    pbjson_json_type_name(value));
+		}
+		*(protobuf_c_boolean *) member =
+		    json_object_get_boolean(value) ? 1 : 0;
+		return 0;
+	case PROTOBUF_C_TYPE_ENUM:
+		return pbjson_get_enum(p, field->descriptor, value, member);
+	case PROTOBUF_C_TYPE_STRING: {
+		const char *text;
+		size_t      len;
+		char       *copy;
+
+		if (json_object_get_type(value) != json_type_string) {
+			return pbjson_fail(p, "expected a string, got %s",
+			    pbjson_json_type_name(value));
+		}
+		text = json_object_get_string(value);
+		len  = (size_t) json_object_get_string_len(value);
+		if (memchr(text, '\0', len) != NULL) {
+			return pbjson_fail(
+			    p, "a string field cannot hold a NUL character");
+		}
+		copy = malloc(len + 1);
+		if (copy == NULL) {
+			return pbjson_out_of_memory(p);
+		}
+		memcpy(copy, text, len + 1);
+		*(char **) member = copy;
+		return 0;
+	}
+	case PROTOBUF_C_TYPE_BYTES: {
+		int rv;
+
+		if (json_object_get_type(value) != json_type_string) {
+			return pbjson_fail(p,
+			    "expected a base64 string (bytes), got %s",
+			    pbjson_json_type_name(value));
+		}
+		rv = pbjson_base64_decode(json_object_get_string(value),
+		    (size_t) json_object_get_string_len(value), member);
+		if (rv == -2) {
+			return pbjson_out_of_memory(p);
+		}
+		if (rv != 0) {
+			return pbjson_fail(p, "\"%s\" is not base64 (bytes)",
+			    json_object_get_string(value));
+		}
+		return 0;
+	}
+	case PROTOBUF_C_TYPE_MESSAGE: {
+		const ProtobufCMessageDescriptor *desc = field->descriptor;
+		ProtobufCMessage                 *sub;
+
+		if (json_object_get_type(value) != json_type_object) {
+			return pbjson_fail(p,
+			    "expected an object (%s), got %s", desc->name,
+			    pbjson_json_type_name(value));
+		}
+		sub = pbjson_message_new(desc);
+		if (sub == NULL) {
+			return pbjson_out_of_memory(p);
+		}
+		*(ProtobufCMessage **) member = sub;
+		return pbjson_parse_fields(p, desc, value, sub);
+	}
+	}
+	return pbjson_fail(p, "field type %d is not supported", field->type);
+}
+
+/* Reads the JSON array VALUE into repeated FIELD of MESSAGE. */
+static int
+pbjson_parse_repeated(struct pbjson_parser *p,
+    const ProtobufCFieldDescriptor *field, json_object *value,
+    ProtobufCMessage *message)
+{
+	size_t *count =
+	    (size_t *) ((char *) message + field->quantifier_offset);
+	void **array = (void **) ((char *) message + field->offset);
+	size_t size  = pbjson_element_size(field->type), n;
+
+	if (json_object_get_type(value) != json_type_array) {
+		return pbjson_fail(p, "expected an array (repeated), got %s",
+		    pbjson_json_type_name(value));
+	}
+	n = json_object_array_length(value);
+	if (n == 0) {
+		return 0;
+	}
+	*array = calloc(n, size);
+	if (*array == NULL) {
+		return pbjson_out_of_memory(p);
+	}
+	for (size_t i = 0; i < n; i++) {
+		json_object *element = json_object_array_get_idx(value, i);
+		size_t       saved   = pbjson_path_push(p, "[%zu]", i);
+
+		if (element == NULL) {
+			return pbjson_fail(
+			    p, "null is not allowed in a repeated field");
+		}
+		/* Counted first: a zero element frees cleanly. */
+		(*count)++;
+		if (pbjson_parse_value(
+		        p, field, element, (char *) *array + i * size) != 0) {
+			return -1;
+		}
+		pbjson_path_pop(p, saved);
+	}
+	return 0;
+}
+
+/* Marks FIELD of MESSAGE present when it has a has_ word. */
+static void
+pbjson_mark_present(
+    ProtobufCMessage *message, const ProtobufCFieldDescriptor *field)
+{
+	if (pbjson_has_word(field)) {
+		*(protobuf_c_boolean *) ((char *) message +
+		    field->quantifier_offset) = 1;
+	}
+}
+
+/* Reads the JSON object VALUE into map FIELD (of entry type ENTRY) of
+ * MESSAGE: one entry per member, keyed by the member's name. */
+static int
+pbjson_parse_map(struct pbjson_parser *p,
+    const ProtobufCFieldDescriptor    *field,
+    const ProtobufCMessageDescriptor *entry_desc, json_object *value,
+    ProtobufCMessage *message)
+{
+	size_t *count =
+	    (size_t *) ((char *) message + field->quantifier_offset);
+	ProtobufCMessage ***array =
+	    (ProtobufCMessage ***) ((char *) message + field->offset);
+	const ProtobufCFieldDescriptor *key_field   = &entry_desc->fields[0];
+	const ProtobufCFieldDescriptor *value_field = &entry_desc->fields[1];
+	size_t                          n;
+
+	if (json_object_get_type(value) != json_type_object) {
+		return pbjson_fail(p, "expected an object (a map), got %s",
+		    pbjson_json_type_name(value));
+	}
+	n = (size_t) json_object_object_length(value);
+	if (n == 0) {
+		return 0;
+	}
+	*array = calloc(n, sizeof(**array));
+	if (*array == NULL) {
+		return pbjson_out_of_memory(p);
+	}
+	json_object_object_foreach(value, key, element)
+	{
+		ProtobufCMessage *entry = pbjson_message_new(entry_desc);
+		size_t            saved;
+		json_object      *key_json;
+		int               rv;
+
+		if (entry == NULL) {
+			return pbjson_out_of_memory(p);
+		}
+		(*array)[(*count)++] = entry;
+		saved = key_field->type == PROTOBUF_C_TYPE_STRING
+		    ? pbjson_path_push(p, "[\"%s\"]", key)
+		    : pbjson_path_push(p, "[%s]", key);
+		if (key_field->type == PROTOBUF_C_TYPE_BOOL) {
+			if (strcmp(key, "true") != 0 &&
+			    strcmp(key, "false") != 0) {
+				return pbjson_fail(p,
+				    "a bool map key is \"true\" or "
+				    "\"false\"");
+			}
+			*(protobuf_c_boolean *) ((char *) entry +
+			    key_field->offset) = key[0] == 't';
+		} else {
+			/* Every other key type reads from a string, as a
+			 * JSON string value would. */
+			key_json = json_object_new_string(key);
+			if (key_json == NULL) {
+				return pbjson_out_of_memory(p);
+			}
+			rv = pbjson_parse_value(p, key_field, key_json,
+			    (char *) entry + key_field->offset);
+			json_object_put(key_json);
+			if (rv != 0) {
+				return -1;
+			}
+		}
+		pbjson_mark_present(entry, key_field);
+		if (element == NULL) {
+			return pbjson_fail(p, "a map value cannot be null");
+		}
+		if (pbjson_parse_value(p, value_field, element,
+		        (char *) entry + value_field->offset) != 0) {
+			return -1;
+		}
+		pbjson_mark_present(entry, value_field);
+		pbjson_path_pop(p, saved);
+	}
+	return 0;
+}
+
+/* Reads VALUE (not null) into FIELD of MESSAGE (of type DESC). */
+static int
+pbjson_parse_field(struct pbjson_parser *p,
+    const ProtobufCMessageDescriptor    *desc,
+    const ProtobufCFieldDescriptor *field, json_object *value,
+    ProtobufCMessage *message)
+{
+	const ProtobufCMessageDescriptor *entry;
+
+	if (field->label == PROTOBUF_C_LABEL_REPEATED) {
+		entry = pbjson_map_entry(desc, field);
+		return entry != NULL
+		    ? pbjson_parse_map(p, field, entry, value, message)
+		    : pbjson_parse_repeated(p, field, value, message);
+	}
+	if ((field->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) != 0) {
+		uint32_t *which =
+		    (uint32_t *) ((char *) message + field->quantifier_offset);
+
+		if (*which != 0 && *which != field->id) {
+			const ProtobufCFieldDescriptor *other =
+			    protobuf_c_message_descriptor_get_field(
+			        desc, *which);
+
+			return pbjson_fail(p,
+			    "only one field of a oneof may be set, and \"%s\" "
+			    "is set too",
+			    other != NULL ? other->name : "another");
+		}
+		/* Set first: the member is freed with the message from now
+		 * on, and it is still zero. */
+		*which = field->id;
+	}
+	if (pbjson_parse_value(
+	        p, field, value, (char *) message + field->offset) != 0) {
+		return -1;
+	}
+	pbjson_mark_present(message, field);
+	return 0;
+}
+
+/* The field of DESC named KEY: by its proto name or its JSON name. */
+static const ProtobufCFieldDescriptor *
+pbjson_find_field(const ProtobufCMessageDescriptor *desc, const char *key)
+{
+	const ProtobufCFieldDescriptor *field =
+	    protobuf_c_message_descriptor_get_field_by_name(desc, key);
+
+	for (unsigned i = 0; field == NULL && i < desc->n_fields; i++) {
+		const char *rest =
+		    pbjson_camel_match(desc->fields[i].name, false, key);
+
+		if (rest != NULL && *rest == '\0') {
+			field = &desc->fields[i];
+		}
+	}
+	return field;
+}
+
+/* Reads the members of the JSON object OBJECT into MESSAGE (of type DESC,
+ * at its defaults). */
+static int
+pbjson_parse_fields(struct pbjson_parser *p,
+    const ProtobufCMessageDescriptor *desc, json_object *object,
+    ProtobufCMessage *message)
+{
+	/* The key that set each field, to refuse a second one. */
+	const char **seen = calloc(desc->n_fields + 1, sizeof(*seen));
+	int          rv   = 0;
+
+	if (seen == NULL) {
+		return pbjson_out_of_memory(p);
+	}
+	json_object_object_foreach(object, key, value)
+	{
+		const ProtobufCFieldDescriptor *field =
+		    pbjson_find_field(desc, key);
+		size_t saved = pbjson_path_push_field(p, key);
+
+		if (field == NULL) {
+			rv = pbjson_fail(p, "unknown field of %s", desc->name);
+			goto out;
+		}
+		if (seen[field - desc->fields] != NULL) {
+			rv =
+			    pbjson_fail(p, "field given twice (as \"%s\" too)",
+			        seen[field - desc->fields]);
+			goto out;
+		}
+		seen[field - desc->fields] = key;
+		/* null is the field's default value. */
+		if (value != NULL) {
+			rv =
+			    pbjson_parse_field(p, desc, field, value, message);
+			if (rv != 0) {
+				goto out;
+			}
+		}
+		pbjson_path_pop(p, saved);
+	}
+	for (unsigned i = 0; i < desc->n_fields; i++) {
+		if (desc->fields[i].label == PROTOBUF_C_LABEL_REQUIRED &&
+		    seen[i] == NULL) {
+			size_t saved =
+			    pbjson_path_push_field(p, desc->fields[i].name);
+
+			rv = pbjson_fail(
+			    p, "required field of %s is missing", desc->name);
+			pbjson_path_pop(p, saved);
+			goto out;
+		}
+	}
+out:
+	free(seen);
+	return rv;
+}
+
+/* Line and column (from 1) of byte OFFSET of TEXT. */
+static void
+pbjson_position(
+    const char *text, size_t offset, unsigned *line, unsigned *column)
+{
+	*line   = 1;
+	*column = 1;
+	for (size_t i = 0; i < offset && text[i] != '\0'; i++) {
+		if (text[i] == '\n') {
+			(*line)++;
+			*column = 1;
+		} else {
+			(*column)++;
+		}
+	}
+}
+
+ProtobufCMessage *
+zos_pbjson_parse(const ProtobufCMessageDescriptor *desc, const char *json,
+    char *error, size_t error_len)
+{
+	struct pbjson_parser    p = { .error = error, .error_len = error_len };
+	size_t                  len = strlen(json), end;
+	json_tokener           *tok;
+	json_object            *root;
+	enum json_tokener_error jerr;
+	ProtobufCMessage       *message;
+	unsigned                line, column;
+
+	if (error != NULL && error_len > 0) {
+		error[0] = '\0';
+	}
+	if (json[strspn(json, " \t\r\n")] == '\0') {
+		message = pbjson_message_new(desc);
+		if (message == NULL) {
+			pbjson_out_of_memory(&p);
+		}
+		return message;
+	}
+	if (len >= INT_MAX) {
+		pbjson_fail(&p, "JSON text of %zu bytes is too long", len);
+		return NULL;
+	}
+	tok = json_tokener_new();
+	if (tok == NULL) {
+		pbjson_out_of_memory(&p);
+		return NULL;
+	}
+	json_tokener_set_flags(
+	    tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+	/* The terminating NUL goes in too: it ends a number or a literal. */
+	root = json_tokener_parse_ex(tok, json, (int) len + 1);
+	jerr = json_tokener_get_error(tok);
+	end  = json_tokener_get_parse_end(tok);
+	json_tokener_free(tok);
+	if (jerr != json_tokener_success) {
+		if (end > len) {
+			end = len;
+		}
+		pbjson_position(json, end, &line, &column);
+		pbjson_fail(&p, "bad JSON at line %u, column %u: %s", line,
+		    column, json_tokener_error_desc(jerr));
+		json_object_put(root);
+		return NULL;
+	}
+	if (json_object_get_type(root) != json_type_object) {
+		pbjson_fail(&p, "expected a JSON object (%s), got %s",
+		    desc->name, pbjson_json_type_name(root));
+		json_object_put(root);
+		return NULL;
+	}
+	message = pbjson_message_new(desc);
+	if (message == NULL) {
+		pbjson_out_of_memory(&p);
+	} else if (pbjson_parse_fields(&p, desc, root, message) != 0) {
+		protobuf_c_message_free_unpacked(message, NULL);
+		message = NULL;
+	}
+	json_object_put(root);
+	return message;
+}
+
+/* ---------------------------------------------------------------------
+ * protobuf to JSON
+ * --------------------------------------------------------------------- */
+
+/* A float or double as JSON: the shortest decimal that reads back as the
+ * same value, or the strings of NaN and the infinities. */
+static json_object *
+pbjson_real_json(double value, bool single)
+{
+	char text[40];
+
+	if (isnan(value)) {
+		return json_object_new_string("NaN");
+	}
+	if (isinf(value)) {
+		return json_object_new_string(
+		    value > 0 ? "Infinity" : "-Infinity");
+	}
+	for (int precision = 1; precision <= 17; precision++) {
+		snprintf(text, sizeof(text), "%.*g", precision, value);
+		if (single ? strtof(text, NULL) == (float) value
+		           : strtod(text, NULL) == value) {
+			break;
+		}
+	}
+	return json_object_new_double_s(value, text);
+}
+
+/* BINARY as a standard base64 JSON string. */
+static json_object *
+pbjson_bytes_json(const ProtobufCBinaryData *binary)
+{
+	size_t       len = 4 * ((binary->len + 2) / 3), at = 0;
+	char        *text;
+	json_object *value;
+
+	text = malloc(len + 1);
+	if (text == NULL) {
+		return NULL;
+	}
+	for (size_t i = 0; i < binary->len; i += 3) {
+		uint32_t bits = (uint32_t) binary->data[i] << 16;
+		size_t   left = binary->len - i;
+
+		if (left > 1) {
+			bits |= (uint32_t) binary->data[i + 1] << 8;
+		}
+		if (left > 2) {
+			bits |= binary->data[i + 2];
+		}
+		text[at++] = pbjson_base64_alphabet[(bits >> 18) & 63];
+		text[at++] = pbjson_base64_alphabet[(bits >> 12) & 63];
+		text[at++] =
+		    left > 1 ? pbjson_base64_alphabet[(bits >> 6) & 63] : '=';
+		text[at++] =
+		    left > 2 ? pbjson_base64_alphabet[bits & 63] : '=';
+	}
+	text[at] = '\0';
+	value    = json_object_new_string_len(text, (int) at);
+	free(text);
+	return value;
+}
+
+static json_object *pbjson_message_json(const ProtobufCMessage *message);
+
+/* One value of FIELD's type, held at MEMBER, as JSON; NULL when out of
+ * memory. */
+static json_object *
+pbjson_value_json(const ProtobufCFieldDescriptor *field, const void *member)
+{
+	char text[32];
+
+	switch (field->type) {
+	case PROTOBUF_C_TYPE_INT32:
+	case PROTOBUF_C_TYPE_SINT32:
+	case PROTOBUF_C_TYPE_SFIXED32:
+		return json_object_new_int(*(const int32_t *) member);
+	case PROTOBUF_C_TYPE_UINT32:
+	case PROTOBUF_C_TYPE_FIXED32:
+		return json_object_new_int64(*(const uint32_t *) member);
+	case PROTOBUF_C_TYPE_INT64:
+	case PROTOBUF_C_TYPE_SINT64:
+	case PROTOBUF_C_TYPE_SFIXED64:
+		snprintf(
+		    text, sizeof(text), "%" PRId64, *(const int64_t *) member);
+		return json_object_new_string(text);
+	case PROTOBUF_C_TYPE_UINT64:
+	case PROTOBUF_C_TYPE_FIXED64:
+		snprintf(text, sizeof(text), "%" PRIu64,
+		    *(const uint64_t *) member);
+		return json_object_new_string(text);
+	case PROTOBUF_C_TYPE_FLOAT:
+		return pbjson_real_json(*(const float *) member, true);
+	case PROTOBUF_C_TYPE_DOUBLE:
+		return pbjson_real_json(*(const double *) member, false);
+	case PROTOBUF_C_TYPE_BOOL:
+		return json_object_new_boolean(
+		    *(const protobuf_c_boolean *) member != 0);
+	case PROTOBUF_C_TYPE_ENUM: {
+		int                       number = *(const int *) member;
+		const ProtobufCEnumValue *known =
+		    protobuf_c_enum_descriptor_get_value(
+		        field->descriptor, number);
+
+		return known != NULL ? json_object_new_string(known->name)
+		                     : json_object_new_int(number);
+	}
+	case PROTOBUF_C_TYPE_STRING: {
+		const char *s = *(char *const *) member;
+
+		return json_object_new_string(s != NULL ? s : "");
+	}
+	case PROTOBUF_C_TYPE_BYTES:
+		return pbjson_bytes_json(member);
+	case PROTOBUF_C_TYPE_MESSAGE: {
+		const ProtobufCMessage *sub =
+		    *(ProtobufCMessage *const *) member;
+
+		return sub != NULL ? pbjson_message_json(sub)
+		                   : json_object_new_object();
+	}
+	}
+	return NULL;
+}
+
+/* The text of a map key of FIELD's type held at MEMBER: the string itself,
+ * or TEXT filled in. */
+static const char *
+pbjson_map_key_text(const ProtobufCFieldDescriptor *field, const void *member,
+    char *text, size_t len)
+{
+	switch (field->type) {
+	case PROTOBUF_C_TYPE_STRING: {
+		const char *s = *(char *const *) member;
+
+		return s != NULL ? s : "";
+	}
+	case PROTOBUF_C_TYPE_BOOL:
+		return *(const protobuf_c_boolean *) member ? "true" : "false";
+	case PROTOBUF_C_TYPE_INT32:
+	case PROTOBUF_C_TYPE_SINT32:
+	case PROTOBUF_C_TYPE_SFIXED32:
+		snprintf(text, len, "%" PRId32, *(const int32_t *) member);
+		return text;
+	case PROTOBUF_C_TYPE_UINT32:
+	case PROTOBUF_C_TYPE_FIXED32:
+		snprintf(text, len, "%" PRIu32, *(const uint32_t *) member);
+		return text;
+	case PROTOBUF_C_TYPE_INT64:
+	case PROTOBUF_C_TYPE_SINT64:
+	case PROTOBUF_C_TYPE_SFIXED64:
+		snprintf(text, len, "%" PRId64, *(const int64_t *) member);
+		return text;
+	case PROTOBUF_C_TYPE_UINT64:
+	case PROTOBUF_C_TYPE_FIXED64:
+		snprintf(text, len, "%" PRIu64, *(const uint64_t *) member);
+		return text;
+	default:
+		/* protoc allows no other key type. */
+		snprintf(text, len, "?");
+		return text;
+	}
+}
+
+/* Repeated FIELD of MESSAGE (of type DESC) as a JSON array, or as an
+ * object when it is a map. */
+static json_object *
+pbjson_repeated_json(const ProtobufCMessageDescriptor *desc,
+    const ProtobufCFieldDescriptor *field, const ProtobufCMessage *message)
+{
+	size_t      count = *(const size_t *) ((const char *) message +
+            field->quantifier_offset);
+	const char *array =
+	    *(char *const *) ((const char *) message + field->offset);
+	const ProtobufCMessageDescriptor *entry_desc =
+	    pbjson_map_entry(desc, field);
+	size_t       size = pbjson_element_size(field->type);
+	json_object *out  = entry_desc != NULL ? json_object_new_object()
+	                                       : json_object_new_array();
+
+	if (out == NULL) {
+		return NULL;
+	}
+	for (size_t i = 0; i < count; i++) {
+		const void  *element = array + i * size;
+		json_object *value;
+		int          rv;
+
+		if (entry_desc == NULL) {
+			value = pbjson_value_json(field, element);
+			rv = value != NULL ? json_object_array_add(out, value)
+			                   : -1;
+		} else {
+			const ProtobufCMessage *entry =
+			    *(ProtobufCMessage *const *) element;
+			const ProtobufCFieldDescriptor *key_field =
+			    &entry_desc->fields[0];
+			const ProtobufCFieldDescriptor *value_field =
+			    &entry_desc->fields[1];
+			char        key_text[32];
+			const char *key;
+
+			if (entry == NULL) {
+				continue;
+			}
+			key   = pbjson_map_key_text(key_field,
+			      (const char *) entry + key_field->offset, key_text,
+			      sizeof(key_text));
+			value = pbjson_value_json(value_field,
+			    (const char *) entry + value_field->offset);
+			rv    = value != NULL
+			       ? json_object_object_add(out, key, value)
+			       : -1;
+		}
+		if (rv != 0) {
+			json_object_put(value);
+			json_object_put(out);
+			return NULL;
+		}
+	}
+	return out;
+}
+
+/* True when FIELD of MESSAGE is printed: set, and for proto3 scalars not
+ * at the default value (what protobuf-c would leave out when packing). */
+static bool
+pbjson_field_present(
+    const ProtobufCMessage *message, const ProtobufCFieldDescriptor *field)
+{
+	const char *member = (const char *) message + field->offset;
+
+	if ((field->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) != 0) {
+		return *(const uint32_t *) ((const char *) message +
+		           field->quantifier_offset) == field->id;
+	}
+	switch (field->label) {
+	case PROTOBUF_C_LABEL_REQUIRED:
+		return true;
+	case PROTOBUF_C_LABEL_REPEATED:
+		return *(const size_t *) ((const char *) message +
+		           field->quantifier_offset) > 0;
+	case PROTOBUF_C_LABEL_OPTIONAL:
+		if (!pbjson_has_word(field)) {
+			const void *ptr = *(void *const *) member;
+
+			return ptr != NULL && ptr != field->default_value;
+		}
+		return *(const protobuf_c_boolean *) ((const char *) message +
+		           field->quantifier_offset) != 0;
+	case PROTOBUF_C_LABEL_NONE:
+		break;
+	}
+	switch (field->type) {
+	case PROTOBUF_C_TYPE_INT32:
+	case PROTOBUF_C_TYPE_SINT32:
+	case PROTOBUF_C_TYPE_SFIXED32:
+	case PROTOBUF_C_TYPE_UINT32:
+	case PROTOBUF_C_TYPE_FIXED32:
+		return *(const uint32_t *) member != 0;
+	case PROTOBUF_C_TYPE_INT64:
+	case PROTOBUF_C_TYPE_SINT64:
+	case PROTOBUF_C_TYPE_SFIXED64:
+	case PROTOBUF_C_TYPE_UINT64:
+	case PROTOBUF_C_TYPE_FIXED64:
+		return *(const uint64_t *) member != 0;
+	case PROTOBUF_C_TYPE_FLOAT:
+		return *(const float *) member != 0;
+	case PROTOBUF_C_TYPE_DOUBLE:
+		return *(const double *) member != 0;
+	case PROTOBUF_C_TYPE_BOOL:
+		return *(const protobuf_c_boolean *) member != 0;
+	case PROTOBUF_C_TYPE_ENUM:
+		return *(const int *) member != 0;
+	case PROTOBUF_C_TYPE_STRING: {
+		const char *s = *(char *const *) member;
+
+		return s != NULL && s[0] != '\0';
+	}
+	case PROTOBUF_C_TYPE_BYTES:
+		return ((const ProtobufCBinaryData *) member)->len > 0;
+	case PROTOBUF_C_TYPE_MESSAGE:
+		return *(ProtobufCMessage *const *) member != NULL;
+	}
+	return false;
+}
+
+/* MESSAGE as a JSON object; NULL when out of memory. */
+static json_object *
+pbjson_message_json(const ProtobufCMessage *message)
+{
+	const ProtobufCMessageDescriptor *desc = message->descriptor;
+	json_object                      *out  = json_object_new_object();
+
+	if (out == NULL) {
+		return NULL;
+	}
+	for (unsigned i = 0; i < desc->n_fields; i++) {
+		const ProtobufCFieldDescriptor *field = &desc->fields[i];
+		size_t                          len = strlen(field->name) + 1;
+		char                            small[PBJSON_NAME_SMALL];
+		char                           *name;
+		json_object                    *value;
+		int                             rv;
+
+		if (!pbjson_field_present(message, field)) {
+			continue;
+		}
+		value = field->label == PROTOBUF_C_LABEL_REPEATED
+		    ? pbjson_repeated_json(desc, field, message)
+		    : pbjson_value_json(
+		          field, (const char *) message + field->offset);
+		name  = len <= sizeof(small) ? small : malloc(len);
+		if (value == NULL || name == NULL) {
+			json_object_put(value);
+			json_object_put(out);
+			return NULL;
+		}
+		pbjson_json_name(field->name, name);
+		rv = json_object_object_add(out, name, value);
+		if (name != small) {
+			free(name);
+		}
+		if (rv != 0) {
+			json_object_put(value);
+			json_object_put(out);
+			return NULL;
+		}
+	}
+	return out;
+}
+
+/* Appends TEXT to PB; false when out of memory. */
+static bool
+pbjson_append(struct printbuf *pb, const char *text)
+{
+	return printbuf_memappend(pb, text, (int) strlen(text)) >= 0;
+}
+
+/* Appends a newline and the indentation of DEPTH when PRETTY. */
+static bool
+pbjson_newline(struct printbuf *pb, bool pretty, int depth)
+{
+	return !pretty ||
+	    (pbjson_append(pb, "\n") &&
+	        (depth == 0 || printbuf_memset(pb, -1, ' ', 2 * depth) >= 0));
+}
+
+/* Appends KEY as a quoted, escaped JSON string. */
+static bool
+pbjson_write_key(struct printbuf *pb, const char *key)
+{
+	json_object *string = json_object_new_string(key);
+	bool         ok;
+
+	if (string == NULL) {
+		return false;
+	}
+	ok = pbjson_append(pb,
+	    json_object_to_json_string_ext(string,
+	        JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+	json_object_put(string);
+	return ok;
+}
+
+/* Appends VALUE at nesting DEPTH: on one line, or two spaces per level. */
+static bool
+pbjson_write(struct printbuf *pb, json_object *value, bool pretty, int depth)
+{
+	bool first = true;
+
+	switch (json_object_get_type(value)) {
+	case json_type_object: {
+		if (json_object_object_length(value) == 0) {
+			return pbjson_append(pb, "{}");
+		}
+		if (!pbjson_append(pb, "{")) {
+			return false;
+		}
+		json_object_object_foreach(value, key, member)
+		{
+			if ((!first && !pbjson_append(pb, ",")) ||
+			    !pbjson_newline(pb, pretty, depth + 1) ||
+			    !pbjson_write_key(pb, key) ||
+			    !pbjson_append(pb, pretty ? ": " : ":") ||
+			    !pbjson_write(pb, member, pretty, depth + 1)) {
+				return false;
+			}
+			first = false;
+		}
+		return pbjson_newline(pb, pretty, depth) &&
+		    pbjson_append(pb, "}");
+	}
+	case json_type_array: {
+		size_t n = json_object_array_length(value);
+
+		if (n == 0) {
+			return pbjson_append(pb, "[]");
+		}
+		if (!pbjson_append(pb, "[")) {
+			return false;
+		}
+		for (size_t i = 0; i < n; i++) {
+			if ((i > 0 && !pbjson_append(pb, ",")) ||
+			    !pbjson_newline(pb, pretty, depth + 1) ||
+			    !pbjson_write(pb,
+			        json_object_array_get_idx(value, i), pretty,
+			        depth + 1)) {
+				return false;
+			}
+		}
+		return pbjson_newline(pb, pretty, depth) &&
+		    pbjson_append(pb, "]");
+	}
+	default:
+		return pbjson_append(pb,
+		    json_object_to_json_string_ext(value,
+		        JSON_C_TO_STRING_PLAIN |
+		            JSON_C_TO_STRING_NOSLASHESCAPE));
+	}
+}
+
+char *
+zos_pbjson_print(const ProtobufCMessage *message, bool pretty, char *error,
+    size_t error_len)
+{
+	json_object     *root;
+	struct printbuf *pb;
+	char            *text = NULL;
+
+	if (error != NULL && error_len > 0) {
+		error[0] = '\0';
+	}
+	root = pbjson_message_json(message);
+	pb   = printbuf_new();
+	if (root != NULL && pb != NULL && pbjson_write(pb, root, pretty, 0)) {
+		text = malloc((size_t) pb->bpos + 1);
+		if (text != NULL) {
+			memcpy(text, pb->buf, (size_t) pb->bpos);
+			text[pb->bpos] = '\0';
+		}
+	}
+	if (pb != NULL) {
+		printbuf_free(pb);
+	}
+	json_object_put(root);
+	if (text == NULL && error != NULL && error_len > 0) {
+		snprintf(error, error_len, "out of memory");
+	}
+	return text;
+}

@@ -1,0 +1,926 @@
+/*
+ * zosctl against a real zosd: every typed command and its output (parsed
+ * as JSON), `call` with JSON for every method zosd serves (from the
+ * argument and from stdin), `list`, the help texts, and every error path
+ * with its exit status. Each test that needs a server starts its own zosd
+ * on an ipc:// socket named after the test's process, and the suite's fini
+ * stops it (SIGTERM, then proc_wait), whatever the test's outcome.
+ *
+ * zosd runs through tests/support/proc.h. zosctl runs through run_zosctl
+ * below instead, because the tests check what goes to stdout and what to
+ * stderr apart and feed stdin, which proc_start (one pipe for both
+ * outputs, no stdin) cannot do. Every wait is bounded (10 s).
+ */
+#include <criterion/criterion.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "methods.h"
+#include "proc.h"
+
+extern char **environ;
+
+/* Bound of every wait, in milliseconds. */
+#define WAIT_MS 10000
+
+/* ---------------------------------------------------------------------
+ * zosd, one per test process
+ * --------------------------------------------------------------------- */
+
+/* The test's zosd. Criterion runs each test in its own process, so these
+ * belong to one test; the suite's fini reads them to stop the server. */
+static struct proc zosd_proc;
+static bool        zosd_running;
+static char        zosd_sock[128];
+static char        zosd_url[160];
+
+/* Starts zosd on this test's ipc socket, with SKILLS_FILE when not NULL. */
+static const char *
+start_zosd(const char *skills_file)
+{
+	char *argv[] = { (char *) env_path("ZOSD"), "--in-memory", "--listen",
+		zosd_url, "--metrics-listen", "off", "--log-level", "warn",
+		"--shutdown-grace-ms", "2000",
+		skills_file != NULL ? "--skills-file" : NULL,
+		(char *) skills_file, NULL };
+
+	snprintf(zosd_sock, sizeof(zosd_sock), "/tmp/zosctl-test-%d.sock",
+	    (int) getpid());
+	snprintf(zosd_url, sizeof(zosd_url), "ipc://%s", zosd_sock);
+	proc_start(&zosd_proc, argv);
+	zosd_running = true;
+	cr_assert(proc_wait_for(&zosd_proc, "listening on"), "ready line:\n%s",
+	    zosd_proc.text);
+	return zosd_url;
+}
+
+/* Stops the test's zosd, if it runs: SIGTERM, and a clean exit. */
+static void
+stop_zosd(void)
+{
+	if (!zosd_running) {
+		return;
+	}
+	zosd_running = false;
+	kill(zosd_proc.pid, SIGTERM);
+	cr_assert_eq(proc_wait(&zosd_proc), 0, "clean exit after SIGTERM:\n%s",
+	    zosd_proc.text);
+	unlink(zosd_sock);
+}
+
+TestSuite(zosctl, .fini = stop_zosd, .timeout = 60);
+
+/* ---------------------------------------------------------------------
+ * Running zosctl
+ * --------------------------------------------------------------------- */
+
+/* One run of zosctl: its exit status and what it wrote. */
+struct run {
+	int    status; /* exit status, or -signal */
+	char   out[65536];
+	size_t out_len;
+	char   err[16384];
+	size_t err_len;
+};
+
+/* Milliseconds left until DEADLINE (CLOCK_MONOTONIC), at least 0. */
+static int
+ms_left(const struct timespec *deadline)
+{
+	struct timespec now;
+	long            ms;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	ms = (deadline->tv_sec - now.tv_sec) * 1000 +
+	    (deadline->tv_nsec - now.tv_nsec) / 1000000;
+	return ms < 0 ? 0 : (int) ms;
+}
+
+/*
+ * Runs zosctl with the NULL-terminated ARGS, INPUT on its stdin (NULL:
+ * /dev/null), and waits for it (at most 10 s, then SIGKILL and a failed
+ * assertion). Fills *R.
+ */
+static void
+run_argv(struct run *r, const char *input, const char *const args[])
+{
+	const char                *argv[40];
+	int                        out[2], err[2], in[2] = { -1, -1 }, n = 0;
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t          attr;
+	sigset_t                   defaults;
+	pid_t                      pid;
+	struct timespec            deadline;
+	struct pollfd              pfd[2];
+	int                        status, pidfd;
+
+	memset(r, 0, sizeof(*r));
+	argv[n++] = env_path("ZOSCTL");
+	for (int i = 0; args[i] != NULL; i++) {
+		cr_assert_lt(n, 39);
+		argv[n++] = args[i];
+	}
+	argv[n] = NULL;
+
+	cr_assert_eq(pipe(out), 0);
+	cr_assert_eq(pipe(err), 0);
+	posix_spawn_file_actions_init(&fa);
+	if (input != NULL) {
+		cr_assert_eq(pipe(in), 0);
+		posix_spawn_file_actions_adddup2(&fa, in[0], 0);
+		posix_spawn_file_actions_addclose(&fa, in[1]);
+	} else {
+		posix_spawn_file_actions_addopen(
+		    &fa, 0, "/dev/null", O_RDONLY, 0);
+	}
+	posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+	posix_spawn_file_actions_adddup2(&fa, err[1], 2);
+	posix_spawn_file_actions_addclose(&fa, out[0]);
+	posix_spawn_file_actions_addclose(&fa, err[0]);
+	/* The test ignores SIGPIPE (zosctl may exit before reading all of
+	 * its input); zosctl itself gets the default. */
+	posix_spawnattr_init(&attr);
+	sigemptyset(&defaults);
+	sigaddset(&defaults, SIGPIPE);
+	posix_spawnattr_setsigdefault(&attr, &defaults);
+	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF);
+	signal(SIGPIPE, SIG_IGN);
+	cr_assert_eq(
+	    posix_spawn(&pid, argv[0], &fa, &attr, (char **) argv, environ), 0,
+	    "spawn %s", argv[0]);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&attr);
+	close(out[1]);
+	close(err[1]);
+	if (input != NULL) {
+		size_t len = strlen(input), done = 0;
+
+		close(in[0]);
+		/* Inputs are far below the pipe's buffer: no reader needed. */
+		cr_assert_lt(len, 32768);
+		while (done < len) {
+			ssize_t w = write(in[1], input + done, len - done);
+
+			if (w <= 0) {
+				break; /* zosctl is gone: it did not want it */
+			}
+			done += (size_t) w;
+		}
+		close(in[1]);
+	}
+
+	clock_gettime(CLOCK_MONOTONIC, &deadline);
+	deadline.tv_sec += WAIT_MS / 1000;
+	pfd[0] = (struct pollfd) { .fd = out[0], .events = POLLIN };
+	pfd[1] = (struct pollfd) { .fd = err[0], .events = POLLIN };
+	while (pfd[0].fd >= 0 || pfd[1].fd >= 0) {
+		int ready = poll(pfd, 2, ms_left(&deadline));
+
+		if (ready <= 0) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			cr_assert(false, "zosctl did not finish in 10 s");
+		}
+		for (int i = 0; i < 2; i++) {
+			char   *buf = i == 0 ? r->out : r->err;
+			size_t *len = i == 0 ? &r->out_len : &r->err_len;
+			size_t  cap = i == 0 ? sizeof(r->out) : sizeof(r->err);
+			ssize_t got;
+
+			if (pfd[i].fd < 0 || pfd[i].revents == 0) {
+				continue;
+			}
+			got = read(pfd[i].fd, buf + *len, cap - 1 - *len);
+			if (got <= 0) {
+				close(pfd[i].fd);
+				pfd[i].fd = -1;
+				continue;
+			}
+			*len += (size_t) got;
+			buf[*len] = '\0';
+		}
+	}
+	pidfd = (int) syscall(SYS_pidfd_open, pid, 0);
+	cr_assert(pidfd >= 0, "pidfd_open");
+	pfd[0] = (struct pollfd) { .fd = pidfd, .events = POLLIN };
+	if (poll(pfd, 1, ms_left(&deadline)) <= 0) {
+		kill(pid, SIGKILL);
+	}
+	close(pidfd);
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	r->status =
+	    WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+}
+
+/* run_argv with the arguments listed after INPUT, up to a NULL. */
+static void
+run(struct run *r, const char *input, ...)
+{
+	const char *args[36];
+	int         n = 0;
+	va_list     ap;
+
+	va_start(ap, input);
+	while ((args[n] = va_arg(ap, const char *)) != NULL) {
+		cr_assert_lt(++n, 35);
+	}
+	va_end(ap);
+	run_argv(r, input, args);
+}
+
+/* Asserts that R exited 0 with JSON on stdout and nothing on stderr, and
+ * returns the JSON (json_object_put it). */
+static json_object *
+ok_json(const struct run *r)
+{
+	json_object *o;
+
+	cr_assert_eq(r->status, 0, "exit %d\nstdout: %s\nstderr: %s",
+	    r->status, r->out, r->err);
+	cr_assert_str_eq(r->err, "", "nothing on stderr");
+	o = json_tokener_parse(r->out);
+	cr_assert_not_null(o, "stdout is JSON: %s", r->out);
+	cr_assert_eq(json_object_get_type(o), json_type_object, "%s", r->out);
+	cr_assert_eq(r->out[r->out_len - 1], '\n', "ends with a newline");
+	return o;
+}
+
+/* The value at JSON pointer PATH of O, as text ("1" for 1, "true" for
+ * true), or NULL when absent. */
+static const char *
+get(json_object *o, const char *path)
+{
+	json_object *v;
+
+	if (json_pointer_get(o, path, &v) != 0) {
+		return NULL;
+	}
+	return json_object_get_string(v);
+}
+
+/* Asserts the value at PATH of O is the text EXPECTED. */
+static void
+assert_get(json_object *o, const char *path, const char *expected)
+{
+	const char *v = get(o, path);
+
+	cr_assert_not_null(v, "%s in %s", path, json_object_get_string(o));
+	cr_assert_str_eq(
+	    v, expected, "%s in %s", path, json_object_get_string(o));
+}
+
+/* Asserts that R failed with status STATUS, nothing on stdout, and stderr
+ * starting with PREFIX and containing NEEDLE (when not NULL). */
+static void
+assert_failed(
+    const struct run *r, int status, const char *prefix, const char *needle)
+{
+	cr_assert_eq(r->status, status,
+	    "exit %d, not %d\nstdout: %s\nstderr: %s", r->status, status,
+	    r->out, r->err);
+	cr_assert_str_eq(r->out, "", "nothing on stdout");
+	cr_assert(strncmp(r->err, prefix, strlen(prefix)) == 0,
+	    "stderr starts with '%s': %s", prefix, r->err);
+	cr_assert(needle == NULL || strstr(r->err, needle) != NULL,
+	    "stderr names '%s': %s", needle, r->err);
+}
+
+/* Starts a session for PROBLEM through zosctl; returns its id (static). */
+static const char *
+start_session(const char *url, const char *problem)
+{
+	static char  id[64];
+	struct run   r;
+	json_object *o;
+
+	run(&r, NULL, "--url", url, "session", "start", problem, NULL);
+	o = ok_json(&r);
+	assert_get(o, "/problemId", problem);
+	assert_get(o, "/state", "AWAITING_SOLUTION");
+	snprintf(id, sizeof(id), "%s", get(o, "/id"));
+	cr_assert_gt(strlen(id), 0);
+	json_object_put(o);
+	return id;
+}
+
+/* ---------------------------------------------------------------------
+ * Typed commands
+ * --------------------------------------------------------------------- */
+
+Test(zosctl, health_prints_the_status_and_exits_one_unless_serving)
+{
+	const char  *url = start_zosd(NULL);
+	struct run   r;
+	json_object *o;
+
+	run(&r, NULL, "--url", url, "health", NULL);
+	o = ok_json(&r);
+	assert_get(o, "/status", "SERVING");
+	json_object_put(o);
+	cr_assert_str_eq(r.out, "{\n  \"status\": \"SERVING\"\n}\n");
+
+	run(&r, NULL, "health", "zos.v1.Skills", "--url", url, NULL);
+	o = ok_json(&r);
+	assert_get(o, "/status", "SERVING");
+	json_object_put(o);
+
+	run(&r, NULL, "--url", url, "health", "zos.v1.Nope", NULL);
+	cr_assert_eq(r.status, 1, "%s%s", r.out, r.err);
+	o = json_tokener_parse(r.out);
+	cr_assert_not_null(o, "%s", r.out);
+	assert_get(o, "/status", "SERVICE_UNKNOWN");
+	json_object_put(o);
+	stop_zosd();
+}
+
+Test(zosctl, skills_get_and_update)
+{
+	const char  *url = start_zosd(NULL);
+	struct run   r;
+	json_object *o, *v;
+
+	run(&r, NULL, "--url", url, "skills", "get", NULL);
+	o = ok_json(&r);
+	cr_assert_eq(json_pointer_get(o, "/skills", &v), 0);
+	cr_assert_eq(json_object_array_length(v), 6);
+	assert_get(o, "/skills/0/name", "direct_proof");
+	assert_get(o, "/skills/0/level", "0.5");
+	cr_assert_null(get(o, "/version"), "version 0 is left out");
+	json_object_put(o);
+
+	run(&r, NULL, "--url", url, "skills", "update", "induction=0.25",
+	    "cases=-0.125", NULL);
+	o = ok_json(&r);
+	assert_get(o, "/version", "1");
+	cr_assert_eq(json_pointer_get(o, "/version", &v), 0);
+	cr_assert_eq(
+	    json_object_get_type(v), json_type_string, "uint64 is a string");
+	assert_get(o, "/skills/3/name", "induction");
+	assert_get(o, "/skills/3/level", "0.75");
+	assert_get(o, "/skills/3/attempts", "1");
+	assert_get(o, "/skills/4/name", "cases");
+	assert_get(o, "/skills/4/level", "0.375");
+	json_object_put(o);
+
+	run(&r, NULL, "--url", url, "skills", "update", "induction=0.1",
+	    "--expected-version", "5", NULL);
+	assert_failed(&r, 1, "ABORTED: ", NULL);
+	run(&r, NULL, "--url", url, "skills", "update", "--expected-version=1",
+	    "induction=0.1", NULL);
+	o = ok_json(&r);
+	assert_get(o, "/version", "2");
+	json_object_put(o);
+	run(&r, NULL, "--url", url, "skills", "update", "nosuch=0.1", NULL);
+	assert_failed(&r, 1, "INVALID_ARGUMENT: ", NULL);
+	stop_zosd();
+}
+
+Test(zosctl, skills_reload_reads_the_skills_file)
+{
+	char         path[128];
+	FILE        *f;
+	const char  *url;
+	struct run   r;
+	json_object *o;
+
+	snprintf(
+	    path, sizeof(path), "/tmp/zosctl-test-%d.skills", (int) getpid());
+	f = fopen(path, "w");
+	cr_assert_not_null(f);
+	fputs("induction 0.25\ncases 0.75\n", f);
+	cr_assert_eq(fclose(f), 0);
+	url = start_zosd(path);
+	run(&r, NULL, "--url", url, "skills", "reload", NULL);
+	o = ok_json(&r);
+	assert_get(o, "/skills/0/name", "induction");
+	assert_get(o, "/skills/0/level", "0.25");
+	assert_get(o, "/skills/1/name", "cases");
+	json_object_put(o);
+	stop_zosd();
+	unlink(path);
+
+	url = start_zosd(NULL);
+	run(&r, NULL, "--url", url, "skills", "reload", NULL);
+	assert_failed(&r, 1, "FAILED_PRECONDITION: ", "--skills-file");
+	stop_zosd();
+}
+
+Test(zosctl, session_start_get_transition_reset)
+{
+	const char  *url = start_zosd(NULL);
+	struct run   r;
+	json_object *o;
+	char         id[64];
+
+	snprintf(id, sizeof(id), "%s", start_session(url, "p-1"));
+	run(&r, NULL, "--url", url, "session", "get", id, NULL);
+	o = ok_json(&r);
+	assert_get(o, "/id", id);
+	assert_get(o, "/problemId", "p-1");
+	assert_get(o, "/version", "1");
+	cr_assert_not_null(get(o, "/createdUnixMs"));
+	json_object_put(o);
+
+	run(&r, NULL, "--url", url, "session", "transition", id, "ANALYZING",
+	    "--expected-version", "1", NULL);
+	o = ok_json(&r);
+	assert_get(o, "/state", "ANALYZING");
+	assert_get(o, "/version", "2");
+	json_object_put(o);
+
+	run(&r, NULL, "--url", url, "session", "transition", id,
+	    "feedback_ready", "--expected-version", "1", NULL);
+	assert_failed(&r, 1, "ABORTED: ", NULL);
+	run(&r, NULL, "--url", url, "session", "transition", id, "SOLVED",
+	    NULL);
+	assert_failed(&r, 1, "FAILED_PRECONDITION: ", NULL);
+	run(&r, NULL, "--url", url, "session", "transition", id,
+	    "feedback_ready", NULL);
+	o = ok_json(&r);
+	assert_get(o, "/state", "FEEDBACK_READY");
+	json_object_put(o);
+
+	run(&r, NULL, "--url", url, "session", "reset", id, NULL);
+	o = ok_json(&r);
+	assert_get(o, "/state", "AWAITING_SOLUTION");
+	assert_get(o, "/version", "4");
+	json_object_put(o);
+	stop_zosd();
+}
+
+Test(zosctl, session_list_pages)
+{
+	const char  *url = start_zosd(NULL);
+	struct run   r;
+	json_object *o, *v;
+	char         first[64], second[64], token[256];
+
+	snprintf(first, sizeof(first), "%s", start_session(url, "a"));
+	snprintf(second, sizeof(second), "%s", start_session(url, "b"));
+
+	run(&r, NULL, "--url", url, "session", "list", NULL);
+	o = ok_json(&r);
+	assert_get(o, "/total", "2");
+	cr_assert_eq(json_pointer_get(o, "/sessions", &v), 0);
+	cr_assert_eq(json_object_array_length(v), 2);
+	cr_assert_null(get(o, "/nextPageToken"));
+	json_object_put(o);
+
+	run(&r, NULL, "--url", url, "session", "list", "--page-size", "1",
+	    NULL);
+	o = ok_json(&r);
+	assert_get(o, "/sessions/0/id", first);
+	cr_assert_not_null(get(o, "/nextPageToken"));
+	snprintf(token, sizeof(token), "%s", get(o, "/nextPageToken"));
+	json_object_put(o);
+
+	run(&r, NULL, "--url", url, "session", "list", "--page-size", "1",
+	    "--page-token", token, NULL);
+	o = ok_json(&r);
+	assert_get(o, "/sessions/0/id", second);
+	assert_get(o, "/total", "2");
+	json_object_put(o);
+
+	run(&r, NULL, "--url", url, "session", "list", "--page-size", "x",
+	    NULL);
+	assert_failed(&r, 2, "zosctl: ", "--page-size");
+	stop_zosd();
+}
+
+Test(zosctl, routing_cache_and_complete)
+{
+	const char  *url = start_zosd(NULL);
+	struct run   r;
+	json_object *o;
+	char         id[64];
+
+	run(&r, NULL, "--url", url, "routing", "route", "hint", NULL);
+	o = ok_json(&r);
+	cr_assert_not_null(get(o, "/primaryModel"), "%s", r.out);
+	cr_assert_not_null(get(o, "/fallbackModel"), "%s", r.out);
+	json_object_put(o);
+
+	run(&r, NULL, "--url", url, "cache", "stats", NULL);
+	o = ok_json(&r);
+	assert_get(o, "/capacity", "200");
+	cr_assert_null(get(o, "/size"));
+	json_object_put(o);
+
+	run(&r, NULL, "--url", url, "cache", "store", "m", "p", "r", NULL);
+	o = ok_json(&r);
+	cr_assert_str_eq(r.out, "{}\n");
+	json_object_put(o);
+	run(&r, NULL, "--url", url, "cache", "lookup", "m", "p", NULL);
+	o = ok_json(&r);
+	assert_get(o, "/hit", "true");
+	assert_get(o, "/response", "r");
+	json_object_put(o);
+	run(&r, NULL, "--url", url, "cache", "clear", NULL);
+	o = ok_json(&r);
+	json_object_put(o);
+	run(&r, NULL, "--url", url, "cache", "lookup", "m", "p", NULL);
+	o = ok_json(&r);
+	cr_assert_null(get(o, "/hit"), "a miss: %s", r.out);
+	json_object_put(o);
+
+	snprintf(id, sizeof(id), "%s", start_session(url, "p"));
+	run(&r, NULL, "--url", url, "complete", "--session", id, "--task",
+	    "hint", "is 2 prime?", NULL);
+	o = ok_json(&r);
+	cr_assert(strstr(get(o, "/text"), "is 2 prime?") != NULL, "%s", r.out);
+	cr_assert_not_null(get(o, "/model"));
+	assert_get(o, "/attempts", "1");
+	assert_get(o, "/session/id", id);
+	assert_get(o, "/session/state", "FEEDBACK_READY");
+	json_object_put(o);
+
+	run(&r, NULL, "--url", url, "complete", "--task", "hint", "--",
+	    "-starts with a dash", NULL);
+	o = ok_json(&r);
+	cr_assert(strstr(get(o, "/text"), "-starts with a dash") != NULL, "%s",
+	    r.out);
+	cr_assert_null(get(o, "/session"));
+	json_object_put(o);
+	run(&r, NULL, "--url", url, "complete", "--task", "hint", "--",
+	    "-starts with a dash", NULL);
+	o = ok_json(&r);
+	assert_get(o, "/cached", "true");
+	json_object_put(o);
+
+	run(&r, NULL, "--url", url, "routing", "metrics", NULL);
+	o = ok_json(&r);
+	cr_assert_not_null(get(o, "/models/0/model"), "%s", r.out);
+	cr_assert_not_null(get(o, "/models/0/successCount"), "%s", r.out);
+	json_object_put(o);
+	stop_zosd();
+}
+
+/* ---------------------------------------------------------------------
+ * call and list
+ * --------------------------------------------------------------------- */
+
+/* One `call` of the table below: the request JSON (with "%s" for a
+ * session id) and a JSON pointer with its expected text in the reply
+ * (NULL: the reply is {}). */
+struct call_case {
+	const char *method;
+	const char *json;
+	const char *path;
+	const char *expected;
+};
+
+/* Copies TEMPLATE to OUT with its "%s" (if any) replaced by ID. */
+static void
+fill_in(char *out, size_t len, const char *template, const char *id)
+{
+	const char *at = strstr(template, "%s");
+
+	if (at == NULL) {
+		snprintf(out, len, "%s", template);
+	} else {
+		snprintf(out, len, "%.*s%s%s", (int) (at - template), template,
+		    id, at + 2);
+	}
+}
+
+Test(zosctl, call_reaches_every_method_zosd_serves)
+{
+	static const struct call_case cases[] = {
+		{ "/zos.v1.Skills/Get", "{}", "/skills/0/name",
+		    "direct_proof" },
+		{ "zos.v1.Skills/Update",
+		    "{\"deltas\": {\"induction\": 0.25}}", "/version", "1" },
+		{ "zos.v1.Skills.Reload", "", NULL, NULL }, /* see below */
+		{ "/zos.v1.Session/Start", "{\"problem_id\": \"p\"}", "/state",
+		    "AWAITING_SOLUTION" },
+		{ "/zos.v1.Session/Get", "{\"id\": \"%s\"}", "/problemId",
+		    "p" },
+		{ "/zos.v1.Session/Transition",
+		    "{\"id\": \"%s\", \"toState\": \"ANALYZING\","
+		    " \"expectedVersion\": \"1\"}",
+		    "/state", "ANALYZING" },
+		{ "/zos.v1.Session/Reset", "{\"id\": \"%s\"}", "/version",
+		    "3" },
+		{ "/zos.v1.Session/List", "{\"pageSize\": 10}", "/total",
+		    "2" },
+		{ "/zos.v1.Routing/Route", "{\"taskType\": \"hint\"}",
+		    "/primaryModel", NULL },
+		{ "/zos.v1.Routing/RecordOutcome",
+		    "{\"model\": \"m1\", \"success\": true, \"latencyMs\": 5}",
+		    NULL, NULL },
+		{ "/zos.v1.Routing/GetMetrics", "{}", "/models/0/model",
+		    "m1" },
+		{ "/zos.v1.Cache/Store",
+		    "{\"model\": \"m\", \"prompt\": \"p\", \"response\": "
+		    "\"r\"}",
+		    NULL, NULL },
+		{ "/zos.v1.Cache/Lookup",
+		    "{\"model\": \"m\", \"prompt\": \"p\"}", "/response",
+		    "r" },
+		{ "/zos.v1.Cache/Stats", "{}", "/size", "1" },
+		{ "/zos.v1.Cache/Clear", "{}", NULL, NULL },
+		{ "/zos.v1.Assistant/Complete",
+		    "{\"sessionId\": \"%s\", \"taskType\": \"hint\","
+		    " \"prompt\": \"why?\"}",
+		    "/session/state", "FEEDBACK_READY" },
+		{ "/zrpc.v1.Health/Check", "{\"service\": \"zos.v1.Cache\"}",
+		    "/status", "SERVING" },
+		{ "/zrpc.v1.Reflection/ListServices", "{}", "/services/0/name",
+		    "zos.v1.Assistant" },
+	};
+	const char                            *url = start_zosd(NULL);
+	char                                   id[64];
+	size_t                                 n_services;
+	const struct zrpc_service_desc *const *services =
+	    zos_tools_services(&n_services);
+
+	snprintf(id, sizeof(id), "%s", start_session(url, "p"));
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const struct call_case *c = &cases[i];
+		char                    json[512];
+		struct run              r;
+		json_object            *o;
+
+		fill_in(json, sizeof(json), c->json, id);
+		/* From the argument, from stdin, from stdin as '-', in turn
+		 * (each changes state once, and the table expects that). */
+		switch (i % 3) {
+		case 0:
+			run(&r, NULL, "--url", url, "call", c->method, json,
+			    NULL);
+			break;
+		case 1:
+			run(&r, json, "--url", url, "call", c->method, NULL);
+			break;
+		default:
+			run(&r, json, "--url", url, "call", c->method, "-",
+			    NULL);
+		}
+		if (strstr(c->method, "Reload") != NULL) {
+			/* Reached: zosd answers that it has no file. */
+			assert_failed(&r, 1, "FAILED_PRECONDITION: ", NULL);
+			continue;
+		}
+		o = ok_json(&r);
+		if (c->path == NULL) {
+			cr_assert_str_eq(r.out, "{}\n", "%s", c->method);
+		} else if (c->expected == NULL) {
+			cr_assert_not_null(get(o, c->path), "%s", r.out);
+		} else {
+			assert_get(o, c->path, c->expected);
+		}
+		json_object_put(o);
+	}
+
+	/* The table covers every method zosd serves (all of zos.v1 but the
+	 * model servers' ModelBackend, and zrpc.v1). */
+	for (size_t s = 0; s < n_services; s++) {
+		for (size_t m = 0; m < services[s]->n_methods; m++) {
+			const struct zrpc_method *method =
+			    &services[s]->methods[m];
+			bool covered = false;
+
+			if (strcmp(services[s]->name, "zos.v1.ModelBackend") ==
+			    0) {
+				continue;
+			}
+			for (size_t i = 0;
+			     i < sizeof(cases) / sizeof(cases[0]); i++) {
+				covered = covered ||
+				    zos_tools_find_method(cases[i].method) ==
+				        method;
+			}
+			cr_assert(covered, "%s is not called", method->path);
+		}
+	}
+	stop_zosd();
+}
+
+Test(zosctl, call_of_a_method_zosd_does_not_serve_is_an_rpc_error)
+{
+	const char *url = start_zosd(NULL);
+	struct run  r;
+
+	run(&r, NULL, "--url", url, "call", "zos.v1.ModelBackend/Generate",
+	    "{\"model\": \"x\", \"prompt\": \"y\"}", NULL);
+	assert_failed(&r, 1, "UNIMPLEMENTED: ", NULL);
+	stop_zosd();
+}
+
+Test(zosctl, list_prints_services_and_methods_with_types)
+{
+	const char *url = start_zosd(NULL);
+	struct run  r;
+	const char *expected[] = { "zos.v1.Assistant\n", "zos.v1.Cache\n",
+		"zos.v1.Routing\n", "zos.v1.Session\n", "zos.v1.Skills\n",
+		"zrpc.v1.Health\n", "zrpc.v1.Reflection\n",
+		"\n  /zos.v1.Skills/Get(zos.v1.GetSkillsRequest) returns "
+		"(zos.v1.SkillVector)\n",
+		"\n  /zos.v1.Session/Transition(zos.v1.TransitionRequest) "
+		"returns (zos.v1.ProofSession)\n",
+		"\n  /zrpc.v1.Health/Check(zrpc.v1.HealthCheckRequest) "
+		"returns "
+		"(zrpc.v1.HealthCheckResponse)\n" };
+
+	run(&r, NULL, "--url", url, "list", NULL);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_assert_str_eq(r.err, "");
+	cr_assert(strncmp(r.out, "zos.v1.Assistant\n", 17) == 0, "%s", r.out);
+	for (size_t i = 0; i < sizeof(expected) / sizeof(expected[0]); i++) {
+		cr_assert(strstr(r.out, expected[i]) != NULL, "'%s' in:\n%s",
+		    expected[i], r.out);
+	}
+	stop_zosd();
+}
+
+/* ---------------------------------------------------------------------
+ * Errors and help
+ * --------------------------------------------------------------------- */
+
+Test(zosctl, bad_input_exits_two_naming_what_is_wrong)
+{
+	const char *url = start_zosd(NULL);
+	struct run  r;
+
+	run(&r, NULL, "--url", url, "call", "zos.v1.Nope/Get", "{}", NULL);
+	assert_failed(&r, 2, "zosctl: unknown method 'zos.v1.Nope/Get'", NULL);
+	run(&r, NULL, "--url", url, "call", "zos.v1.Session/Get",
+	    "{\"id\": \"x\", \"color\": 1}", NULL);
+	assert_failed(&r, 2,
+	    "zosctl: ", "color: unknown field of zos.v1.GetSessionRequest");
+	run(&r, "{\"sessions\": []}", "--url", url, "call",
+	    "zos.v1.Session/List", NULL);
+	assert_failed(&r, 2, "zosctl: ",
+	    "sessions: unknown field of zos.v1.ListSessionsRequest");
+	run(&r, NULL, "--url", url, "call", "zos.v1.Session/Get",
+	    "{\"id\": ", NULL);
+	assert_failed(&r, 2, "zosctl: ", "bad JSON");
+	run(&r, "[]", "--url", url, "call", "zos.v1.Session/Get", "-", NULL);
+	assert_failed(&r, 2, "zosctl: ", "expected a JSON object");
+	run(&r, NULL, "--url", url, "call", "zos.v1.Session/Transition",
+	    "{\"id\": \"x\", \"toState\": \"DONE\"}", NULL);
+	assert_failed(&r, 2, "zosctl: ",
+	    "toState: \"DONE\" is not a value of zos.v1.ProofState");
+	run(&r, NULL, "--url", url, "call", "zos.v1.Skills/Update",
+	    "{\"deltas\": {\"induction\": \"much\"}}", NULL);
+	assert_failed(&r, 2, "zosctl: ", "deltas[\"induction\"]: expected a");
+	run(&r, NULL, "--url", url, "session", "transition", "x", "DONE",
+	    NULL);
+	assert_failed(&r, 2, "zosctl: unknown state 'DONE'", NULL);
+	run(&r, NULL, "--url", url, "skills", "update", "induction", NULL);
+	assert_failed(&r, 2, "zosctl: ", "NAME=DELTA");
+	run(&r, NULL, "--url", url, "skills", "update", "induction=lots",
+	    NULL);
+	assert_failed(&r, 2, "zosctl: ", "'lots' is not a number");
+	run(&r, NULL, "--url", url, "skills", "update", "a=1", "a=2", NULL);
+	assert_failed(&r, 2, "zosctl: ", "'a' given twice");
+	run(&r, NULL, "--url", url, "skills", "update", "a=1",
+	    "--expected-version", "-1", NULL);
+	assert_failed(&r, 2, "zosctl: ", "--expected-version");
+
+	/* None of it reached the server: the skills are untouched. */
+	run(&r, NULL, "--url", url, "skills", "get", NULL);
+	cr_assert_eq(r.status, 0);
+	cr_assert_null(strstr(r.out, "\"version\""), "%s", r.out);
+	stop_zosd();
+}
+
+Test(zosctl, bad_usage_exits_two_with_the_usage)
+{
+	struct run r;
+
+	run(&r, NULL, NULL);
+	assert_failed(&r, 2, "zosctl: no command given", "usage: zosctl");
+	run(&r, NULL, "bogus", NULL);
+	assert_failed(
+	    &r, 2, "zosctl: unknown command 'bogus'", "usage: zosctl");
+	run(&r, NULL, "session", NULL);
+	assert_failed(&r, 2, "zosctl: 'session' wants a command",
+	    "session transition ID STATE");
+	run(&r, NULL, "cache", "frob", NULL);
+	assert_failed(&r, 2, "zosctl: unknown command 'cache frob'",
+	    "cache lookup MODEL PROMPT");
+	run(&r, NULL, "session", "get", NULL);
+	assert_failed(&r, 2, "zosctl: 'session get' wants ID",
+	    "usage: zosctl [OPTIONS] session get ID");
+	run(&r, NULL, "session", "get", "a", "b", NULL);
+	assert_failed(&r, 2, "zosctl: 'session get' takes ID, not 'b'", NULL);
+	run(&r, NULL, "cache", "stats", "x", NULL);
+	assert_failed(&r, 2, "zosctl: 'cache stats' takes no operands", NULL);
+	run(&r, NULL, "call", NULL);
+	assert_failed(&r, 2, "zosctl: 'call' wants METHOD [JSON]", NULL);
+	run(&r, NULL, "health", "--bogus", NULL);
+	assert_failed(&r, 2, "zosctl: unknown option '--bogus' for 'health'",
+	    "usage: zosctl [OPTIONS] health");
+	run(&r, NULL, "--bogus", "health", NULL);
+	assert_failed(&r, 2, "zosctl: unknown option '--bogus'", "usage:");
+	run(&r, NULL, "--timeout-ms", "soon", "health", NULL);
+	assert_failed(&r, 2, "zosctl: --timeout-ms wants milliseconds", NULL);
+	run(&r, NULL, "health", "--url", NULL);
+	assert_failed(&r, 2, "zosctl: option '--url' wants a value", NULL);
+	run(&r, NULL, "--url", "not a url", "health", NULL);
+	assert_failed(&r, 2, "zosctl: --url: ", NULL);
+}
+
+Test(zosctl, server_down_is_unavailable_and_exits_one)
+{
+	char       url[160];
+	struct run r;
+
+	snprintf(url, sizeof(url), "ipc:///tmp/zosctl-test-%d-none.sock",
+	    (int) getpid());
+	run(&r, NULL, "--url", url, "--timeout-ms", "300", "health", NULL);
+	assert_failed(&r, 1, "UNAVAILABLE: ", url);
+
+	/* And a server that was there and is gone. */
+	snprintf(url, sizeof(url), "%s", start_zosd(NULL));
+	run(&r, NULL, "--url", url, "health", NULL);
+	cr_assert_eq(r.status, 0);
+	stop_zosd();
+	run(&r, NULL, "--url", url, "--timeout-ms", "300", "skills", "get",
+	    NULL);
+	assert_failed(&r, 1, "UNAVAILABLE: ", NULL);
+}
+
+Test(zosctl, rpc_errors_print_code_name_and_message_and_exit_one)
+{
+	const char *url = start_zosd(NULL);
+	struct run  r;
+
+	run(&r, NULL, "--url", url, "session", "get", "no-such-id", NULL);
+	assert_failed(&r, 1, "NOT_FOUND: ", "no-such-id");
+	cr_assert_eq(strchr(r.err, '\n'), r.err + r.err_len - 1, "one line");
+	run(&r, "{\"id\": \"no-such-id\"}", "--url", url, "call",
+	    "zos.v1.Session/Reset", NULL);
+	assert_failed(&r, 1, "NOT_FOUND: ", NULL);
+	run(&r, NULL, "--url", url, "--token", "t0ken", "session", "get",
+	    "no-such-id", NULL);
+	assert_failed(&r, 1, "NOT_FOUND: ", NULL);
+	stop_zosd();
+}
+
+Test(zosctl, help_for_zosctl_and_every_command_exits_zero)
+{
+	static const char *const commands[][2] = { { "health", NULL },
+		{ "list", NULL }, { "call", NULL }, { "skills", "get" },
+		{ "skills", "update" }, { "skills", "reload" },
+		{ "session", "start" }, { "session", "get" },
+		{ "session", "transition" }, { "session", "reset" },
+		{ "session", "list" }, { "routing", "route" },
+		{ "routing", "metrics" }, { "cache", "stats" },
+		{ "cache", "lookup" }, { "cache", "store" },
+		{ "cache", "clear" }, { "complete", NULL }, { "help", NULL } };
+	struct run               r;
+
+	run(&r, NULL, "--help", NULL);
+	cr_assert_eq(r.status, 0);
+	cr_assert_str_eq(r.err, "");
+	cr_assert(strstr(r.out, "usage: zosctl") != NULL, "%s", r.out);
+	cr_assert(strstr(r.out, "Exit status: 0 ") != NULL, "%s", r.out);
+	cr_assert(strstr(r.out, "2 for bad\nusage or bad input") != NULL, "%s",
+	    r.out);
+
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		char        name[64];
+		char        usage[96];
+		const char *args[4] = { commands[i][0], commands[i][1], NULL,
+			NULL };
+
+		args[commands[i][1] != NULL ? 2 : 1] = "--help";
+		snprintf(name, sizeof(name), "%s%s%s", commands[i][0],
+		    commands[i][1] != NULL ? " " : "",
+		    commands[i][1] != NULL ? commands[i][1] : "");
+		run_argv(&r, NULL, args);
+		cr_assert_eq(r.status, 0, "%s --help: %s", name, r.err);
+		cr_assert_str_eq(r.err, "");
+		snprintf(
+		    usage, sizeof(usage), "usage: zosctl [OPTIONS] %s", name);
+		cr_assert(strncmp(r.out, usage, strlen(usage)) == 0,
+		    "%s --help:\n%s", name, r.out);
+		cr_assert(strstr(r.out, "Exit status") != NULL, "%s", r.out);
+	}
+
+	run(&r, NULL, "session", "--help", NULL);
+	cr_assert_eq(r.status, 0);
+	cr_assert(strstr(r.out, "session list [--page-size N]") != NULL, "%s",
+	    r.out);
+	run(&r, NULL, "help", "session", "get", NULL);
+	cr_assert_eq(r.status, 0);
+	cr_assert(
+	    strncmp(r.out, "usage: zosctl [OPTIONS] session get ID", 38) == 0,
+	    "%s", r.out);
+	run(&r, NULL, "--version", NULL);
+	cr_assert_eq(r.status, 0);
+	cr_assert(strncmp(r.out, "zosctl ", 7) == 0, "%s", r.out);
+}
