@@ -115,7 +115,7 @@ start_zosd(struct proc *p, const char *dir, const char *url)
 {
 	char *argv[] = { (char *) env_path("ZOSD"), "--data-dir", (char *) dir,
 		"--listen", (char *) url, "--log-format", "text",
-		"--log-level", "warn", NULL };
+		"--log-level", "warn", "--metrics-listen", "off", NULL };
 
 	proc_start(p, argv);
 	cr_assert(proc_wait_for(p, "listening on"), "zosd did not start:\n%s",

@@ -55,6 +55,8 @@ zosd_start(struct proc *p, const struct dir *d, const char *const *extra)
 	argv[n++] = (char *) d->url;
 	argv[n++] = "--log-format";
 	argv[n++] = "text";
+	argv[n++] = "--metrics-listen";
+	argv[n++] = "off";
 	for (; extra != NULL && *extra != NULL; extra++) {
 		argv[n++] = (char *) *extra;
 	}
@@ -241,7 +243,7 @@ Test(durable, a_second_zosd_on_the_same_directory_is_refused)
 	zosd_ready(&first, &d, NULL);
 	snprintf(data, sizeof(data), "%s/data", d.path);
 	char *argv[] = { (char *) env_path("ZOSD"), "--data-dir", data,
-		"--listen", other.url, NULL };
+		"--listen", other.url, "--metrics-listen", "off", NULL };
 	proc_start(&second, argv);
 	cr_assert_eq(proc_wait(&second), 1, "%s", second.text);
 	cr_assert(strstr(second.text, "in use") != NULL, "%s", second.text);
