@@ -129,3 +129,24 @@ zrpc_histogram_quantile(const struct zrpc_histogram *h, double q)
 	}
 	return max;
 }
+
+uint64_t
+zrpc_histogram_cumulative(const struct zrpc_histogram *h,
+    const uint64_t *bounds, size_t n_bounds, uint64_t *counts)
+{
+	uint64_t seen = 0;
+	size_t   next = 0; /* the first bound not yet reached */
+
+	for (size_t i = 0; i < h->n_buckets; i++) {
+		seen +=
+		    atomic_load_explicit(&h->buckets[i], memory_order_relaxed);
+		while (next < n_bounds &&
+		    zrpc_histogram_bucket(h, bounds[next]) <= i) {
+			counts[next++] = seen;
+		}
+	}
+	while (next < n_bounds) { /* a zeroed histogram has no buckets */
+		counts[next++] = 0;
+	}
+	return seen;
+}

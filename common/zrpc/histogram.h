@@ -48,4 +48,20 @@ size_t   zrpc_histogram_bucket(const struct zrpc_histogram *h, uint64_t value);
 uint64_t zrpc_histogram_bucket_upper(
     const struct zrpc_histogram *h, size_t bucket);
 
+/*
+ * Counts for fixed upper bounds, as a Prometheus histogram's cumulative
+ * buckets: COUNTS[i] is the number of values recorded in the buckets up to
+ * and including BOUNDS[i]'s own bucket (N_BOUNDS bounds, in increasing
+ * order). A bound that falls inside a bucket counts that whole bucket, as
+ * HdrHistogram's getCountBetweenValues does: every value <= BOUNDS[i] is
+ * counted, and so may be values above it by at most the bucket width (a
+ * relative 2^-P). Returns the count of every bucket (the +Inf bucket).
+ * All of it comes from one pass over the buckets, so the counts are
+ * non-decreasing and end at most at the returned total even while other
+ * threads record; the total may differ from H->count by records in
+ * progress. BOUNDS not in increasing order give unspecified counts.
+ */
+uint64_t zrpc_histogram_cumulative(const struct zrpc_histogram *h,
+    const uint64_t *bounds, size_t n_bounds, uint64_t *counts);
+
 #endif /* ZRPC_HISTOGRAM_H */

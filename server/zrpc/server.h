@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "zrpc/histogram.h"
 #include "zrpc/service.h"
 #include "zrpc/status.h"
 
@@ -132,12 +133,22 @@ void zrpc_server_set_serving(
 /* Calls being served right now. */
 unsigned zrpc_server_inflight(const zrpc_server *server);
 
-/* Per-method statistics, kept in atomics. */
+/*
+ * Per-method statistics, kept in atomics. A call's latency runs from the
+ * arrival of its request to its reply being handed to nng.
+ */
 struct zrpc_method_stats {
 	const char *path;
 	uint64_t    calls_by_code[ZRPC_CODE_COUNT];
 	uint64_t    latency_ns_sum;
 	uint64_t    handler_runs; /* times the handler actually ran */
+	/*
+	 * The method's live latency histogram (nanoseconds, 5 bits of
+	 * precision), owned by the server and valid as long as it: read it
+	 * (zrpc_histogram_quantile, zrpc_histogram_cumulative), never record
+	 * into it. Unlike the copied counters above, it keeps moving.
+	 */
+	const struct zrpc_histogram *latency_ns;
 };
 
 /*
