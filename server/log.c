@@ -2,10 +2,17 @@
  * zosd's logger; see log.h. Lines are built in a stack buffer: JSON
  * escaping is done here (writing JSON is a few lines; parsing it is what
  * needs a library, and zosd never parses its own logs).
+ *
+ * Values can come from callers (an unknown method name, a request id), so
+ * nothing they contain may break a line: JSON strings escape control
+ * characters and replace bytes that are not UTF-8 with U+FFFD; text lines
+ * escape control characters and quote a value that has a space, a quote
+ * or an '=' (logfmt style).
  */
 #include "log.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -110,16 +117,88 @@ log_append_str(struct log_line *line, const char *s)
 	line->len += n;
 }
 
+/*
+ * Length of the well-formed UTF-8 sequence at S (2 to 4 bytes), or 0 when
+ * S does not start one (a stray continuation byte, an overlong form, a
+ * surrogate, a code point above U+10FFFF, a cut sequence).
+ */
+static size_t
+log_utf8_length(const unsigned char *s)
+{
+	size_t   n;
+	uint32_t cp;
+
+	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+		n  = 2;
+		cp = s[0] & 0x1fu;
+	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+		n  = 3;
+		cp = s[0] & 0x0fu;
+	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+		n  = 4;
+		cp = s[0] & 0x07u;
+	} else {
+		return 0;
+	}
+	for (size_t i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80) {
+			return 0; /* also stops at the NUL */
+		}
+		cp = (cp << 6) | (s[i] & 0x3fu);
+	}
+	if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000) ||
+	    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff) {
+		return 0;
+	}
+	return n;
+}
+
+/* Appends the escape for control character C ("\n", "\u0001"). */
+static void
+log_append_control(struct log_line *line, unsigned char c)
+{
+	static const char hex[] = "0123456789abcdef";
+	char              esc[6];
+
+	switch (c) {
+	case '\n':
+		log_append(line, "\\n", 2);
+		break;
+	case '\r':
+		log_append(line, "\\r", 2);
+		break;
+	case '\t':
+		log_append(line, "\\t", 2);
+		break;
+	default:
+		memcpy(esc, "\\u00", 4);
+		esc[4] = hex[c >> 4];
+		esc[5] = hex[c & 0xf];
+		log_append(line, esc, 6);
+	}
+}
+
 static void
 log_append_json_string(struct log_line *line, const char *s)
 {
-	static const char hex[] = "0123456789abcdef";
-
 	log_append(line, "\"", 1);
-	for (; *s != '\0' && !line->full; s++) {
+	while (*s != '\0' && !line->full) {
 		unsigned char c = (unsigned char) *s;
-		char          esc[6];
+		size_t        n;
 
+		if (c >= 0x80) {
+			/* Whole characters, or U+FFFD for a bad byte. */
+			if ((n = log_utf8_length((const unsigned char *) s)) ==
+			    0) {
+				log_append(line, "\\ufffd", 6);
+				s++;
+			} else {
+				log_append(line, s, n);
+				s += n;
+			}
+			continue;
+		}
+		s++;
 		switch (c) {
 		case '"':
 			log_append(line, "\\\"", 2);
@@ -127,21 +206,9 @@ log_append_json_string(struct log_line *line, const char *s)
 		case '\\':
 			log_append(line, "\\\\", 2);
 			break;
-		case '\n':
-			log_append(line, "\\n", 2);
-			break;
-		case '\r':
-			log_append(line, "\\r", 2);
-			break;
-		case '\t':
-			log_append(line, "\\t", 2);
-			break;
 		default:
-			if (c < 0x20) {
-				memcpy(esc, "\\u00", 4);
-				esc[4] = hex[c >> 4];
-				esc[5] = hex[c & 0xf];
-				log_append(line, esc, 6);
+			if (c < 0x20 || c == 0x7f) {
+				log_append_control(line, c);
 			} else {
 				log_append(line, (const char *) &c, 1);
 			}
@@ -150,6 +217,51 @@ log_append_json_string(struct log_line *line, const char *s)
 	if (!line->full) {
 		log_append(line, "\"", 1);
 	}
+}
+
+/*
+ * Appends S to a text line with its control characters escaped, between
+ * double quotes (with '"' and '\\' escaped too) when QUOTE.
+ */
+static void
+log_append_text(struct log_line *line, const char *s, bool quote)
+{
+	if (quote) {
+		log_append(line, "\"", 1);
+	}
+	for (; *s != '\0' && !line->full; s++) {
+		unsigned char c = (unsigned char) *s;
+
+		if (c < 0x20 || c == 0x7f) {
+			log_append_control(line, c);
+		} else if (quote && (c == '"' || c == '\\')) {
+			log_append(line, "\\", 1);
+			log_append(line, s, 1);
+		} else {
+			log_append(line, s, 1);
+		}
+	}
+	if (quote && !line->full) {
+		log_append(line, "\"", 1);
+	}
+}
+
+/* A text value is quoted when empty or when it has a space, a quote or
+ * an '=' (or anything below a space), so that key=value splits on
+ * spaces. */
+static bool
+log_text_needs_quotes(const char *s)
+{
+	if (*s == '\0') {
+		return true;
+	}
+	for (; *s != '\0'; s++) {
+		if ((unsigned char) *s <= ' ' || *s == '"' || *s == '=' ||
+		    *s == 0x7f) {
+			return true;
+		}
+	}
+	return false;
 }
 
 static void
@@ -210,12 +322,13 @@ zos_log_event(const struct zos_log *log, zrpc_log_level level,
 		log_append_str(&line, " ");
 		log_append_str(&line, log_level_names[level]);
 		log_append_str(&line, " ");
-		log_append_str(&line, message);
+		log_append_text(&line, message, false);
 		for (int i = 0; i < n_fields; i++) {
 			log_append_str(&line, " ");
-			log_append_str(&line, fields[i].key);
+			log_append_text(&line, fields[i].key, false);
 			log_append_str(&line, "=");
-			log_append_str(&line, fields[i].value);
+			log_append_text(&line, fields[i].value,
+			    log_text_needs_quotes(fields[i].value));
 		}
 	}
 	if (log->format == ZOS_LOG_TEXT && line.full) {

@@ -62,6 +62,63 @@ Test(log, text_lines_are_readable)
 	cr_assert(strstr(line, " info call code=OK\n") != NULL, "%s", line);
 }
 
+Test(log, json_replaces_bytes_that_are_not_utf8_and_keeps_those_that_are)
+{
+	/* é (2 bytes), € (3), 𝄞 (4); then a stray continuation byte, a cut
+	 * sequence, an overlong '/', a surrogate and 0xff. */
+	struct zos_log_field fields[] = {
+		{ "good", "caf\xc3\xa9 \xe2\x82\xac \xf0\x9d\x84\x9e" },
+		{ "bad",
+		    "a\x80"
+		    "b\xe2\x82"
+		    "c\xc0\xaf"
+		    "d\xed\xa0\x80"
+		    "e\xff" },
+	};
+	const char *line = capture(ZOS_LOG_JSON, ZRPC_LOG_DEBUG, ZRPC_LOG_INFO,
+	    "/\xfe.Bad/Method", fields, 2);
+	struct json_object *obj, *v;
+
+	obj = json_tokener_parse(line);
+	cr_assert_not_null(obj, "valid JSON: %s", line);
+	cr_assert(json_object_object_get_ex(obj, "good", &v));
+	cr_assert_str_eq(json_object_get_string(v),
+	    "caf\xc3\xa9 \xe2\x82\xac \xf0\x9d\x84\x9e");
+	cr_assert(json_object_object_get_ex(obj, "bad", &v));
+	cr_assert_str_eq(json_object_get_string(v),
+	    "a\xef\xbf\xbd"
+	    "b\xef\xbf\xbd\xef\xbf\xbd"
+	    "c\xef\xbf\xbd\xef\xbf\xbd"
+	    "d\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"
+	    "e\xef\xbf\xbd");
+	cr_assert(json_object_object_get_ex(obj, "msg", &v));
+	cr_assert_str_eq(
+	    json_object_get_string(v), "/\xef\xbf\xbd.Bad/Method");
+	json_object_put(obj);
+}
+
+Test(log, text_lines_escape_control_characters_and_quote_spaced_values)
+{
+	struct zos_log_field fields[] = {
+		{ "method", "/a\nb" },
+		{ "message", "two words" },
+		{ "quote", "say \"hi\"" },
+		{ "empty", "" },
+		{ "plain", "tcp://127.0.0.1:1" },
+	};
+	const char *line = capture(ZOS_LOG_TEXT, ZRPC_LOG_DEBUG, ZRPC_LOG_INFO,
+	    "one\ntwo", fields, 5);
+
+	cr_assert_eq(strchr(line, '\n'), line + strlen(line) - 1,
+	    "exactly one newline: %s", line);
+	cr_assert(strstr(line,
+	              " info one\\ntwo method=\"/a\\nb\" "
+	              "message=\"two words\" "
+	              "quote=\"say \\\"hi\\\"\" empty=\"\" "
+	              "plain=tcp://127.0.0.1:1\n") != NULL,
+	    "%s", line);
+}
+
 Test(log, events_below_the_level_are_dropped)
 {
 	const char *line = capture(
