@@ -68,7 +68,7 @@ static const char options_usage[] =
     "usage: zosd [--listen URL]... [--workers N] [--max-inflight N]\n"
     "            [--max-message-bytes N] [--shutdown-grace-ms N]\n"
     "            [--log-level L] [--log-format json|text]\n"
-    "            [--data-dir DIR | --in-memory] [--metrics-listen off]\n"
+    "            [--data-dir DIR | --in-memory] [--metrics-listen URL|off]\n"
     "            [--cache-capacity N] [--max-sessions N] [--skills-file F]\n"
     "            [--routing-file F] [--backend TASK=URL]...\n"
     "            [--backend-timeout-ms N] [--echo-delay-ms N]\n"
@@ -133,14 +133,21 @@ zos_options_help(FILE *out)
 	    "calls that\n"
 	    "                           fail, for tests and load scenarios "
 	    "[0]\n"
-	    "  --metrics-listen off     (the metrics endpoint is not built "
-	    "yet)\n"
+	    "  --metrics-listen URL     serve Prometheus metrics (text format "
+	    "0.0.4)\n"
+	    "                           at URL, http://HOST:PORT/PATH; port "
+	    "0 picks\n"
+	    "                           a free one; 'off' serves none\n"
+	    "                           [default " ZOS_DEFAULT_METRICS_LISTEN
+	    "]\n"
 	    "  --version                print the version and exit\n"
 	    "  --help                   print this help and exit\n"
 	    "\n"
 	    "Built-in services: zrpc.v1.Health/Check, "
 	    "zrpc.v1.Reflection/ListServices.\n"
-	    "When ready, zosd logs 'listening on URL' for each listener.\n"
+	    "When ready, zosd logs 'listening on URL' for each listener, "
+	    "then\n"
+	    "'metrics on URL' for the metrics endpoint.\n"
 	    "Exit status: 0 after a clean shutdown, 1 when it cannot start "
 	    "(an\n"
 	    "address in use, say), 2 for bad usage.\n",
@@ -182,6 +189,69 @@ options_bad(FILE *err, const char *fmt, ...)
 	fputs("\n", err);
 	fputs(options_usage, err);
 	return ZOS_OPTIONS_USAGE;
+}
+
+bool
+zos_options_metrics_url_valid(const char *url, char *why, size_t why_len)
+{
+	static const char scheme[] = "http://";
+	const char       *host     = url + strlen(scheme);
+	const char       *path, *port;
+	nng_url          *parsed;
+	uint64_t          number;
+	char              digits[8];
+	size_t            n;
+
+	if (strncmp(url, scheme, strlen(scheme)) != 0) {
+		snprintf(why, why_len,
+		    strncmp(url, "https://", 8) == 0 ? "https is not supported"
+		                                     : "not an http:// URL");
+		return false;
+	}
+	if ((path = strchr(host, '/')) == NULL) {
+		snprintf(why, why_len, "no path");
+		return false;
+	}
+	if (memchr(host, '@', (size_t) (path - host)) != NULL) {
+		snprintf(why, why_len, "no user part allowed");
+		return false;
+	}
+	/* The port follows the last ':' of the host part (after the ']'
+	 * of an IPv6 address). */
+	port = NULL;
+	for (const char *c = host; c < path; c++) {
+		if (*c == ':') {
+			port = c + 1;
+		} else if (*c == ']') {
+			port = NULL;
+		}
+	}
+	if (port == NULL || port - 1 == host) {
+		snprintf(why, why_len, port == NULL ? "no port" : "no host");
+		return false;
+	}
+	n = (size_t) (path - port);
+	if (n == 0 || n >= sizeof(digits)) {
+		snprintf(why, why_len, "bad port");
+		return false;
+	}
+	memcpy(digits, port, n);
+	digits[n] = '\0';
+	if (!options_number(digits, 0, 65535, &number)) {
+		snprintf(why, why_len, "port wants 0 to 65535");
+		return false;
+	}
+	if (strpbrk(path, "?# \t\r\n") != NULL) {
+		snprintf(why, why_len,
+		    "the path may not have a query, fragment or space");
+		return false;
+	}
+	if (nng_url_parse(&parsed, url) != 0) {
+		snprintf(why, why_len, "not a valid URL");
+		return false;
+	}
+	nng_url_free(parsed);
+	return true;
 }
 
 /* Parses a fraction in [0, 1] ("0.25"). */
@@ -256,6 +326,7 @@ zos_options_parse(struct zos_options *opts, int argc, char **argv, FILE *out,
 	opts->log_format         = stderr_is_tty ? ZOS_LOG_TEXT : ZOS_LOG_JSON;
 	opts->data_dir           = ZOS_DEFAULT_DATA_DIR;
 	opts->backend_timeout_ms = 30000;
+	opts->metrics_listen     = ZOS_DEFAULT_METRICS_LISTEN;
 
 	optind = 0; /* full reset, so that tests can parse many times */
 	opterr = 0;
@@ -350,21 +421,26 @@ zos_options_parse(struct zos_options *opts, int argc, char **argv, FILE *out,
 		case OPT_ROUTING_FILE:
 			opts->routing_file = optarg;
 			break;
-		case OPT_METRICS_LISTEN:
-			/* The metrics endpoint is not built yet: accept only
-			 * the value that turns it off, and say so otherwise.
-			 */
-			if (strcmp(optarg, "off") != 0) {
-				return options_bad(err,
-				    "--metrics-listen: this build has no "
-				    "metrics "
-				    "endpoint yet; only 'off' is accepted, "
-				    "not "
-				    "'%s'",
-				    optarg);
+		case OPT_METRICS_LISTEN: {
+			char why[128];
+
+			if (strcmp(optarg, "off") == 0) {
+				opts->metrics_listen = NULL;
+				opts->metrics_off    = true;
+				break;
 			}
-			opts->metrics_off = true;
+			if (!zos_options_metrics_url_valid(
+			        optarg, why, sizeof(why))) {
+				return options_bad(err,
+				    "--metrics-listen wants "
+				    "http://HOST:PORT/PATH or off, not '%s' "
+				    "(%s)",
+				    optarg, why);
+			}
+			opts->metrics_listen = optarg;
+			opts->metrics_off    = false;
 			break;
+		}
 		case OPT_DATA_DIR:
 			if (optarg[0] == '\0') {
 				return options_bad(

@@ -14,6 +14,7 @@
 #define ZOS_MAX_LISTENERS 16
 #define ZOS_DEFAULT_LISTEN "tcp://127.0.0.1:7447"
 #define ZOS_DEFAULT_DATA_DIR "./zos-data"
+#define ZOS_DEFAULT_METRICS_LISTEN "http://127.0.0.1:9447/metrics"
 #define ZOS_MAX_BACKENDS 64
 
 /* --backend TASK=URL: TASK's primary model is the server at URL. */
@@ -43,9 +44,13 @@ struct zos_options {
 	unsigned backend_timeout_ms; /* calls without a deadline; 30000 */
 	unsigned echo_delay_ms;      /* builtin:echo's pause; 0 */
 	double   echo_fail_rate;     /* builtin:echo's failures; 0 */
-	bool     metrics_off;        /* --metrics-listen off */
-	bool     show_help;
-	bool     show_version;
+	/* --metrics-listen: where the Prometheus endpoint serves, an
+	 * http://HOST:PORT/PATH URL (port 0 picks a free one); NULL with
+	 * "off", which also sets metrics_off. */
+	const char *metrics_listen;
+	bool        metrics_off;
+	bool        show_help;
+	bool        show_version;
 };
 
 enum zos_options_result {
@@ -61,6 +66,13 @@ enum zos_options_result {
  */
 enum zos_options_result zos_options_parse(struct zos_options *opts, int argc,
     char **argv, FILE *out, FILE *err, bool stderr_is_tty);
+
+/*
+ * True when URL is what --metrics-listen accepts: http://HOST:PORT/PATH
+ * with a host, an explicit port (0 to 65535) and a path, and no user,
+ * query or fragment. Otherwise false, with the reason in WHY.
+ */
+bool zos_options_metrics_url_valid(const char *url, char *why, size_t why_len);
 
 /* Writes the full --help text to OUT. */
 void zos_options_help(FILE *out);

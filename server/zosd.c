@@ -15,6 +15,7 @@
 
 #include "backend.h"
 #include "log.h"
+#include "metrics.h"
 #include "options.h"
 #include "services.h"
 #include "state.h"
@@ -46,7 +47,7 @@ zosd_access_log(
 }
 
 /* One line per lock: how often it was taken, wait and hold p99. Written at
- * shutdown (until the metrics endpoint exports them live). */
+ * shutdown, at info level (the metrics endpoint exports them live). */
 static void
 zosd_log_lock_times(const struct zos_log *log, struct zos_state *state)
 {
@@ -138,6 +139,7 @@ main(int argc, char **argv)
 	zrpc_server         *server   = NULL;
 	struct zos_state    *state    = NULL;
 	struct zos_backends *backends = NULL;
+	struct zos_metrics  *metrics  = NULL;
 	const char          *route_tasks[ZOS_MAX_BACKENDS];
 	const char          *route_primaries[ZOS_MAX_BACKENDS];
 	char                 error[512];
@@ -240,6 +242,23 @@ main(int argc, char **argv)
 			goto out;
 		}
 	}
+	/* After the listeners, so that an address in use is reported for
+	 * them first; before serving, so that nothing is served when the
+	 * metrics address is taken. */
+	if (!opts.metrics_off) {
+		struct zos_metrics_sources sources = {
+			.server = server,
+			.state  = state,
+		};
+		if (zos_metrics_start(opts.metrics_listen, &sources, &metrics,
+		        error, sizeof(error)) != 0) {
+			zos_log_printf(&log, ZRPC_LOG_ERROR,
+			    "%s (--metrics-listen URL picks another address, "
+			    "--metrics-listen off serves none)",
+			    error);
+			goto out;
+		}
+	}
 	status = zrpc_server_start(server);
 	if (!zrpc_status_is_ok(&status)) {
 		zos_log_printf(
@@ -254,6 +273,10 @@ main(int argc, char **argv)
 		zos_log_printf(&ready, ZRPC_LOG_INFO, "listening on %s",
 		    zrpc_server_listener_url(server, i));
 	}
+	if (metrics != NULL) {
+		zos_log_printf(&ready, ZRPC_LOG_INFO, "metrics on %s",
+		    zos_metrics_url(metrics));
+	}
 
 	if (sigwait(&signals, &sig) != 0) {
 		sig = SIGTERM;
@@ -266,11 +289,15 @@ main(int argc, char **argv)
 		zos_log_printf(&log, ZRPC_LOG_WARN,
 		    "%u calls did not finish within the grace period", left);
 	}
-	zosd_log_lock_times(&ready, state);
+	/* Scrapes are answered until the calls have drained. */
+	zos_metrics_stop(metrics);
+	metrics = NULL;
+	zosd_log_lock_times(&log, state);
 	zos_log_printf(&log, ZRPC_LOG_INFO, "stopped");
 	exit_code = 0;
 
 out:
+	zos_metrics_stop(metrics);
 	zrpc_server_destroy(server);
 	zos_backends_destroy(backends);
 	zos_state_destroy(state);

@@ -53,6 +53,8 @@ Test(options, defaults_follow_the_design)
 	cr_assert_eq(o.backend_timeout_ms, 30000);
 	cr_assert_eq(o.echo_delay_ms, 0);
 	cr_assert(o.echo_fail_rate == 0.0);
+	cr_assert_str_eq(o.metrics_listen, "http://127.0.0.1:9447/metrics");
+	cr_assert_not(o.metrics_off);
 }
 
 Test(options, persistence_and_backend_flags_are_read_and_checked)
@@ -136,14 +138,69 @@ Test(options, state_flags_are_read_and_checked)
 	cr_assert(strstr(err, "--cache-capacity") != NULL, "%s", err);
 }
 
-Test(options, metrics_listen_accepts_only_off_until_the_endpoint_exists)
+Test(options, metrics_listen_takes_an_http_url_with_host_port_and_path)
 {
 	struct zos_options o;
-	const char        *args[] = { "--metrics-listen",
-		       "http://127.0.0.1:9447/metrics", NULL };
+	const char        *good[] = { "http://127.0.0.1:9447/metrics",
+		       "http://localhost:0/m", "http://[::1]:9447/metrics",
+		       "http://0.0.0.0:80/", "http://zos.example:65535/a/b" };
 
-	cr_assert_eq(parse(&o, out, err, args), ZOS_OPTIONS_USAGE);
-	cr_assert(strstr(err, "no metrics endpoint yet") != NULL, "%s", err);
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		const char *args[] = { "--metrics-listen", good[i], NULL };
+		cr_assert_eq(
+		    parse(&o, out, err, args), ZOS_OPTIONS_OK, "%s", err);
+		cr_assert_str_eq(o.metrics_listen, good[i]);
+		cr_assert_not(o.metrics_off);
+	}
+}
+
+Test(options, metrics_listen_off_turns_the_endpoint_off)
+{
+	struct zos_options o;
+	const char        *off[] = { "--metrics-listen", "off", NULL };
+	const char *last[] = { "--metrics-listen", "off", "--metrics-listen",
+		"http://127.0.0.1:1/m", NULL };
+
+	cr_assert_eq(parse(&o, out, err, off), ZOS_OPTIONS_OK, "%s", err);
+	cr_assert(o.metrics_off);
+	cr_assert_null(o.metrics_listen);
+	cr_assert_eq(parse(&o, out, err, last), ZOS_OPTIONS_OK, "%s", err);
+	cr_assert_not(o.metrics_off, "the last one counts");
+	cr_assert_str_eq(o.metrics_listen, "http://127.0.0.1:1/m");
+}
+
+Test(options, metrics_listen_refuses_anything_else_and_says_why)
+{
+	struct zos_options o;
+	const char        *bad[][2] = {
+		       { "", "not an http:// URL" },
+		       { "on", "not an http:// URL" },
+		       { "127.0.0.1:9447/metrics", "not an http:// URL" },
+		       { "tcp://127.0.0.1:9447/metrics", "not an http:// URL" },
+		       { "https://127.0.0.1:9447/metrics", "https" },
+		       { "http://127.0.0.1/metrics", "no port" },
+		       { "http://127.0.0.1:9447", "no path" },
+		       { "http://:9447/metrics", "no host" },
+		       { "http://127.0.0.1:/metrics", "bad port" },
+		       { "http://127.0.0.1:65536/metrics", "0 to 65535" },
+		       { "http://127.0.0.1:94x7/metrics", "0 to 65535" },
+		       { "http://u@127.0.0.1:9447/metrics", "user" },
+		       { "http://127.0.0.1:9447/metrics?x=1", "query" },
+		       { "http://127.0.0.1:9447/metrics#top", "fragment" },
+	};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		const char *args[] = { "--metrics-listen", bad[i][0], NULL };
+		cr_assert_eq(parse(&o, out, err, args), ZOS_OPTIONS_USAGE,
+		    "'%s'", bad[i][0]);
+		cr_assert(strstr(err,
+		              "--metrics-listen wants "
+		              "http://HOST:PORT/PATH or off") != NULL,
+		    "%s", err);
+		cr_assert(strstr(err, bad[i][1]) != NULL, "'%s': %s",
+		    bad[i][0], err);
+		cr_assert(strstr(err, "usage: zosd") != NULL);
+	}
 }
 
 Test(options, bad_values_are_usage_errors_that_name_the_flag)
@@ -191,6 +248,8 @@ Test(options, help_and_version_exit_zero_with_text_on_stdout)
 	cr_assert_eq(parse(&o, out, err, help), ZOS_OPTIONS_EXIT);
 	cr_assert(strstr(out, "--max-inflight") != NULL);
 	cr_assert(strstr(out, "RESOURCE_EXHAUSTED") != NULL);
+	cr_assert(strstr(out, "--metrics-listen URL") != NULL, "%s", out);
+	cr_assert(strstr(out, "http://127.0.0.1:9447/metrics") != NULL);
 	cr_assert_eq(err[0], '\0');
 	cr_assert_eq(parse(&o, out, err, version), ZOS_OPTIONS_EXIT);
 	cr_assert(strncmp(out, "zosd ", 5) == 0, "%s", out);

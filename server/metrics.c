@@ -1,0 +1,865 @@
+/*
+ * zosd's metrics endpoint; see metrics.h.
+ *
+ * Rendering is a plain function of the live counters (zos_metrics_render),
+ * so that tests can check the text without HTTP. The HTTP side is nng's
+ * server with one handler, whose callback runs on an nng thread: it renders
+ * into a bounded buffer, copies the text into the response and returns.
+ *
+ * Stopping must not race a scrape that is reading the state: nng closes
+ * connections asynchronously, and a callback may still be running (or may
+ * yet start) when nng_http_server_stop returns. So every callback passes a
+ * gate (a mutex, a count of scrapes rendering and a closed flag): stop
+ * closes the gate and waits for the count to reach zero, and a callback
+ * that finds the gate closed answers 503 without looking at the sources.
+ * The gate itself belongs to the nng handler (freed by its destructor), so
+ * it outlives every callback however late nng runs one.
+ */
+#include "metrics.h"
+
+#include <arpa/inet.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <nng/nng.h>
+#include <nng/supplemental/http/http.h>
+
+#define METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
+#define METRICS_INITIAL_BYTES (64u << 10)
+
+/* The bounds in nanoseconds, and as the le label writes them (seconds, as
+ * Go's strconv.FormatFloat(v, 'g', -1, 64) would). */
+/* clang-format off */
+static const uint64_t metrics_call_ns[] = {
+	50000, 100000, 250000, 500000,
+	1000000, 2500000, 5000000, 10000000, 25000000, 50000000,
+	100000000, 250000000, 500000000,
+	1000000000, 2500000000, 5000000000, 10000000000,
+};
+static const char *const metrics_call_le[] = {
+	"5e-05", "0.0001", "0.00025", "0.0005",
+	"0.001", "0.0025", "0.005", "0.01", "0.025", "0.05",
+	"0.1", "0.25", "0.5",
+	"1", "2.5", "5", "10",
+};
+static const uint64_t metrics_lock_ns[] = {
+	1000, 2500, 10000, 25000, 100000, 250000,
+	1000000, 2500000, 10000000, 25000000, 100000000, 250000000,
+	1000000000,
+};
+static const char *const metrics_lock_le[] = {
+	"1e-06", "2.5e-06", "1e-05", "2.5e-05", "0.0001", "0.00025",
+	"0.001", "0.0025", "0.01", "0.025", "0.1", "0.25",
+	"1",
+};
+/* clang-format on */
+
+#define METRICS_COUNT(a) (sizeof(a) / sizeof((a)[0]))
+_Static_assert(
+    METRICS_COUNT(metrics_call_ns) == METRICS_COUNT(metrics_call_le),
+    "one le text per call bound");
+_Static_assert(
+    METRICS_COUNT(metrics_lock_ns) == METRICS_COUNT(metrics_lock_le),
+    "one le text per lock bound");
+
+const struct zos_metrics_bounds ZOS_METRICS_CALL_BOUNDS = {
+	.n  = METRICS_COUNT(metrics_call_ns),
+	.ns = metrics_call_ns,
+	.le = metrics_call_le,
+};
+const struct zos_metrics_bounds ZOS_METRICS_LOCK_BOUNDS = {
+	.n  = METRICS_COUNT(metrics_lock_ns),
+	.ns = metrics_lock_ns,
+	.le = metrics_lock_le,
+};
+
+#define METRICS_MAX_BOUNDS 32 /* room for a histogram's counts */
+_Static_assert(METRICS_COUNT(metrics_call_ns) <= METRICS_MAX_BOUNDS &&
+        METRICS_COUNT(metrics_lock_ns) <= METRICS_MAX_BOUNDS,
+    "bounds fit the counts array");
+
+/* ---- the text ---- */
+
+/* A growing buffer that refuses to pass ZOS_METRICS_MAX_BYTES. */
+struct metrics_text {
+	char  *data;
+	size_t len;
+	size_t cap;
+	bool   failed; /* out of memory or over the limit: give up */
+};
+
+static bool
+metrics_text_reserve(struct metrics_text *t, size_t more)
+{
+	size_t cap;
+	char  *grown;
+
+	if (t->failed) {
+		return false;
+	}
+	if (t->len + more + 1 <= t->cap) {
+		return true;
+	}
+	if (t->len + more + 1 > ZOS_METRICS_MAX_BYTES) {
+		t->failed = true;
+		return false;
+	}
+	cap = t->cap > 0 ? t->cap : METRICS_INITIAL_BYTES;
+	while (cap < t->len + more + 1) {
+		cap *= 2;
+	}
+	if (cap > ZOS_METRICS_MAX_BYTES) {
+		cap = ZOS_METRICS_MAX_BYTES;
+	}
+	if ((grown = realloc(t->data, cap)) == NULL) {
+		t->failed = true;
+		return false;
+	}
+	t->data = grown;
+	t->cap  = cap;
+	return true;
+}
+
+static void
+metrics_put(struct metrics_text *t, const char *s, size_t n)
+{
+	if (metrics_text_reserve(t, n)) {
+		memcpy(t->data + t->len, s, n);
+		t->len += n;
+		t->data[t->len] = '\0';
+	}
+}
+
+static void
+metrics_puts(struct metrics_text *t, const char *s)
+{
+	metrics_put(t, s, strlen(s));
+}
+
+static void metrics_printf(struct metrics_text *t, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void
+metrics_printf(struct metrics_text *t, const char *fmt, ...)
+{
+	char    buf[128];
+	va_list ap;
+	int     n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	/* Only numbers go through here: they always fit. */
+	if (n < 0 || (size_t) n >= sizeof(buf)) {
+		t->failed = true;
+		return;
+	}
+	metrics_put(t, buf, (size_t) n);
+}
+
+/* A label value, escaped as the format wants: \\, \" and \n. */
+static void
+metrics_label_value(struct metrics_text *t, const char *v)
+{
+	for (; *v != '\0'; v++) {
+		switch (*v) {
+		case '\\':
+			metrics_puts(t, "\\\\");
+			break;
+		case '"':
+			metrics_puts(t, "\\\"");
+			break;
+		case '\n':
+			metrics_puts(t, "\\n");
+			break;
+		default:
+			metrics_put(t, v, 1);
+		}
+	}
+}
+
+/* "# HELP" and "# TYPE" of a family (HELP texts are ours: no escapes). */
+static void
+metrics_family(struct metrics_text *t, const char *name, const char *type,
+    const char *help)
+{
+	metrics_puts(t, "# HELP ");
+	metrics_puts(t, name);
+	metrics_puts(t, " ");
+	metrics_puts(t, help);
+	metrics_puts(t, "\n# TYPE ");
+	metrics_puts(t, name);
+	metrics_puts(t, " ");
+	metrics_puts(t, type);
+	metrics_puts(t, "\n");
+}
+
+struct metrics_label {
+	const char *key;
+	const char *value;
+};
+
+/* NAME{LABELS,le="LE"} with LE NULL for none; then a space. */
+static void
+metrics_series(struct metrics_text *t, const char *name,
+    const struct metrics_label *labels, size_t n_labels, const char *le)
+{
+	metrics_puts(t, name);
+	if (n_labels > 0 || le != NULL) {
+		metrics_puts(t, "{");
+		for (size_t i = 0; i < n_labels; i++) {
+			metrics_puts(t, i > 0 ? "," : "");
+			metrics_puts(t, labels[i].key);
+			metrics_puts(t, "=\"");
+			metrics_label_value(t, labels[i].value);
+			metrics_puts(t, "\"");
+		}
+		if (le != NULL) {
+			metrics_puts(t, n_labels > 0 ? ",le=\"" : "le=\"");
+			metrics_puts(t, le);
+			metrics_puts(t, "\"");
+		}
+		metrics_puts(t, "}");
+	}
+	metrics_puts(t, " ");
+}
+
+static void
+metrics_u64(struct metrics_text *t, const char *name,
+    const struct metrics_label *labels, size_t n_labels, uint64_t value)
+{
+	metrics_series(t, name, labels, n_labels, NULL);
+	metrics_printf(t, "%" PRIu64 "\n", value);
+}
+
+/* NS nanoseconds as exact decimal seconds. */
+static void
+metrics_seconds(struct metrics_text *t, const char *name,
+    const struct metrics_label *labels, size_t n_labels, uint64_t ns)
+{
+	metrics_series(t, name, labels, n_labels, NULL);
+	metrics_printf(t, "%" PRIu64 ".%09" PRIu64 "\n", ns / 1000000000u,
+	    ns % 1000000000u);
+}
+
+/*
+ * One histogram's series: NAME_bucket for every bound and +Inf, then
+ * NAME_sum (seconds) and NAME_count, all from one pass over H's buckets
+ * so that +Inf and _count agree.
+ */
+static void
+metrics_histogram(struct metrics_text *t, const char *name,
+    const struct metrics_label *labels, size_t n_labels,
+    const struct zrpc_histogram *h, const struct zos_metrics_bounds *bounds)
+{
+	uint64_t counts[METRICS_MAX_BOUNDS];
+	uint64_t total;
+	char     series[128];
+
+	total = zrpc_histogram_cumulative(h, bounds->ns, bounds->n, counts);
+	snprintf(series, sizeof(series), "%s_bucket", name);
+	for (size_t i = 0; i < bounds->n; i++) {
+		metrics_series(t, series, labels, n_labels, bounds->le[i]);
+		metrics_printf(t, "%" PRIu64 "\n", counts[i]);
+	}
+	metrics_series(t, series, labels, n_labels, "+Inf");
+	metrics_printf(t, "%" PRIu64 "\n", total);
+	snprintf(series, sizeof(series), "%s_sum", name);
+	metrics_seconds(t, series, labels, n_labels,
+	    atomic_load_explicit(&h->sum, memory_order_relaxed));
+	snprintf(series, sizeof(series), "%s_count", name);
+	metrics_u64(t, series, labels, n_labels, total);
+}
+
+/* ---- zrpc server ---- */
+
+static const char *
+metrics_method_label(const struct zrpc_method_stats *stats)
+{
+	return stats->path[0] != '\0' ? stats->path : "other";
+}
+
+static void
+metrics_visit_calls(void *arg, const struct zrpc_method_stats *stats)
+{
+	struct metrics_text *t = arg;
+
+	for (int c = 0; c < ZRPC_CODE_COUNT; c++) {
+		struct metrics_label labels[2] = {
+			{ "method", metrics_method_label(stats) },
+			{ "code", zrpc_status_name((zrpc_code) c) },
+		};
+		/* Only the codes the method has answered with: all 17 for
+		 * every method would be mostly zeros. */
+		if (stats->calls_by_code[c] > 0) {
+			metrics_u64(t, "zrpc_server_calls_total", labels, 2,
+			    stats->calls_by_code[c]);
+		}
+	}
+}
+
+static void
+metrics_visit_durations(void *arg, const struct zrpc_method_stats *stats)
+{
+	struct metrics_label label = { "method", metrics_method_label(stats) };
+
+	metrics_histogram(arg, "zrpc_server_call_duration_seconds", &label, 1,
+	    stats->latency_ns, &ZOS_METRICS_CALL_BOUNDS);
+}
+
+static void
+metrics_render_server(struct metrics_text *t, const zrpc_server *server)
+{
+	metrics_family(t, "zrpc_server_calls_total", "counter",
+	    "Calls answered, by method and status code.");
+	zrpc_server_foreach_method_stats(server, metrics_visit_calls, t);
+	metrics_family(t, "zrpc_server_call_duration_seconds", "histogram",
+	    "Time from a request's arrival to its reply, by method.");
+	zrpc_server_foreach_method_stats(server, metrics_visit_durations, t);
+	metrics_family(t, "zrpc_server_calls_in_flight", "gauge",
+	    "Calls being served right now.");
+	metrics_u64(t, "zrpc_server_calls_in_flight", NULL, 0,
+	    zrpc_server_inflight(server));
+}
+
+/* ---- zOS state ---- */
+
+static void
+metrics_render_locks(struct metrics_text *t, struct zos_state *state)
+{
+	struct zos_lock *locks[ZOS_LOCK_RANKS];
+
+	zos_state_locks(state, locks);
+	metrics_family(t, "zos_lock_wait_seconds", "histogram",
+	    "Time to acquire a state lock (one acquisition in 1024 per "
+	    "thread is timed).");
+	for (size_t i = 0; i < ZOS_LOCK_RANKS; i++) {
+		struct metrics_label label = { "lock", locks[i]->name };
+		metrics_histogram(t, "zos_lock_wait_seconds", &label, 1,
+		    &locks[i]->wait_ns, &ZOS_METRICS_LOCK_BOUNDS);
+	}
+	metrics_family(t, "zos_lock_hold_seconds", "histogram",
+	    "Time a state lock is held (one acquisition in 1024 per thread "
+	    "is timed).");
+	for (size_t i = 0; i < ZOS_LOCK_RANKS; i++) {
+		struct metrics_label label = { "lock", locks[i]->name };
+		metrics_histogram(t, "zos_lock_hold_seconds", &label, 1,
+		    &locks[i]->hold_ns, &ZOS_METRICS_LOCK_BOUNDS);
+	}
+	metrics_family(t, "zos_lock_acquisitions_total", "counter",
+	    "State lock acquisitions (behind by under 1024 per thread).");
+	for (size_t i = 0; i < ZOS_LOCK_RANKS; i++) {
+		struct metrics_label label = { "lock", locks[i]->name };
+		metrics_u64(t, "zos_lock_acquisitions_total", &label, 1,
+		    atomic_load_explicit(
+		        &locks[i]->acquisitions, memory_order_relaxed));
+	}
+	metrics_family(t, "zos_lock_order_violations_total", "counter",
+	    "Lock order violations and blocking calls under a lock "
+	    "(counted in release builds; test builds abort).");
+	metrics_u64(t, "zos_lock_order_violations_total", NULL, 0,
+	    atomic_load_explicit(
+	        &state->locks.violations, memory_order_relaxed));
+}
+
+static void
+metrics_render_cache(struct metrics_text *t, struct zos_state *state)
+{
+	struct zos_cache_stats cs;
+
+	zos_cache_stats(&state->cache, &cs);
+	metrics_family(t, "zos_cache_entries", "gauge",
+	    "Responses in the response cache.");
+	metrics_u64(t, "zos_cache_entries", NULL, 0, cs.size);
+	metrics_family(t, "zos_cache_capacity", "gauge",
+	    "Responses the response cache holds at most.");
+	metrics_u64(t, "zos_cache_capacity", NULL, 0, cs.capacity);
+	metrics_family(t, "zos_cache_hits_total", "counter",
+	    "Response cache lookups that found the response.");
+	metrics_u64(t, "zos_cache_hits_total", NULL, 0, cs.hits);
+	metrics_family(t, "zos_cache_misses_total", "counter",
+	    "Response cache lookups that did not.");
+	metrics_u64(t, "zos_cache_misses_total", NULL, 0, cs.misses);
+	metrics_family(t, "zos_cache_evictions_total", "counter",
+	    "Responses evicted to make room.");
+	metrics_u64(t, "zos_cache_evictions_total", NULL, 0, cs.evictions);
+}
+
+/* Returns false when the routing metrics cannot be copied out. */
+static bool
+metrics_render_models(struct metrics_text *t, struct zos_state *state)
+{
+	struct zos_model_metrics *models = NULL;
+	size_t                    n      = 0;
+
+	if (zos_routing_get_metrics(state->routing, &models, &n) !=
+	    ZOS_ROUTING_OK) {
+		return false;
+	}
+	metrics_family(t, "zos_model_calls_total", "counter",
+	    "Model backend calls, by model and outcome.");
+	for (size_t i = 0; i < n; i++) {
+		struct metrics_label labels[2] = {
+			{ "model", models[i].model },
+			{ "outcome", "success" },
+		};
+		metrics_u64(t, "zos_model_calls_total", labels, 2,
+		    models[i].success_count);
+		labels[1].value = "failure";
+		metrics_u64(t, "zos_model_calls_total", labels, 2,
+		    models[i].failure_count);
+	}
+	metrics_family(t, "zos_model_fallbacks_total", "counter",
+	    "Calls a model answered as the fallback of another.");
+	for (size_t i = 0; i < n; i++) {
+		struct metrics_label label = { "model", models[i].model };
+		metrics_u64(t, "zos_model_fallbacks_total", &label, 1,
+		    models[i].fallback_count);
+	}
+	metrics_family(t, "zos_model_latency_seconds_total", "counter",
+	    "Time spent in model backend calls, by model.");
+	for (size_t i = 0; i < n; i++) {
+		struct metrics_label label = { "model", models[i].model };
+		uint64_t             ms    = models[i].total_latency_ms;
+		metrics_series(
+		    t, "zos_model_latency_seconds_total", &label, 1, NULL);
+		metrics_printf(
+		    t, "%" PRIu64 ".%03" PRIu64 "\n", ms / 1000u, ms % 1000u);
+	}
+	free(models);
+	return true;
+}
+
+static void
+metrics_render_sessions(struct metrics_text *t, struct zos_state *state)
+{
+	uint64_t counts[ZOS_PROOF_STATE_COUNT];
+
+	zos_sessions_count_by_state(state->sessions, counts);
+	metrics_family(
+	    t, "zos_sessions", "gauge", "Proof sessions, by state.");
+	for (int s = 1; s < ZOS_PROOF_STATE_COUNT; s++) {
+		struct metrics_label label = { "state",
+			zos_proof_state_name((enum zos_proof_state) s) };
+		metrics_u64(t, "zos_sessions", &label, 1, counts[s]);
+	}
+}
+
+static void
+metrics_render_store(struct metrics_text *t, struct zos_state *state)
+{
+	struct zos_store_stats ss;
+
+	memset(&ss, 0, sizeof(ss));
+	if (state->store != NULL) {
+		zos_store_stats(state->store, &ss);
+	}
+	metrics_family(t, "zos_store_commits_total", "counter",
+	    "Snapshot files written to the data directory (0 in memory).");
+	metrics_u64(t, "zos_store_commits_total", NULL, 0, ss.commits);
+	metrics_family(t, "zos_store_commit_failures_total", "counter",
+	    "Snapshot writes that failed.");
+	metrics_u64(
+	    t, "zos_store_commit_failures_total", NULL, 0, ss.failures);
+	metrics_family(t, "zos_store_bytes_written_total", "counter",
+	    "Bytes of snapshot files written.");
+	metrics_u64(
+	    t, "zos_store_bytes_written_total", NULL, 0, ss.bytes_written);
+	metrics_family(t, "zos_store_fsyncs_total", "counter",
+	    "fsync calls on snapshot files and the data directory.");
+	metrics_u64(t, "zos_store_fsyncs_total", NULL, 0, ss.fsync_count);
+	metrics_family(t, "zos_store_fsync_seconds_total", "counter",
+	    "Time spent in those fsync calls.");
+	metrics_seconds(
+	    t, "zos_store_fsync_seconds_total", NULL, 0, ss.fsync_ns_sum);
+}
+
+/* ---- the process ---- */
+
+/* Reads up to LEN - 1 bytes of PATH into BUF; false when unreadable. */
+static bool
+metrics_read_file(const char *path, char *buf, size_t len)
+{
+	FILE  *f = fopen(path, "r");
+	size_t n;
+
+	if (f == NULL) {
+		return false;
+	}
+	n = fread(buf, 1, len - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	return n > 0;
+}
+
+/* The boot time, seconds since the epoch: the btime line of /proc/stat
+ * (read by lines: the file grows with the number of CPUs). */
+static bool
+metrics_boot_time(unsigned long long *out)
+{
+	FILE *f = fopen("/proc/stat", "r");
+	char  line[512];
+	bool  at_start = true, found = false;
+
+	if (f == NULL) {
+		return false;
+	}
+	while (!found && fgets(line, sizeof(line), f) != NULL) {
+		/* A long line comes in pieces: only a line's first piece
+		 * can be the btime line. */
+		found    = at_start && sscanf(line, "btime %llu", out) == 1;
+		at_start = strchr(line, '\n') != NULL;
+	}
+	fclose(f);
+	return found;
+}
+
+/* The process's start, in seconds since the epoch: its start in clock
+ * ticks after boot (/proc/self/stat, field 22) plus the boot time. */
+static bool
+metrics_start_time(double *out)
+{
+	char               buf[1024];
+	const char        *p;
+	unsigned long long ticks, boot;
+	long               hz = sysconf(_SC_CLK_TCK);
+
+	if (hz <= 0 || !metrics_read_file("/proc/self/stat", buf, 1024) ||
+	    (p = strrchr(buf, ')')) == NULL) {
+		return false;
+	}
+	/* After the command's ')' come fields 3 (state) onwards. */
+	p++;
+	for (int field = 3; field < 22; field++) {
+		while (*p == ' ') {
+			p++;
+		}
+		while (*p != ' ' && *p != '\0') {
+			p++;
+		}
+	}
+	if (sscanf(p, " %llu", &ticks) != 1 || !metrics_boot_time(&boot)) {
+		return false;
+	}
+	*out = (double) boot + (double) ticks / (double) hz;
+	return true;
+}
+
+static void
+metrics_render_process(struct metrics_text *t)
+{
+	char               buf[128];
+	unsigned long long pages_total, pages_resident;
+	long               page = sysconf(_SC_PAGESIZE);
+	struct rusage      ru;
+	double             start;
+
+	if (page > 0 && metrics_read_file("/proc/self/statm", buf, 128) &&
+	    sscanf(buf, "%llu %llu", &pages_total, &pages_resident) == 2) {
+		metrics_family(t, "process_resident_memory_bytes", "gauge",
+		    "Resident memory size in bytes.");
+		metrics_u64(t, "process_resident_memory_bytes", NULL, 0,
+		    (uint64_t) pages_resident * (uint64_t) page);
+		metrics_family(t, "process_virtual_memory_bytes", "gauge",
+		    "Virtual memory size in bytes.");
+		metrics_u64(t, "process_virtual_memory_bytes", NULL, 0,
+		    (uint64_t) pages_total * (uint64_t) page);
+	}
+	if (getrusage(RUSAGE_SELF, &ru) == 0) {
+		uint64_t us = (uint64_t) ru.ru_utime.tv_sec * 1000000u +
+		    (uint64_t) ru.ru_utime.tv_usec +
+		    (uint64_t) ru.ru_stime.tv_sec * 1000000u +
+		    (uint64_t) ru.ru_stime.tv_usec;
+		metrics_family(t, "process_cpu_seconds_total", "counter",
+		    "User and system CPU time spent in seconds.");
+		metrics_seconds(
+		    t, "process_cpu_seconds_total", NULL, 0, us * 1000u);
+	}
+	if (metrics_start_time(&start)) {
+		metrics_family(t, "process_start_time_seconds", "gauge",
+		    "Start time of the process since unix epoch in seconds.");
+		metrics_series(t, "process_start_time_seconds", NULL, 0, NULL);
+		metrics_printf(t, "%.2f\n", start);
+	}
+}
+
+char *
+zos_metrics_render(const struct zos_metrics_sources *sources, size_t *len)
+{
+	struct metrics_text t = { 0 };
+
+	if (!metrics_text_reserve(&t, METRICS_INITIAL_BYTES - 1)) {
+		return NULL;
+	}
+	t.data[0] = '\0';
+	if (sources->server != NULL) {
+		metrics_render_server(&t, sources->server);
+	}
+	if (sources->state != NULL) {
+		metrics_render_locks(&t, sources->state);
+		metrics_render_cache(&t, sources->state);
+		if (!metrics_render_models(&t, sources->state)) {
+			t.failed = true;
+		}
+		metrics_render_sessions(&t, sources->state);
+		metrics_render_store(&t, sources->state);
+	}
+	metrics_render_process(&t);
+	if (t.failed) {
+		free(t.data);
+		return NULL;
+	}
+	*len = t.len;
+	return t.data;
+}
+
+/* ---- HTTP ---- */
+
+/* Between the HTTP callbacks and zos_metrics_stop; owned by the nng
+ * handler (freed by its destructor), see the top of the file. */
+struct metrics_gate {
+	pthread_mutex_t            mutex;
+	pthread_cond_t             idle;
+	bool                       closed;    /* guarded by: mutex */
+	unsigned                   rendering; /* guarded by: mutex */
+	struct zos_metrics_sources sources;
+};
+
+struct zos_metrics {
+	nng_http_server     *http;
+	struct metrics_gate *gate; /* nng's handler owns it */
+	char                 url[320];
+};
+
+static void
+metrics_gate_free(void *arg)
+{
+	struct metrics_gate *gate = arg;
+
+	pthread_mutex_destroy(&gate->mutex);
+	pthread_cond_destroy(&gate->idle);
+	free(gate);
+}
+
+/* Admits a scrape: 0, or the HTTP status to answer instead. */
+static uint16_t
+metrics_gate_enter(struct metrics_gate *gate)
+{
+	uint16_t status = 0;
+
+	pthread_mutex_lock(&gate->mutex);
+	if (gate->closed) {
+		status = NNG_HTTP_STATUS_SERVICE_UNAVAILABLE;
+	} else if (gate->rendering >= ZOS_METRICS_MAX_SCRAPES) {
+		status = NNG_HTTP_STATUS_SERVICE_UNAVAILABLE;
+	} else {
+		gate->rendering++;
+	}
+	pthread_mutex_unlock(&gate->mutex);
+	return status;
+}
+
+static void
+metrics_gate_leave(struct metrics_gate *gate)
+{
+	pthread_mutex_lock(&gate->mutex);
+	if (--gate->rendering == 0) {
+		pthread_cond_broadcast(&gate->idle);
+	}
+	pthread_mutex_unlock(&gate->mutex);
+}
+
+/* The response: the metrics, or an error page for STATUS. */
+static int
+metrics_response(
+    nng_http_res **out, uint16_t status, const char *text, size_t len)
+{
+	nng_http_res *res;
+	int           rv;
+
+	if (status != NNG_HTTP_STATUS_OK) {
+		return nng_http_res_alloc_error(out, status);
+	}
+	if ((rv = nng_http_res_alloc(&res)) != 0) {
+		return rv;
+	}
+	if ((rv = nng_http_res_copy_data(res, text, len)) != 0 ||
+	    (rv = nng_http_res_set_header(
+	         res, "Content-Type", METRICS_CONTENT_TYPE)) != 0) {
+		nng_http_res_free(res);
+		return rv;
+	}
+	*out = res;
+	return 0;
+}
+
+/* GET on the metrics path; runs on an nng thread. */
+static void
+metrics_http_cb(nng_aio *aio)
+{
+	nng_http_handler    *handler = nng_aio_get_input(aio, 1);
+	struct metrics_gate *gate    = nng_http_handler_get_data(handler);
+	nng_http_res        *res     = NULL;
+	char                *text    = NULL;
+	size_t               len     = 0;
+	uint16_t             status;
+	int                  rv;
+
+	if ((status = metrics_gate_enter(gate)) == 0) {
+		text   = zos_metrics_render(&gate->sources, &len);
+		status = text != NULL ? NNG_HTTP_STATUS_OK
+		                      : NNG_HTTP_STATUS_INTERNAL_SERVER_ERROR;
+		if (gate->sources.state != NULL) {
+			zos_assert_no_locks_held(
+			    &gate->sources.state->locks, "metrics reply");
+		}
+		metrics_gate_leave(gate);
+	}
+	rv = metrics_response(&res, status, text, len);
+	free(text);
+	if (rv != 0) {
+		nng_aio_finish(aio, rv);
+		return;
+	}
+	nng_aio_set_output(aio, 0, res);
+	nng_aio_finish(aio, 0);
+}
+
+/* "http://HOST:PORT/PATH" with the port the listener has. */
+static void
+metrics_resolve_url(struct zos_metrics *m, const nng_url *url)
+{
+	nng_sockaddr sa;
+	unsigned     port = (unsigned) atoi(url->u_port);
+	bool         v6   = strchr(url->u_hostname, ':') != NULL;
+
+	if (nng_http_server_get_addr(m->http, &sa) == 0) {
+		if (sa.s_family == NNG_AF_INET) {
+			port = ntohs(sa.s_in.sa_port);
+		} else if (sa.s_family == NNG_AF_INET6) {
+			port = ntohs(sa.s_in6.sa_port);
+		}
+	}
+	snprintf(m->url, sizeof(m->url), "http://%s%s%s:%u%s", v6 ? "[" : "",
+	    url->u_hostname, v6 ? "]" : "", port,
+	    url->u_path[0] != '\0' ? url->u_path : "/");
+}
+
+int
+zos_metrics_start(const char         *url_text,
+    const struct zos_metrics_sources *sources, struct zos_metrics **out,
+    char *error, size_t error_len)
+{
+	struct zos_metrics  *m       = NULL;
+	struct metrics_gate *gate    = NULL;
+	nng_http_handler    *handler = NULL;
+	nng_url             *url     = NULL;
+	int                  rv;
+
+	*out = NULL;
+	if ((rv = nng_url_parse(&url, url_text)) != 0 ||
+	    strcmp(url->u_scheme, "http") != 0) {
+		snprintf(error, error_len,
+		    "cannot serve metrics on %s: not an http:// URL",
+		    url_text);
+		rv = rv != 0 ? rv : NNG_EADDRINVAL;
+		goto fail;
+	}
+	if ((m = calloc(1, sizeof(*m))) == NULL ||
+	    (gate = calloc(1, sizeof(*gate))) == NULL) {
+		rv = NNG_ENOMEM;
+		goto fail_nomem;
+	}
+	pthread_mutex_init(&gate->mutex, NULL);
+	pthread_cond_init(&gate->idle, NULL);
+	gate->sources = *sources;
+
+	if ((rv = nng_http_handler_alloc(&handler,
+	         url->u_path[0] != '\0' ? url->u_path : "/",
+	         metrics_http_cb)) != 0) {
+		metrics_gate_free(gate);
+		gate = NULL;
+		goto fail_nng;
+	}
+	/* From here the handler owns the gate. */
+	if ((rv = nng_http_handler_set_data(
+	         handler, gate, metrics_gate_free)) != 0) {
+		metrics_gate_free(gate);
+		gate = NULL;
+		nng_http_handler_free(handler);
+		goto fail_nng;
+	}
+	m->gate = gate;
+	if ((rv = nng_http_server_hold(&m->http, url)) != 0) {
+		nng_http_handler_free(handler);
+		goto fail_nng;
+	}
+	if ((rv = nng_http_server_add_handler(m->http, handler)) != 0) {
+		nng_http_handler_free(handler);
+		nng_http_server_release(m->http);
+		goto fail_nng;
+	}
+	/* From here the server owns the handler. */
+	if ((rv = nng_http_server_start(m->http)) != 0) {
+		nng_http_server_release(m->http);
+		goto fail_nng;
+	}
+	metrics_resolve_url(m, url);
+	nng_url_free(url);
+	*out = m;
+	return 0;
+
+fail_nomem:
+	snprintf(error, error_len, "cannot serve metrics on %s: %s", url_text,
+	    nng_strerror(rv));
+	free(gate);
+	free(m);
+	nng_url_free(url);
+	return rv;
+fail_nng:
+	snprintf(error, error_len, "cannot serve metrics on %s: %s", url_text,
+	    rv == NNG_EADDRINUSE ? "address already in use"
+	                         : nng_strerror(rv));
+	free(m);
+	nng_url_free(url);
+	return rv;
+fail:
+	nng_url_free(url);
+	return rv;
+}
+
+const char *
+zos_metrics_url(const struct zos_metrics *m)
+{
+	return m->url;
+}
+
+void
+zos_metrics_stop(struct zos_metrics *m)
+{
+	struct metrics_gate *gate;
+
+	if (m == NULL) {
+		return;
+	}
+	gate = m->gate;
+	pthread_mutex_lock(&gate->mutex);
+	gate->closed = true;
+	while (gate->rendering > 0) {
+		pthread_cond_wait(&gate->idle, &gate->mutex);
+	}
+	pthread_mutex_unlock(&gate->mutex);
+	/* The gate may be freed by nng from here on. */
+	nng_http_server_stop(m->http);
+	nng_http_server_release(m->http);
+	free(m);
+}

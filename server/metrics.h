@@ -1,0 +1,111 @@
+/*
+ * zosd's metrics endpoint: the Prometheus text format (version 0.0.4),
+ * served over HTTP by nng's HTTP server at the path of --metrics-listen.
+ *
+ * Nothing is kept between scrapes: each GET renders the whole text afresh
+ * from the live counters. The zrpc runtime's counters and histograms are
+ * atomics, read without any lock; each zOS state module copies its numbers
+ * out under its own lock, one lock at a time and briefly (cache stats,
+ * session counts, routing metrics); so a scrape holds no zOS lock while it
+ * formats or writes, and never two at once. Memory is bounded: the text of
+ * one scrape is at most ZOS_METRICS_MAX_BYTES (a scrape that would exceed
+ * it answers 500), and at most ZOS_METRICS_MAX_SCRAPES render at once (the
+ * rest answer 503).
+ *
+ * The metrics, with Prometheus's conventions (base units, _total for
+ * counters, _seconds, _bytes):
+ *
+ *   zrpc_server_calls_total{method,code}            counter
+ *   zrpc_server_call_duration_seconds{method}       histogram
+ *   zrpc_server_calls_in_flight                     gauge
+ *   zos_lock_wait_seconds{lock}                     histogram (sampled)
+ *   zos_lock_hold_seconds{lock}                     histogram (sampled)
+ *   zos_lock_acquisitions_total{lock}               counter
+ *   zos_lock_order_violations_total                counter
+ *   zos_cache_entries, zos_cache_capacity           gauges
+ *   zos_cache_{hits,misses,evictions}_total         counters
+ *   zos_model_calls_total{model,outcome}            counter
+ *   zos_model_fallbacks_total{model}                counter
+ *   zos_model_latency_seconds_total{model}          counter
+ *   zos_sessions{state}                             gauge
+ *   zos_store_commits_total, zos_store_commit_failures_total,
+ *   zos_store_bytes_written_total, zos_store_fsyncs_total,
+ *   zos_store_fsync_seconds_total                   counters (0 in memory)
+ *   process_resident_memory_bytes, process_virtual_memory_bytes,
+ *   process_start_time_seconds                      gauges
+ *   process_cpu_seconds_total                       counter
+ *
+ * method is the wire name ("/zos.v1.Skills/Get"), or "other" for calls
+ * that matched no registered method (as gRPC's metrics name them), so
+ * that callers cannot create label values. Histogram buckets are fixed
+ * (ZOS_METRICS_CALL_BOUNDS, ZOS_METRICS_LOCK_BOUNDS) and computed from the
+ * runtime's log-linear histograms with zrpc_histogram_cumulative.
+ */
+#ifndef ZOS_METRICS_H
+#define ZOS_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "state.h"
+#include "zrpc/server.h"
+
+#define ZOS_METRICS_MAX_BYTES (4u << 20) /* text of one scrape */
+#define ZOS_METRICS_MAX_SCRAPES 4        /* rendering at once */
+
+/* What a scrape reports; either may be NULL (its metrics are left out). */
+struct zos_metrics_sources {
+	const zrpc_server *server;
+	struct zos_state  *state;
+};
+
+/* Fixed Prometheus bucket bounds: N upper bounds in nanoseconds, and the
+ * same in seconds as the text of the le label. */
+struct zos_metrics_bounds {
+	size_t             n;
+	const uint64_t    *ns;
+	const char *const *le;
+};
+
+/* Calls: 50 us to 10 s. Locks: 1 us to 1 s. */
+extern const struct zos_metrics_bounds ZOS_METRICS_CALL_BOUNDS;
+extern const struct zos_metrics_bounds ZOS_METRICS_LOCK_BOUNDS;
+
+struct zos_metrics; /* opaque */
+
+/*
+ * Starts serving SOURCES on URL (http://HOST:PORT/PATH; port 0 picks a
+ * free port, see zos_metrics_url): GET (and HEAD) on PATH answer the
+ * metrics, other methods 405, other paths 404. SOURCES must stay valid
+ * until zos_metrics_stop. Returns 0 and *OUT, or an nng error with ERROR
+ * saying what failed ("cannot serve metrics on URL: address already in
+ * use").
+ * Locking: none held; takes none.
+ */
+int zos_metrics_start(const char     *url,
+    const struct zos_metrics_sources *sources, struct zos_metrics **out,
+    char *error, size_t error_len);
+
+/* The URL being served, with the port resolved (owned by M). */
+const char *zos_metrics_url(const struct zos_metrics *m);
+
+/*
+ * Stops serving: waits for the scrapes rendering right now (any later one
+ * answers 503 without touching SOURCES, which may then be freed), closes
+ * the listener and every connection, and frees M. NULL is a no-op.
+ */
+void zos_metrics_stop(struct zos_metrics *m);
+
+/*
+ * Renders the whole exposition for SOURCES into a new NUL-terminated
+ * string (the caller frees it) and sets *LEN to its length. Returns NULL
+ * when memory runs out, when the text would exceed ZOS_METRICS_MAX_BYTES
+ * or when a state module cannot copy its numbers out.
+ * Locking: takes, one at a time and never nested, response_cache,
+ * session_state and routing_metrics (read) to copy their numbers; must be
+ * called holding no zOS lock.
+ */
+char *zos_metrics_render(
+    const struct zos_metrics_sources *sources, size_t *len);
+
+#endif /* ZOS_METRICS_H */
