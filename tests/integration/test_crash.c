@@ -204,6 +204,9 @@ start_sessions(const char *url, struct writer *w)
 	zrpc_client_close(client);
 }
 
+/* A failed assertion ends a test before its stops: reap what it left. */
+TestSuite(crash, .fini = proc_kill_left);
+
 Test(crash, every_acknowledged_change_survives_kill_9, .timeout = 3600)
 {
 	const char   *env    = getenv("ZOS_CRASH_CYCLES");

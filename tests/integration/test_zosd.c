@@ -1,7 +1,9 @@
 /*
  * zosd as a program: its ready line, exit codes, SIGTERM drain, and the
  * probe script against a live server. Every zosd a test starts is stopped
- * (SIGTERM, then SIGKILL if it hangs) by the test.
+ * (SIGTERM, then SIGKILL if it hangs) by the test. The metrics endpoint is
+ * off here (tests/metrics has its own suites): on its default port, zosd
+ * processes of suites running side by side would take it from each other.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -27,7 +29,7 @@ start_zosd(struct proc *p, const char *listen)
 {
 	char *argv[] = { (char *) env_path("ZOSD"), "--in-memory", "--listen",
 		(char *) listen, "--log-format", "text", "--shutdown-grace-ms",
-		"2000", NULL };
+		"2000", "--metrics-listen", "off", NULL };
 
 	proc_start(p, argv);
 	cr_assert(
@@ -41,6 +43,9 @@ stop_zosd(struct proc *p)
 	cr_assert_eq(
 	    proc_wait(p), 0, "clean exit after SIGTERM:\n%s", p->text);
 }
+
+/* A failed assertion ends a test before its stops: reap what it left. */
+TestSuite(zosd, .fini = proc_kill_left);
 
 Test(zosd, ready_line_then_health_then_sigterm_exits_zero)
 {
@@ -75,7 +80,8 @@ Test(zosd, ready_line_is_written_at_any_log_level)
 {
 	struct proc p;
 	char *argv[] = { (char *) env_path("ZOSD"), "--in-memory", "--listen",
-		"tcp://127.0.0.1:0", "--log-level", "error", NULL };
+		"tcp://127.0.0.1:0", "--log-level", "error",
+		"--metrics-listen", "off", NULL };
 
 	proc_start(&p, argv);
 	cr_assert(proc_wait_for(&p, "listening on"), "%s", p.text);
@@ -106,7 +112,7 @@ Test(zosd, address_in_use_exits_one_with_a_clear_message)
 	start_zosd(&first, "tcp://127.0.0.1:0");
 	proc_listen_url(&first, url, sizeof(url));
 	char *argv[] = { (char *) env_path("ZOSD"), "--in-memory", "--listen",
-		url, NULL };
+		url, "--metrics-listen", "off", NULL };
 	proc_start(&second, argv);
 	cr_assert_eq(proc_wait(&second), 1, "%s", second.text);
 	cr_assert(strstr(second.text, "address already in use") != NULL, "%s",
@@ -145,7 +151,8 @@ Test(zosd, json_logs_are_one_object_per_line)
 {
 	struct proc p;
 	char *argv[] = { (char *) env_path("ZOSD"), "--in-memory", "--listen",
-		"tcp://127.0.0.1:0", "--log-format", "json", NULL };
+		"tcp://127.0.0.1:0", "--log-format", "json",
+		"--metrics-listen", "off", NULL };
 
 	proc_start(&p, argv);
 	cr_assert(proc_wait_for(&p, "listening on"));

@@ -19,6 +19,37 @@
 
 extern char **environ;
 
+/*
+ * Children started and not yet reaped, so that a suite's fini can stop
+ * what a failed assertion left running (proc_kill_left). Test code only:
+ * one test runs at a time in a Criterion worker.
+ */
+#define PROC_LIVE_MAX 32
+static pid_t proc_live[PROC_LIVE_MAX];
+
+static void
+proc_track(pid_t pid, pid_t replace)
+{
+	for (int i = 0; i < PROC_LIVE_MAX; i++) {
+		if (proc_live[i] == replace) {
+			proc_live[i] = pid;
+			return;
+		}
+	}
+}
+
+void
+proc_kill_left(void)
+{
+	for (int i = 0; i < PROC_LIVE_MAX; i++) {
+		if (proc_live[i] > 0) {
+			kill(proc_live[i], SIGKILL);
+			waitpid(proc_live[i], NULL, 0);
+			proc_live[i] = 0;
+		}
+	}
+}
+
 const char *
 env_path(const char *name)
 {
@@ -44,6 +75,7 @@ proc_start(struct proc *p, char *const argv[])
 	cr_assert_eq(posix_spawn(&p->pid, argv[0], &fa, NULL, argv, environ),
 	    0, "spawn %s", argv[0]);
 	posix_spawn_file_actions_destroy(&fa);
+	proc_track(p->pid, 0);
 	close(fds[1]);
 	p->out = fds[0];
 }
@@ -97,9 +129,11 @@ proc_wait(struct proc *p)
 	if (ready <= 0) {
 		kill(p->pid, SIGKILL);
 		waitpid(p->pid, &status, 0);
+		proc_track(0, p->pid);
 		cr_assert(false, "process did not exit in 10 s:\n%s", p->text);
 	}
 	cr_assert_eq(waitpid(p->pid, &status, 0), p->pid);
+	proc_track(0, p->pid);
 	return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
 }
 
@@ -126,6 +160,7 @@ proc_kill9(struct proc *p)
 
 	kill(p->pid, SIGKILL);
 	cr_assert_eq(waitpid(p->pid, &status, 0), p->pid);
+	proc_track(0, p->pid);
 	cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
 	    "killed by SIGKILL");
 	close(p->out);

@@ -33,6 +33,12 @@ int proc_wait(struct proc *p);
 /* Kills P with SIGKILL and reaps it. */
 void proc_kill9(struct proc *p);
 
+/*
+ * Kills (SIGKILL) and reaps every child proc_start started that was not
+ * reaped yet: a suite's .fini, for what a failed assertion left running.
+ */
+void proc_kill_left(void);
+
 /* Pulls the URL out of the first "listening on <url>" line. */
 void proc_listen_url(const struct proc *p, char *url, size_t len);
 
