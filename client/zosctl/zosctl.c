@@ -81,8 +81,10 @@ struct zosctl_option {
 
 /* What a command runs with: its operands and its options' values. */
 struct zosctl_args {
-	char      **operands;
-	int         n_operands;
+	/* The command's method, for commands whose request is empty. */
+	const struct zrpc_method *method;
+	char                    **operands;
+	int                       n_operands;
 	const char *values[ZOSCTL_MAX_OPTIONS]; /* NULL when not given */
 };
 
@@ -95,6 +97,9 @@ struct zosctl_command {
 	int                  max_operands; /* -1: any number */
 	struct zosctl_option options[ZOSCTL_MAX_OPTIONS];
 	int (*run)(struct zosctl *ctl, const struct zosctl_args *args);
+	/* With run = zosctl_run_empty: the method, called with its empty
+	 * request. */
+	const struct zrpc_method *method;
 };
 
 static const struct option zosctl_global_options[] = {
@@ -391,13 +396,22 @@ zosctl_run_call(struct zosctl *ctl, const struct zosctl_args *args)
 	return rv;
 }
 
+/* A method whose request is empty: skills get, cache stats, ... */
 static int
-zosctl_run_skills_get(struct zosctl *ctl, const struct zosctl_args *args)
+zosctl_run_empty(struct zosctl *ctl, const struct zosctl_args *args)
 {
-	Zos__V1__GetSkillsRequest req = ZOS__V1__GET_SKILLS_REQUEST__INIT;
+	ProtobufCMessage *request =
+	    calloc(1, args->method->input->sizeof_message);
+	int rv;
 
-	return zosctl_call_and_print(
-	    ctl, &zos_v1_skills_get_method, &req.base);
+	if (request == NULL) {
+		fprintf(stderr, "zosctl: out of memory\n");
+		return ZOSCTL_EXIT_FAILED;
+	}
+	protobuf_c_message_init(args->method->input, request);
+	rv = zosctl_call_and_print(ctl, args->method, request);
+	free(request);
+	return rv;
 }
 
 static int
@@ -459,16 +473,6 @@ out:
 	free(pointers);
 	free(entries);
 	return rv;
-}
-
-static int
-zosctl_run_skills_reload(struct zosctl *ctl, const struct zosctl_args *args)
-{
-	Zos__V1__ReloadSkillsRequest req =
-	    ZOS__V1__RELOAD_SKILLS_REQUEST__INIT;
-
-	return zosctl_call_and_print(
-	    ctl, &zos_v1_skills_reload_method, &req.base);
 }
 
 static int
@@ -570,25 +574,6 @@ zosctl_run_routing_route(struct zosctl *ctl, const struct zosctl_args *args)
 }
 
 static int
-zosctl_run_routing_metrics(struct zosctl *ctl, const struct zosctl_args *args)
-{
-	Zos__V1__GetRoutingMetricsRequest req =
-	    ZOS__V1__GET_ROUTING_METRICS_REQUEST__INIT;
-
-	return zosctl_call_and_print(
-	    ctl, &zos_v1_routing_get_metrics_method, &req.base);
-}
-
-static int
-zosctl_run_cache_stats(struct zosctl *ctl, const struct zosctl_args *args)
-{
-	Zos__V1__CacheStatsRequest req = ZOS__V1__CACHE_STATS_REQUEST__INIT;
-
-	return zosctl_call_and_print(
-	    ctl, &zos_v1_cache_stats_method, &req.base);
-}
-
-static int
 zosctl_run_cache_lookup(struct zosctl *ctl, const struct zosctl_args *args)
 {
 	Zos__V1__LookupRequest req = ZOS__V1__LOOKUP_REQUEST__INIT;
@@ -609,15 +594,6 @@ zosctl_run_cache_store(struct zosctl *ctl, const struct zosctl_args *args)
 	req.response = args->operands[2];
 	return zosctl_call_and_print(
 	    ctl, &zos_v1_cache_store_method, &req.base);
-}
-
-static int
-zosctl_run_cache_clear(struct zosctl *ctl, const struct zosctl_args *args)
-{
-	Zos__V1__ClearCacheRequest req = ZOS__V1__CLEAR_CACHE_REQUEST__INIT;
-
-	return zosctl_call_and_print(
-	    ctl, &zos_v1_cache_clear_method, &req.base);
 }
 
 static int
@@ -690,7 +666,8 @@ static const struct zosctl_command zosctl_commands[] = {
 	    .summary  = "the skill vector",
 	    .details =
 	        "Calls zos.v1.Skills/Get and prints the skill vector.\n",
-	    .run = zosctl_run_skills_get,
+	    .run    = zosctl_run_empty,
+	    .method = &zos_v1_skills_get_method,
 	},
 	{
 	    .name     = "skills update",
@@ -714,7 +691,8 @@ static const struct zosctl_command zosctl_commands[] = {
 	    .summary  = "re-read the server's skills file (admin)",
 	    .details  = "Calls zos.v1.Skills/Reload and prints the skill "
 	                "vector it loaded.\n",
-	    .run      = zosctl_run_skills_reload,
+	    .run      = zosctl_run_empty,
+	    .method   = &zos_v1_skills_reload_method,
 	},
 	{
 	    .name         = "session start",
@@ -795,7 +773,8 @@ static const struct zosctl_command zosctl_commands[] = {
 	    .details =
 	        "Calls zos.v1.Routing/GetMetrics and prints the metrics "
 	        "of every model.\n",
-	    .run = zosctl_run_routing_metrics,
+	    .run    = zosctl_run_empty,
+	    .method = &zos_v1_routing_get_metrics_method,
 	},
 	{
 	    .name     = "cache stats",
@@ -803,7 +782,8 @@ static const struct zosctl_command zosctl_commands[] = {
 	    .summary  = "the response cache's size, capacity and counters",
 	    .details  = "Calls zos.v1.Cache/Stats and prints the cache's "
 	                "statistics.\n",
-	    .run      = zosctl_run_cache_stats,
+	    .run      = zosctl_run_empty,
+	    .method   = &zos_v1_cache_stats_method,
 	},
 	{
 	    .name     = "cache lookup",
@@ -829,7 +809,8 @@ static const struct zosctl_command zosctl_commands[] = {
 	    .synopsis = "",
 	    .summary  = "empty the response cache (admin)",
 	    .details  = "Calls zos.v1.Cache/Clear.\n",
-	    .run      = zosctl_run_cache_clear,
+	    .run      = zosctl_run_empty,
+	    .method   = &zos_v1_cache_clear_method,
 	},
 	{
 	    .name         = "complete",
@@ -1111,6 +1092,7 @@ zosctl_run_command(
 			}
 		}
 	}
+	args.method     = c->method;
 	args.operands   = argv + optind;
 	args.n_operands = argc - optind;
 	if (args.n_operands < c->min_operands) {
