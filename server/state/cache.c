@@ -482,10 +482,31 @@ zos_cache_lookup(
 	return r;
 }
 
+static char *cache_lookup_copy(struct zos_cache *cache, const char *model,
+    const char *prompt, void *(*alloc)(void *arg, size_t size), void *arg,
+    size_t *len, bool count_miss) ZOS_EXCLUDES(&cache->lock);
+
 char *
 zos_cache_lookup_copy(struct zos_cache *cache, const char *model,
     const char *prompt, void *(*alloc)(void *arg, size_t size), void *arg,
     size_t *len)
+{
+	return cache_lookup_copy(cache, model, prompt, alloc, arg, len, true);
+}
+
+char *
+zos_cache_peek_copy(struct zos_cache *cache, const char *model,
+    const char *prompt, void *(*alloc)(void *arg, size_t size), void *arg,
+    size_t *len)
+{
+	return cache_lookup_copy(cache, model, prompt, alloc, arg, len, false);
+}
+
+/* The lookup_copy and peek_copy: COUNT_MISS says whether a miss counts. */
+static char *
+cache_lookup_copy(struct zos_cache *cache, const char *model,
+    const char *prompt, void *(*alloc)(void *arg, size_t size), void *arg,
+    size_t *len, bool count_miss)
 {
 	struct cache_entry *e;
 	struct cache_key    key;
@@ -493,7 +514,7 @@ zos_cache_lookup_copy(struct zos_cache *cache, const char *model,
 
 	*len = 0;
 	if (cache == NULL || cache_key_make(cache, model, prompt, &key) != 0) {
-		if (cache != NULL) {
+		if (cache != NULL && count_miss) {
 			cache_count(cache, false);
 		}
 		return NULL;
@@ -508,7 +529,9 @@ zos_cache_lookup_copy(struct zos_cache *cache, const char *model,
 		}
 	}
 	zos_unlock_read(&cache->lock);
-	cache_count(cache, e != NULL);
+	if (e != NULL || count_miss) {
+		cache_count(cache, e != NULL);
+	}
 	return copy;
 }
 

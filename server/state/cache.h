@@ -155,6 +155,16 @@ char *zos_cache_lookup_copy(struct zos_cache *cache, const char *model,
     size_t *len) ZOS_EXCLUDES(&cache->lock);
 
 /*
+ * zos_cache_lookup_copy for a caller that falls back to
+ * zos_cache_get_or_compute on a miss: a hit counts as one, a miss is not
+ * counted here (the get-or-compute that follows counts it).
+ * Locking: takes response_cache (read).
+ */
+char *zos_cache_peek_copy(struct zos_cache *cache, const char *model,
+    const char *prompt, void *(*alloc)(void *arg, size_t size), void *arg,
+    size_t *len) ZOS_EXCLUDES(&cache->lock);
+
+/*
  * Stores RESPONSE (copied) under (MODEL, PROMPT), replacing an existing
  * value (holders of the old one keep it until they drop it). Storing a
  * new key at capacity evicts the least recently used entry (an
