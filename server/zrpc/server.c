@@ -121,6 +121,9 @@ struct zrpc_call {
 	atomic_int        suspend_refs;
 	zrpc_status       resumed;
 	ProtobufCMessage *reply;
+
+	/* Set by zrpc_call_continue_blocking: what a worker runs next. */
+	zrpc_continue_fn next;
 };
 
 struct zrpc_server {
@@ -684,6 +687,7 @@ server_call_reset(struct zrpc_call *call)
 	call->peer[0]          = '\0';
 	call->suspended        = false;
 	call->reply            = NULL;
+	call->next             = NULL;
 	arena_reset(&call->arena);
 }
 
@@ -854,6 +858,9 @@ server_call_finish(
 }
 
 /* Runs the handler of an accepted, unpacked call, then replies. */
+static void server_call_handled(struct zrpc_call *call, zrpc_status status);
+static void server_worker_continue(struct worker_job *job);
+
 static void
 server_call_run(struct zrpc_call *call)
 {
@@ -884,15 +891,41 @@ server_call_run(struct zrpc_call *call)
 	call->reply = reply;
 	status      = method->binding.invoke(
 	         method->binding.fn, call, call->input, reply);
+	server_call_handled(call, status);
+}
+
+/*
+ * A handler (or its continuation) returned STATUS: answer, or leave the
+ * call to zrpc_call_resume, or hand it to a worker to go on.
+ */
+static void
+server_call_handled(struct zrpc_call *call, zrpc_status status)
+{
 	server_thread_check(call->server, "return from a handler");
+	if (call->next != NULL) {
+		call->job.run = server_worker_continue;
+		worker_pool_submit(&call->server->pool, &call->job);
+		return;
+	}
 	if (call->suspended) {
 		/* The reply goes when zrpc_call_resume has run too. */
 		if (atomic_fetch_sub(&call->suspend_refs, 1) == 1) {
-			server_call_finish(call, call->resumed, reply);
+			server_call_finish(call, call->resumed, call->reply);
 		}
 		return;
 	}
-	server_call_finish(call, status, reply);
+	server_call_finish(call, status, call->reply);
+}
+
+/* A worker goes on with a call zrpc_call_continue_blocking handed over. */
+static void
+server_worker_continue(struct worker_job *job)
+{
+	struct zrpc_call *call = (struct zrpc_call *) job;
+	zrpc_continue_fn  next = call->next;
+
+	call->next = NULL;
+	server_call_handled(call, next(call, call->input, call->reply));
 }
 
 static void
@@ -1346,4 +1379,10 @@ zrpc_call_resume(zrpc_call *call, zrpc_status status)
 	if (atomic_fetch_sub(&call->suspend_refs, 1) == 1) {
 		server_call_finish(call, call->resumed, call->reply);
 	}
+}
+
+void
+zrpc_call_continue_blocking(zrpc_call *call, zrpc_continue_fn next)
+{
+	call->next = next;
 }

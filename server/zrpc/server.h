@@ -213,6 +213,23 @@ char *zrpc_call_strdup(zrpc_call *call, const char *s);
 const char *zrpc_call_peer(const zrpc_call *call);
 
 /*
+ * What a worker runs for a call a non-blocking handler handed over: its
+ * REQUEST and the REPLY to fill, as the handler had them; returns the
+ * call's status like a handler (and may suspend it, or hand it on again).
+ */
+typedef zrpc_status (*zrpc_continue_fn)(
+    zrpc_call *call, const ProtobufCMessage *request, ProtobufCMessage *reply);
+
+/*
+ * For a method declared non-blocking whose handler finds, on this call,
+ * that it must block (a cache miss that calls a backend): once the
+ * handler returns (its status is ignored), NEXT runs on the worker pool
+ * and answers the call. The cheap case stays on nng's thread with no
+ * hand-off; only the calls that need it pay for one.
+ */
+void zrpc_call_continue_blocking(zrpc_call *call, zrpc_continue_fn next);
+
+/*
  * Defers the reply: the handler may return before its answer is final (its
  * return status is then ignored), and the call is answered when
  * zrpc_call_resume is called, from any thread, once. The REPLY message the

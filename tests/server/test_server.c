@@ -167,7 +167,7 @@ Test(server, reflection_lists_every_service_sorted_with_types)
 	cr_assert_str_eq(reply->services[2]->name, "ztest.v1.Echo");
 
 	const Zrpc__V1__ServiceInfo *echo = reply->services[2];
-	cr_assert_eq(echo->n_methods, 5);
+	cr_assert_eq(echo->n_methods, 6);
 	cr_assert_str_eq(echo->methods[0]->name, "Echo");
 	cr_assert_str_eq(echo->methods[0]->full_name, "/ztest.v1.Echo/Echo");
 	cr_assert_str_eq(echo->methods[0]->input_type, "ztest.v1.EchoRequest");
@@ -1031,6 +1031,29 @@ Test(server, drain_waits_for_suspended_calls)
 	cr_assert_eq((uintptr_t) left, 1);
 	cr_assert(done_wait(&d, 1));
 	cr_assert_eq(d.last, ZRPC_OK);
+	zrpc_client_close(client);
+	test_server_stop(&ts);
+}
+
+Test(server, a_handler_can_hand_its_call_to_a_worker)
+{
+	struct test_server     ts;
+	zrpc_client           *client;
+	Ztest__V1__EchoRequest req = ZTEST__V1__ECHO_REQUEST__INIT;
+	Ztest__V1__EchoReply  *reply;
+	zrpc_status            status;
+
+	test_server_start(&ts, "inproc", NULL);
+	client = test_client_open(&ts);
+	for (uint64_t seq = 0; seq < 8; seq++) {
+		req.seq = seq; /* odd: the worker also suspends and resumes */
+		reply   = NULL;
+		status  = ztest_v1_echo_continued(client, &req, &reply, NULL);
+		cr_assert_eq(status.code, ZRPC_OK, "%s", status.message);
+		cr_assert_str_eq(reply->text, "on a worker");
+		cr_assert_eq(reply->seq, seq);
+		ztest__v1__echo_reply__free_unpacked(reply, NULL);
+	}
 	zrpc_client_close(client);
 	test_server_stop(&ts);
 }

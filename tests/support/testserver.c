@@ -134,6 +134,38 @@ test_deferred(zrpc_call *call, const Ztest__V1__EchoRequest *req,
 	return zrpc_status_ok();
 }
 
+static zrpc_status
+test_continued_next(
+    zrpc_call *call, const ProtobufCMessage *request, ProtobufCMessage *reply)
+{
+	struct test_server           *ts  = zrpc_call_service_ctx(call);
+	const Ztest__V1__EchoRequest *req = (const void *) request;
+	Ztest__V1__EchoReply         *out = (void *) reply;
+	pthread_t handler = ts->continued_by[req->seq % TEST_DEFERRED_MAX];
+
+	test_fill_reply(call, req, out);
+	out->text = pthread_equal(handler, pthread_self())
+	    ? "on the handler's thread"
+	    : "on a worker";
+	if (req->seq % 2 == 1) {
+		zrpc_call_suspend(call);
+		zrpc_call_resume(call, zrpc_status_ok());
+	}
+	return zrpc_status_ok();
+}
+
+static zrpc_status
+test_continued(zrpc_call *call, const Ztest__V1__EchoRequest *req,
+    Ztest__V1__EchoReply *reply)
+{
+	struct test_server *ts = zrpc_call_service_ctx(call);
+
+	(void) reply;
+	ts->continued_by[req->seq % TEST_DEFERRED_MAX] = pthread_self();
+	zrpc_call_continue_blocking(call, test_continued_next);
+	return zrpc_status_make(ZRPC_INTERNAL, "must not be seen");
+}
+
 bool
 test_deferred_wait(struct test_server *ts, unsigned n)
 {
@@ -274,6 +306,7 @@ test_server_start(struct test_server *ts, const char *transport,
 		.wait_blocking          = true,
 		.fail                   = test_fail,
 		.deferred               = test_deferred,
+		.continued              = test_continued,
 	};
 	zrpc_status status;
 	char        url[256];

@@ -34,6 +34,9 @@ struct test_server {
 	 */
 	zrpc_call *deferred[TEST_DEFERRED_MAX];
 	unsigned   n_deferred;
+	/* The thread each Continued handler ran on, by seq (callers use
+	 * distinct seqs; the worker reads it after the hand-off). */
+	pthread_t continued_by[TEST_DEFERRED_MAX];
 };
 
 /*
