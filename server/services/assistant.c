@@ -23,8 +23,10 @@
  * answer and no late state change. Each backend call is recorded in the
  * routing metrics (success or failure, latency, fallback or not).
  *
- * Complete is declared blocking (the backends and the retry pause block),
- * so it runs on the worker pool.
+ * Complete is declared non-blocking: a cache hit for a call with no
+ * session is answered on nng's thread, and every other call is handed to
+ * the worker pool (zrpc_call_continue_blocking), where the backends and
+ * the retry pause may block.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -343,23 +345,22 @@ assistant_answer(zrpc_call *call, const struct zos_services *services,
 	return zrpc_status_ok();
 }
 
+/* The whole of Complete, on a worker: it may call backends and pause. */
 static zrpc_status
-assistant_complete(zrpc_call *call, const Zos__V1__CompleteRequest *request,
-    Zos__V1__CompleteResponse *reply)
+assistant_complete_blocking(
+    zrpc_call *call, const ProtobufCMessage *input, ProtobufCMessage *output)
 {
-	const struct zos_services *services = zrpc_call_service_ctx(call);
-	struct zos_state          *state    = services->state;
-	uint64_t                   started  = zrpc_now_ns();
-	bool                  has_session   = request->session_id[0] != '\0';
-	bool                  changed       = false;
+	const Zos__V1__CompleteRequest *request  = (const void *) input;
+	Zos__V1__CompleteResponse      *reply    = (void *) output;
+	const struct zos_services      *services = zrpc_call_service_ctx(call);
+	struct zos_state               *state    = services->state;
+	uint64_t                        started  = zrpc_now_ns();
+	bool                  has_session = request->session_id[0] != '\0';
+	bool                  changed     = false;
 	struct zos_session    s;
 	enum zos_session_code code;
 	zrpc_status           status;
 
-	if (request->prompt[0] == '\0') {
-		return zrpc_status_make(
-		    ZRPC_INVALID_ARGUMENT, "prompt must not be empty");
-	}
 	if (has_session) {
 		status = assistant_session_begin(
 		    state->sessions, request->session_id, &s, &changed);
@@ -392,13 +393,51 @@ assistant_complete(zrpc_call *call, const Zos__V1__CompleteRequest *request,
 	    zos_sessions_seq(state->sessions), status);
 }
 
+/* The cache's copy lands in the call's arena. */
+static void *
+assistant_alloc(void *arg, size_t size)
+{
+	return zrpc_call_alloc(arg, size);
+}
+
+/*
+ * Complete as it arrives, on nng's thread: a cache hit with no session to
+ * move is answered here; anything else goes on on a worker.
+ */
+static zrpc_status
+assistant_complete(zrpc_call *call, const Zos__V1__CompleteRequest *request,
+    Zos__V1__CompleteResponse *reply)
+{
+	const struct zos_services *services = zrpc_call_service_ctx(call);
+	const struct zos_route    *route;
+	size_t                     len;
+
+	if (request->prompt[0] == '\0') {
+		return zrpc_status_make(
+		    ZRPC_INVALID_ARGUMENT, "prompt must not be empty");
+	}
+	if (request->session_id[0] == '\0') {
+		route = zos_routing_route(
+		    services->state->routing, request->task_type);
+		reply->text = zos_cache_peek_copy(&services->state->cache,
+		    route->primary_model, request->prompt, assistant_alloc,
+		    call, &len);
+		if (reply->text != NULL) {
+			reply->model  = (char *) route->primary_model;
+			reply->cached = true;
+			return zrpc_status_ok();
+		}
+	}
+	zrpc_call_continue_blocking(call, assistant_complete_blocking);
+	return zrpc_status_ok(); /* ignored: the worker answers */
+}
+
 zrpc_status
 zos_assistant_service_register(
     zrpc_server *server, const struct zos_services *services)
 {
 	const struct zos_v1_assistant_handlers handlers = {
-		.complete          = assistant_complete,
-		.complete_blocking = true,
+		.complete = assistant_complete,
 	};
 
 	return zos_v1_assistant_register(server, &handlers, (void *) services);
