@@ -867,40 +867,69 @@ fail:
 	return -1;
 }
 
+/*
+ * Reads P's file and decodes its payload as DESC into *OUT (freed with
+ * protobuf_c_message_free_unpacked), checking that the payload's field 1
+ * (the sequence number in both snapshot messages, storage.proto) matches
+ * the header's, returned in *SEQ. Returns 1, 0 when there is no file, or
+ * -1 with ERROR filled.
+ */
+static int
+store_read_snapshot(struct zos_store *store, const struct store_part *p,
+    const ProtobufCMessageDescriptor *desc, ProtobufCMessage **out,
+    uint64_t *seq, char *error, size_t error_len)
+{
+	const ProtobufCFieldDescriptor *field =
+	    protobuf_c_message_descriptor_get_field(desc, 1);
+	uint8_t *payload;
+	size_t   len;
+	uint64_t inner;
+	int      rv;
+
+	if ((rv = store_read_file(
+	         store, p, &payload, &len, seq, error, error_len)) <= 0) {
+		return rv;
+	}
+	*out = protobuf_c_message_unpack(desc, NULL, len, payload);
+	free(payload);
+	if (*out == NULL) {
+		snprintf(error, error_len,
+		    "%s: payload does not decode (file is corrupt)", p->path);
+		return -1;
+	}
+	memcpy(&inner, (const char *) *out + field->offset, sizeof(inner));
+	if (inner != *seq) {
+		snprintf(error, error_len,
+		    "%s: sequence mismatch: header %llu, payload %llu (file "
+		    "is corrupt)",
+		    p->path, (unsigned long long) *seq,
+		    (unsigned long long) inner);
+		protobuf_c_message_free_unpacked(*out, NULL);
+		*out = NULL;
+		return -1;
+	}
+	return 1;
+}
+
 /* Reads skills.snap into loaded_skills. Returns 0 or -1 with ERROR. */
 static int
 store_load_skills(struct zos_store *store, char *error, size_t error_len)
 {
-	const struct store_part          *p = &store->parts[0];
-	Zos__Storage__V1__SkillsSnapshot *snap;
+	const struct store_part          *p    = &store->parts[0];
+	Zos__Storage__V1__SkillsSnapshot *snap = NULL;
 	const char                       *names[ZOS_SKILLS_MAX];
 	double                            levels[ZOS_SKILLS_MAX];
 	uint64_t                          attempts[ZOS_SKILLS_MAX];
 	char                              message[256];
-	uint8_t                          *payload;
-	size_t                            len;
 	uint64_t                          seq;
 	int                               rv;
 
-	if ((rv = store_read_file(
-	         store, p, &payload, &len, &seq, error, error_len)) <= 0) {
+	if ((rv = store_read_snapshot(store, p,
+	         &zos__storage__v1__skills_snapshot__descriptor,
+	         (ProtobufCMessage **) &snap, &seq, error, error_len)) <= 0) {
 		return rv;
 	}
-	rv   = -1;
-	snap = zos__storage__v1__skills_snapshot__unpack(NULL, len, payload);
-	if (snap == NULL) {
-		snprintf(error, error_len,
-		    "%s: payload does not decode (file is corrupt)", p->path);
-		goto fail_payload;
-	}
-	if (snap->version != seq) {
-		snprintf(error, error_len,
-		    "%s: sequence mismatch: header %llu, payload %llu (file "
-		    "is corrupt)",
-		    p->path, (unsigned long long) seq,
-		    (unsigned long long) snap->version);
-		goto fail_snap;
-	}
+	rv = -1;
 	if (snap->n_skills > ZOS_SKILLS_MAX) {
 		snprintf(error, error_len,
 		    "%s: %zu skills, more than %d (invalid snapshot)", p->path,
@@ -925,8 +954,6 @@ store_load_skills(struct zos_store *store, char *error, size_t error_len)
 
 fail_snap:
 	zos__storage__v1__skills_snapshot__free_unpacked(snap, NULL);
-fail_payload:
-	free(payload);
 	return rv;
 }
 
@@ -949,33 +976,18 @@ store_copy_string(char *to, size_t size, const char *from)
 static int
 store_load_sessions(struct zos_store *store, char *error, size_t error_len)
 {
-	const struct store_part            *p = &store->parts[1];
-	Zos__Storage__V1__SessionsSnapshot *snap;
+	const struct store_part            *p     = &store->parts[1];
+	Zos__Storage__V1__SessionsSnapshot *snap  = NULL;
 	struct zos_sessions_image           image = { 0 };
-	uint8_t                            *payload;
-	size_t                              len;
 	uint64_t                            seq;
 	int                                 rv;
 
-	if ((rv = store_read_file(
-	         store, p, &payload, &len, &seq, error, error_len)) <= 0) {
+	if ((rv = store_read_snapshot(store, p,
+	         &zos__storage__v1__sessions_snapshot__descriptor,
+	         (ProtobufCMessage **) &snap, &seq, error, error_len)) <= 0) {
 		return rv;
 	}
-	rv   = -1;
-	snap = zos__storage__v1__sessions_snapshot__unpack(NULL, len, payload);
-	if (snap == NULL) {
-		snprintf(error, error_len,
-		    "%s: payload does not decode (file is corrupt)", p->path);
-		goto fail_payload;
-	}
-	if (snap->seq != seq) {
-		snprintf(error, error_len,
-		    "%s: sequence mismatch: header %llu, payload %llu (file "
-		    "is corrupt)",
-		    p->path, (unsigned long long) seq,
-		    (unsigned long long) snap->seq);
-		goto fail_snap;
-	}
+	rv = -1;
 	if (snap->n_sessions > ZOS_SESSIONS_LIMIT_MAX) {
 		snprintf(error, error_len,
 		    "%s: %zu sessions, more than %d (invalid snapshot)",
@@ -1020,8 +1032,6 @@ fail_image:
 	zos_sessions_image_finish(&image);
 fail_snap:
 	zos__storage__v1__sessions_snapshot__free_unpacked(snap, NULL);
-fail_payload:
-	free(payload);
 	return rv;
 }
 
