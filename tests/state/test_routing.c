@@ -1,5 +1,5 @@
 /*
- * Tests for model routing (server/state/routing.c).
+ * Tests for model routing (zos/state/routing.c).
  */
 #include <criterion/criterion.h>
 #include <pthread.h>

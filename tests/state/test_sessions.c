@@ -1,5 +1,5 @@
 /*
- * Tests for the proof session table (server/state/sessions.c).
+ * Tests for the proof session table (zos/state/sessions.c).
  */
 #include <criterion/criterion.h>
 #include <pthread.h>

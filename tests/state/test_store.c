@@ -1,5 +1,5 @@
 /*
- * Tests for the store (server/state/store.c): snapshot files that survive
+ * Tests for the store (zos/state/store.c): snapshot files that survive
  * close and open, corruption that is reported and left alone, the
  * directory lock, group commit, and the promise that every commit request
  * is answered exactly once.
