@@ -19,20 +19,9 @@
 #include <stdint.h>
 
 #include "zrpc/histogram.h"
+#include "zrpc/log.h"
 #include "zrpc/service.h"
 #include "zrpc/status.h"
-
-/* Log levels, most verbose first. */
-typedef enum zrpc_log_level {
-	ZRPC_LOG_DEBUG = 0,
-	ZRPC_LOG_INFO  = 1,
-	ZRPC_LOG_WARN  = 2,
-	ZRPC_LOG_ERROR = 3,
-} zrpc_log_level;
-
-/* A log sink: receives one formatted event (no trailing newline). */
-typedef void (*zrpc_log_fn)(
-    void *arg, zrpc_log_level level, const char *message);
 
 /* Server configuration; zero fields take the defaults shown. */
 typedef struct zrpc_server_config {
