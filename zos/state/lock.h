@@ -44,7 +44,7 @@
 #include <stdint.h>
 
 #include "zrpc/histogram.h"
-#include "zrpc/server.h"
+#include "zrpc/log.h"
 
 /* clang's thread-safety analysis (-Wthread-safety); no-ops elsewhere. */
 #if defined(__clang__)

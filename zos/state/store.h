@@ -40,7 +40,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "zrpc/server.h" /* zrpc_log_fn */
+#include "zrpc/log.h"
 
 #include "sessions.h"
 #include "skills.h"
