@@ -157,6 +157,30 @@ Test(skills, the_file_format_is_parsed_and_errors_name_the_line)
 	}
 }
 
+Test(skills, a_file_name_of_64_bytes_is_kept_whole_and_65_is_refused)
+{
+	struct zos_skill_vector *v;
+	char                     err[256];
+	char                     text[ZOS_SKILL_NAME_MAX + 16];
+
+	memset(text, 'a', ZOS_SKILL_NAME_MAX);
+	snprintf(text + ZOS_SKILL_NAME_MAX, 16, " 0.5\n");
+	cr_assert_eq(
+	    zos_skills_parse(text, strlen(text), &v, err, sizeof(err)),
+	    ZOS_SKILLS_OK, "%s", err);
+	cr_assert_eq(strlen(v->skills[0].name), ZOS_SKILL_NAME_MAX);
+	cr_assert(strncmp(v->skills[0].name, text, ZOS_SKILL_NAME_MAX) == 0);
+	zos_skill_vector_unref(v);
+
+	memset(text, 'a', ZOS_SKILL_NAME_MAX + 1);
+	snprintf(text + ZOS_SKILL_NAME_MAX + 1, 15, " 0.5\n");
+	cr_assert_eq(
+	    zos_skills_parse(text, strlen(text), &v, err, sizeof(err)),
+	    ZOS_SKILLS_INVALID);
+	cr_assert_null(v);
+	cr_assert(strstr(err, "line 1") != NULL, "%s", err);
+}
+
 Test(skills, reload_from_a_file_swaps_in_the_next_version)
 {
 	struct zos_skills        s;

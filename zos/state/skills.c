@@ -396,7 +396,17 @@ zos_skills_parse(const char *text, size_t len, struct zos_skill_vector **out,
 			    ZOS_SKILLS_MAX);
 			return ZOS_SKILLS_RESOURCE_EXHAUSTED;
 		}
-		snprintf(names[n], sizeof(names[n]), "%s", name);
+		/* skills_valid_name bounds the name's length, but NAME's
+		 * buffer is one byte larger (to catch over-long names); a copy
+		 * that does not fit is an error, never a silently shortened
+		 * name. */
+		int copied = snprintf(names[n], sizeof(names[n]), "%s", name);
+		if (copied < 0 || (size_t) copied >= sizeof(names[n])) {
+			snprintf(error, error_len,
+			    "line %zu: skill name longer than %d characters",
+			    line_no, ZOS_SKILL_NAME_MAX);
+			return ZOS_SKILLS_INVALID;
+		}
 		name_ptrs[n] = names[n];
 		levels[n]    = level;
 		n++;
