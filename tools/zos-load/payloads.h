@@ -1,0 +1,50 @@
+/*
+ * zos-load's requests: the method the calls go to and the packed request
+ * bodies they send, all built before the run from --data (proto3 JSON,
+ * packed through the method's input descriptor by pbjson), --data-hex (the
+ * packed bytes as they are) or --data-file (one JSON request per line).
+ *
+ * Packing once up front keeps JSON and protobuf-c out of the run: a call
+ * only picks one of the packed bodies (run.h says which).
+ */
+#ifndef ZOS_LOAD_PAYLOADS_H
+#define ZOS_LOAD_PAYLOADS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "flags.h"
+
+/* One packed request body. BYTES is malloc'd, or NULL when LEN is 0. */
+struct load_payload {
+	uint8_t *bytes;
+	size_t   len;
+};
+
+/*
+ * The requests of a run. PATH is the wire method name the calls go to ("" with
+ * --echo); it points into the method tables or into argv (not owned).
+ * ITEMS holds N bodies (at least 1 after a successful prepare): the one
+ * request of --data or --data-hex, or the lines of --data-file in order.
+ */
+struct load_payloads {
+	const char          *path;
+	struct load_payload *items;
+	size_t               n;
+};
+
+/*
+ * Finds the method named by OPTS and packs the request(s) into OUT, which
+ * need not be initialised. Returns 0; or LOAD_EXIT_USAGE (an unknown
+ * method, a request that is not valid for its type, a --data-file that
+ * cannot be read or does not split into --data-per-caller's blocks) or
+ * LOAD_EXIT_FAILED (out of memory), with a message on stderr. OUT is
+ * always to be freed with load_payloads_finish, after failure too.
+ */
+int load_payloads_prepare(
+    const struct load_options *opts, struct load_payloads *out);
+
+/* Frees what load_payloads_prepare allocated in PAYLOADS. */
+void load_payloads_finish(struct load_payloads *payloads);
+
+#endif /* ZOS_LOAD_PAYLOADS_H */
