@@ -34,7 +34,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "services.h"
+#include "assistant.h"
+#include "durable.h"
 #include "zos/v1/zos.zrpc.h"
 #include "zrpc/clock.h"
 
@@ -389,7 +390,7 @@ assistant_complete_blocking(
 	if (!changed) {
 		return status;
 	}
-	return zos_services_reply_durable(call, state, ZOS_STORE_SESSIONS,
+	return zos_durable_reply(call, state, ZOS_STORE_SESSIONS,
 	    zos_sessions_seq(state->sessions), status);
 }
 

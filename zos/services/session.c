@@ -2,12 +2,13 @@
  * zos.v1.Session: the proof state machine over the sessions table. Every
  * handler only touches the state (copies of sessions come back from the
  * module), so all run on nng's completion threads. Start, Transition and
- * Reset answer once their change is durable (zos_services_reply_durable):
+ * Reset answer once their change is durable (zos_durable_reply):
  * the call is suspended meanwhile, so no thread waits for the disk.
  */
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "durable.h"
 #include "services.h"
 #include "zos/v1/zos.zrpc.h"
 
@@ -63,7 +64,7 @@ session_service_durable(zrpc_call *call, struct zos_state *state,
 {
 	uint64_t seq = zos_sessions_seq(state->sessions);
 
-	return zos_services_reply_durable(call, state, ZOS_STORE_SESSIONS, seq,
+	return zos_durable_reply(call, state, ZOS_STORE_SESSIONS, seq,
 	    session_service_fill(call, s, reply));
 }
 

@@ -6,6 +6,7 @@
  */
 #include <stdio.h>
 
+#include "durable.h"
 #include "services.h"
 #include "zos/v1/zos.zrpc.h"
 
@@ -103,8 +104,7 @@ skills_service_update(zrpc_call        *call,
 	status = skills_service_reply(call, v, reply);
 	seq    = v->version;
 	zos_skill_vector_unref(v);
-	return zos_services_reply_durable(
-	    call, state, ZOS_STORE_SKILLS, seq, status);
+	return zos_durable_reply(call, state, ZOS_STORE_SKILLS, seq, status);
 }
 
 static zrpc_status
@@ -137,8 +137,7 @@ skills_service_reload(zrpc_call        *call,
 	status = skills_service_reply(call, now, reply);
 	seq    = now->version;
 	zos_skill_vector_unref(now);
-	return zos_services_reply_durable(
-	    call, state, ZOS_STORE_SKILLS, seq, status);
+	return zos_durable_reply(call, state, ZOS_STORE_SKILLS, seq, status);
 }
 
 zrpc_status
