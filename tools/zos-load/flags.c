@@ -7,7 +7,10 @@
  * on several options (exactly one of --duration and --requests, at most
  * one request source, --connections within --concurrency,
  * --data-per-caller only with --data-file and the closed loop) is checked
- * once the whole line is read.
+ * once the whole line is read. --help is the program's manual: zos-load.1
+ * is generated from it by help2man (scripts/man-page), which takes its
+ * first line, "zos-load - what it is", for the page's NAME; so what --help
+ * says is what the man page says.
  */
 #include "flags.h"
 
@@ -32,7 +35,7 @@ load_flags_usage(FILE *out)
 	    "[--connections K]\n"
 	    "                [--timeout-ms T] [--connect-timeout-ms T] "
 	    "[--token T] [--echo]\n"
-	    "                [--json] [--help]\n"
+	    "                [--json] [--version] [--help]\n"
 	    "\n"
 	    "Drives one method of a zrpc server (zosd or any other) with "
 	    "C calls in flight\n"
@@ -95,6 +98,7 @@ load_flags_usage(FILE *out)
 	    "  --json               print the report as one JSON object on "
 	    "stdout instead of\n"
 	    "                       text\n"
+	    "  --version            print the version and exit\n"
 	    "  --help               this text\n"
 	    "\n"
 	    "Before the run each connection is checked with one "
@@ -179,6 +183,7 @@ load_flags_parse(int argc, char **argv, struct load_options *opts)
 		OPT_TOKEN,
 		OPT_ECHO,
 		OPT_JSON,
+		OPT_VERSION,
 		OPT_HELP,
 	};
 	static const struct option options[] = {
@@ -199,6 +204,7 @@ load_flags_parse(int argc, char **argv, struct load_options *opts)
 		{ "token", required_argument, NULL, OPT_TOKEN },
 		{ "echo", no_argument, NULL, OPT_ECHO },
 		{ "json", no_argument, NULL, OPT_JSON },
+		{ "version", no_argument, NULL, OPT_VERSION },
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -307,7 +313,11 @@ load_flags_parse(int argc, char **argv, struct load_options *opts)
 		case OPT_JSON:
 			opts->json = true;
 			break;
+		case OPT_VERSION:
+			printf("zos-load %s\n", ZOS_VERSION);
+			return -1;
 		case OPT_HELP:
+			printf("zos-load - the zos load generator\n\n");
 			load_flags_usage(stdout);
 			return -1;
 		case ':':

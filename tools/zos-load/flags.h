@@ -53,7 +53,7 @@ struct load_options {
 /*
  * Parses ARGC/ARGV into OPTS (which need not be initialised). Returns 0;
  * LOAD_EXIT_USAGE with the message and the usage on stderr; or -1 after
- * --help printed the usage on stdout (the caller exits 0).
+ * --help or --version printed their text on stdout (the caller exits 0).
  */
 int load_flags_parse(int argc, char **argv, struct load_options *opts);
 
