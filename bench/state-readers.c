@@ -93,9 +93,8 @@ readers_lock_line(const struct zos_lock *lock)
 {
 	printf("| %s | %llu | %llu ns | %llu ns |\n", lock->name,
 	    (unsigned long long) atomic_load(&lock->acquisitions),
-	    (unsigned long long) zrpc_histogram_quantile(&lock->wait_ns, 0.99),
-	    (unsigned long long) zrpc_histogram_quantile(
-	        &lock->hold_ns, 0.99));
+	    (unsigned long long) zrpc_histogram_quantile(lock->wait_ns, 0.99),
+	    (unsigned long long) zrpc_histogram_quantile(lock->hold_ns, 0.99));
 }
 
 int

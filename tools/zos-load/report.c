@@ -20,8 +20,8 @@
 void
 load_report_summarize(const struct load_run *run, struct load_summary *s)
 {
-	const struct zrpc_histogram *h     = &run->latency;
-	uint64_t                     count = atomic_load(&h->count);
+	const struct zrpc_histogram *h     = run->latency;
+	uint64_t                     count = zrpc_histogram_count(h);
 	uint64_t                     end   = atomic_load(&run->end_ns);
 
 	s->calls = atomic_load(&run->completed);
@@ -34,9 +34,9 @@ load_report_summarize(const struct load_run *run, struct load_summary *s)
 	s->p90_us  = (double) zrpc_histogram_quantile(h, 0.90) / 1e3;
 	s->p99_us  = (double) zrpc_histogram_quantile(h, 0.99) / 1e3;
 	s->p999_us = (double) zrpc_histogram_quantile(h, 0.999) / 1e3;
-	s->max_us  = (double) atomic_load(&h->max) / 1e3;
+	s->max_us  = (double) zrpc_histogram_max(h) / 1e3;
 	s->mean_us = count > 0
-	    ? (double) atomic_load(&h->sum) / (double) count / 1e3
+	    ? (double) zrpc_histogram_sum(h) / (double) count / 1e3
 	    : 0.0;
 }
 

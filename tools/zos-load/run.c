@@ -162,7 +162,7 @@ load_run_call_done(void *arg, const zrpc_status *status, const uint8_t *reply,
 	struct load_caller *c   = arg;
 	struct load_run    *run = c->run;
 
-	zrpc_histogram_record(&run->latency, zrpc_now_ns() - c->started_ns);
+	zrpc_histogram_record(run->latency, zrpc_now_ns() - c->started_ns);
 	load_run_count(run, status);
 	if (run->opts->rate > 0) {
 		atomic_store_explicit(&c->busy, false, memory_order_release);
@@ -290,7 +290,7 @@ load_run_progress(struct load_run *run, uint64_t now, uint64_t *last_count,
 	    (double) (now - run->start_ns) / 1e9,
 	    dt > 0 ? (double) (completed - *last_count) / dt : 0.0, completed,
 	    errors,
-	    (double) zrpc_histogram_quantile(&run->latency, 0.99) / 1e3);
+	    (double) zrpc_histogram_quantile(run->latency, 0.99) / 1e3);
 	*last_count = completed;
 	*last_ns    = now;
 }
@@ -413,7 +413,7 @@ load_run_setup(struct load_run *run, const struct load_options *opts,
 	run->done_fd              = -1;
 	run->call_opts.timeout_ms = opts->echo ? 0 : opts->timeout_ms;
 	run->call_opts.token      = opts->token;
-	if ((rv = zrpc_histogram_init(
+	if ((rv = zrpc_histogram_create(
 	         &run->latency, LOAD_HISTOGRAM_PRECISION)) != 0) {
 		fprintf(stderr, "zos-load: histogram: %s\n", strerror(rv));
 		return LOAD_EXIT_FAILED;
@@ -473,7 +473,7 @@ load_run_finish(struct load_run *run)
 	}
 	free(run->clients);
 	free(run->callers);
-	zrpc_histogram_finish(&run->latency);
+	zrpc_histogram_destroy(run->latency);
 	if (run->done_fd >= 0) {
 		close(run->done_fd);
 	}

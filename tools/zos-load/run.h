@@ -61,7 +61,7 @@ struct load_run {
 	size_t                      n_callers;
 
 	/* What the report reads (after load_run_execute). */
-	struct zrpc_histogram  latency; /* ns, every completed call */
+	struct zrpc_histogram *latency; /* ns, every completed call; owned */
 	atomic_uint_fast64_t   codes[ZRPC_CODE_COUNT];
 	struct load_error_note notes[ZRPC_CODE_COUNT];
 	atomic_uint_fast64_t   completed;

@@ -57,11 +57,11 @@ zos_lock_init(struct zos_lock *lock, enum zos_lock_rank rank, const char *name,
 	lock->rank   = rank;
 	lock->name   = name;
 	lock->domain = domain;
-	if ((rv = zrpc_histogram_init(&lock->wait_ns, 4)) != 0) {
+	if ((rv = zrpc_histogram_create(&lock->wait_ns, 4)) != 0) {
 		return rv;
 	}
-	if ((rv = zrpc_histogram_init(&lock->hold_ns, 4)) != 0) {
-		zrpc_histogram_finish(&lock->wait_ns);
+	if ((rv = zrpc_histogram_create(&lock->hold_ns, 4)) != 0) {
+		zrpc_histogram_destroy(lock->wait_ns);
 		return rv;
 	}
 	pthread_rwlockattr_init(&attr);
@@ -70,8 +70,8 @@ zos_lock_init(struct zos_lock *lock, enum zos_lock_rank rank, const char *name,
 	rv = pthread_rwlock_init(&lock->rwlock, &attr);
 	pthread_rwlockattr_destroy(&attr);
 	if (rv != 0) {
-		zrpc_histogram_finish(&lock->wait_ns);
-		zrpc_histogram_finish(&lock->hold_ns);
+		zrpc_histogram_destroy(lock->wait_ns);
+		zrpc_histogram_destroy(lock->hold_ns);
 	}
 	return rv;
 }
@@ -80,8 +80,8 @@ void
 zos_lock_finish(struct zos_lock *lock)
 {
 	pthread_rwlock_destroy(&lock->rwlock);
-	zrpc_histogram_finish(&lock->wait_ns);
-	zrpc_histogram_finish(&lock->hold_ns);
+	zrpc_histogram_destroy(lock->wait_ns);
+	zrpc_histogram_destroy(lock->hold_ns);
 }
 
 /* Site hash for "log once per site". */
@@ -198,7 +198,7 @@ lock_acquired(struct zos_lock *lock, uint64_t asked_ns)
 
 	if (asked_ns != 0) {
 		now = zrpc_now_ns();
-		zrpc_histogram_record(&lock->wait_ns, now - asked_ns);
+		zrpc_histogram_record(lock->wait_ns, now - asked_ns);
 		/* Count the acquisitions since the last timed one: the
 		 * shared counter lags, never runs ahead. */
 		atomic_fetch_add_explicit(&lock->acquisitions,
@@ -224,7 +224,7 @@ lock_released(struct zos_lock *lock)
 	lock_record.mask &= ~(1u << lock->rank);
 	lock_record.held[lock->rank] = NULL;
 	if (since != 0) {
-		zrpc_histogram_record(&lock->hold_ns, zrpc_now_ns() - since);
+		zrpc_histogram_record(lock->hold_ns, zrpc_now_ns() - since);
 	}
 }
 

@@ -109,8 +109,8 @@ struct ZOS_CAPABILITY("rwlock") zos_lock {
 	enum zos_lock_rank      rank;
 	const char             *name;
 	struct zos_lock_domain *domain;
-	struct zrpc_histogram   wait_ns; /* time to acquire */
-	struct zrpc_histogram   hold_ns; /* time held */
+	struct zrpc_histogram  *wait_ns; /* time to acquire; owned */
+	struct zrpc_histogram  *hold_ns; /* time held; owned */
 	/* Acquisitions, added at each timed one: behind the truth by less
 	 * than ZOS_LOCK_SAMPLE per thread, never ahead. */
 	atomic_uint_fast64_t acquisitions;

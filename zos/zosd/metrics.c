@@ -274,8 +274,7 @@ metrics_histogram(struct metrics_text *t, const char *name,
 	metrics_series(t, series, labels, n_labels, "+Inf");
 	metrics_printf(t, "%" PRIu64 "\n", total);
 	snprintf(series, sizeof(series), "%s_sum", name);
-	metrics_seconds(t, series, labels, n_labels,
-	    atomic_load_explicit(&h->sum, memory_order_relaxed));
+	metrics_seconds(t, series, labels, n_labels, zrpc_histogram_sum(h));
 	snprintf(series, sizeof(series), "%s_count", name);
 	metrics_u64(t, series, labels, n_labels, total);
 }
@@ -345,7 +344,7 @@ metrics_render_locks(struct metrics_text *t, struct zos_state *state)
 	for (size_t i = 0; i < ZOS_LOCK_RANKS; i++) {
 		struct metrics_label label = { "lock", locks[i]->name };
 		metrics_histogram(t, "zos_lock_wait_seconds", &label, 1,
-		    &locks[i]->wait_ns, &ZOS_METRICS_LOCK_BOUNDS);
+		    locks[i]->wait_ns, &ZOS_METRICS_LOCK_BOUNDS);
 	}
 	metrics_family(t, "zos_lock_hold_seconds", "histogram",
 	    "Time a state lock is held (one acquisition in 1024 per thread "
@@ -353,7 +352,7 @@ metrics_render_locks(struct metrics_text *t, struct zos_state *state)
 	for (size_t i = 0; i < ZOS_LOCK_RANKS; i++) {
 		struct metrics_label label = { "lock", locks[i]->name };
 		metrics_histogram(t, "zos_lock_hold_seconds", &label, 1,
-		    &locks[i]->hold_ns, &ZOS_METRICS_LOCK_BOUNDS);
+		    locks[i]->hold_ns, &ZOS_METRICS_LOCK_BOUNDS);
 	}
 	metrics_family(t, "zos_lock_acquisitions_total", "counter",
 	    "State lock acquisitions (behind by under 1024 per thread).");

@@ -66,12 +66,10 @@ zosd_log_lock_times(const struct zos_log *log, struct zos_state *state)
 		snprintf(n, sizeof(n), "%llu",
 		    (unsigned long long) atomic_load(&locks[i]->acquisitions));
 		snprintf(wait, sizeof(wait), "%.1f",
-		    (double) zrpc_histogram_quantile(
-		        &locks[i]->wait_ns, 0.99) /
+		    (double) zrpc_histogram_quantile(locks[i]->wait_ns, 0.99) /
 		        1000.0);
 		snprintf(hold, sizeof(hold), "%.1f",
-		    (double) zrpc_histogram_quantile(
-		        &locks[i]->hold_ns, 0.99) /
+		    (double) zrpc_histogram_quantile(locks[i]->hold_ns, 0.99) /
 		        1000.0);
 		zos_log_event(log, ZRPC_LOG_INFO, "lock times", fields, 4);
 	}

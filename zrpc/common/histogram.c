@@ -4,39 +4,82 @@
  * Bucket of v, with P precision bits: v < 2^P is its own bucket; otherwise
  * with e = msb(v) - P, the bucket is (e + 1) * 2^P + (v >> e) - 2^P, i.e.
  * the top P + 1 bits of v pick it, within the group of its power of two.
+ *
+ * One allocation holds the header and the buckets (a flexible array), so a
+ * record touches the handle and one bucket, as when the struct was
+ * embedded with a pointer to its buckets.
  */
 #include "zrpc/histogram.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 
 #define HISTOGRAM_MAX_BITS 44
 
+struct zrpc_histogram {
+	unsigned             precision; /* P */
+	size_t               n_buckets;
+	atomic_uint_fast64_t count;
+	atomic_uint_fast64_t sum;
+	atomic_uint_fast64_t max;
+	atomic_uint_fast64_t buckets[]; /* n_buckets */
+};
+
 int
-zrpc_histogram_init(struct zrpc_histogram *h, unsigned precision)
+zrpc_histogram_create(struct zrpc_histogram **out, unsigned precision)
 {
+	struct zrpc_histogram *h;
+	size_t                 n;
+
+	*out = NULL;
 	if (precision < 1 || precision > 10) {
 		return EINVAL;
 	}
-	h->precision = precision;
-	h->n_buckets = (size_t) (HISTOGRAM_MAX_BITS + 1 - precision)
-	    << precision;
-	h->buckets = calloc(h->n_buckets, sizeof(*h->buckets));
-	if (h->buckets == NULL) {
+	n = (size_t) (HISTOGRAM_MAX_BITS + 1 - precision) << precision;
+	if ((h = calloc(1, sizeof(*h) + n * sizeof(h->buckets[0]))) == NULL) {
 		return ENOMEM;
+	}
+	h->precision = precision;
+	h->n_buckets = n;
+	for (size_t i = 0; i < n; i++) {
+		atomic_init(&h->buckets[i], 0);
 	}
 	atomic_init(&h->count, 0);
 	atomic_init(&h->sum, 0);
 	atomic_init(&h->max, 0);
+	*out = h;
 	return 0;
 }
 
 void
-zrpc_histogram_finish(struct zrpc_histogram *h)
+zrpc_histogram_destroy(struct zrpc_histogram *h)
 {
-	free(h->buckets);
-	h->buckets   = NULL;
-	h->n_buckets = 0;
+	free(h);
+}
+
+uint64_t
+zrpc_histogram_count(const struct zrpc_histogram *h)
+{
+	return atomic_load_explicit(&h->count, memory_order_relaxed);
+}
+
+uint64_t
+zrpc_histogram_sum(const struct zrpc_histogram *h)
+{
+	return atomic_load_explicit(&h->sum, memory_order_relaxed);
+}
+
+uint64_t
+zrpc_histogram_max(const struct zrpc_histogram *h)
+{
+	return atomic_load_explicit(&h->max, memory_order_relaxed);
+}
+
+size_t
+zrpc_histogram_bucket_count(const struct zrpc_histogram *h)
+{
+	return h->n_buckets;
 }
 
 size_t
@@ -144,9 +187,6 @@ zrpc_histogram_cumulative(const struct zrpc_histogram *h,
 		    zrpc_histogram_bucket(h, bounds[next]) <= i) {
 			counts[next++] = seen;
 		}
-	}
-	while (next < n_bounds) { /* a zeroed histogram has no buckets */
-		counts[next++] = 0;
 	}
 	return seen;
 }

@@ -61,9 +61,9 @@
 #define LATENCY_PRECISION 5
 
 struct server_method_stats {
-	atomic_uint_fast64_t  calls_by_code[ZRPC_CODE_COUNT];
-	struct zrpc_histogram latency_ns; /* its sum is latency_ns_sum */
-	atomic_uint_fast64_t  handler_runs;
+	atomic_uint_fast64_t   calls_by_code[ZRPC_CODE_COUNT];
+	struct zrpc_histogram *latency_ns; /* owned; sum = latency_ns_sum */
+	atomic_uint_fast64_t   handler_runs;
 };
 
 struct server_service;
@@ -176,7 +176,7 @@ server_stats_init(struct server_method_stats *stats)
 		atomic_init(&stats->calls_by_code[c], 0);
 	}
 	atomic_init(&stats->handler_runs, 0);
-	return zrpc_histogram_init(&stats->latency_ns, LATENCY_PRECISION);
+	return zrpc_histogram_create(&stats->latency_ns, LATENCY_PRECISION);
 }
 
 /* ---- small helpers ---- */
@@ -418,7 +418,7 @@ static void
 server_service_free(struct server_service *svc, size_t n_methods)
 {
 	for (size_t m = 0; m < n_methods; m++) {
-		zrpc_histogram_finish(&svc->methods[m].stats.latency_ns);
+		zrpc_histogram_destroy(svc->methods[m].stats.latency_ns);
 	}
 	free(svc->methods);
 	free(svc);
@@ -579,9 +579,9 @@ server_stats_copy(const char *path, const struct server_method_stats *from,
 	for (int c = 0; c < ZRPC_CODE_COUNT; c++) {
 		to->calls_by_code[c] = atomic_load(&from->calls_by_code[c]);
 	}
-	to->latency_ns_sum = atomic_load(&from->latency_ns.sum);
+	to->latency_ns_sum = zrpc_histogram_sum(from->latency_ns);
 	to->handler_runs   = atomic_load(&from->handler_runs);
-	to->latency_ns     = &from->latency_ns;
+	to->latency_ns     = from->latency_ns;
 }
 
 bool
@@ -704,7 +704,7 @@ server_record(zrpc_server *server, struct zrpc_call *call,
 
 	atomic_fetch_add_explicit(
 	    &stats->calls_by_code[code], 1, memory_order_relaxed);
-	zrpc_histogram_record(&stats->latency_ns, latency_ns);
+	zrpc_histogram_record(stats->latency_ns, latency_ns);
 }
 
 /* Wakes zrpc_server_stop when the last call or reply is done. */
@@ -1230,7 +1230,7 @@ zrpc_server_destroy(zrpc_server *server)
 		    server->services[i], server->services[i]->desc->n_methods);
 	}
 	free(server->services);
-	zrpc_histogram_finish(&server->unmatched.latency_ns);
+	zrpc_histogram_destroy(server->unmatched.latency_ns);
 	free(server->table);
 	free(server->interceptors);
 	pthread_mutex_destroy(&server->slots_mutex);

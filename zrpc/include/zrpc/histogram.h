@@ -8,28 +8,34 @@
  * value: P = 7 gives a relative error under 1 %, P = 4 under 7 %. Values
  * from 2^44 ns (about 4.9 hours) up are clamped into the last bucket.
  * Memory: (45 - P) * 2^P buckets of 8 bytes.
+ *
+ * The histogram is an opaque handle (create/destroy), not a struct to
+ * embed: its counters are C11 atomics, and C++ has no <stdatomic.h> (nor
+ * a guarantee that std::atomic is laid out as _Atomic), so a public struct
+ * holding them could not be read from C++. Behind a pointer the atomics
+ * stay in zrpc/common/histogram.c, and recording costs one more load.
  */
 #ifndef ZRPC_HISTOGRAM_H
 #define ZRPC_HISTOGRAM_H
 
-#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
-struct zrpc_histogram {
-	unsigned              precision; /* P */
-	size_t                n_buckets;
-	atomic_uint_fast64_t *buckets;
-	atomic_uint_fast64_t  count;
-	atomic_uint_fast64_t  sum;
-	atomic_uint_fast64_t  max;
-};
+#ifdef __cplusplus
+extern "C" {
+#endif
 
-/* Sets H up with PRECISION bits (1..10). Returns 0 or ENOMEM/EINVAL. */
-int zrpc_histogram_init(struct zrpc_histogram *h, unsigned precision);
+struct zrpc_histogram;
 
-/* Frees the buckets. Safe on a zeroed or finished histogram. */
-void zrpc_histogram_finish(struct zrpc_histogram *h);
+/*
+ * Creates an empty histogram with PRECISION bits (1..10) in *OUT, owned by
+ * the caller (zrpc_histogram_destroy). Returns 0, or EINVAL for a bad
+ * precision and ENOMEM; *OUT is NULL then.
+ */
+int zrpc_histogram_create(struct zrpc_histogram **out, unsigned precision);
+
+/* Frees H. NULL is a no-op. */
+void zrpc_histogram_destroy(struct zrpc_histogram *h);
 
 /* Records VALUE. Lock-free; safe from any thread. */
 void zrpc_histogram_record(struct zrpc_histogram *h, uint64_t value);
@@ -38,10 +44,21 @@ void zrpc_histogram_record(struct zrpc_histogram *h, uint64_t value);
 void zrpc_histogram_reset(struct zrpc_histogram *h);
 
 /*
+ * Values recorded, their sum and the largest, each read atomically (but
+ * not together: records in progress may show in one and not another).
+ */
+uint64_t zrpc_histogram_count(const struct zrpc_histogram *h);
+uint64_t zrpc_histogram_sum(const struct zrpc_histogram *h);
+uint64_t zrpc_histogram_max(const struct zrpc_histogram *h);
+
+/*
  * The value at quantile Q (0..1): the upper edge of the bucket holding it,
  * capped at the largest value recorded. 0 when empty.
  */
 uint64_t zrpc_histogram_quantile(const struct zrpc_histogram *h, double q);
+
+/* Number of buckets; bucket indexes are 0 .. this - 1. */
+size_t zrpc_histogram_bucket_count(const struct zrpc_histogram *h);
 
 /* Index of VALUE's bucket, and the largest value a bucket holds. */
 size_t   zrpc_histogram_bucket(const struct zrpc_histogram *h, uint64_t value);
@@ -58,10 +75,15 @@ uint64_t zrpc_histogram_bucket_upper(
  * relative 2^-P). Returns the count of every bucket (the +Inf bucket).
  * All of it comes from one pass over the buckets, so the counts are
  * non-decreasing and end at most at the returned total even while other
- * threads record; the total may differ from H->count by records in
- * progress. BOUNDS not in increasing order give unspecified counts.
+ * threads record; the total may differ from zrpc_histogram_count by
+ * records in progress. BOUNDS not in increasing order give unspecified
+ * counts.
  */
 uint64_t zrpc_histogram_cumulative(const struct zrpc_histogram *h,
     const uint64_t *bounds, size_t n_bounds, uint64_t *counts);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* ZRPC_HISTOGRAM_H */
