@@ -3,7 +3,7 @@
  *
  * Chunks form a singly linked list from `first`. Allocation bumps `used`
  * in `current`; when it does not fit, a new chunk of at least
- * ARENA_CHUNK_BYTES (or the request's size) is linked after `current`.
+ * ZRPC_ARENA_CHUNK_BYTES (or the request's size) is linked after `current`.
  */
 #include "arena.h"
 
@@ -13,16 +13,16 @@
 
 #define ARENA_ALIGN 16
 
-struct arena_chunk {
-	struct arena_chunk *next;
-	size_t              size; /* usable bytes in data */
+struct zrpc_arena_chunk {
+	struct zrpc_arena_chunk *next;
+	size_t                   size; /* usable bytes in data */
 	_Alignas(ARENA_ALIGN) unsigned char data[];
 };
 
 static void *
 arena_pb_alloc(void *data, size_t size)
 {
-	return arena_alloc(data, size);
+	return zrpc_arena_alloc(data, size);
 }
 
 static void
@@ -34,7 +34,7 @@ arena_pb_free(void *data, void *ptr)
 }
 
 void
-arena_init(struct arena *arena)
+zrpc_arena_init(struct zrpc_arena *arena)
 {
 	arena->first                    = NULL;
 	arena->current                  = NULL;
@@ -44,10 +44,10 @@ arena_init(struct arena *arena)
 	arena->allocator.allocator_data = arena;
 }
 
-static struct arena_chunk *
+static struct zrpc_arena_chunk *
 arena_chunk_new(size_t size)
 {
-	struct arena_chunk *chunk;
+	struct zrpc_arena_chunk *chunk;
 
 	if (size > SIZE_MAX - sizeof(*chunk)) {
 		return NULL;
@@ -61,11 +61,11 @@ arena_chunk_new(size_t size)
 }
 
 void *
-arena_alloc(struct arena *arena, size_t size)
+zrpc_arena_alloc(struct zrpc_arena *arena, size_t size)
 {
-	struct arena_chunk *chunk;
-	size_t              rounded;
-	void               *p;
+	struct zrpc_arena_chunk *chunk;
+	size_t                   rounded;
+	void                    *p;
 
 	if (size > SIZE_MAX - ARENA_ALIGN) {
 		return NULL;
@@ -76,9 +76,10 @@ arena_alloc(struct arena *arena, size_t size)
 	}
 	chunk = arena->current;
 	if (chunk == NULL || chunk->size - arena->used < rounded) {
-		struct arena_chunk *fresh;
-		size_t              want =
-                    rounded > ARENA_CHUNK_BYTES ? rounded : ARENA_CHUNK_BYTES;
+		struct zrpc_arena_chunk *fresh;
+		size_t want = rounded > ZRPC_ARENA_CHUNK_BYTES
+		    ? rounded
+		    : ZRPC_ARENA_CHUNK_BYTES;
 
 		if ((fresh = arena_chunk_new(want)) == NULL) {
 			return NULL;
@@ -100,21 +101,21 @@ arena_alloc(struct arena *arena, size_t size)
 }
 
 char *
-arena_strdup(struct arena *arena, const char *s)
+zrpc_arena_strdup(struct zrpc_arena *arena, const char *s)
 {
 	size_t len = strlen(s);
 	char  *copy;
 
-	if ((copy = arena_alloc(arena, len + 1)) != NULL) {
+	if ((copy = zrpc_arena_alloc(arena, len + 1)) != NULL) {
 		memcpy(copy, s, len + 1);
 	}
 	return copy;
 }
 
 void
-arena_reset(struct arena *arena)
+zrpc_arena_reset(struct zrpc_arena *arena)
 {
-	struct arena_chunk *chunk;
+	struct zrpc_arena_chunk *chunk;
 
 	if (arena->first == NULL) {
 		return;
@@ -122,12 +123,12 @@ arena_reset(struct arena *arena)
 	chunk              = arena->first->next;
 	arena->first->next = NULL;
 	while (chunk != NULL) {
-		struct arena_chunk *next = chunk->next;
+		struct zrpc_arena_chunk *next = chunk->next;
 		free(chunk);
 		chunk = next;
 	}
 	/* Keep only a standard-size first chunk, so idle slots stay small. */
-	if (arena->first->size > ARENA_CHUNK_BYTES) {
+	if (arena->first->size > ZRPC_ARENA_CHUNK_BYTES) {
 		free(arena->first);
 		arena->first = NULL;
 	}
@@ -136,9 +137,9 @@ arena_reset(struct arena *arena)
 }
 
 void
-arena_finish(struct arena *arena)
+zrpc_arena_finish(struct zrpc_arena *arena)
 {
-	arena_reset(arena);
+	zrpc_arena_reset(arena);
 	free(arena->first);
 	arena->first   = NULL;
 	arena->current = NULL;

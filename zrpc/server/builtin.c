@@ -1,13 +1,15 @@
 /*
- * Health and Reflection. Both handlers only read the server's registration
- * (fixed once started) and atomics, so they never block and run on nng's
- * completion threads. Reply memory comes from the call's arena.
+ * Health and Reflection. Both handlers only read the registry (its shape
+ * is fixed once the server starts; serving flags are atomics), so they
+ * never block and run on nng's completion threads. Reply memory comes from
+ * the call's arena (zrpc_call_alloc).
  */
 #include "builtin.h"
 
 #include <stdlib.h>
 #include <string.h>
 
+#include "zrpc/server.h"
 #include "zrpc/v1/health.zrpc.h"
 #include "zrpc/v1/reflection.zrpc.h"
 
@@ -15,12 +17,11 @@ static zrpc_status
 builtin_health_check(zrpc_call *call, const Zrpc__V1__HealthCheckRequest *req,
     Zrpc__V1__HealthCheckResponse *reply)
 {
-	const zrpc_server *server  = zrpc_call_service_ctx(call);
-	const char        *service = req->service != NULL ? req->service : "";
+	const struct zrpc_registry *registry = zrpc_call_service_ctx(call);
+	const char *service = req->service != NULL ? req->service : "";
 
-	reply->status =
-	    (Zrpc__V1__HealthCheckResponse__ServingStatus) server_health(
-	        server, service);
+	reply->status = (Zrpc__V1__HealthCheckResponse__ServingStatus)
+	    zrpc_registry_health(registry, service);
 	return zrpc_status_ok();
 }
 
@@ -38,9 +39,9 @@ builtin_list_services(zrpc_call         *call,
     const Zrpc__V1__ListServicesRequest *req,
     Zrpc__V1__ListServicesResponse      *reply)
 {
-	const zrpc_server      *server = zrpc_call_service_ctx(call);
-	size_t                  n      = server_service_count(server);
-	Zrpc__V1__ServiceInfo **services;
+	const struct zrpc_registry *registry = zrpc_call_service_ctx(call);
+	size_t                      n = zrpc_registry_service_count(registry);
+	Zrpc__V1__ServiceInfo     **services;
 
 	(void) req;
 	services = zrpc_call_alloc(call, n * sizeof(*services));
@@ -49,7 +50,7 @@ builtin_list_services(zrpc_call         *call,
 	}
 	for (size_t s = 0; s < n; s++) {
 		const struct zrpc_service_desc *desc =
-		    server_service_desc(server, s);
+		    zrpc_registry_service_desc(registry, s);
 		Zrpc__V1__ServiceInfo *info;
 		Zrpc__V1__MethodInfo **methods;
 
@@ -76,8 +77,9 @@ builtin_list_services(zrpc_call         *call,
 			mi->full_name   = (char *) method->path;
 			mi->input_type  = (char *) method->input->name;
 			mi->output_type = (char *) method->output->name;
-			mi->blocking    = server_method_blocking(server, s, m);
-			methods[m]      = mi;
+			mi->blocking =
+			    zrpc_registry_method_blocking(registry, s, m);
+			methods[m] = mi;
 		}
 		services[s] = info;
 	}
@@ -94,7 +96,8 @@ oom:
 }
 
 zrpc_status
-builtin_register(zrpc_server *server)
+zrpc_builtin_register(
+    zrpc_server *server, const struct zrpc_registry *registry)
 {
 	const struct zrpc_v1_health_handlers health = {
 		.check = builtin_health_check,
@@ -104,9 +107,12 @@ builtin_register(zrpc_server *server)
 	};
 	zrpc_status status;
 
-	status = zrpc_v1_health_register(server, &health, server);
+	/* The handlers only read the registry; the context is not const. */
+	status = zrpc_v1_health_register(
+	    server, &health, (struct zrpc_registry *) registry);
 	if (!zrpc_status_is_ok(&status)) {
 		return status;
 	}
-	return zrpc_v1_reflection_register(server, &reflection, server);
+	return zrpc_v1_reflection_register(
+	    server, &reflection, (struct zrpc_registry *) registry);
 }

@@ -11,10 +11,10 @@
 static void *
 workers_main(void *arg)
 {
-	struct worker_pool *pool = arg;
+	struct zrpc_worker_pool *pool = arg;
 
 	for (;;) {
-		struct worker_job *job;
+		struct zrpc_worker_job *job;
 
 		pthread_mutex_lock(&pool->mutex);
 		while (pool->head == NULL && !pool->stopping) {
@@ -37,7 +37,7 @@ workers_main(void *arg)
 }
 
 int
-worker_pool_start(struct worker_pool *pool, unsigned n)
+zrpc_worker_pool_start(struct zrpc_worker_pool *pool, unsigned n)
 {
 	sigset_t all, old;
 	int      rv;
@@ -59,7 +59,7 @@ worker_pool_start(struct worker_pool *pool, unsigned n)
 		    &pool->threads[i], NULL, workers_main, pool);
 		if (rv != 0) {
 			pthread_sigmask(SIG_SETMASK, &old, NULL);
-			worker_pool_stop(pool);
+			zrpc_worker_pool_stop(pool);
 			return rv;
 		}
 		pool->n_threads++;
@@ -69,7 +69,8 @@ worker_pool_start(struct worker_pool *pool, unsigned n)
 }
 
 void
-worker_pool_submit(struct worker_pool *pool, struct worker_job *job)
+zrpc_worker_pool_submit(
+    struct zrpc_worker_pool *pool, struct zrpc_worker_job *job)
 {
 	job->next = NULL;
 	pthread_mutex_lock(&pool->mutex);
@@ -84,7 +85,7 @@ worker_pool_submit(struct worker_pool *pool, struct worker_job *job)
 }
 
 void
-worker_pool_stop(struct worker_pool *pool)
+zrpc_worker_pool_stop(struct zrpc_worker_pool *pool)
 {
 	if (pool->threads == NULL) {
 		return;

@@ -16,35 +16,36 @@
 #include <pthread.h>
 #include <stdbool.h>
 
-struct worker_job {
-	struct worker_job *next;
-	void (*run)(struct worker_job *job);
+struct zrpc_worker_job {
+	struct zrpc_worker_job *next;
+	void (*run)(struct zrpc_worker_job *job);
 };
 
-struct worker_pool {
-	pthread_mutex_t    mutex;
-	pthread_cond_t     ready;
-	struct worker_job *head;     /* guarded by: mutex */
-	struct worker_job *tail;     /* guarded by: mutex */
-	bool               stopping; /* guarded by: mutex */
-	unsigned           n_threads;
-	pthread_t         *threads;
+struct zrpc_worker_pool {
+	pthread_mutex_t         mutex;
+	pthread_cond_t          ready;
+	struct zrpc_worker_job *head;     /* guarded by: mutex */
+	struct zrpc_worker_job *tail;     /* guarded by: mutex */
+	bool                    stopping; /* guarded by: mutex */
+	unsigned                n_threads;
+	pthread_t              *threads;
 };
 
 /*
  * Starts N threads. Returns 0, or an errno value (nothing is left running
  * on failure).
  */
-int worker_pool_start(struct worker_pool *pool, unsigned n);
+int zrpc_worker_pool_start(struct zrpc_worker_pool *pool, unsigned n);
 
 /* Queues JOB; one worker will call JOB->run(JOB). */
-void worker_pool_submit(struct worker_pool *pool, struct worker_job *job);
+void zrpc_worker_pool_submit(
+    struct zrpc_worker_pool *pool, struct zrpc_worker_job *job);
 
 /*
  * Stops the pool: workers finish the job they are running, jobs still
  * queued are not run; joins every thread. Safe on a pool that failed to
  * start or was already stopped.
  */
-void worker_pool_stop(struct worker_pool *pool);
+void zrpc_worker_pool_stop(struct zrpc_worker_pool *pool);
 
 #endif /* ZRPC_WORKERS_H */
