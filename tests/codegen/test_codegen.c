@@ -774,3 +774,47 @@ Test(codegen, proto3_optional_fields_are_accepted)
 	cr_assert_eq(access(file, R_OK), 0, "%s is missing", file);
 	codegen_cleanup(&run);
 }
+
+/* Reads the file at PATH into BUF (NUL-terminated, truncated to fit). */
+static void
+codegen_read(const char *path, char *buf, size_t size)
+{
+	FILE  *f = fopen(path, "r");
+	size_t n;
+
+	cr_assert_not_null(f, "cannot open %s", path);
+	n      = fread(buf, 1, size - 1, f);
+	buf[n] = '\0';
+	cr_assert_eq(ferror(f), 0, "cannot read %s", path);
+	fclose(f);
+}
+
+Test(codegen, header_includes_the_client_api_and_not_the_server_runtime)
+{
+	struct codegen_run run;
+	char               file[256];
+	static char        text[1 << 16];
+
+	codegen_protoc(&run, NULL, "zrpctest/v1/services.proto");
+	cr_assert_eq(run.status, 0, "%s", run.errors);
+
+	snprintf(
+	    file, sizeof(file), "%s/zrpctest/v1/services.zrpc.h", run.dir);
+	codegen_read(file, text, sizeof(text));
+	cr_assert(strstr(text, "#include \"zrpc/client.h\"") != NULL,
+	    "the header lacks zrpc/client.h");
+	cr_assert(strstr(text, "#include \"zrpc/service.h\"") != NULL,
+	    "the header lacks zrpc/service.h");
+	cr_assert(strstr(text, "zrpc/server.h") == NULL,
+	    "the header includes zrpc/server.h");
+	cr_assert(strstr(text, "extern \"C\" {") != NULL,
+	    "the header's declarations are not extern \"C\"");
+
+	/* The source registers with the server: it includes it itself. */
+	snprintf(
+	    file, sizeof(file), "%s/zrpctest/v1/services.zrpc.c", run.dir);
+	codegen_read(file, text, sizeof(text));
+	cr_assert(strstr(text, "#include \"zrpc/server.h\"") != NULL,
+	    "the source lacks zrpc/server.h");
+	codegen_cleanup(&run);
+}

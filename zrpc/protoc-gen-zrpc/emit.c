@@ -587,6 +587,14 @@ emit_header_pbc_include(struct strbuf *out, const struct model_file *model)
 	}
 }
 
+/*
+ * The header includes what its declarations name and no more: the client
+ * API for the stubs, and service.h for the method tables and for zrpc_call
+ * and zrpc_server, which the handler types and the register function take
+ * only by pointer. Code that only calls never pulls in the server runtime;
+ * a service implementation includes zrpc/server.h itself. The
+ * declarations are extern "C", so that C++ can call and implement them.
+ */
 void
 emit_header(struct strbuf *out, const struct model_file *model)
 {
@@ -601,14 +609,23 @@ emit_header(struct strbuf *out, const struct model_file *model)
 	    "#include <protobuf-c/protobuf-c.h>\n"
 	    "\n"
 	    "#include \"zrpc/client.h\"\n"
-	    "#include \"zrpc/server.h\"\n"
 	    "#include \"zrpc/service.h\"\n"
 	    "\n",
 	    model->guard, model->guard);
 	emit_header_pbc_include(out, model);
+	strbuf_append(out,
+	    "\n"
+	    "#ifdef __cplusplus\n"
+	    "extern \"C\" {\n"
+	    "#endif\n");
 	for (size_t i = 0; i < model->n_services; i++) {
 		emit_header_service(out, &model->service[i]);
 	}
+	strbuf_append(out,
+	    "\n"
+	    "#ifdef __cplusplus\n"
+	    "}\n"
+	    "#endif\n");
 	strbuf_printf(out, "\n#endif /* %s */\n", model->guard);
 }
 
@@ -863,10 +880,12 @@ void
 emit_source(struct strbuf *out, const struct model_file *model)
 {
 	emit_banner(out, model);
+	/* The register functions call zrpc_server_register. */
 	strbuf_printf(out,
 	    "#include <stddef.h>\n"
 	    "\n"
-	    "#include \"%s\"\n",
+	    "#include \"%s\"\n"
+	    "#include \"zrpc/server.h\"\n",
 	    model->header_name);
 	for (size_t i = 0; i < model->n_services; i++) {
 		const struct model_service *s = &model->service[i];
