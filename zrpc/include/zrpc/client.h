@@ -20,6 +20,10 @@
 #include "zrpc/service.h"
 #include "zrpc/status.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* Options for zrpc_client_open; NULL means all defaults. */
 typedef struct zrpc_client_opts {
 	/*
@@ -102,5 +106,9 @@ typedef void (*zrpc_call_cb)(
     void *arg, const zrpc_status *status, ProtobufCMessage *reply);
 void zrpc_reply_invoke_generic(void (*cb)(void), void *arg,
     const zrpc_status *status, ProtobufCMessage *reply);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* ZRPC_CLIENT_H */

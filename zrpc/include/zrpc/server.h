@@ -23,6 +23,10 @@
 #include "zrpc/service.h"
 #include "zrpc/status.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* Server configuration; zero fields take the defaults shown. */
 typedef struct zrpc_server_config {
 	unsigned       workers;           /* worker threads; 0 = 2 x cores */
@@ -238,5 +242,9 @@ void zrpc_call_suspend(zrpc_call *call);
  * with no application lock held.
  */
 void zrpc_call_resume(zrpc_call *call, zrpc_status status);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* ZRPC_SERVER_H */

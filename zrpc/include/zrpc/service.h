@@ -20,6 +20,10 @@
 
 #include "zrpc/status.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 typedef struct zrpc_call   zrpc_call;   /* a call being served (opaque) */
 typedef struct zrpc_server zrpc_server; /* a server (opaque) */
 typedef struct zrpc_client zrpc_client; /* a client connection (opaque) */
@@ -80,5 +84,9 @@ typedef struct zrpc_call_opts {
  */
 typedef void (*zrpc_reply_invoke_fn)(void (*cb)(void), void *arg,
     const zrpc_status *status, ProtobufCMessage *reply);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* ZRPC_SERVICE_H */

@@ -11,6 +11,10 @@
 
 #include <stdbool.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* gRPC status codes, with gRPC's numbers (they travel on the wire). */
 typedef enum zrpc_code {
 	ZRPC_OK                  = 0,
@@ -75,5 +79,9 @@ bool zrpc_status_from_name(const char *name, zrpc_code *code);
  * and nng's own text in the message.
  */
 zrpc_status zrpc_status_from_nng(int nng_error, const char *what);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* ZRPC_STATUS_H */
