@@ -80,10 +80,14 @@ fake_record(struct fake_server *s, const Zrpc__V1__Request *request)
 	pthread_mutex_unlock(&s->mtx);
 }
 
-/* Builds a reply message with CODE, MESSAGE and PAYLOAD; NULL on error. */
+/*
+ * Builds a reply message with CODE, MESSAGE, PAYLOAD and the N_METADATA
+ * entries of METADATA; NULL on error.
+ */
 static nng_msg *
-fake_reply(uint32_t code, const char *message, const uint8_t *payload,
-    size_t payload_len)
+fake_reply_metadata(uint32_t code, const char *message, const uint8_t *payload,
+    size_t payload_len, Zrpc__V1__Response__MetadataEntry **metadata,
+    size_t n_metadata)
 {
 	Zrpc__V1__Response response = ZRPC__V1__RESPONSE__INIT;
 	nng_msg           *msg;
@@ -92,12 +96,104 @@ fake_reply(uint32_t code, const char *message, const uint8_t *payload,
 	response.message      = (char *) (message != NULL ? message : "");
 	response.payload.data = (uint8_t *) payload;
 	response.payload.len  = payload_len;
+	response.metadata     = metadata;
+	response.n_metadata   = n_metadata;
 	if (nng_msg_alloc(
 	        &msg, zrpc__v1__response__get_packed_size(&response)) != 0) {
 		return NULL;
 	}
 	zrpc__v1__response__pack(&response, nng_msg_body(msg));
 	return msg;
+}
+
+/* Builds a reply message with CODE, MESSAGE and PAYLOAD; NULL on error. */
+static nng_msg *
+fake_reply(uint32_t code, const char *message, const uint8_t *payload,
+    size_t payload_len)
+{
+	return fake_reply_metadata(
+	    code, message, payload, payload_len, NULL, 0);
+}
+
+static Zrpc__V1__HealthCheckRequest *fake_payload(
+    const Zrpc__V1__Request *request);
+
+/* The value of REQUEST's metadata KEY, or NULL. */
+static const char *
+fake_request_metadata(const Zrpc__V1__Request *request, const char *key)
+{
+	for (size_t i = 0; i < request->n_metadata; i++) {
+		if (strcmp(request->metadata[i]->key, key) == 0) {
+			return request->metadata[i]->value;
+		}
+	}
+	return NULL;
+}
+
+/* The Metadata method's reply (see fake_server.h). */
+static nng_msg *
+fake_reply_with_metadata(const Zrpc__V1__Request *request)
+{
+	Zrpc__V1__HealthCheckRequest     *payload    = fake_payload(request);
+	Zrpc__V1__Response__MetadataEntry entries[2] = {
+		ZRPC__V1__RESPONSE__METADATA_ENTRY__INIT,
+		ZRPC__V1__RESPONSE__METADATA_ENTRY__INIT,
+	};
+	Zrpc__V1__Response__MetadataEntry *ptrs[2] = { &entries[0],
+		&entries[1] };
+	const char *id = fake_request_metadata(request, "x-request-id");
+	uint32_t    code;
+	nng_msg    *reply;
+
+	if (payload == NULL) {
+		return NULL;
+	}
+	code             = (uint32_t) strtoul(payload->service, NULL, 10);
+	entries[0].key   = "x-request-id";
+	entries[0].value = (char *) (id != NULL ? id : "fake-request-id");
+	entries[1].key   = "x-fake-custom";
+	entries[1].value = "custom value";
+	reply =
+	    fake_reply_metadata(code, code != 0 ? "failed with metadata" : "",
+	        code != 0 ? NULL : request->payload.data,
+	        code != 0 ? 0 : request->payload.len, ptrs, 2);
+	zrpc__v1__health_check_request__free_unpacked(payload, NULL);
+	return reply;
+}
+
+/* The MetadataFlood method's reply: N entries "k<i>": "v". */
+static nng_msg *
+fake_reply_metadata_flood(const Zrpc__V1__Request *request)
+{
+	Zrpc__V1__HealthCheckRequest       *payload = fake_payload(request);
+	Zrpc__V1__Response__MetadataEntry  *entries = NULL;
+	Zrpc__V1__Response__MetadataEntry **ptrs    = NULL;
+	char                               *keys    = NULL;
+	nng_msg                            *reply   = NULL;
+	size_t                              n;
+
+	if (payload == NULL) {
+		return NULL;
+	}
+	n       = strtoul(payload->service, NULL, 10);
+	entries = calloc(n + 1, sizeof(*entries));
+	ptrs    = calloc(n + 1, sizeof(*ptrs));
+	keys    = calloc(n + 1, 24);
+	if (entries != NULL && ptrs != NULL && keys != NULL) {
+		for (size_t i = 0; i < n; i++) {
+			zrpc__v1__response__metadata_entry__init(&entries[i]);
+			snprintf(keys + 24 * i, 24, "k%zu", i);
+			entries[i].key   = keys + 24 * i;
+			entries[i].value = "v";
+			ptrs[i]          = &entries[i];
+		}
+		reply = fake_reply_metadata(0, "", NULL, 0, ptrs, n);
+	}
+	free(keys);
+	free(ptrs);
+	free(entries);
+	zrpc__v1__health_check_request__free_unpacked(payload, NULL);
+	return reply;
 }
 
 /* A reply whose payload is a HealthCheckRequest naming SERVICE. */
@@ -216,6 +312,10 @@ fake_answer(struct fake_server *s, nng_msg *msg, bool *gated)
 			zrpc__v1__health_check_request__free_unpacked(
 			    payload, NULL);
 		}
+	} else if (strcmp(method, FAKE_METADATA) == 0) {
+		reply = fake_reply_with_metadata(request);
+	} else if (strcmp(method, FAKE_METADATA_FLOOD) == 0) {
+		reply = fake_reply_metadata_flood(request);
 	} else if (strcmp(method, FAKE_DROP) == 0) {
 		fake_bump(s, FAKE_DROPPED);
 		(void) nng_pipe_close(nng_msg_get_pipe(msg));

@@ -13,6 +13,11 @@
  *   BadPayload  OK with a payload that is not a HealthCheckRequest
  *   Big         payload "N": OK with a HealthCheckRequest of N bytes
  *   Drop        counts, then closes the connection without replying
+ *   Metadata    payload "CODE" (or ""): that code (OK echoes the payload),
+ *               with reply metadata x-request-id (the request's, else
+ *               "fake-request-id") and x-fake-custom: "custom value"
+ *   MetadataFlood  payload "N": OK with N reply metadata entries
+ *               "k<i>": "v" (a hostile server)
  *   other       UNIMPLEMENTED
  *
  * The server counts what it sees (fake_server_wait blocks, bounded, until
@@ -34,6 +39,8 @@
 #define FAKE_BAD_PAYLOAD "/zrpc.test.Fake/BadPayload"
 #define FAKE_BIG "/zrpc.test.Fake/Big"
 #define FAKE_DROP "/zrpc.test.Fake/Drop"
+#define FAKE_METADATA "/zrpc.test.Fake/Metadata"
+#define FAKE_METADATA_FLOOD "/zrpc.test.Fake/MetadataFlood"
 
 /* Counters, for fake_server_count and fake_server_wait. */
 enum fake_counter {

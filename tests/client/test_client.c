@@ -49,6 +49,10 @@ static const struct zrpc_method method_big  = TEST_METHOD("Big", FAKE_BIG);
 static const struct zrpc_method method_drop = TEST_METHOD("Drop", FAKE_DROP);
 static const struct zrpc_method method_unknown =
     TEST_METHOD("Nope", "/zrpc.test.Fake/Nope");
+static const struct zrpc_method method_metadata =
+    TEST_METHOD("Metadata", FAKE_METADATA);
+static const struct zrpc_method method_metadata_flood =
+    TEST_METHOD("MetadataFlood", FAKE_METADATA_FLOOD);
 
 /* A self-signed certificate for "localhost" (2000-2100) and its key. */
 static const char test_cert_pem[] =
@@ -1069,4 +1073,216 @@ Test(client, tls_verifies_the_server_certificate, .timeout = TEST_TIMEOUT_S)
 
 	fake_server_stop(server);
 	unlink(ca_path);
+}
+
+Test(client, blocking_call_hands_back_the_reply_metadata,
+    .timeout = TEST_TIMEOUT_S)
+{
+	static const struct zrpc_metadata_entry md[] = {
+		{ "x-request-id", "req-7" },
+	};
+	struct zrpc_metadata *reply_md = (struct zrpc_metadata *) &reply_md;
+	zrpc_call_opts        opts     = { .reply_metadata = &reply_md };
+	struct fake_server   *server;
+	zrpc_client          *client;
+	zrpc_status           status;
+	char                  url[128], text[64];
+
+	test_url(url, sizeof(url), "inproc");
+	server = test_server(url, 2);
+	client = test_client(url, NULL);
+
+	/* The server echoes x-request-id and adds a key of its own. */
+	opts.metadata   = md;
+	opts.n_metadata = 1;
+	status =
+	    test_call(client, &method_metadata, "", text, sizeof(text), &opts);
+	cr_assert_eq(status.code, ZRPC_OK, "%s", status.message);
+	cr_assert_not_null(reply_md);
+	cr_expect_eq(reply_md->n_entries, 2);
+	cr_expect_str_eq(zrpc_metadata_get(reply_md, "x-request-id"), "req-7");
+	cr_expect_str_eq(
+	    zrpc_metadata_get(reply_md, "x-fake-custom"), "custom value");
+	cr_expect_null(zrpc_metadata_get(reply_md, "absent"));
+	cr_expect_str_eq(reply_md->entries[0].key, "x-request-id");
+	zrpc_metadata_free(reply_md);
+
+	/* An error reply still carries its metadata. */
+	status = test_call(
+	    client, &method_metadata, "5", text, sizeof(text), &opts);
+	cr_assert_eq(status.code, ZRPC_NOT_FOUND, "%s", status.message);
+	cr_assert_not_null(reply_md);
+	cr_expect_str_eq(
+	    zrpc_metadata_get(reply_md, "x-fake-custom"), "custom value");
+	zrpc_metadata_free(reply_md);
+
+	/* A reply without metadata gives an empty set, not NULL. */
+	status = test_call(
+	    client, &method_echo, "plain", text, sizeof(text), &opts);
+	cr_assert_eq(status.code, ZRPC_OK, "%s", status.message);
+	cr_assert_not_null(reply_md);
+	cr_expect_eq(reply_md->n_entries, 0);
+	zrpc_metadata_free(reply_md);
+
+	/* No reply at all: NULL. */
+	opts.timeout_ms = 50;
+	reply_md        = (struct zrpc_metadata *) &reply_md;
+	status          = test_call(client, &method_never, "", NULL, 0, &opts);
+	cr_expect_eq(
+	    status.code, ZRPC_DEADLINE_EXCEEDED, "%s", status.message);
+	cr_expect_null(reply_md);
+
+	/* Without the out-pointer nothing is copied (LeakSanitizer checks
+	 * that nothing leaks). */
+	opts.timeout_ms     = 0;
+	opts.reply_metadata = NULL;
+	status =
+	    test_call(client, &method_metadata, "", text, sizeof(text), &opts);
+	cr_expect_eq(status.code, ZRPC_OK, "%s", status.message);
+	status =
+	    test_call(client, &method_metadata, "", text, sizeof(text), NULL);
+	cr_expect_eq(status.code, ZRPC_OK, "%s", status.message);
+
+	zrpc_client_close(client);
+	fake_server_stop(server);
+}
+
+/* An asynchronous call's outcome with its reply metadata. */
+struct test_md_slot {
+	struct test_slot      slot;
+	struct zrpc_metadata *md; /* set by the client before the callback */
+	char                  custom[64];
+	bool                  md_seen; /* md was set when the callback ran */
+};
+
+static void
+test_md_slot_cb(void *arg, const zrpc_status *status, ProtobufCMessage *reply)
+{
+	struct test_md_slot *s  = arg;
+	const char          *cv = zrpc_metadata_get(s->md, "x-fake-custom");
+
+	s->md_seen = s->md != NULL;
+	snprintf(s->custom, sizeof(s->custom), "%s", cv != NULL ? cv : "");
+	test_slot_cb(&s->slot, status, reply);
+}
+
+static void
+test_md_slot_raw_cb(
+    void *arg, const zrpc_status *status, const uint8_t *reply, size_t len)
+{
+	struct test_md_slot *s  = arg;
+	const char          *cv = zrpc_metadata_get(s->md, "x-fake-custom");
+
+	s->md_seen = s->md != NULL;
+	snprintf(s->custom, sizeof(s->custom), "%s", cv != NULL ? cv : "");
+	test_slot_raw_cb(&s->slot, status, reply, len);
+}
+
+Test(client, async_call_hands_back_the_reply_metadata,
+    .timeout = TEST_TIMEOUT_S)
+{
+	Zrpc__V1__HealthCheckRequest request =
+	    ZRPC__V1__HEALTH_CHECK_REQUEST__INIT;
+	struct test_waiter  waiter;
+	struct test_md_slot typed = { .slot.waiter = &waiter };
+	struct test_md_slot raw   = { .slot.waiter = &waiter };
+	struct test_md_slot never = { .slot.waiter = &waiter };
+	zrpc_call_opts      opts  = { .reply_metadata = &typed.md };
+	struct fake_server *server;
+	zrpc_client        *client;
+	zrpc_status         status;
+	uint8_t             packed[64];
+	size_t              len;
+	char                url[128];
+
+	test_waiter_init(&waiter);
+	test_url(url, sizeof(url), "inproc");
+	server = test_server(url, 2);
+	client = test_client(url, NULL);
+
+	request.service = "async";
+	status          = zrpc_client_call_async(client, &method_metadata,
+	             &request.base, &opts, zrpc_reply_invoke_generic,
+	             (void (*)(void)) test_md_slot_cb, &typed);
+	cr_assert_eq(status.code, ZRPC_OK, "%s", status.message);
+
+	request.service = "";
+	len = zrpc__v1__health_check_request__pack(&request, packed);
+	opts.reply_metadata = &raw.md;
+	status = zrpc_client_call_raw_async(client, FAKE_METADATA, packed, len,
+	    &opts, test_md_slot_raw_cb, &raw);
+	cr_assert_eq(status.code, ZRPC_OK, "%s", status.message);
+
+	/* A call that gets no reply leaves it NULL. */
+	opts.reply_metadata = &never.md;
+	opts.timeout_ms     = 50;
+	never.md            = (struct zrpc_metadata *) &never;
+	status = zrpc_client_call_async(client, &method_never, &request.base,
+	    &opts, zrpc_reply_invoke_generic, (void (*)(void)) test_md_slot_cb,
+	    &never);
+	cr_assert_eq(status.code, ZRPC_OK, "%s", status.message);
+
+	cr_assert_eq(test_waiter_wait(&waiter, 3, TEST_WAIT_MS), 3);
+	cr_expect_eq(
+	    typed.slot.status.code, ZRPC_OK, "%s", typed.slot.status.message);
+	cr_expect_str_eq(typed.slot.text, "async");
+	cr_expect(typed.md_seen, "metadata set before the callback");
+	cr_expect_str_eq(typed.custom, "custom value");
+	cr_expect_str_eq(
+	    zrpc_metadata_get(typed.md, "x-request-id"), "fake-request-id");
+	cr_expect_eq(
+	    raw.slot.status.code, ZRPC_OK, "%s", raw.slot.status.message);
+	cr_expect(raw.md_seen, "metadata set before the raw callback");
+	cr_expect_str_eq(raw.custom, "custom value");
+	cr_expect_eq(never.slot.status.code, ZRPC_DEADLINE_EXCEEDED);
+	cr_expect_not(never.md_seen);
+	zrpc_metadata_free(typed.md);
+	zrpc_metadata_free(raw.md);
+
+	zrpc_client_close(client);
+	fake_server_stop(server);
+	test_waiter_fini(&waiter);
+}
+
+Test(client, a_flood_of_reply_metadata_is_bounded_by_the_message_limit,
+    .timeout = TEST_TIMEOUT_S)
+{
+	zrpc_client_opts      small    = { .max_message_bytes = 64 * 1024 };
+	struct zrpc_metadata *reply_md = NULL;
+	zrpc_call_opts        opts     = { .reply_metadata = &reply_md };
+	struct fake_server   *server;
+	zrpc_client          *client, *limited;
+	zrpc_status           status;
+	char                  url[128];
+
+	test_url(url, sizeof(url), "inproc");
+	server  = test_server(url, 2);
+	client  = test_client(url, NULL);
+	limited = test_client(url, &small);
+
+	/* 100000 entries (about 1 MiB) fit in the default 4 MiB. */
+	status = test_call(
+	    client, &method_metadata_flood, "100000", NULL, 0, &opts);
+	cr_assert_eq(status.code, ZRPC_OK, "%s", status.message);
+	cr_assert_not_null(reply_md);
+	cr_expect_eq(reply_md->n_entries, 100000);
+	cr_expect_str_eq(zrpc_metadata_get(reply_md, "k99999"), "v");
+	zrpc_metadata_free(reply_md);
+
+	/* Over a client's limit the reply is refused, metadata and all. */
+	reply_md = (struct zrpc_metadata *) &reply_md;
+	status   = test_call(
+	      limited, &method_metadata_flood, "100000", NULL, 0, &opts);
+	cr_expect_eq(
+	    status.code, ZRPC_RESOURCE_EXHAUSTED, "%s", status.message);
+	cr_expect_null(reply_md);
+
+	/* And a flood nobody asked for is not copied at all. */
+	status =
+	    test_call(client, &method_metadata_flood, "100000", NULL, 0, NULL);
+	cr_expect_eq(status.code, ZRPC_OK, "%s", status.message);
+
+	zrpc_client_close(limited);
+	zrpc_client_close(client);
+	fake_server_stop(server);
 }

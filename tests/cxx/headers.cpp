@@ -79,6 +79,8 @@ main()
 	check(zrpc_histogram_count(h) == 1, "zrpc_histogram_count");
 	zrpc_histogram_destroy(h);
 
+	check(zrpc_metadata_get(nullptr, "x-request-id") == nullptr,
+	    "zrpc_metadata_get");
 	check(std::strcmp(zrpc_v1_health_methods[0].path,
 	          "/zrpc.v1.Health/Check") == 0,
 	    "generated method table");
@@ -108,17 +110,22 @@ main()
 	if (client != nullptr) {
 		Zrpc__V1__HealthCheckRequest request =
 		    ZRPC__V1__HEALTH_CHECK_REQUEST__INIT;
-		Zrpc__V1__HealthCheckResponse *reply = nullptr;
-		zrpc_call_opts                 opts  = {};
+		Zrpc__V1__HealthCheckResponse *reply    = nullptr;
+		struct zrpc_metadata          *metadata = nullptr;
+		zrpc_call_opts                 opts     = {};
 
-		opts.timeout_ms = 10000;
-		request.service = const_cast<char *>("");
+		opts.timeout_ms     = 10000;
+		opts.reply_metadata = &metadata;
+		request.service     = const_cast<char *>("");
 		status = zrpc_v1_health_check(client, &request, &reply, &opts);
 		check(zrpc_status_is_ok(&status), status.message);
 		check(reply != nullptr &&
 		        reply->status ==
 		            ZRPC__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING,
 		    "Health/Check answers SERVING");
+		check(zrpc_metadata_get(metadata, "x-request-id") != nullptr,
+		    "the reply carries x-request-id");
+		zrpc_metadata_free(metadata);
 		if (reply != nullptr) {
 			zrpc__v1__health_check_response__free_unpacked(
 			    reply, nullptr);

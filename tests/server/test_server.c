@@ -6,6 +6,7 @@
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/req.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,6 +100,87 @@ Test(server, handler_errors_reach_the_caller_with_code_and_message)
 		cr_assert_str_eq(status.message, "failed as asked: because");
 		cr_assert_null(reply);
 	}
+	zrpc_client_close(client);
+	test_server_stop(&ts);
+}
+
+/* An asynchronous Echo call's outcome, with its reply metadata. */
+struct reply_md_async {
+	sem_t       done;
+	zrpc_status status;
+	struct zrpc_metadata
+	    *md; /* the client stores it before the callback */
+	bool md_seen;
+};
+
+static void
+reply_md_async_cb(
+    void *arg, const zrpc_status *status, Ztest__V1__EchoReply *reply)
+{
+	struct reply_md_async *a = arg;
+
+	a->status  = *status;
+	a->md_seen = a->md != NULL;
+	ztest__v1__echo_reply__free_unpacked(reply, NULL);
+	sem_post(&a->done);
+}
+
+Test(server, reply_metadata_set_by_a_handler_reaches_the_client)
+{
+	struct test_server         ts;
+	zrpc_client               *client;
+	Ztest__V1__EchoRequest     req   = ZTEST__V1__ECHO_REQUEST__INIT;
+	Ztest__V1__EchoReply      *reply = NULL;
+	struct zrpc_metadata_entry md[]  = { { "x-request-id", "req-md" },
+		 { "x-ztest-echo", "from the handler" } };
+	struct zrpc_metadata      *got   = NULL;
+	zrpc_call_opts             opts  = {
+		             .metadata = md, .n_metadata = 2, .reply_metadata = &got
+	};
+	struct reply_md_async async = { .md = NULL };
+	struct timespec       until;
+	zrpc_status           status;
+
+	test_server_start(&ts, "inproc", NULL);
+	client = test_client_open(&ts);
+
+	/* Blocking: the runtime's x-request-id and the handler's key. */
+	status = ztest_v1_echo_echo(client, &req, &reply, &opts);
+	cr_assert_eq(status.code, ZRPC_OK, "%s", status.message);
+	ztest__v1__echo_reply__free_unpacked(reply, NULL);
+	cr_assert_not_null(got);
+	cr_expect_str_eq(zrpc_metadata_get(got, "x-request-id"), "req-md");
+	cr_expect_str_eq(
+	    zrpc_metadata_get(got, "x-ztest-echoed"), "from the handler");
+	zrpc_metadata_free(got);
+
+	/* A handler's error reply carries its metadata too. */
+	req.code = ZRPC_PERMISSION_DENIED;
+	status   = ztest_v1_echo_fail(client, &req, &reply, &opts);
+	cr_assert_eq(
+	    status.code, ZRPC_PERMISSION_DENIED, "%s", status.message);
+	cr_assert_not_null(got);
+	cr_expect_str_eq(
+	    zrpc_metadata_get(got, "x-ztest-echoed"), "from the handler");
+	zrpc_metadata_free(got);
+
+	/* Asynchronous: stored before the callback runs. */
+	cr_assert_eq(sem_init(&async.done, 0, 0), 0);
+	opts.reply_metadata = &async.md;
+	req.code            = 0;
+	status              = ztest_v1_echo_echo_async(
+	                 client, &req, &opts, reply_md_async_cb, &async);
+	cr_assert_eq(status.code, ZRPC_OK, "%s", status.message);
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 10;
+	cr_assert_eq(sem_timedwait(&async.done, &until), 0);
+	cr_expect_eq(async.status.code, ZRPC_OK, "%s", async.status.message);
+	cr_expect(async.md_seen, "metadata stored before the callback");
+	cr_expect_str_eq(
+	    zrpc_metadata_get(async.md, "x-ztest-echoed"), "from the handler");
+	zrpc_metadata_free(async.md);
+	sem_destroy(&async.done);
+
 	zrpc_client_close(client);
 	test_server_stop(&ts);
 }

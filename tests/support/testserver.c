@@ -51,6 +51,19 @@ test_fill_reply(zrpc_call *call, const Ztest__V1__EchoRequest *req,
 	reply->remaining_ms  = zrpc_call_remaining_ms(call);
 }
 
+/* Request metadata x-ztest-echo comes back as reply metadata
+ * x-ztest-echoed (zrpc_call_set_reply_metadata). */
+static zrpc_status
+test_echo_metadata(zrpc_call *call)
+{
+	const char *value = zrpc_call_metadata(call, "x-ztest-echo");
+
+	if (value == NULL) {
+		return zrpc_status_ok();
+	}
+	return zrpc_call_set_reply_metadata(call, "x-ztest-echoed", value);
+}
+
 static zrpc_status
 test_echo(zrpc_call *call, const Ztest__V1__EchoRequest *req,
     Ztest__V1__EchoReply *reply)
@@ -59,7 +72,7 @@ test_echo(zrpc_call *call, const Ztest__V1__EchoRequest *req,
 
 	atomic_fetch_add(&ts->echo_runs, 1);
 	test_fill_reply(call, req, reply);
-	return zrpc_status_ok();
+	return test_echo_metadata(call);
 }
 
 static zrpc_status
@@ -102,8 +115,12 @@ static zrpc_status
 test_fail(zrpc_call *call, const Ztest__V1__EchoRequest *req,
     Ztest__V1__EchoReply *reply)
 {
-	(void) call;
+	zrpc_status status = test_echo_metadata(call);
+
 	(void) reply;
+	if (!zrpc_status_is_ok(&status)) {
+		return status;
+	}
 	return zrpc_status_make((zrpc_code) req->code, "failed as asked: %s",
 	    req->text != NULL ? req->text : "");
 }

@@ -1,7 +1,8 @@
 /*
  * A zrpc server for tests: the ztest.v1.Echo service on a fresh address,
  * with a gate that the Wait method holds on until the test opens it, and
- * counters of how often each handler ran.
+ * counters of how often each handler ran. Echo and Fail answer request
+ * metadata x-ztest-echo with reply metadata x-ztest-echoed (same value).
  */
 #ifndef ZOS_TEST_SERVER_H
 #define ZOS_TEST_SERVER_H

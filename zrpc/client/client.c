@@ -65,6 +65,7 @@
 #include <nng/protocol/reqrep0/req.h>
 #include <nng/supplemental/tls/tls.h>
 
+#include "metadata.h"
 #include "zrpc/v1/envelope.pb-c.h"
 
 /* Defaults for zrpc_client_opts fields left at 0. */
@@ -129,6 +130,8 @@ struct client_completion {
 	void (*cb)(void);                 /* typed calls */
 	zrpc_raw_cb raw_cb;               /* raw calls */
 	void       *arg;
+	/* The caller's zrpc_call_opts.reply_metadata; NULL = not wanted. */
+	struct zrpc_metadata **reply_metadata;
 };
 
 struct zrpc_client {
@@ -710,12 +713,29 @@ out:
 }
 
 /*
+ * The caller's reply metadata location in OPTS, set to NULL, or NULL when
+ * the caller does not want the metadata.
+ */
+static struct zrpc_metadata **
+client_reply_metadata(const zrpc_call_opts *opts)
+{
+	if (opts == NULL || opts->reply_metadata == NULL) {
+		return NULL;
+	}
+	*opts->reply_metadata = NULL;
+	return opts->reply_metadata;
+}
+
+/*
  * Opens the reply MSG of a call: checks its size, unpacks the
- * zrpc.v1.Response and turns a non-OK code into the call's status. On OK,
- * *OUT is the Response (free with zrpc__v1__response__free_unpacked).
+ * zrpc.v1.Response, copies its metadata to *METADATA when that is not NULL
+ * (whatever the code; the caller owns the copy), and turns a non-OK code
+ * into the call's status. On OK, *OUT is the Response (free with
+ * zrpc__v1__response__free_unpacked).
  */
 static zrpc_status
-client_reply_open(zrpc_client *c, nng_msg *msg, Zrpc__V1__Response **out)
+client_reply_open(zrpc_client *c, nng_msg *msg, Zrpc__V1__Response **out,
+    struct zrpc_metadata **metadata)
 {
 	Zrpc__V1__Response *response;
 	zrpc_status         status;
@@ -733,6 +753,14 @@ client_reply_open(zrpc_client *c, nng_msg *msg, Zrpc__V1__Response **out)
 		    "malformed reply (%zu bytes) from %s: not a "
 		    "zrpc.v1.Response",
 		    len, c->url);
+	}
+	if (metadata != NULL &&
+	    zrpc_metadata_copy(
+	        response->metadata, response->n_metadata, metadata) != 0) {
+		zrpc__v1__response__free_unpacked(response, NULL);
+		return zrpc_status_make(ZRPC_RESOURCE_EXHAUSTED,
+		    "out of memory for %zu reply metadata entries",
+		    response->n_metadata);
 	}
 	if (response->code != ZRPC_OK) {
 		if (response->code < ZRPC_CODE_COUNT) {
@@ -752,18 +780,20 @@ client_reply_open(zrpc_client *c, nng_msg *msg, Zrpc__V1__Response **out)
 
 /*
  * Decodes the reply MSG of a typed call of METHOD into *OUT (a new
- * METHOD->output message, caller frees with free_unpacked; NULL on error).
- * MSG stays the caller's.
+ * METHOD->output message, caller frees with free_unpacked; NULL on error),
+ * and its metadata into *METADATA as client_reply_open does. MSG stays the
+ * caller's.
  */
 static zrpc_status
 client_reply_decode(zrpc_client *c, nng_msg *msg,
-    const struct zrpc_method *method, ProtobufCMessage **out)
+    const struct zrpc_method *method, ProtobufCMessage **out,
+    struct zrpc_metadata **metadata)
 {
 	Zrpc__V1__Response *response;
 	zrpc_status         status;
 
 	*out   = NULL;
-	status = client_reply_open(c, msg, &response);
+	status = client_reply_open(c, msg, &response, metadata);
 	if (!zrpc_status_is_ok(&status)) {
 		return status;
 	}
@@ -795,13 +825,14 @@ client_call_complete_async(struct client_call *call)
 
 	if (done->method != NULL) {
 		if (zrpc_status_is_ok(&status)) {
-			status = client_reply_decode(
-			    c, call->reply, done->method, &message);
+			status = client_reply_decode(c, call->reply,
+			    done->method, &message, done->reply_metadata);
 		}
 		done->invoke(done->cb, done->arg, &status, message);
 	} else {
 		if (zrpc_status_is_ok(&status)) {
-			status = client_reply_open(c, call->reply, &response);
+			status = client_reply_open(
+			    c, call->reply, &response, done->reply_metadata);
 		}
 		if (response != NULL) {
 			done->raw_cb(done->arg, &status,
@@ -1304,9 +1335,10 @@ zrpc_client_call(zrpc_client *client, const struct zrpc_method *method,
     const ProtobufCMessage *request, ProtobufCMessage **reply,
     const zrpc_call_opts *opts)
 {
-	struct client_payload payload = { .message = request };
-	nng_msg              *msg;
-	zrpc_status           status;
+	struct client_payload  payload  = { .message = request };
+	struct zrpc_metadata **metadata = client_reply_metadata(opts);
+	nng_msg               *msg;
+	zrpc_status            status;
 
 	if (reply == NULL) {
 		return zrpc_status_make(
@@ -1322,7 +1354,7 @@ zrpc_client_call(zrpc_client *client, const struct zrpc_method *method,
 	if (!zrpc_status_is_ok(&status)) {
 		return status;
 	}
-	status = client_reply_decode(client, msg, method, reply);
+	status = client_reply_decode(client, msg, method, reply, metadata);
 	nng_msg_free(msg);
 	return status;
 }
@@ -1336,9 +1368,10 @@ zrpc_client_call_async(zrpc_client *client, const struct zrpc_method *method,
 	struct client_completion done    = { .method = method };
 	zrpc_status              status;
 
-	done.invoke = invoke;
-	done.cb     = cb;
-	done.arg    = arg;
+	done.invoke         = invoke;
+	done.cb             = cb;
+	done.arg            = arg;
+	done.reply_metadata = client_reply_metadata(opts);
 
 	status = client_check_typed(client, method, request);
 	if (!zrpc_status_is_ok(&status)) {
@@ -1357,10 +1390,11 @@ zrpc_client_call_raw(zrpc_client *client, const char *path,
     const uint8_t *payload, size_t payload_len, uint8_t **reply,
     size_t *reply_len, const zrpc_call_opts *opts)
 {
-	struct client_payload p = { .bytes = payload, .len = payload_len };
-	Zrpc__V1__Response   *response;
-	nng_msg              *msg;
-	zrpc_status           status;
+	struct client_payload  p = { .bytes = payload, .len = payload_len };
+	struct zrpc_metadata **metadata = client_reply_metadata(opts);
+	Zrpc__V1__Response    *response;
+	nng_msg               *msg;
+	zrpc_status            status;
 
 	if (reply == NULL || reply_len == NULL) {
 		return zrpc_status_make(
@@ -1377,7 +1411,7 @@ zrpc_client_call_raw(zrpc_client *client, const char *path,
 	if (!zrpc_status_is_ok(&status)) {
 		return status;
 	}
-	status = client_reply_open(client, msg, &response);
+	status = client_reply_open(client, msg, &response, metadata);
 	nng_msg_free(msg);
 	if (!zrpc_status_is_ok(&status)) {
 		return status;
@@ -1406,6 +1440,8 @@ zrpc_client_call_raw_async(zrpc_client *client, const char *path,
 {
 	struct client_payload    p = { .bytes = payload, .len = payload_len };
 	struct client_completion done = { .raw_cb = cb, .arg = arg };
+
+	done.reply_metadata = client_reply_metadata(opts);
 
 	if (client == NULL || path == NULL || cb == NULL ||
 	    (payload == NULL && payload_len > 0)) {

@@ -62,7 +62,9 @@ void zrpc_client_close(zrpc_client *client);
  * with protobuf_c_message_free_unpacked(*REPLY, NULL); on error *REPLY is
  * NULL. Returns DEADLINE_EXCEEDED when OPTS->timeout_ms passes,
  * UNAVAILABLE when the server cannot be reached or the connection drops,
- * and the server's own status otherwise. Safe from any thread.
+ * and the server's own status otherwise. With OPTS->reply_metadata set,
+ * the reply's metadata is stored there (see zrpc_call_opts). Safe from any
+ * thread.
  */
 zrpc_status zrpc_client_call(zrpc_client *client,
     const struct zrpc_method *method, const ProtobufCMessage *request,
@@ -72,7 +74,9 @@ zrpc_status zrpc_client_call(zrpc_client *client,
  * Asynchronous call. Returns OK when the call has started: then INVOKE(CB,
  * ARG, status, reply) runs exactly once, on an nng thread, when it
  * completes (the callback owns the reply). Returns an error, without ever
- * running the callback, when the call could not start.
+ * running the callback, when the call could not start. With
+ * OPTS->reply_metadata set, the reply's metadata is stored there before
+ * the callback runs; the callback (or whoever it hands it to) frees it.
  */
 zrpc_status zrpc_client_call_async(zrpc_client *client,
     const struct zrpc_method *method, const ProtobufCMessage *request,
@@ -100,6 +104,28 @@ typedef void (*zrpc_raw_cb)(void *arg, const zrpc_status *status,
 zrpc_status zrpc_client_call_raw_async(zrpc_client *client, const char *path,
     const uint8_t *payload, size_t payload_len, const zrpc_call_opts *opts,
     zrpc_raw_cb cb, void *arg);
+
+/*
+ * Metadata of a reply (zrpc_call_opts.reply_metadata): N_ENTRIES key/value
+ * pairs in the order the server sent them, among them x-request-id, which
+ * a zrpc server always sends. Keys and values are NUL-terminated. One
+ * allocation holds the struct, the entries and their strings; the caller
+ * that received it owns it and frees it with zrpc_metadata_free. It is
+ * bounded by the client's max_message_bytes, like the reply it came in.
+ */
+struct zrpc_metadata {
+	size_t                            n_entries;
+	const struct zrpc_metadata_entry *entries;
+};
+
+/*
+ * The value of KEY in MD (the first, when the server sent it more than
+ * once), or NULL when it is absent or MD is NULL. Valid as long as MD.
+ */
+const char *zrpc_metadata_get(const struct zrpc_metadata *md, const char *key);
+
+/* Frees MD. NULL is a no-op. */
+void zrpc_metadata_free(struct zrpc_metadata *md);
 
 /* A zrpc_reply_invoke_fn for untyped callbacks of type zrpc_call_cb. */
 typedef void (*zrpc_call_cb)(

@@ -66,15 +66,31 @@ struct zrpc_metadata_entry {
 	const char *value;
 };
 
+/* Metadata a server sent with its reply (zrpc/client.h). */
+struct zrpc_metadata;
+
 /*
  * Per-call options for clients. A NULL options pointer means all defaults:
- * no timeout, no metadata, no token.
+ * no timeout, no metadata, no token, reply metadata not wanted. The
+ * options are read when the call starts; only REPLY_METADATA is used later.
  */
 typedef struct zrpc_call_opts {
 	uint32_t    timeout_ms; /* relative deadline; 0 = none */
 	const char *token;      /* sent as "authorization: Bearer <token>" */
 	const struct zrpc_metadata_entry *metadata;
 	size_t                            n_metadata;
+	/*
+	 * Where to put the metadata of the server's reply; NULL = not
+	 * wanted (and not copied). When set, the call stores NULL there as
+	 * it starts, then, once a reply arrives from the server (with any
+	 * status code, OK or not), a new struct zrpc_metadata that the
+	 * caller owns and frees with zrpc_metadata_free. It stays NULL when
+	 * no reply came (deadline, lost connection, malformed reply). An
+	 * asynchronous call stores it before its callback runs, so the
+	 * pointed-to location must stay valid until then (a field of the
+	 * callback's ARG, say).
+	 */
+	struct zrpc_metadata **reply_metadata;
 } zrpc_call_opts;
 
 /*
