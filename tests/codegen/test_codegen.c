@@ -18,7 +18,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +29,7 @@
 #include <criterion/criterion.h>
 
 #include "nopkg.zrpc.h"
+#include "tmpdir.h"
 #include "zrpctest/cpkg/renamed.zrpc.h"
 #include "zrpctest/v1/keywords.zrpc.h"
 #include "zrpctest/v1/services.zrpc.h"
@@ -641,20 +641,11 @@ codegen_protoc(
 	                                 : 128 + WTERMSIG(wstatus);
 }
 
-/* nftw callback: removes one file or (emptied) directory. */
-static int
-codegen_remove(
-    const char *path, const struct stat *st, int type, struct FTW *ftw)
-{
-	return remove(path);
-}
-
 /* Removes RUN's output directory and everything in it. */
 static void
 codegen_cleanup(const struct codegen_run *run)
 {
-	cr_assert_eq(
-	    nftw(run->dir, codegen_remove, 16, FTW_DEPTH | FTW_PHYS), 0);
+	cr_assert_eq(test_tmpdir_remove(run->dir), 0);
 }
 
 /* Asserts that PROTO fails and that stderr names each of NAMES. */

@@ -7,7 +7,6 @@
  * Each test works in its own directory under /tmp, removed by the fixture.
  */
 #include <criterion/criterion.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -15,6 +14,7 @@
 
 #include "services.h"
 #include "state.h"
+#include "tmpdir.h"
 #include "zos/v1/zos.zrpc.h"
 
 static struct {
@@ -27,15 +27,6 @@ static struct {
 } fx;
 
 static const zrpc_call_opts opts = { .timeout_ms = 5000 };
-
-static int
-remove_entry(const char *path, const struct stat *st, int flag, struct FTW *f)
-{
-	(void) st;
-	(void) flag;
-	(void) f;
-	return remove(path);
-}
 
 static void
 fixture_init(void)
@@ -70,9 +61,7 @@ fixture_fini(void)
 	zrpc_server_destroy(fx.server);
 	zos_backends_destroy(fx.backends);
 	zos_state_destroy(fx.state);
-	if (fx.root[0] != '\0') {
-		nftw(fx.root, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-	}
+	test_tmpdir_remove(fx.root);
 }
 
 TestSuite(durable_reply, .init = fixture_init, .fini = fixture_fini);

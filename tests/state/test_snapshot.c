@@ -10,7 +10,6 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +17,7 @@
 #include <unistd.h>
 
 #include "snapshot.h"
+#include "tmpdir.h"
 
 static struct {
 	char                    root[64];
@@ -27,15 +27,6 @@ static struct {
 	struct zos_lock_domain  locks;
 	struct zos_snapshot_dir dir;
 } fx;
-
-static int
-remove_entry(const char *path, const struct stat *st, int flag, struct FTW *f)
-{
-	(void) st;
-	(void) flag;
-	(void) f;
-	return remove(path);
-}
 
 static void
 fixture_init(void)
@@ -57,9 +48,7 @@ static void
 fixture_fini(void)
 {
 	zos_snapshot_dir_close(&fx.dir);
-	if (fx.root[0] != '\0') {
-		nftw(fx.root, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-	}
+	test_tmpdir_remove(fx.root);
 }
 
 TestSuite(snapshot, .init = fixture_init, .fini = fixture_fini);

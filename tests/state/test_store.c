@@ -10,7 +10,6 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -22,6 +21,7 @@
 
 #include "state.h"
 #include "store.h"
+#include "tmpdir.h"
 
 /* The parts a store copies from, as zosd would have them. */
 struct parts {
@@ -41,15 +41,6 @@ struct store_fixture {
 
 static struct store_fixture fx;
 
-static int
-remove_entry(const char *path, const struct stat *st, int flag, struct FTW *f)
-{
-	(void) st;
-	(void) flag;
-	(void) f;
-	return remove(path);
-}
-
 static void
 fixture_init(void)
 {
@@ -63,9 +54,7 @@ fixture_init(void)
 static void
 fixture_fini(void)
 {
-	if (fx.root[0] != '\0') {
-		nftw(fx.root, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
-	}
+	test_tmpdir_remove(fx.root);
 }
 
 TestSuite(store, .init = fixture_init, .fini = fixture_fini);
