@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "zrpc/client.h"
+#include "zrpc/v1/envelope.pb-c.h"
 #include "zrpc/v1/health.pb-c.h"
 
 #include "fake_server.h"
@@ -838,6 +839,98 @@ Test(client, oversized_reply_is_an_error, .timeout = TEST_TIMEOUT_S)
 		zrpc_client_close(client);
 		fake_server_stop(server);
 	}
+}
+
+/* The service length of a HealthCheckRequest whose Response (REPLY) or
+ * Request for FAKE_ECHO with TIMEOUT_MS (not REPLY) envelope is SIZE. */
+static size_t
+test_text_for_envelope(bool reply, uint32_t timeout_ms, size_t size)
+{
+	Zrpc__V1__HealthCheckRequest hc = ZRPC__V1__HEALTH_CHECK_REQUEST__INIT;
+	Zrpc__V1__Response           resp = ZRPC__V1__RESPONSE__INIT;
+	Zrpc__V1__Request            req  = ZRPC__V1__REQUEST__INIT;
+	char                        *text = malloc(size + 1);
+	size_t                       n, got;
+
+	cr_assert_not_null(text);
+	memset(text, 'x', size);
+	req.method     = FAKE_ECHO;
+	req.timeout_ms = timeout_ms;
+	for (n = size; n-- > 0;) {
+		text[n]          = '\0';
+		hc.service       = text;
+		resp.payload.len = req.payload.len =
+		    zrpc__v1__health_check_request__get_packed_size(&hc);
+		got = reply ? zrpc__v1__response__get_packed_size(&resp)
+		            : zrpc__v1__request__get_packed_size(&req);
+		if (got == size) {
+			free(text);
+			return n;
+		}
+	}
+	free(text);
+	cr_assert_fail("no text gives a %zu-byte envelope", size);
+	return 0;
+}
+
+/*
+ * max_message_bytes counts envelope bytes, not nng's header: over ipc a
+ * reply of exactly the limit is accepted and one of a byte more is
+ * RESOURCE_EXHAUSTED; a request of exactly the limit is sent and one of a
+ * byte more is refused before sending.
+ */
+Test(
+    client, limit_edges_are_envelope_bytes_over_ipc, .timeout = TEST_TIMEOUT_S)
+{
+	zrpc_client_opts    copts = { .max_message_bytes = 4096 };
+	zrpc_call_opts      opts  = { .timeout_ms = 5000 };
+	struct fake_server *server;
+	zrpc_client        *client;
+	zrpc_status         status;
+	char                url[128], count[32], *text, *back;
+	size_t              n;
+
+	test_url(url, sizeof(url), "ipc");
+	server = test_server(url, 2);
+	client = test_client(url, &copts);
+	text   = malloc(4096 + 1);
+	back   = malloc(4096 + 1);
+	cr_assert(text != NULL && back != NULL);
+
+	/* Replies. */
+	n = test_text_for_envelope(true, 0, 4096);
+	snprintf(count, sizeof(count), "%zu", n);
+	status = test_call(client, &method_big, count, back, 4096 + 1, &opts);
+	cr_expect_eq(
+	    status.code, ZRPC_OK, "reply of 4096: %s", status.message);
+	cr_expect_eq(strlen(back), n);
+	n = test_text_for_envelope(true, 0, 4097);
+	snprintf(count, sizeof(count), "%zu", n);
+	status = test_call(client, &method_big, count, NULL, 0, &opts);
+	cr_expect_eq(status.code, ZRPC_RESOURCE_EXHAUSTED, "reply of 4097: %s",
+	    status.message);
+
+	/* Requests. */
+	n = test_text_for_envelope(false, opts.timeout_ms, 4096);
+	memset(text, 'r', n);
+	text[n] = '\0';
+	status  = test_call(client, &method_echo, text, back, 4096 + 1, &opts);
+	cr_expect_eq(
+	    status.code, ZRPC_OK, "request of 4096: %s", status.message);
+	cr_expect_str_eq(back, text);
+	cr_expect_eq(fake_server_count(server, FAKE_RECEIVED), 3);
+	n = test_text_for_envelope(false, opts.timeout_ms, 4097);
+	memset(text, 'r', n);
+	text[n] = '\0';
+	status  = test_call(client, &method_echo, text, NULL, 0, &opts);
+	cr_expect_eq(status.code, ZRPC_RESOURCE_EXHAUSTED,
+	    "request of 4097: %s", status.message);
+	cr_expect_eq(fake_server_count(server, FAKE_RECEIVED), 3, "not sent");
+
+	free(text);
+	free(back);
+	zrpc_client_close(client);
+	fake_server_stop(server);
 }
 
 #define TEST_CLOSE_CALLS 100

@@ -553,6 +553,321 @@ Test(server, oversized_request_refused_tcp)
 	oversized("tcp");
 }
 
+/* ---- input hygiene: string fields, method names, the size limit ---- */
+
+/* Appends varint V to BUF at OFF; returns the new offset. */
+static size_t
+raw_varint(uint8_t *buf, size_t off, size_t v)
+{
+	while (v >= 0x80) {
+		buf[off++] = (uint8_t) (v | 0x80);
+		v >>= 7;
+	}
+	buf[off++] = (uint8_t) v;
+	return off;
+}
+
+/* Appends field NUMBER (length-delimited) with LEN bytes of DATA. */
+static size_t
+raw_field(
+    uint8_t *buf, size_t off, unsigned number, const void *data, size_t len)
+{
+	buf[off++] = (uint8_t) (number << 3 | 2);
+	off        = raw_varint(buf, off, len);
+	memcpy(buf + off, data, len);
+	return off + len;
+}
+
+/*
+ * A Request envelope written byte by byte: METHOD (METHOD_LEN bytes) and
+ * PAYLOAD. Returns its length.
+ */
+static size_t
+raw_envelope(uint8_t *buf, const char *method, size_t method_len,
+    const uint8_t *payload, size_t payload_len)
+{
+	size_t n = raw_field(buf, 0, 1, method, method_len);
+
+	return raw_field(buf, n, 2, payload, payload_len);
+}
+
+#define ECHO_PATH "/ztest.v1.Echo/Echo"
+
+/* Sends Echo with PAYLOAD; returns the code, the message in MESSAGE. */
+static zrpc_code
+raw_echo(nng_socket sock, const uint8_t *payload, size_t payload_len,
+    char *message, size_t message_len)
+{
+	uint8_t buf[512];
+	size_t  n = raw_envelope(
+	     buf, ECHO_PATH, strlen(ECHO_PATH), payload, payload_len);
+
+	return raw_call(sock, buf, n, message, message_len, NULL, 0);
+}
+
+Test(server, strings_that_are_not_utf8_or_hold_a_nul_are_refused)
+{
+	struct test_server       ts;
+	nng_socket               sock;
+	char                     message[256];
+	uint8_t                  payload[64];
+	size_t                   n;
+	static const char *const bad[] = { "\xc3\x28", "caf\xc3", "\xff",
+		"\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80" };
+
+	test_server_start(&ts, "inproc", NULL);
+	sock = raw_open(ts.url);
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		n = raw_field(payload, 0, 1, bad[i], strlen(bad[i]));
+		cr_expect_eq(
+		    raw_echo(sock, payload, n, message, sizeof(message)),
+		    ZRPC_INVALID_ARGUMENT, "case %zu", i);
+		cr_expect(strstr(message, "ztest.v1.EchoRequest.text") != NULL,
+		    "%s", message);
+	}
+	/* An embedded NUL, which protobuf-c would cut the string at. */
+	n = raw_field(payload, 0, 1, "ab\0cd", 5);
+	cr_expect_eq(raw_echo(sock, payload, n, message, sizeof(message)),
+	    ZRPC_INVALID_ARGUMENT);
+	cr_expect(strstr(message, "ztest.v1.EchoRequest.text") != NULL, "%s",
+	    message);
+	cr_expect(strstr(message, "NUL") != NULL, "%s", message);
+	cr_expect_eq(atomic_load(&ts.echo_runs), 0, "no handler ran");
+
+	/* The same bytes in the bytes field are fine, as is good UTF-8. */
+	n = raw_field(payload, 0, 4, "ab\0\xc3\x28\xff", 6);
+	n = raw_field(payload, n, 1, "caf\xc3\xa9 \xf0\x9f\x98\x80", 10);
+	cr_expect_eq(raw_echo(sock, payload, n, message, sizeof(message)),
+	    ZRPC_OK, "%s", message);
+	cr_expect_eq(atomic_load(&ts.echo_runs), 1);
+	raw_still_serves(sock);
+	nng_close(sock);
+	test_server_stop(&ts);
+}
+
+Test(server, metadata_keys_and_values_must_be_utf8_without_nul)
+{
+	struct test_server ts;
+	nng_socket         sock;
+	char               message[256];
+	uint8_t            buf[256], entry[64];
+	size_t             n, e;
+
+	test_server_start(&ts, "inproc", NULL);
+	sock = raw_open(ts.url);
+
+	e = raw_field(entry, 0, 1, "x-ztest-echo", 12);
+	e = raw_field(entry, e, 2, "v\xff", 2);
+	n = raw_envelope(buf, ECHO_PATH, strlen(ECHO_PATH), NULL, 0);
+	n = raw_field(buf, n, 4, entry, e);
+	cr_expect_eq(raw_call(sock, buf, n, message, sizeof(message), NULL, 0),
+	    ZRPC_INVALID_ARGUMENT);
+	cr_expect(
+	    strstr(message, "MetadataEntry.value") != NULL, "%s", message);
+
+	e = raw_field(entry, 0, 1, "x-request-id\0evil", 17);
+	e = raw_field(entry, e, 2, "v", 1);
+	n = raw_envelope(buf, ECHO_PATH, strlen(ECHO_PATH), NULL, 0);
+	n = raw_field(buf, n, 4, entry, e);
+	cr_expect_eq(raw_call(sock, buf, n, message, sizeof(message), NULL, 0),
+	    ZRPC_INVALID_ARGUMENT);
+	cr_expect(strstr(message, "MetadataEntry.key") != NULL, "%s", message);
+	cr_expect_eq(atomic_load(&ts.echo_runs), 0, "no handler ran");
+	raw_still_serves(sock);
+	nng_close(sock);
+	test_server_stop(&ts);
+}
+
+Test(server, method_names_are_matched_exactly)
+{
+	struct test_server       ts;
+	nng_socket               sock;
+	char                     message[256];
+	uint8_t                  buf[256];
+	size_t                   n;
+	static const char        nul_junk[] = ECHO_PATH "\0junk";
+	static const char *const near[]     = { ECHO_PATH "/", ECHO_PATH "x",
+		    ECHO_PATH " ", "/ztest.v1.echo/Echo", "/ztest.v1.Echo/echo",
+		    "ztest.v1.Echo/Echo", "//ztest.v1.Echo/Echo",
+		    "/ztest.v1.Echo/Echo/Echo", "/ztest.v1.Echo" };
+
+	test_server_start(&ts, "inproc", NULL);
+	sock = raw_open(ts.url);
+
+	/* A NUL would cut the name to ECHO_PATH: refused, never run. */
+	n = raw_envelope(buf, nul_junk, sizeof(nul_junk) - 1, NULL, 0);
+	cr_expect_eq(raw_call(sock, buf, n, message, sizeof(message), NULL, 0),
+	    ZRPC_INVALID_ARGUMENT);
+	cr_expect(
+	    strstr(message, "zrpc.v1.Request.method") != NULL, "%s", message);
+	n = raw_envelope(buf, "/ztest.v1.Echo/\0Echo", 20, NULL, 0);
+	cr_expect_eq(raw_call(sock, buf, n, message, sizeof(message), NULL, 0),
+	    ZRPC_INVALID_ARGUMENT);
+
+	for (size_t i = 0; i < sizeof(near) / sizeof(near[0]); i++) {
+		n = raw_envelope(buf, near[i], strlen(near[i]), NULL, 0);
+		cr_expect_eq(
+		    raw_call(sock, buf, n, message, sizeof(message), NULL, 0),
+		    ZRPC_UNIMPLEMENTED, "%s", near[i]);
+		cr_expect(strstr(message, near[i]) != NULL, "%s", message);
+	}
+	cr_expect_eq(atomic_load(&ts.echo_runs), 0, "no handler ran");
+
+	n = raw_envelope(buf, ECHO_PATH, strlen(ECHO_PATH), NULL, 0);
+	cr_expect_eq(raw_call(sock, buf, n, NULL, 0, NULL, 0), ZRPC_OK);
+	cr_expect_eq(atomic_load(&ts.echo_runs), 1);
+	nng_close(sock);
+	test_server_stop(&ts);
+}
+
+/*
+ * The blob length that makes the envelope of an Echo call with TIMEOUT_MS
+ * (as zrpc_client packs it) exactly SIZE bytes long, text "" or "t" (set
+ * into ECHO).
+ */
+static size_t
+echo_blob_for_envelope(
+    Ztest__V1__EchoRequest *echo, uint32_t timeout_ms, size_t size)
+{
+	Zrpc__V1__Request req = ZRPC__V1__REQUEST__INIT;
+
+	req.method     = ECHO_PATH;
+	req.timeout_ms = timeout_ms;
+	for (int with_text = 0; with_text < 2; with_text++) {
+		echo->text = with_text ? "t" : "";
+		for (size_t blob = size; blob-- > 0;) {
+			echo->blob.len = blob;
+			req.payload.len =
+			    protobuf_c_message_get_packed_size(&echo->base);
+			if (zrpc__v1__request__get_packed_size(&req) == size) {
+				return blob;
+			}
+		}
+	}
+	cr_assert_fail("no blob length gives %zu bytes", size);
+	return 0;
+}
+
+/* Packs the Echo call ECHO (blob of zeros) into a new BUF; returns len. */
+static size_t
+echo_envelope_pack(Ztest__V1__EchoRequest *echo, uint8_t **buf, uint8_t **blob)
+{
+	Zrpc__V1__Request req = ZRPC__V1__REQUEST__INIT;
+	uint8_t          *payload;
+	size_t            len;
+
+	*blob           = calloc(1, echo->blob.len + 1);
+	echo->blob.data = *blob;
+	payload = malloc(protobuf_c_message_get_packed_size(&echo->base));
+	cr_assert(*blob != NULL && payload != NULL);
+	req.method       = ECHO_PATH;
+	req.payload.data = payload;
+	req.payload.len  = protobuf_c_message_pack(&echo->base, payload);
+	len              = zrpc__v1__request__get_packed_size(&req);
+	*buf             = malloc(len);
+	cr_assert_not_null(*buf);
+	cr_assert_eq(zrpc__v1__request__pack(&req, *buf), len);
+	free(payload);
+	return len;
+}
+
+#define EDGE_MAX 4096
+
+/* Over ipc: an envelope of exactly the limit is served, one byte more is
+ * RESOURCE_EXHAUSTED (not a dropped connection: nng's limit leaves room
+ * for its header, the server checks the envelope). */
+Test(server, envelope_of_exactly_max_message_bytes_is_served_over_ipc)
+{
+	struct test_server     ts;
+	zrpc_server_config     config = { .max_message_bytes = EDGE_MAX };
+	Ztest__V1__EchoRequest echo   = ZTEST__V1__ECHO_REQUEST__INIT;
+	nng_socket             sock;
+	uint8_t               *buf, *blob;
+	size_t                 len;
+	char                   message[256];
+
+	test_server_start(&ts, "ipc", &config);
+	sock = raw_open(ts.url);
+
+	echo_blob_for_envelope(&echo, 0, EDGE_MAX);
+	len = echo_envelope_pack(&echo, &buf, &blob);
+	cr_assert_eq(len, EDGE_MAX);
+	cr_expect_eq(
+	    raw_call(sock, buf, len, message, sizeof(message), NULL, 0),
+	    ZRPC_OK, "%s", message);
+	cr_expect_eq(atomic_load(&ts.echo_runs), 1);
+	free(buf);
+	free(blob);
+
+	echo_blob_for_envelope(&echo, 0, EDGE_MAX + 1);
+	len = echo_envelope_pack(&echo, &buf, &blob);
+	cr_assert_eq(len, EDGE_MAX + 1);
+	cr_expect_eq(
+	    raw_call(sock, buf, len, message, sizeof(message), NULL, 0),
+	    ZRPC_RESOURCE_EXHAUSTED, "%s", message);
+	cr_expect_eq(atomic_load(&ts.echo_runs), 1, "not run");
+	free(buf);
+	free(blob);
+	raw_still_serves(sock);
+	nng_close(sock);
+	test_server_stop(&ts);
+}
+
+/* The client and the server agree on the limit, at its default too. */
+static void
+envelope_edges_through_the_client(size_t max)
+{
+	struct test_server     ts;
+	zrpc_server_config     config = { .max_message_bytes = max };
+	zrpc_client_opts       copts  = { .max_message_bytes = max };
+	zrpc_call_opts         opts   = { .timeout_ms = 10000 };
+	Ztest__V1__EchoRequest echo   = ZTEST__V1__ECHO_REQUEST__INIT;
+	Ztest__V1__EchoReply  *reply  = NULL;
+	zrpc_client           *client;
+	zrpc_status            status;
+	uint8_t               *blob;
+
+	test_server_start(&ts, "ipc", &config);
+	status = zrpc_client_open(&client, ts.url, &copts);
+	cr_assert_eq(status.code, ZRPC_OK, "%s", status.message);
+	blob = calloc(1, max);
+	cr_assert_not_null(blob);
+	echo.blob.data = blob;
+
+	echo.blob.len = echo_blob_for_envelope(&echo, opts.timeout_ms, max);
+	status        = ztest_v1_echo_echo(client, &echo, &reply, &opts);
+	cr_expect_eq(status.code, ZRPC_OK, "%zu: %s", max, status.message);
+	if (reply != NULL) {
+		cr_expect_eq(reply->blob_len, echo.blob.len);
+		ztest__v1__echo_reply__free_unpacked(reply, NULL);
+		reply = NULL;
+	}
+	cr_expect_eq(atomic_load(&ts.echo_runs), 1);
+
+	echo.blob.len =
+	    echo_blob_for_envelope(&echo, opts.timeout_ms, max + 1);
+	status = ztest_v1_echo_echo(client, &echo, &reply, &opts);
+	cr_expect_eq(
+	    status.code, ZRPC_RESOURCE_EXHAUSTED, "%s", status.message);
+	cr_expect_null(reply);
+	cr_expect_eq(atomic_load(&ts.echo_runs), 1, "never sent");
+
+	free(blob);
+	zrpc_client_close(client);
+	test_server_stop(&ts);
+}
+
+Test(server, client_and_server_limits_meet_at_the_envelope_size)
+{
+	envelope_edges_through_the_client(EDGE_MAX);
+}
+
+Test(server, default_limit_serves_a_4_mib_envelope, .timeout = 120)
+{
+	envelope_edges_through_the_client(4u * 1024 * 1024);
+}
+
 /* ---- deadlines ---- */
 
 Test(server, slow_handler_times_out_on_time_and_late_reply_is_dropped)

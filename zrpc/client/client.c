@@ -71,6 +71,13 @@
 /* Defaults for zrpc_client_opts fields left at 0. */
 #define CLIENT_DEFAULT_CONNECT_TIMEOUT_MS 5000u
 #define CLIENT_DEFAULT_MAX_MESSAGE_BYTES (4u * 1024u * 1024u)
+/*
+ * max_message_bytes counts the reply envelope's bytes, but nng's
+ * NNG_OPT_RECVMAXSZ counts its req/rep header too (4 bytes of request id,
+ * plus 4 per device hop; nng allows 8). nng's limit is the envelope's
+ * plus this much; client_reply_open checks the exact limit on the body.
+ */
+#define CLIENT_NNG_HEADER_BYTES 32u
 
 /* Reconnect back-off of the dialer (nng doubles from min up to max). */
 #define CLIENT_RECONNECT_MIN_MS 10
@@ -1150,8 +1157,10 @@ zrpc_client_open(
 	/* Never re-send: a call runs at most once. */
 	if ((rv = nng_socket_set_ms(c->socket, NNG_OPT_REQ_RESENDTIME,
 	         NNG_DURATION_INFINITE)) != 0 ||
-	    (rv = nng_socket_set_size(
-	         c->socket, NNG_OPT_RECVMAXSZ, c->max_message_bytes)) != 0 ||
+	    (rv = nng_socket_set_size(c->socket, NNG_OPT_RECVMAXSZ,
+	         c->max_message_bytes > SIZE_MAX - CLIENT_NNG_HEADER_BYTES
+	             ? SIZE_MAX
+	             : c->max_message_bytes + CLIENT_NNG_HEADER_BYTES)) != 0 ||
 	    (rv = nng_socket_set_ms(c->socket, NNG_OPT_RECONNMINT,
 	         CLIENT_RECONNECT_MIN_MS)) != 0 ||
 	    (rv = nng_socket_set_ms(c->socket, NNG_OPT_RECONNMAXT,

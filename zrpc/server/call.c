@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "wire_check.h"
 #include "zrpc/clock.h"
 
 void
@@ -83,7 +84,14 @@ zrpc_status
 zrpc_call_decode(struct zrpc_call *call, const uint8_t *body, size_t len)
 {
 	struct zrpc_registry_method *method;
+	struct zrpc_wire_fault       fault;
 
+	/* protobuf-c checks neither UTF-8 nor NULs, and a NUL would cut
+	 * the method name short before it is looked up: check the bytes. */
+	if (zrpc_wire_check(&zrpc__v1__request__descriptor, body, len,
+	        &fault) != ZRPC_WIRE_OK) {
+		return zrpc_wire_fault_status(&fault);
+	}
 	call->request =
 	    zrpc__v1__request__unpack(&call->arena.allocator, len, body);
 	if (call->request == NULL) {
@@ -105,6 +113,10 @@ zrpc_call_decode(struct zrpc_call *call, const uint8_t *body, size_t len)
 	if (method->binding.fn == NULL) {
 		return zrpc_status_make(ZRPC_UNIMPLEMENTED,
 		    "method %s is not implemented", method->desc->path);
+	}
+	if (zrpc_wire_check(method->desc->input, call->request->payload.data,
+	        call->request->payload.len, &fault) != ZRPC_WIRE_OK) {
+		return zrpc_wire_fault_status(&fault);
 	}
 	call->input = protobuf_c_message_unpack(method->desc->input,
 	    &call->arena.allocator, call->request->payload.len,

@@ -127,7 +127,8 @@ void zrpc_call_arrived(struct zrpc_call *call, nng_pipe pipe, uint64_t now_ns);
  * envelope, the deadline, the request id (the caller's x-request-id when
  * sane, else a new one), the method and its input. Returns OK, or the
  * status to answer with: INVALID_ARGUMENT for bytes that are not a
- * zrpc.v1.Request or a payload that is not the method's input,
+ * zrpc.v1.Request or a payload that is not the method's input, or for a
+ * string field in either that is not UTF-8 or holds a NUL (wire_check.h),
  * UNIMPLEMENTED for an unknown method or one without a handler,
  * RESOURCE_EXHAUSTED when out of memory.
  */

@@ -56,6 +56,14 @@
 
 #define DEFAULT_MAX_INFLIGHT 1024
 #define DEFAULT_MAX_MESSAGE_BYTES (4u * 1024 * 1024)
+/*
+ * max_message_bytes counts the envelope's bytes, but nng's
+ * NNG_OPT_RECVMAXSZ counts its req/rep header too: 4 bytes of request id
+ * plus 4 per device the request passed (at most 8 hops, nng's default
+ * NNG_OPT_MAXTTL). nng's limit is max_message_bytes plus this much; the
+ * exact limit is checked on the body (server_slot_received).
+ */
+#define SERVER_NNG_HEADER_BYTES 32u
 
 struct server_listener {
 	nng_listener listener;
@@ -211,7 +219,10 @@ zrpc_server_create(zrpc_server **out, const zrpc_server_config *config)
 		goto fail;
 	}
 	rv = nng_socket_set_size(server->socket, NNG_OPT_RECVMAXSZ,
-	    server->config.max_message_bytes);
+	    server->config.max_message_bytes >
+	            SIZE_MAX - SERVER_NNG_HEADER_BYTES
+	        ? SIZE_MAX
+	        : server->config.max_message_bytes + SERVER_NNG_HEADER_BYTES);
 	if (rv != 0) {
 		status = zrpc_status_from_nng(rv, "set max message size");
 		goto fail;
@@ -551,8 +562,9 @@ server_slot_received(struct server_slot *slot, nng_msg *msg)
 		    NULL);
 		return;
 	}
-	/* Stream transports enforce NNG_OPT_RECVMAXSZ before reading;
-	 * inproc hands messages over by reference, so check here too. */
+	/* Stream transports enforce NNG_OPT_RECVMAXSZ (the limit plus the
+	 * header) before reading; inproc hands messages over by reference.
+	 * The envelope's own limit is checked here, for both. */
 	if (len > server->config.max_message_bytes) {
 		nng_msg_free(msg);
 		server_call_finish(call,

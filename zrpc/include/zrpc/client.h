@@ -32,7 +32,11 @@ typedef struct zrpc_client_opts {
 	 * when it is sooner). 0 = default, 5000 ms.
 	 */
 	uint32_t connect_timeout_ms;
-	/* Largest reply accepted, in bytes; 0 = default, 4 MiB. */
+	/*
+	 * Largest request sent and reply accepted, in envelope bytes (the
+	 * zrpc.v1.Request or Response; nng's header is not counted); 0 =
+	 * default, 4 MiB.
+	 */
 	size_t max_message_bytes;
 	/* TLS (tls+tcp:// URLs): CA certificate file; NULL = none. */
 	const char *tls_ca_file;

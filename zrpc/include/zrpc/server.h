@@ -31,7 +31,7 @@ extern "C" {
 typedef struct zrpc_server_config {
 	unsigned       workers;           /* worker threads; 0 = 2 x cores */
 	unsigned       max_inflight;      /* calls served at once; 0 = 1024 */
-	size_t         max_message_bytes; /* largest request; 0 = 4 MiB */
+	size_t         max_message_bytes; /* envelope bytes; 0 = 4 MiB */
 	zrpc_log_fn    log;               /* NULL = no logging */
 	void          *log_arg;
 	zrpc_log_level log_level; /* events below this are dropped */
