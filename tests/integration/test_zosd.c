@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -227,4 +228,175 @@ Test(zosd, a_bad_skills_file_is_reported_with_its_path_and_exit_one)
 	cr_assert(strstr(p.text, path) != NULL, "%s", p.text);
 	cr_assert(strstr(p.text, "line 1") != NULL, "%s", p.text);
 	unlink(path);
+}
+
+/* A health call on URL; asserts it is answered SERVING. */
+static void
+assert_serving(const char *url)
+{
+	zrpc_client                 *client;
+	Zrpc__V1__HealthCheckRequest req =
+	    ZRPC__V1__HEALTH_CHECK_REQUEST__INIT;
+	Zrpc__V1__HealthCheckResponse *reply = NULL;
+	zrpc_status                    status;
+
+	cr_assert_eq(zrpc_client_open(&client, url, NULL).code, ZRPC_OK);
+	status = zrpc_v1_health_check(
+	    client, &req, &reply, &(zrpc_call_opts) { .timeout_ms = 5000 });
+	cr_assert_eq(status.code, ZRPC_OK, "%s", status.message);
+	cr_assert_eq(reply->status,
+	    ZRPC__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING);
+	zrpc__v1__health_check_response__free_unpacked(reply, NULL);
+	zrpc_client_close(client);
+}
+
+/* Milliseconds on the monotonic clock. */
+static long
+now_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+Test(zosd, hup_usr1_usr2_and_alrm_are_logged_and_leave_it_serving)
+{
+	static const struct {
+		int         sig;
+		const char *line;
+	} signals[] = {
+		{ SIGHUP, "SIGHUP: nothing to reload yet" },
+		{ SIGUSR1, "received SIGUSR1; ignored" },
+		{ SIGUSR2, "received SIGUSR2; ignored" },
+		{ SIGALRM, "received SIGALRM; ignored" },
+	};
+	struct proc p;
+	char        url[256];
+
+	start_zosd(&p, "tcp://127.0.0.1:0");
+	proc_listen_url(&p, url, sizeof(url));
+	for (size_t i = 0; i < sizeof(signals) / sizeof(signals[0]); i++) {
+		kill(p.pid, signals[i].sig);
+		cr_assert(proc_wait_for(&p, signals[i].line), "%s", p.text);
+		assert_serving(url);
+	}
+	stop_zosd(&p);
+}
+
+/* A FIFO as the skills file: zosd blocks opening it, in start-up, until
+ * a writer comes, which none does. */
+Test(zosd, sigterm_during_start_up_exits_at_once_with_143)
+{
+	struct proc p;
+	char        fifo[128];
+	long        sent;
+
+	snprintf(fifo, sizeof(fifo), "/tmp/zosd-test-%d.fifo", (int) getpid());
+	unlink(fifo);
+	cr_assert_eq(mkfifo(fifo, 0600), 0);
+	char *argv[] = { (char *) env_path("ZOSD"), "--in-memory", "--listen",
+		"tcp://127.0.0.1:0", "--skills-file", fifo, "--log-level",
+		"debug", "--log-format", "text", "--metrics-listen", "off",
+		NULL };
+	proc_start(&p, argv);
+	/* "starting" is logged once the signals are taken. */
+	cr_assert(proc_wait_for(&p, "starting"), "%s", p.text);
+	sent = now_ms();
+	kill(p.pid, SIGTERM);
+	cr_assert_eq(proc_wait(&p), 128 + SIGTERM, "%s", p.text);
+	cr_assert_lt(now_ms() - sent, 2000, "promptly");
+	cr_assert(strstr(p.text, "during start-up") != NULL, "%s", p.text);
+	cr_assert_null(strstr(p.text, "listening on"), "%s", p.text);
+	unlink(fifo);
+}
+
+/* Health on CLIENT: true when it is answered OK within 1 s. */
+static bool
+health_ok(zrpc_client *client)
+{
+	Zrpc__V1__HealthCheckRequest req =
+	    ZRPC__V1__HEALTH_CHECK_REQUEST__INIT;
+	Zrpc__V1__HealthCheckResponse *reply = NULL;
+	zrpc_status                    st;
+
+	st = zrpc_v1_health_check(
+	    client, &req, &reply, &(zrpc_call_opts) { .timeout_ms = 1000 });
+	if (reply != NULL) {
+		zrpc__v1__health_check_response__free_unpacked(reply, NULL);
+	}
+	return st.code == ZRPC_OK;
+}
+
+/*
+ * zosd logs at warn only, so that the polls below do not fill the output
+ * buffer with access-log lines.
+ */
+Test(zosd, second_sigterm_during_the_drain_exits_at_once)
+{
+	struct proc                  z, ctl;
+	char                         url[256], id[64];
+	zrpc_client                 *client;
+	Zos__V1__StartSessionRequest start =
+	    ZOS__V1__START_SESSION_REQUEST__INIT;
+	Zos__V1__ProofSession *s = NULL;
+	zrpc_status            st;
+	long                   deadline, sent;
+
+	char *argv[] = { (char *) env_path("ZOSD"), "--in-memory", "--listen",
+		"tcp://127.0.0.1:0", "--log-level", "warn", "--log-format",
+		"text", "--shutdown-grace-ms", "60000", "--echo-delay-ms",
+		"60000", "--metrics-listen", "off", NULL };
+	proc_start(&z, argv);
+	cr_assert(proc_wait_for(&z, "listening on"), "%s", z.text);
+	proc_listen_url(&z, url, sizeof(url));
+
+	cr_assert_eq(zrpc_client_open(&client, url, NULL).code, ZRPC_OK);
+	start.problem_id = "p1";
+	st               = zos_v1_session_start(
+	                  client, &start, &s, &(zrpc_call_opts) { .timeout_ms = 5000 });
+	cr_assert_eq(st.code, ZRPC_OK, "%s", st.message);
+	snprintf(id, sizeof(id), "%s", s->id);
+	zos__v1__proof_session__free_unpacked(s, NULL);
+
+	/* A Complete on the session, held by the echo model's delay. */
+	char *complete[] = { (char *) env_path("ZOSCTL"), "--url", url,
+		"--timeout-ms", "60000", "complete", "--session", id, "hi",
+		NULL };
+	proc_start(&ctl, complete);
+
+	/* It is in flight once the session is ANALYZING. */
+	deadline = now_ms() + 10000;
+	for (;;) {
+		Zos__V1__GetSessionRequest get =
+		    ZOS__V1__GET_SESSION_REQUEST__INIT;
+		bool analyzing;
+
+		get.id = id;
+		st     = zos_v1_session_get(client, &get, &s,
+		        &(zrpc_call_opts) { .timeout_ms = 5000 });
+		cr_assert_eq(st.code, ZRPC_OK, "%s", st.message);
+		analyzing = s->state == ZOS__V1__PROOF_STATE__ANALYZING;
+		zos__v1__proof_session__free_unpacked(s, NULL);
+		if (analyzing) {
+			break;
+		}
+		cr_assert_lt(now_ms(), deadline, "the call never started");
+	}
+
+	/* The first SIGTERM is taken once new calls are refused: two
+	 * pending ones would be one. */
+	kill(z.pid, SIGTERM);
+	deadline = now_ms() + 10000;
+	while (health_ok(client)) {
+		cr_assert_lt(now_ms(), deadline, "never began to drain");
+	}
+	zrpc_client_close(client);
+	sent = now_ms();
+	kill(z.pid, SIGTERM);
+	cr_assert_eq(proc_wait(&z), 128 + SIGTERM, "%s", z.text);
+	cr_assert_lt(now_ms() - sent, 2000, "at once, not after the grace");
+	cr_assert(
+	    strstr(z.text, "received SIGTERM again") != NULL, "%s", z.text);
+	proc_wait(&ctl); /* its server is gone: it fails */
 }

@@ -1,13 +1,28 @@
 /*
  * zosd: the zos server program.
  *
- * main owns everything: it parses the flags, blocks SIGINT and SIGTERM
- * before any thread exists (every thread inherits the mask), creates the
- * server, and then waits for a signal with sigwait. No signal handler and
- * no global variable is involved: the shutdown request arrives as a return
- * value in main, which drains the server and exits 0.
+ * main owns everything: it parses the flags, blocks SIGINT, SIGTERM,
+ * SIGHUP, SIGUSR1, SIGUSR2 and SIGALRM before any thread exists (every
+ * thread inherits the mask) and starts one signal thread that takes them
+ * with sigwait for the whole life of the process. No signal handler and no
+ * global variable is involved: the thread and main share a struct on
+ * main's stack.
+ *
+ * - SIGHUP, SIGUSR1, SIGUSR2, SIGALRM: logged, nothing else (there is
+ *   nothing to reload yet); they no longer kill zosd.
+ * - SIGTERM or SIGINT during start-up (a store loading a large directory,
+ *   a skills file that never ends): the process exits at once with
+ *   128 + the signal's number, as if the signal had killed it, without
+ *   touching the store any further; nothing was acknowledged yet.
+ * - The first SIGTERM or SIGINT once serving: main drains the server (up
+ *   to --shutdown-grace-ms), closes the store and exits 0.
+ * - A second one during that drain: the store writes what is queued (an
+ *   acknowledged change is already on disk; this covers the unacknowledged
+ *   rest) and the process exits at once with 128 + the signal's number.
  */
+#include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +35,126 @@
 #include "services.h"
 #include "state.h"
 #include "zrpc/server.h"
+
+/*
+ * What main and the signal thread share; on main's stack. The thread is
+ * never joined: it waits in sigwait until the process ends.
+ */
+struct zosd_signals {
+	sigset_t              set; /* the signals taken; constant */
+	const struct zos_log *log; /* constant */
+	pthread_mutex_t       mu;
+	pthread_cond_t        stop;     /* signalled when stop_sig is set */
+	bool                  serving;  /* guarded by: mu */
+	int                   stop_sig; /* guarded by: mu; 0 until asked */
+	struct zos_state     *state;    /* guarded by: mu; NULL until made */
+	bool                  closing;  /* guarded by: mu; store closing */
+};
+
+static const char *
+zosd_signal_name(int sig)
+{
+	switch (sig) {
+	case SIGINT:
+		return "SIGINT";
+	case SIGTERM:
+		return "SIGTERM";
+	case SIGHUP:
+		return "SIGHUP";
+	case SIGUSR1:
+		return "SIGUSR1";
+	case SIGUSR2:
+		return "SIGUSR2";
+	case SIGALRM:
+		return "SIGALRM";
+	}
+	return "a signal";
+}
+
+/*
+ * Makes every durable part of STATE durable up to its latest change and
+ * waits for it (the second-signal exit). No zOS lock may be held.
+ */
+static void
+zosd_flush_state(const struct zos_log *log, struct zos_state *state)
+{
+	struct zos_skill_vector *v;
+	uint64_t                 skills_seq;
+	char                     message[256];
+
+	if (state == NULL || state->store == NULL) {
+		return;
+	}
+	v          = zos_skills_get(&state->skills);
+	skills_seq = v->version;
+	zos_skill_vector_unref(v);
+	if (zos_store_commit_wait(state->store, ZOS_STORE_SKILLS, skills_seq,
+	        message, sizeof(message)) != 0) {
+		zos_log_printf(log, ZRPC_LOG_ERROR, "%s", message);
+	}
+	if (zos_store_commit_wait(state->store, ZOS_STORE_SESSIONS,
+	        zos_sessions_seq(state->sessions), message,
+	        sizeof(message)) != 0) {
+		zos_log_printf(log, ZRPC_LOG_ERROR, "%s", message);
+	}
+}
+
+/* The signal thread: see the top of the file. */
+static void *
+zosd_signal_thread(void *arg)
+{
+	struct zosd_signals *s = arg;
+	struct zos_state    *state;
+	int                  sig;
+
+	for (;;) {
+		if (sigwait(&s->set, &sig) != 0) {
+			continue;
+		}
+		if (sig == SIGHUP) {
+			zos_log_printf(s->log, ZRPC_LOG_INFO,
+			    "SIGHUP: nothing to reload yet");
+			continue;
+		}
+		if (sig != SIGTERM && sig != SIGINT) {
+			zos_log_printf(s->log, ZRPC_LOG_INFO,
+			    "received %s; ignored", zosd_signal_name(sig));
+			continue;
+		}
+		pthread_mutex_lock(&s->mu);
+		if (s->serving && s->stop_sig == 0) {
+			s->stop_sig = sig;
+			pthread_cond_signal(&s->stop);
+			pthread_mutex_unlock(&s->mu);
+			continue;
+		}
+		bool starting = !s->serving;
+		bool closing  = s->closing;
+		state         = s->state;
+		pthread_mutex_unlock(&s->mu);
+		if (closing) {
+			/* The store is writing what is queued: the same as
+			 * the flush below, which could not run on it now. */
+			zos_log_printf(s->log, ZRPC_LOG_INFO,
+			    "received %s; already closing the store",
+			    zosd_signal_name(sig));
+			continue;
+		}
+		if (starting) {
+			zos_log_printf(s->log, ZRPC_LOG_WARN,
+			    "received %s during start-up; exiting",
+			    zosd_signal_name(sig));
+			_exit(128 + sig);
+		}
+		zos_log_printf(s->log, ZRPC_LOG_WARN,
+		    "received %s again; writing the store and exiting "
+		    "without waiting for the calls in flight",
+		    zosd_signal_name(sig));
+		zosd_flush_state(s->log, state);
+		_exit(128 + sig);
+	}
+	return NULL;
+}
 
 /* The access log: one line per call, at info level. */
 static void
@@ -142,8 +277,13 @@ main(int argc, char **argv)
 	const char          *route_primaries[ZOS_MAX_BACKENDS];
 	char                 error[512];
 	zrpc_status          status;
-	sigset_t             signals;
-	int                  sig, exit_code = 1;
+	struct zosd_signals  signals = {
+		 .log  = &log,
+		 .mu   = PTHREAD_MUTEX_INITIALIZER,
+		 .stop = PTHREAD_COND_INITIALIZER,
+	};
+	pthread_t signal_thread;
+	int       sig, exit_code = 1;
 
 	switch (zos_options_parse(
 	    &opts, argc, argv, stdout, stderr, isatty(STDERR_FILENO))) {
@@ -159,12 +299,24 @@ main(int argc, char **argv)
 	log.fd     = STDERR_FILENO;
 
 	/* Before any thread starts, so that all of them inherit the mask
-	 * and the signals wait for sigwait below. */
-	sigemptyset(&signals);
-	sigaddset(&signals, SIGINT);
-	sigaddset(&signals, SIGTERM);
-	pthread_sigmask(SIG_BLOCK, &signals, NULL);
+	 * and the signals wait for the signal thread's sigwait. */
+	sigemptyset(&signals.set);
+	sigaddset(&signals.set, SIGINT);
+	sigaddset(&signals.set, SIGTERM);
+	sigaddset(&signals.set, SIGHUP);
+	sigaddset(&signals.set, SIGUSR1);
+	sigaddset(&signals.set, SIGUSR2);
+	sigaddset(&signals.set, SIGALRM);
+	pthread_sigmask(SIG_BLOCK, &signals.set, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	if (pthread_create(
+	        &signal_thread, NULL, zosd_signal_thread, &signals) != 0) {
+		zos_log_printf(
+		    &log, ZRPC_LOG_ERROR, "cannot start: no signal thread");
+		return 1;
+	}
+	pthread_detach(signal_thread);
+	zos_log_printf(&log, ZRPC_LOG_DEBUG, "starting");
 
 	for (size_t i = 0; i < opts.n_backends; i++) {
 		route_tasks[i]     = opts.backends[i].task;
@@ -189,6 +341,9 @@ main(int argc, char **argv)
 		    &log, ZRPC_LOG_ERROR, "cannot start: %s", error);
 		goto out;
 	}
+	pthread_mutex_lock(&signals.mu);
+	signals.state = state;
+	pthread_mutex_unlock(&signals.mu);
 	if ((backends = zosd_backends(&opts, state, error, sizeof(error))) ==
 	    NULL) {
 		zos_log_printf(
@@ -263,6 +418,11 @@ main(int argc, char **argv)
 		    &log, ZRPC_LOG_ERROR, "cannot start: %s", status.message);
 		goto out;
 	}
+	/* Serving from here on: a signal now asks for a drain. Before the
+	 * ready lines, which tell tests and supervisors that it does. */
+	pthread_mutex_lock(&signals.mu);
+	signals.serving = true;
+	pthread_mutex_unlock(&signals.mu);
 	/* The ready lines are written whatever --log-level says: scripts
 	 * and supervisors wait for them. */
 	struct zos_log ready = log;
@@ -276,12 +436,15 @@ main(int argc, char **argv)
 		    zos_metrics_url(metrics));
 	}
 
-	if (sigwait(&signals, &sig) != 0) {
-		sig = SIGTERM;
+	pthread_mutex_lock(&signals.mu);
+	while (signals.stop_sig == 0) {
+		pthread_cond_wait(&signals.stop, &signals.mu);
 	}
+	sig = signals.stop_sig;
+	pthread_mutex_unlock(&signals.mu);
 	zos_log_printf(&log, ZRPC_LOG_INFO,
 	    "received %s; draining calls in flight (grace %u ms)",
-	    sig == SIGINT ? "SIGINT" : "SIGTERM", opts.shutdown_grace_ms);
+	    zosd_signal_name(sig), opts.shutdown_grace_ms);
 	unsigned left = zrpc_server_stop(server, opts.shutdown_grace_ms);
 	if (left > 0) {
 		zos_log_printf(&log, ZRPC_LOG_WARN,
@@ -298,6 +461,10 @@ out:
 	zos_metrics_stop(metrics);
 	zrpc_server_destroy(server);
 	zos_backends_destroy(backends);
+	pthread_mutex_lock(&signals.mu);
+	signals.state   = NULL;
+	signals.closing = true;
+	pthread_mutex_unlock(&signals.mu);
 	zos_state_destroy(state);
 	return exit_code;
 }
