@@ -26,8 +26,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <nng/nng.h>
+#include <nng/protocol/reqrep0/rep.h>
+#include <pthread.h>
+
 #include "methods.h"
 #include "proc.h"
+#include "zrpc/v1/envelope.pb-c.h"
+#include "zrpc/v1/health.pb-c.h"
+#include "zrpc/v1/reflection.pb-c.h"
 
 extern char **environ;
 
@@ -923,4 +930,169 @@ Test(zosctl, help_for_zosctl_and_every_command_exits_zero)
 	run(&r, NULL, "--version", NULL);
 	cr_assert_eq(r.status, 0);
 	cr_assert(strncmp(r.out, "zosctl ", 7) == 0, "%s", r.out);
+}
+
+/* ---------------------------------------------------------------------
+ * A hostile server: raw nng rep0, answering every request with the
+ * zrpc.v1.Response it was given, and noting the request's timeout_ms.
+ * --------------------------------------------------------------------- */
+
+struct hostile {
+	nng_socket sock;
+	pthread_t  thread;
+	uint8_t   *reply; /* packed zrpc.v1.Response */
+	size_t     reply_len;
+	uint32_t   timeout_ms; /* of the last request; read after the join */
+	char       url[160];
+};
+
+static void *
+hostile_serve(void *arg)
+{
+	struct hostile *h = arg;
+	nng_msg        *msg;
+
+	while (nng_recvmsg(h->sock, &msg, 0) == 0) {
+		Zrpc__V1__Request *req = zrpc__v1__request__unpack(
+		    NULL, nng_msg_len(msg), nng_msg_body(msg));
+
+		if (req != NULL) {
+			h->timeout_ms = req->timeout_ms;
+			zrpc__v1__request__free_unpacked(req, NULL);
+		}
+		nng_msg_clear(msg);
+		if (nng_msg_append(msg, h->reply, h->reply_len) != 0 ||
+		    nng_sendmsg(h->sock, msg, 0) != 0) {
+			nng_msg_free(msg);
+		}
+	}
+	return NULL;
+}
+
+/* Starts H answering CODE, MESSAGE and PAYLOAD (LEN bytes). */
+static void
+hostile_start(struct hostile *h, uint32_t code, const char *message,
+    const uint8_t *payload, size_t len)
+{
+	Zrpc__V1__Response res = ZRPC__V1__RESPONSE__INIT;
+
+	memset(h, 0, sizeof(*h));
+	res.code         = code;
+	res.message      = (char *) message;
+	res.payload.data = (uint8_t *) payload;
+	res.payload.len  = len;
+	h->reply_len     = zrpc__v1__response__get_packed_size(&res);
+	h->reply         = malloc(h->reply_len + 1);
+	cr_assert_not_null(h->reply);
+	zrpc__v1__response__pack(&res, h->reply);
+	snprintf(h->url, sizeof(h->url), "ipc:///tmp/zosctl-hostile-%d.sock",
+	    (int) getpid());
+	cr_assert_eq(nng_rep0_open(&h->sock), 0);
+	cr_assert_eq(nng_listen(h->sock, h->url, NULL, 0), 0);
+	cr_assert_eq(pthread_create(&h->thread, NULL, hostile_serve, h), 0);
+}
+
+static void
+hostile_stop(struct hostile *h)
+{
+	nng_close(h->sock);
+	pthread_join(h->thread, NULL);
+	free(h->reply);
+}
+
+Test(zosctl, a_servers_error_message_is_printed_with_controls_escaped)
+{
+	struct hostile h;
+	struct run     r;
+
+	hostile_start(&h, 13, "\x1b]0;pwned\x07 and\nmore\x7f", NULL, 0);
+	run(&r, NULL, "--url", h.url, "health", NULL);
+	hostile_stop(&h);
+	assert_failed(&r, 1, "INTERNAL: ", NULL);
+	cr_assert_str_eq(
+	    r.err, "INTERNAL: \\x1b]0;pwned\\x07 and\\nmore\\x7f\n");
+}
+
+/* A ListServicesResponse with N services named NAME, packed. */
+static uint8_t *
+services_reply(size_t n, const char *name, size_t *len)
+{
+	Zrpc__V1__ListServicesResponse res =
+	    ZRPC__V1__LIST_SERVICES_RESPONSE__INIT;
+	Zrpc__V1__ServiceInfo  *infos = calloc(n, sizeof(*infos));
+	Zrpc__V1__ServiceInfo **ptrs  = calloc(n, sizeof(*ptrs));
+	uint8_t                *out;
+
+	cr_assert(infos != NULL && ptrs != NULL);
+	for (size_t i = 0; i < n; i++) {
+		zrpc__v1__service_info__init(&infos[i]);
+		infos[i].name = (char *) name;
+		ptrs[i]       = &infos[i];
+	}
+	res.n_services = n;
+	res.services   = ptrs;
+	*len = zrpc__v1__list_services_response__get_packed_size(&res);
+	out  = malloc(*len + 1);
+	cr_assert_not_null(out);
+	zrpc__v1__list_services_response__pack(&res, out);
+	free(ptrs);
+	free(infos);
+	return out;
+}
+
+Test(zosctl, list_prints_a_servers_names_with_controls_escaped)
+{
+	struct hostile h;
+	struct run     r;
+	size_t         len;
+	uint8_t       *payload = services_reply(1, "a\x1b[2Jb", &len);
+
+	hostile_start(&h, 0, "", payload, len);
+	run(&r, NULL, "--url", h.url, "list", NULL);
+	hostile_stop(&h);
+	free(payload);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_assert_str_eq(r.out, "a\\x1b[2Jb\n");
+}
+
+Test(zosctl, a_reply_too_large_to_print_is_resource_exhausted)
+{
+	struct hostile h;
+	struct run     r;
+	size_t         len;
+	uint8_t       *payload = services_reply(200000, "", &len);
+
+	hostile_start(&h, 0, "", payload, len);
+	run(&r, NULL, "--url", h.url, "list", NULL);
+	assert_failed(
+	    &r, 1, "RESOURCE_EXHAUSTED: reply too large to print", NULL);
+	run(&r, "{}", "--url", h.url, "call",
+	    "zrpc.v1.Reflection/ListServices", NULL);
+	assert_failed(
+	    &r, 1, "RESOURCE_EXHAUSTED: reply too large to print", NULL);
+	/* And one over --max-reply-bytes is not taken at all. */
+	run(&r, NULL, "--url", h.url, "--max-reply-bytes", "1000", "list",
+	    NULL);
+	hostile_stop(&h);
+	free(payload);
+	cr_assert_eq(r.status, 1, "%s", r.err);
+	cr_assert_str_eq(r.out, "");
+}
+
+Test(zosctl, timeout_ms_zero_sends_the_longest_deadline_not_none)
+{
+	struct hostile                h;
+	struct run                    r;
+	Zrpc__V1__HealthCheckResponse res =
+	    ZRPC__V1__HEALTH_CHECK_RESPONSE__INIT;
+	uint8_t payload[16];
+	size_t  len;
+
+	res.status = ZRPC__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING;
+	len        = zrpc__v1__health_check_response__pack(&res, payload);
+	hostile_start(&h, 0, "", payload, len);
+	run(&r, NULL, "--url", h.url, "--timeout-ms", "0", "health", NULL);
+	hostile_stop(&h);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_assert_eq(h.timeout_ms, 30000);
 }

@@ -17,6 +17,14 @@
  * which case nothing is sent. Replies go to stdout, everything else to
  * stderr.
  *
+ * A server's words are not trusted: every string from it that goes out
+ * other than as JSON (an error's message, the names `list` prints) has its
+ * control characters escaped, so that no escape sequence reaches the
+ * terminal; a reply is accepted up to --max-reply-bytes and printed only
+ * when it has at most ZOSCTL_MAX_PRINT_ELEMENTS fields and list items
+ * (else RESOURCE_EXHAUSTED, exit 1), which bounds the JSON built from it;
+ * and --timeout-ms 0 means ZOSCTL_LONGEST_TIMEOUT_MS, never forever.
+ *
  * The global options are accepted after the command too, so that
  * `zosctl health --url URL` works as well as `zosctl --url URL health`.
  */
@@ -42,6 +50,14 @@
 
 #define ZOSCTL_DEFAULT_URL "tcp://127.0.0.1:7447"
 #define ZOSCTL_DEFAULT_TIMEOUT_MS 5000
+/* What --timeout-ms 0 means: long, but not forever. */
+#define ZOSCTL_LONGEST_TIMEOUT_MS 30000
+/* Largest reply accepted unless --max-reply-bytes says otherwise (the
+ * client's default, zosd's default --max-message-bytes). */
+#define ZOSCTL_DEFAULT_MAX_REPLY_BYTES (4u * 1024 * 1024)
+#define ZOSCTL_MAX_MAX_REPLY_BYTES (256u * 1024 * 1024)
+/* Most fields and list items of a reply that zosctl prints. */
+#define ZOSCTL_MAX_PRINT_ELEMENTS 100000
 
 /* Exit statuses. */
 #define ZOSCTL_EXIT_OK 0
@@ -59,6 +75,7 @@ enum {
 	ZOSCTL_OPT_URL = 256,
 	ZOSCTL_OPT_TOKEN,
 	ZOSCTL_OPT_TIMEOUT_MS,
+	ZOSCTL_OPT_MAX_REPLY_BYTES,
 	ZOSCTL_OPT_VERSION,
 	ZOSCTL_OPT_HELP,
 	ZOSCTL_OPT_COMMAND,
@@ -69,6 +86,7 @@ struct zosctl {
 	const char  *url;
 	const char  *token;
 	uint32_t     timeout_ms;
+	uint32_t     max_reply_bytes;
 	zrpc_client *client; /* NULL until the first call */
 };
 
@@ -106,32 +124,39 @@ static const struct option zosctl_global_options[] = {
 	{ "url", required_argument, NULL, ZOSCTL_OPT_URL },
 	{ "token", required_argument, NULL, ZOSCTL_OPT_TOKEN },
 	{ "timeout-ms", required_argument, NULL, ZOSCTL_OPT_TIMEOUT_MS },
+	{ "max-reply-bytes", required_argument, NULL,
+	    ZOSCTL_OPT_MAX_REPLY_BYTES },
 	{ "version", no_argument, NULL, ZOSCTL_OPT_VERSION },
 	{ "help", no_argument, NULL, ZOSCTL_OPT_HELP },
 	{ NULL, 0, NULL, 0 },
 };
 
-#define ZOSCTL_N_GLOBAL_OPTIONS 5
+#define ZOSCTL_N_GLOBAL_OPTIONS 6
 
 static const char zosctl_usage[] =
-    "usage: zosctl [--url URL] [--token T] [--timeout-ms N] COMMAND "
-    "[ARG]...\n"
+    "usage: zosctl [--url URL] [--token T] [--timeout-ms N]\n"
+    "              [--max-reply-bytes N] COMMAND [ARG]...\n"
     "       zosctl COMMAND --help\n";
 
 static const char zosctl_global_help[] =
     "  --url URL        the server: any nng URL (tcp://, ipc://, ...)\n"
     "                   [default " ZOSCTL_DEFAULT_URL "]\n"
     "  --token T        send 'authorization: Bearer T' with each call\n"
-    "  --timeout-ms N   deadline of the call in milliseconds, 0 for none;\n"
-    "                   also how long to wait for a connection\n"
-    "                   [default 5000]\n";
+    "  --timeout-ms N   deadline of the call in milliseconds (0: the\n"
+    "                   longest, 30000); also how long to wait for a\n"
+    "                   connection [default 5000]\n"
+    "  --max-reply-bytes N\n"
+    "                   largest reply accepted [default 4194304]; a\n"
+    "                   reply of over 100000 fields and list items is\n"
+    "                   not printed (RESOURCE_EXHAUSTED, exit 1)\n";
 
 static const char zosctl_exit_help[] =
     "Exit status: 0 when the call succeeded; 1 when it failed, with\n"
     "'CODE_NAME: message' on stderr (the server's error, or UNAVAILABLE\n"
     "when no server answers), or when health is not SERVING; 2 for bad\n"
     "usage or bad input (unknown command, option, method or field, bad\n"
-    "JSON), when nothing is sent.\n";
+    "JSON), when nothing is sent. Control characters in the server's\n"
+    "messages and names are printed escaped (\\n, \\xNN).\n";
 
 /* ---------------------------------------------------------------------
  * Calling and printing
@@ -155,6 +180,82 @@ zosctl_bad_input(const char *fmt, ...)
 }
 
 /*
+ * Writes TEXT (a server's) to OUT with every control character (below
+ * 0x20, and 0x7f) and the backslash escaped, so that the server cannot
+ * send escape sequences to the terminal.
+ */
+static void
+zosctl_put_escaped(FILE *out, const char *text)
+{
+	for (const unsigned char *c = (const unsigned char *) text; *c != 0;
+	     c++) {
+		switch (*c) {
+		case '\\':
+			fputs("\\\\", out);
+			break;
+		case '\n':
+			fputs("\\n", out);
+			break;
+		case '\r':
+			fputs("\\r", out);
+			break;
+		case '\t':
+			fputs("\\t", out);
+			break;
+		default:
+			if (*c < 0x20 || *c == 0x7f) {
+				fprintf(out, "\\x%02x", *c);
+			} else {
+				fputc(*c, out);
+			}
+		}
+	}
+}
+
+/*
+ * The fields (set or not) and list items of MESSAGE and its sub-messages,
+ * counted up to a little over LIMIT: what printing it would cost.
+ */
+static size_t
+zosctl_count_elements(const ProtobufCMessage *message, size_t limit)
+{
+	const ProtobufCMessageDescriptor *d    = message->descriptor;
+	const char                       *base = (const char *) message;
+	size_t                            n    = 0;
+
+	for (unsigned i = 0; i < d->n_fields && n <= limit; i++) {
+		const ProtobufCFieldDescriptor *f = &d->fields[i];
+
+		if (f->label != PROTOBUF_C_LABEL_REPEATED) {
+			n++;
+			if (f->type == PROTOBUF_C_TYPE_MESSAGE) {
+				const ProtobufCMessage *sub =
+				    *(ProtobufCMessage *const *) (base +
+				        f->offset);
+
+				if (sub != NULL && n <= limit) {
+					n += zosctl_count_elements(
+					    sub, limit - n);
+				}
+			}
+			continue;
+		}
+		size_t count = *(const size_t *) (base + f->quantifier_offset);
+
+		n += count;
+		if (f->type != PROTOBUF_C_TYPE_MESSAGE) {
+			continue;
+		}
+		ProtobufCMessage *const *items =
+		    *(ProtobufCMessage *const *const *) (base + f->offset);
+		for (size_t k = 0; k < count && n <= limit; k++) {
+			n += zosctl_count_elements(items[k], limit - n);
+		}
+	}
+	return n;
+}
+
+/*
  * Calls METHOD with REQUEST. On success *REPLY is the reply (the caller
  * frees it) and the result is 0; otherwise the status is on stderr and the
  * result is the exit status.
@@ -173,6 +274,7 @@ zosctl_invoke(struct zosctl *ctl, const struct zrpc_method *method,
 	if (ctl->client == NULL) {
 		zrpc_client_opts client_opts = {
 			.connect_timeout_ms = ctl->timeout_ms,
+			.max_message_bytes  = ctl->max_reply_bytes,
 		};
 
 		status =
@@ -184,12 +286,22 @@ zosctl_invoke(struct zosctl *ctl, const struct zrpc_method *method,
 	}
 	status = zrpc_client_call(ctl->client, method, request, reply, &opts);
 	if (status.code != ZRPC_OK) {
+		fputs(zrpc_status_name(status.code), stderr);
 		if (status.message[0] != '\0') {
-			fprintf(stderr, "%s: %s\n",
-			    zrpc_status_name(status.code), status.message);
-		} else {
-			fprintf(stderr, "%s\n", zrpc_status_name(status.code));
+			fputs(": ", stderr);
+			zosctl_put_escaped(stderr, status.message);
 		}
+		fputs("\n", stderr);
+		return ZOSCTL_EXIT_FAILED;
+	}
+	if (zosctl_count_elements(*reply, ZOSCTL_MAX_PRINT_ELEMENTS) >
+	    ZOSCTL_MAX_PRINT_ELEMENTS) {
+		fprintf(stderr,
+		    "RESOURCE_EXHAUSTED: reply too large to print (over %d "
+		    "fields and list items)\n",
+		    ZOSCTL_MAX_PRINT_ELEMENTS);
+		protobuf_c_message_free_unpacked(*reply, NULL);
+		*reply = NULL;
 		return ZOSCTL_EXIT_FAILED;
 	}
 	return ZOSCTL_EXIT_OK;
@@ -305,13 +417,19 @@ zosctl_run_list(struct zosctl *ctl, const struct zosctl_args *args)
 	for (size_t s = 0; s < reply->n_services; s++) {
 		const Zrpc__V1__ServiceInfo *service = reply->services[s];
 
-		printf("%s\n", service->name);
+		zosctl_put_escaped(stdout, service->name);
+		fputs("\n", stdout);
 		for (size_t m = 0; m < service->n_methods; m++) {
 			const Zrpc__V1__MethodInfo *method =
 			    service->methods[m];
 
-			printf("  %s(%s) returns (%s)\n", method->full_name,
-			    method->input_type, method->output_type);
+			fputs("  ", stdout);
+			zosctl_put_escaped(stdout, method->full_name);
+			fputs("(", stdout);
+			zosctl_put_escaped(stdout, method->input_type);
+			fputs(") returns (", stdout);
+			zosctl_put_escaped(stdout, method->output_type);
+			fputs(")\n", stdout);
 		}
 	}
 	zrpc__v1__list_services_response__free_unpacked(reply, NULL);
@@ -1023,7 +1141,18 @@ zosctl_global_option(struct zosctl *ctl, int c, const char *arg)
 			    "86400000, not '%s'",
 			    arg);
 		}
-		ctl->timeout_ms = (uint32_t) v;
+		ctl->timeout_ms =
+		    v == 0 ? ZOSCTL_LONGEST_TIMEOUT_MS : (uint32_t) v;
+		return ZOSCTL_EXIT_OK;
+	case ZOSCTL_OPT_MAX_REPLY_BYTES:
+		if (!zosctl_number(arg, ZOSCTL_MAX_MAX_REPLY_BYTES, &v) ||
+		    v == 0) {
+			return zosctl_usage_error(NULL,
+			    "--max-reply-bytes wants bytes from 1 to %u, not "
+			    "'%s'",
+			    ZOSCTL_MAX_MAX_REPLY_BYTES, arg);
+		}
+		ctl->max_reply_bytes = (uint32_t) v;
 		return ZOSCTL_EXIT_OK;
 	}
 	return ZOSCTL_EXIT_USAGE;
@@ -1138,8 +1267,9 @@ int
 main(int argc, char **argv)
 {
 	struct zosctl ctl = {
-		.url        = ZOSCTL_DEFAULT_URL,
-		.timeout_ms = ZOSCTL_DEFAULT_TIMEOUT_MS,
+		.url             = ZOSCTL_DEFAULT_URL,
+		.timeout_ms      = ZOSCTL_DEFAULT_TIMEOUT_MS,
+		.max_reply_bytes = ZOSCTL_DEFAULT_MAX_REPLY_BYTES,
 	};
 	const struct zosctl_command *c;
 	int                          opt, words, rv;
