@@ -236,10 +236,16 @@ model_server_stop(struct model_server *m, int sig)
 static struct zos_backends *
 backends_for(const char *url)
 {
-	const char                *urls[] = { url };
-	struct zos_backends_config config = { .urls = urls, .n_urls = 1 };
-	struct zos_backends       *b      = NULL;
-	char                       error[256];
+	const char *urls[] = { url };
+	/* The model was just started: its first connect may be slow on a
+	 * loaded machine, and is waited for rather than failed fast. */
+	struct zos_backends_config config = {
+		.urls               = urls,
+		.n_urls             = 1,
+		.connect_timeout_ms = 10000,
+	};
+	struct zos_backends *b = NULL;
+	char                 error[256];
 
 	cr_assert_eq(zos_backends_create(&config, &b, error, sizeof(error)), 0,
 	    "%s", error);

@@ -92,10 +92,13 @@ backend_find_remote(const struct zos_backends *backends, const char *url)
 	return NULL;
 }
 
-/* Opens a client for URL (not yet in the set) and appends it. */
+/*
+ * Opens a client for URL (not yet in the set) and appends it; a call made
+ * before it connects fails after CONNECT_TIMEOUT_MS.
+ */
 static int
-backend_add_remote(struct zos_backends *backends, const char *url, char *error,
-    size_t error_len)
+backend_add_remote(struct zos_backends *backends, const char *url,
+    uint32_t connect_timeout_ms, char *error, size_t error_len)
 {
 	struct backend_remote *remote =
 	    &backends->remotes[backends->n_remotes];
@@ -118,8 +121,7 @@ backend_add_remote(struct zos_backends *backends, const char *url, char *error,
 	/* nng's parser is lenient ("foo://bar" passes); the client's
 	 * dialer knows the transports and their address forms. */
 	status = zrpc_client_open(&remote->client, url,
-	    &(zrpc_client_opts) {
-	        .connect_timeout_ms = ZOS_BACKEND_CONNECT_TIMEOUT_MS });
+	    &(zrpc_client_opts) { .connect_timeout_ms = connect_timeout_ms });
 	if (!zrpc_status_is_ok(&status)) {
 		const char *why = status.message;
 		size_t      n   = strlen(url);
@@ -194,7 +196,11 @@ zos_backends_create(const struct zos_backends_config *config,
 		    backend_find_remote(backends, url) != NULL) {
 			continue;
 		}
-		if (backend_add_remote(backends, url, error, error_len) != 0) {
+		if (backend_add_remote(backends, url,
+		        config->connect_timeout_ms != 0
+		            ? config->connect_timeout_ms
+		            : ZOS_BACKEND_CONNECT_TIMEOUT_MS,
+		        error, error_len) != 0) {
 			goto fail;
 		}
 	}

@@ -50,6 +50,13 @@ struct zos_backends_config {
 	/* Remote model URLs to connect to (duplicates are fine). */
 	const char *const *urls;
 	size_t             n_urls;
+	/*
+	 * A call to a remote that is not connected fails after this long;
+	 * 0 = ZOS_BACKEND_CONNECT_TIMEOUT_MS. Tests that start a model and
+	 * call it at once raise it, so that a slow first connect on a loaded
+	 * machine is waited for instead of failing fast.
+	 */
+	uint32_t connect_timeout_ms;
 };
 
 struct zos_backends; /* opaque */
