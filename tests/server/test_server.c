@@ -574,7 +574,9 @@ raw_field(
 {
 	buf[off++] = (uint8_t) (number << 3 | 2);
 	off        = raw_varint(buf, off, len);
-	memcpy(buf + off, data, len);
+	if (len > 0) { /* DATA may be NULL then */
+		memcpy(buf + off, data, len);
+	}
 	return off + len;
 }
 

@@ -41,7 +41,9 @@ put_field(
 	cr_assert(len < 128 && number < 16);
 	buf[off++] = (uint8_t) (number << 3 | 2);
 	buf[off++] = (uint8_t) len;
-	memcpy(buf + off, data, len);
+	if (len > 0) { /* DATA may be NULL then */
+		memcpy(buf + off, data, len);
+	}
 	return off + len;
 }
 
