@@ -7,9 +7,11 @@
 #include <nng/protocol/reqrep0/req.h>
 #include <pthread.h>
 #include <semaphore.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "testserver.h"
 #include "zrpc/v1/envelope.pb-c.h"
@@ -308,6 +310,74 @@ raw_call(nng_socket sock, const void *body, size_t len, char *message,
 	return code;
 }
 
+/* What raw_close hands its closing thread. */
+struct raw_closer {
+	nng_socket      sock;
+	pthread_mutex_t mutex;
+	pthread_cond_t  cond;
+	bool            closed;    /* guarded by: mutex */
+	bool            abandoned; /* guarded by: mutex; the thread frees */
+};
+
+static void *
+raw_close_thread(void *arg)
+{
+	struct raw_closer *c = arg;
+	bool               abandoned;
+
+	nng_close(c->sock);
+	pthread_mutex_lock(&c->mutex);
+	c->closed = true;
+	abandoned = c->abandoned;
+	pthread_cond_signal(&c->cond);
+	pthread_mutex_unlock(&c->mutex);
+	if (abandoned) {
+		free(c);
+	}
+	return NULL;
+}
+
+/*
+ * Closes a raw req0 socket, waiting at most 3 s: nng 1.5's nng_close can
+ * hang on a req0 socket after a timed-out receive (README, nng notes), as
+ * the oversized tests do on purpose. The client runtime closes its socket
+ * the same way; a close still running is left to the test's process exit.
+ */
+static void
+raw_close(nng_socket sock)
+{
+	struct raw_closer *c = calloc(1, sizeof(*c));
+	pthread_t          thread;
+	struct timespec    deadline;
+	bool               abandon = false;
+
+	cr_assert_not_null(c);
+	c->sock = sock;
+	pthread_mutex_init(&c->mutex, NULL);
+	pthread_cond_init(&c->cond, NULL);
+	cr_assert_eq(pthread_create(&thread, NULL, raw_close_thread, c), 0);
+	clock_gettime(CLOCK_REALTIME, &deadline);
+	deadline.tv_sec += 3;
+	pthread_mutex_lock(&c->mutex);
+	while (!c->closed && !abandon) {
+		int rv =
+		    pthread_cond_timedwait(&c->cond, &c->mutex, &deadline);
+
+		if (rv != 0 && !c->closed) {
+			c->abandoned = abandon = true;
+		}
+	}
+	pthread_mutex_unlock(&c->mutex);
+	if (abandon) {
+		pthread_detach(thread);
+		return;
+	}
+	pthread_join(thread, NULL);
+	pthread_cond_destroy(&c->cond);
+	pthread_mutex_destroy(&c->mutex);
+	free(c);
+}
+
 static nng_socket
 raw_open(const char *url)
 {
@@ -407,7 +477,7 @@ Test(server, garbage_truncated_and_empty_bodies_get_invalid_argument)
 		    code == ZRPC_UNIMPLEMENTED);
 	}
 	raw_still_serves(sock);
-	nng_close(sock);
+	raw_close(sock);
 	test_server_stop(&ts);
 }
 
@@ -434,7 +504,7 @@ Test(server, payload_of_the_wrong_type_gets_invalid_argument)
 	    strstr(message, "ztest.v1.EchoRequest") != NULL, "%s", message);
 	cr_assert_eq(atomic_load(&ts.echo_runs), 0);
 	raw_still_serves(sock);
-	nng_close(sock);
+	raw_close(sock);
 	test_server_stop(&ts);
 }
 
@@ -456,7 +526,7 @@ Test(server, unknown_method_gets_unimplemented)
 	cr_assert(strstr(message, "/no.Such/Method") != NULL, "%s", message);
 	cr_assert(zrpc_server_method_stats(ts.server, "", &stats));
 	cr_assert_eq(stats.calls_by_code[ZRPC_UNIMPLEMENTED], 1);
-	nng_close(sock);
+	raw_close(sock);
 	test_server_stop(&ts);
 }
 
@@ -496,7 +566,7 @@ Test(server, request_id_is_echoed_or_generated)
 	cr_assert_eq(
 	    raw_call(sock, buf, len, NULL, 0, id, sizeof(id)), ZRPC_OK);
 	cr_assert(strlen(id) < 100);
-	nng_close(sock);
+	raw_close(sock);
 	test_server_stop(&ts);
 }
 
@@ -531,7 +601,7 @@ oversized(const char *transport)
 	} else {
 		cr_assert_eq(rv, NNG_ETIMEDOUT);
 	}
-	nng_close(sock);
+	raw_close(sock);
 
 	/* The server still answers a good call from a new caller. */
 	client    = test_client_open(&ts);
@@ -644,7 +714,7 @@ Test(server, strings_that_are_not_utf8_or_hold_a_nul_are_refused)
 	    ZRPC_OK, "%s", message);
 	cr_expect_eq(atomic_load(&ts.echo_runs), 1);
 	raw_still_serves(sock);
-	nng_close(sock);
+	raw_close(sock);
 	test_server_stop(&ts);
 }
 
@@ -677,7 +747,7 @@ Test(server, metadata_keys_and_values_must_be_utf8_without_nul)
 	cr_expect(strstr(message, "MetadataEntry.key") != NULL, "%s", message);
 	cr_expect_eq(atomic_load(&ts.echo_runs), 0, "no handler ran");
 	raw_still_serves(sock);
-	nng_close(sock);
+	raw_close(sock);
 	test_server_stop(&ts);
 }
 
@@ -719,7 +789,7 @@ Test(server, method_names_are_matched_exactly)
 	n = raw_envelope(buf, ECHO_PATH, strlen(ECHO_PATH), NULL, 0);
 	cr_expect_eq(raw_call(sock, buf, n, NULL, 0, NULL, 0), ZRPC_OK);
 	cr_expect_eq(atomic_load(&ts.echo_runs), 1);
-	nng_close(sock);
+	raw_close(sock);
 	test_server_stop(&ts);
 }
 
@@ -812,7 +882,7 @@ Test(server, envelope_of_exactly_max_message_bytes_is_served_over_ipc)
 	free(buf);
 	free(blob);
 	raw_still_serves(sock);
-	nng_close(sock);
+	raw_close(sock);
 	test_server_stop(&ts);
 }
 
