@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -99,6 +100,7 @@ struct run {
 	size_t out_len;
 	char   err[16384];
 	size_t err_len;
+	long   max_rss_kb; /* the child's peak resident set (ru_maxrss) */
 };
 
 /* Milliseconds left until DEADLINE (CLOCK_MONOTONIC), at least 0. */
@@ -131,6 +133,7 @@ run_argv(struct run *r, const char *input, const char *const args[])
 	struct timespec            deadline;
 	struct pollfd              pfd[2];
 	int                        status, pidfd;
+	struct rusage              usage;
 
 	memset(r, 0, sizeof(*r));
 	argv[n++] = env_path("ZOSCTL");
@@ -225,7 +228,8 @@ run_argv(struct run *r, const char *input, const char *const args[])
 		kill(pid, SIGKILL);
 	}
 	close(pidfd);
-	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	cr_assert_eq(wait4(pid, &status, 0, &usage), pid);
+	r->max_rss_kb = usage.ru_maxrss;
 	r->status =
 	    WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
 }
@@ -1095,4 +1099,38 @@ Test(zosctl, timeout_ms_zero_sends_the_longest_deadline_not_none)
 	hostile_stop(&h);
 	cr_assert_eq(r.status, 0, "%s", r.err);
 	cr_assert_eq(h.timeout_ms, 30000);
+}
+
+/*
+ * Two million empty items fit in 4 MiB and cost protobuf-c a struct each
+ * once unpacked (1.8 GB when zosctl unpacked first and counted after): the
+ * count is read off the bytes, and such a reply is never unpacked.
+ */
+Test(zosctl, a_reply_of_millions_of_items_is_refused_before_it_is_decoded)
+{
+	struct hostile h;
+	struct run     r;
+	size_t         len;
+	uint8_t       *payload;
+
+	/* Packed by hand (field 1, an empty ServiceInfo, two million times):
+	 * building it with protobuf-c would cost this process the 100 MB that
+	 * the child, spawned from it, would then be charged with. */
+	len     = 2 * 2000000;
+	payload = malloc(len);
+	cr_assert_not_null(payload);
+	for (size_t i = 0; i < len; i += 2) {
+		payload[i]     = 0x0a;
+		payload[i + 1] = 0x00;
+	}
+	hostile_start(&h, 0, "", payload, len);
+	run(&r, NULL, "--url", h.url, "list", NULL);
+	hostile_stop(&h);
+	free(payload);
+	assert_failed(
+	    &r, 1, "RESOURCE_EXHAUSTED: reply too large to print", NULL);
+	/* The reply's bytes are held two or three times over, no more:
+	 * unpacked, the items alone would take well over 100 MB. */
+	cr_assert_lt(r.max_rss_kb, 96 * 1024, "zosctl peaked at %ld kB",
+	    r.max_rss_kb);
 }

@@ -43,6 +43,7 @@
 
 #include "methods.h"
 #include "pbjson.h"
+#include "pbwire.h"
 #include "zos/v1/zos.zrpc.h"
 #include "zrpc/client.h"
 #include "zrpc/v1/health.zrpc.h"
@@ -256,6 +257,51 @@ zosctl_count_elements(const ProtobufCMessage *message, size_t limit)
 }
 
 /*
+ * The call itself: REQUEST goes out packed and the reply comes back as
+ * bytes, which are unpacked into *REPLY only when they hold at most
+ * ZOSCTL_MAX_PRINT_ELEMENTS field occurrences and list items. protobuf-c
+ * allocates per element, not per byte (a 4 MiB reply of two million empty
+ * items once cost 1.8 GB), so the count comes first.
+ */
+static zrpc_status
+zosctl_call_bounded(zrpc_client *client, const struct zrpc_method *method,
+    const ProtobufCMessage *request, ProtobufCMessage **reply,
+    const zrpc_call_opts *opts)
+{
+	size_t       len = protobuf_c_message_get_packed_size(request);
+	uint8_t     *packed = malloc(len > 0 ? len : 1), *bytes = NULL;
+	size_t       bytes_len = 0;
+	zrpc_status  status;
+
+	*reply = NULL;
+	if (packed == NULL) {
+		return zrpc_status_make(ZRPC_RESOURCE_EXHAUSTED,
+		    "out of memory for a request of %zu bytes", len);
+	}
+	protobuf_c_message_pack(request, packed);
+	status = zrpc_client_call_raw(
+	    client, method->path, packed, len, &bytes, &bytes_len, opts);
+	free(packed);
+	if (status.code != ZRPC_OK) {
+		return status;
+	}
+	if (zos_pbwire_count(method->output, bytes, bytes_len,
+	        ZOSCTL_MAX_PRINT_ELEMENTS) > ZOSCTL_MAX_PRINT_ELEMENTS) {
+		status = zrpc_status_make(ZRPC_RESOURCE_EXHAUSTED,
+		    "reply too large to print (over %d fields and list items "
+		    "in its %zu bytes)",
+		    ZOSCTL_MAX_PRINT_ELEMENTS, bytes_len);
+	} else if ((*reply = protobuf_c_message_unpack(
+	                method->output, NULL, bytes_len, bytes)) == NULL) {
+		status = zrpc_status_make(ZRPC_INTERNAL,
+		    "reply of %s (%zu bytes) is not a valid %s", method->path,
+		    bytes_len, method->output->name);
+	}
+	free(bytes);
+	return status;
+}
+
+/*
  * Calls METHOD with REQUEST. On success *REPLY is the reply (the caller
  * frees it) and the result is 0; otherwise the status is on stderr and the
  * result is the exit status.
@@ -284,7 +330,7 @@ zosctl_invoke(struct zosctl *ctl, const struct zrpc_method *method,
 			return zosctl_bad_input("--url: %s", status.message);
 		}
 	}
-	status = zrpc_client_call(ctl->client, method, request, reply, &opts);
+	status = zosctl_call_bounded(ctl->client, method, request, reply, &opts);
 	if (status.code != ZRPC_OK) {
 		fputs(zrpc_status_name(status.code), stderr);
 		if (status.message[0] != '\0') {
