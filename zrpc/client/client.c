@@ -754,6 +754,13 @@ client_reply_open(zrpc_client *c, nng_msg *msg, Zrpc__V1__Response **out,
 		    "reply of %zu bytes exceeds the limit of %zu bytes", len,
 		    c->max_message_bytes);
 	}
+	if (zrpc_metadata_count_packed(
+	        nng_msg_body(msg), len, ZRPC_CLIENT_MAX_REPLY_METADATA) >
+	    ZRPC_CLIENT_MAX_REPLY_METADATA) {
+		return zrpc_status_make(ZRPC_RESOURCE_EXHAUSTED,
+		    "reply from %s carries over %d metadata entries", c->url,
+		    ZRPC_CLIENT_MAX_REPLY_METADATA);
+	}
 	response = zrpc__v1__response__unpack(NULL, len, nng_msg_body(msg));
 	if (response == NULL) {
 		return zrpc_status_make(ZRPC_INTERNAL,

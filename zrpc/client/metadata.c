@@ -10,6 +10,7 @@
 #include "metadata.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,4 +85,59 @@ void
 zrpc_metadata_free(struct zrpc_metadata *md)
 {
 	free(md);
+}
+
+/* Reads a varint at *P (before END); false when truncated or too long. */
+static bool
+metadata_varint(const uint8_t **p, const uint8_t *end, uint64_t *value)
+{
+	uint64_t v = 0;
+
+	for (unsigned shift = 0; shift < 70 && *p < end; shift += 7) {
+		uint8_t b = *(*p)++;
+
+		v |= (uint64_t) (b & 0x7f) << shift;
+		if ((b & 0x80) == 0) {
+			*value = v;
+			return true;
+		}
+	}
+	return false;
+}
+
+size_t
+zrpc_metadata_count_packed(const uint8_t *buf, size_t len, size_t limit)
+{
+	const uint8_t *p = buf, *end = buf + len;
+	size_t         n = 0;
+	uint64_t       tag, value;
+
+	while (p < end && n <= limit && metadata_varint(&p, end, &tag)) {
+		switch (tag & 7) {
+		case 0: /* varint */
+			if (!metadata_varint(&p, end, &value)) {
+				return n;
+			}
+			break;
+		case 1: /* 8 bytes */
+		case 5: /* 4 bytes */
+			value = (tag & 7) == 1 ? 8 : 4;
+			if (value > (uint64_t) (end - p)) {
+				return n;
+			}
+			p += value;
+			break;
+		case 2: /* length-delimited */
+			if (!metadata_varint(&p, end, &value) ||
+			    value > (uint64_t) (end - p)) {
+				return n;
+			}
+			p += value;
+			n += (tag >> 3) == 4;
+			break;
+		default:
+			return n;
+		}
+	}
+	return n;
 }

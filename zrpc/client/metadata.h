@@ -11,6 +11,7 @@
 #define ZRPC_CLIENT_METADATA_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "zrpc/client.h"
 #include "zrpc/v1/envelope.pb-c.h"
@@ -22,5 +23,21 @@
  */
 int zrpc_metadata_copy(Zrpc__V1__Response__MetadataEntry *const *entries,
     size_t n_entries, struct zrpc_metadata **out);
+
+/*
+ * The most metadata entries a reply may carry. Each one costs protobuf-c
+ * two allocations when the reply is unpacked, while it takes two bytes on
+ * the wire, so a 4 MiB reply of empty entries would cost a client hundreds
+ * of megabytes; the count is read off the bytes first.
+ */
+#define ZRPC_CLIENT_MAX_REPLY_METADATA 1024
+
+/*
+ * The metadata entries (field 4) of the packed zrpc.v1.Response in BUF
+ * (LEN bytes), counted up to LIMIT + 1 at most. Malformed bytes end the
+ * count; the unpack that follows reports them.
+ */
+size_t zrpc_metadata_count_packed(
+    const uint8_t *buf, size_t len, size_t limit);
 
 #endif /* ZRPC_CLIENT_METADATA_H */

@@ -115,7 +115,9 @@ zrpc_status zrpc_client_call_raw_async(zrpc_client *client, const char *path,
  * a zrpc server always sends. Keys and values are NUL-terminated. One
  * allocation holds the struct, the entries and their strings; the caller
  * that received it owns it and frees it with zrpc_metadata_free. It is
- * bounded by the client's max_message_bytes, like the reply it came in.
+ * bounded by the client's max_message_bytes, like the reply it came in,
+ * and to 1024 entries: a reply with more is refused (RESOURCE_EXHAUSTED)
+ * before it is unpacked.
  */
 struct zrpc_metadata {
 	size_t                            n_entries;
