@@ -21,8 +21,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -1131,6 +1131,6 @@ Test(zosctl, a_reply_of_millions_of_items_is_refused_before_it_is_decoded)
 	    &r, 1, "RESOURCE_EXHAUSTED: reply too large to print", NULL);
 	/* The reply's bytes are held two or three times over, no more:
 	 * unpacked, the items alone would take well over 100 MB. */
-	cr_assert_lt(r.max_rss_kb, 96 * 1024, "zosctl peaked at %ld kB",
-	    r.max_rss_kb);
+	cr_assert_lt(
+	    r.max_rss_kb, 96 * 1024, "zosctl peaked at %ld kB", r.max_rss_kb);
 }

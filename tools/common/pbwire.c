@@ -108,16 +108,17 @@ zos_pbwire_count(const ProtobufCMessageDescriptor *desc, const uint8_t *buf,
 		}
 		const ProtobufCFieldDescriptor *field =
 		    desc == NULL || tag >> 3 > UINT32_MAX
-		        ? NULL
-		        : protobuf_c_message_descriptor_get_field(
-		              desc, (unsigned) (tag >> 3));
+		    ? NULL
+		    : protobuf_c_message_descriptor_get_field(
+		          desc, (unsigned) (tag >> 3));
 
 		if (field != NULL && field->type == PROTOBUF_C_TYPE_MESSAGE) {
 			n += zos_pbwire_count(
-			    (const ProtobufCMessageDescriptor *) field->descriptor, p,
-			    (size_t) value, limit - n);
+			    (const ProtobufCMessageDescriptor *)
+			        field->descriptor,
+			    p, (size_t) value, limit - n);
 		} else if (field != NULL &&
-		           field->label == PROTOBUF_C_LABEL_REPEATED) {
+		    field->label == PROTOBUF_C_LABEL_REPEATED) {
 			size_t elements =
 			    pbwire_packed(field->type, p, (size_t) value);
 

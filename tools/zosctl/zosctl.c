@@ -268,10 +268,10 @@ zosctl_call_bounded(zrpc_client *client, const struct zrpc_method *method,
     const ProtobufCMessage *request, ProtobufCMessage **reply,
     const zrpc_call_opts *opts)
 {
-	size_t       len = protobuf_c_message_get_packed_size(request);
-	uint8_t     *packed = malloc(len > 0 ? len : 1), *bytes = NULL;
-	size_t       bytes_len = 0;
-	zrpc_status  status;
+	size_t      len    = protobuf_c_message_get_packed_size(request);
+	uint8_t    *packed = malloc(len > 0 ? len : 1), *bytes = NULL;
+	size_t      bytes_len = 0;
+	zrpc_status status;
 
 	*reply = NULL;
 	if (packed == NULL) {
@@ -330,7 +330,8 @@ zosctl_invoke(struct zosctl *ctl, const struct zrpc_method *method,
 			return zosctl_bad_input("--url: %s", status.message);
 		}
 	}
-	status = zosctl_call_bounded(ctl->client, method, request, reply, &opts);
+	status =
+	    zosctl_call_bounded(ctl->client, method, request, reply, &opts);
 	if (status.code != ZRPC_OK) {
 		fputs(zrpc_status_name(status.code), stderr);
 		if (status.message[0] != '\0') {
