@@ -146,6 +146,7 @@ struct zrpc_client {
 	nng_socket   socket;
 	nng_dialer   dialer;
 	char        *url; /* for messages; owned */
+	bool         tls; /* a TLS URL: a handshake may be what failed */
 	nng_duration connect_timeout_ms;
 	size_t       max_message_bytes;
 	atomic_int   pipes; /* connected pipes; written under mtx */
@@ -511,8 +512,15 @@ client_call_failure(struct client_call *call, int rv)
 		    (!expired ||
 		        atomic_load_explicit(
 		            &c->pipes, memory_order_relaxed) <= 0)) {
-			return zrpc_status_make(
-			    ZRPC_UNAVAILABLE, "no connection to %s", c->url);
+			/* nng retries a failed handshake silently, like a
+			 * refused connect: name the likely causes. */
+			return zrpc_status_make(ZRPC_UNAVAILABLE,
+			    "no connection to %s%s", c->url,
+			    c->tls ? " (or the TLS handshake failed: is the "
+			             "certificate trusted, current and for "
+			             "this host name, and a client "
+			             "certificate given if required?)"
+			           : "");
 		}
 		return zrpc_status_make(ZRPC_DEADLINE_EXCEEDED,
 		    "deadline of %" PRIu32 " ms exceeded", call->timeout_ms);
@@ -1164,6 +1172,7 @@ zrpc_client_open(
 		goto fail_socket;
 	}
 	if (zrpc_tls_url(url)) {
+		c->tls = true;
 		status = client_dialer_tls(c->dialer, url, opts);
 		if (!zrpc_status_is_ok(&status)) {
 			goto fail_socket;
