@@ -299,6 +299,7 @@ zrpc_server_listen(zrpc_server *server, const char *url)
 	nng_listener            listener;
 	zrpc_status             status;
 	char                    resolved[512];
+	const char             *host;
 	size_t                  len = strlen(url);
 	int                     rv, port;
 
@@ -320,13 +321,18 @@ zrpc_server_listen(zrpc_server *server, const char *url)
 		return zrpc_status_from_nng(rv, url);
 	}
 
-	/* Resolve "tcp://host:0" to the port the kernel picked. */
+	/* Resolve "tcp://host:0" (or "wss://host:0/path") to the port the
+	 * kernel picked. */
 	snprintf(resolved, sizeof(resolved), "%s", url);
-	if (len > 2 && strcmp(url + len - 2, ":0") == 0 &&
+	if ((host = strstr(url, "://")) != NULL) {
+		host += 3;
+		len = strcspn(host, "/") + (size_t) (host - url);
+	}
+	if (host != NULL && len > 2 && strncmp(url + len - 2, ":0", 2) == 0 &&
 	    nng_listener_get_int(listener, NNG_OPT_TCP_BOUND_PORT, &port) ==
 	        0) {
-		snprintf(resolved, sizeof(resolved), "%.*s:%d",
-		    (int) (len - 2), url, port);
+		snprintf(resolved, sizeof(resolved), "%.*s:%d%s",
+		    (int) (len - 2), url, port, url + len);
 	}
 
 	grown = realloc(server->listeners,
