@@ -58,16 +58,21 @@ tls_read_pem(const char *what, const char *path, char **out)
 {
 	char       *buf = NULL;
 	size_t      len = 0, cap = 0;
-	int         fd;
 	struct stat st;
+	int         fd;
+	int         e = 0;
 
 	*out = NULL;
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
 		return zrpc_status_make(ZRPC_INVALID_ARGUMENT,
 		    "TLS %s file %s: %s", what, path, strerror(errno));
 	}
-	if (fstat(fd, &st) != 0 || S_ISDIR(st.st_mode)) {
-		int e = S_ISDIR(st.st_mode) ? EISDIR : errno;
+	if (fstat(fd, &st) != 0) {
+		e = errno;
+	} else if (S_ISDIR(st.st_mode)) {
+		e = EISDIR;
+	}
+	if (e != 0) {
 		(void) close(fd);
 		return zrpc_status_make(ZRPC_INVALID_ARGUMENT,
 		    "TLS %s file %s: %s", what, path, strerror(e));
@@ -100,7 +105,7 @@ tls_read_pem(const char *what, const char *path, char **out)
 			continue;
 		}
 		if (n < 0) {
-			int e = errno;
+			e = errno;
 			free(buf);
 			(void) close(fd);
 			return zrpc_status_make(ZRPC_INVALID_ARGUMENT,
