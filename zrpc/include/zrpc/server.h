@@ -29,8 +29,9 @@ extern "C" {
 
 /*
  * TLS for the server's tls+tcp:// and wss:// listeners: PEM files, read
- * when such a listener is added (zrpc_server_listen), so the strings need
- * only live until then. TLS 1.2 at least.
+ * once, when the first such listener is added (zrpc_server_listen), and
+ * shared by all of them; the strings need only live until then. TLS 1.2
+ * at least.
  */
 struct zrpc_server_tls {
 	/* Certificate chain, leaf first; required for a TLS listener. */
