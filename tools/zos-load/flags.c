@@ -35,7 +35,8 @@ load_flags_usage(FILE *out)
 	    "[--connections K]\n"
 	    "                [--timeout-ms T] [--connect-timeout-ms T] "
 	    "[--token T] [--echo]\n"
-	    "                [--json] [--version] [--help]\n"
+	    "                [--tls-ca F] [--cert F --key F] [--json] "
+	    "[--version] [--help]\n"
 	    "\n"
 	    "Drives one method of a zrpc server (zosd or any other) with "
 	    "C calls in flight\n"
@@ -87,6 +88,18 @@ load_flags_usage(FILE *out)
 	    "                       (default %u)\n"
 	    "  --token T            bearer token sent with every call "
 	    "(default none)\n"
+	    "  --tls-ca F           for tls+tcp:// and wss:// URLs: the CA "
+	    "certificates (PEM)\n"
+	    "                       the server's certificate must chain to "
+	    "(default: the\n"
+	    "                       system store); the server is always "
+	    "verified, under\n"
+	    "                       the URL's host name "
+	    "(tls+tcp://localhost:PORT)\n"
+	    "  --cert F             a client certificate (PEM) for a server "
+	    "that requires\n"
+	    "                       one (mTLS); needs --key\n"
+	    "  --key F              its private key (PEM, unencrypted)\n"
 	    "  --echo               the server is zos-echo (bench/echo.c), "
 	    "which sends each\n"
 	    "                       request back unchanged: send an empty "
@@ -181,6 +194,9 @@ load_flags_parse(int argc, char **argv, struct load_options *opts)
 		OPT_TIMEOUT,
 		OPT_CONNECT_TIMEOUT,
 		OPT_TOKEN,
+		OPT_TLS_CA,
+		OPT_CERT,
+		OPT_KEY,
 		OPT_ECHO,
 		OPT_JSON,
 		OPT_VERSION,
@@ -202,6 +218,9 @@ load_flags_parse(int argc, char **argv, struct load_options *opts)
 		{ "connect-timeout-ms", required_argument, NULL,
 		    OPT_CONNECT_TIMEOUT },
 		{ "token", required_argument, NULL, OPT_TOKEN },
+		{ "tls-ca", required_argument, NULL, OPT_TLS_CA },
+		{ "cert", required_argument, NULL, OPT_CERT },
+		{ "key", required_argument, NULL, OPT_KEY },
 		{ "echo", no_argument, NULL, OPT_ECHO },
 		{ "json", no_argument, NULL, OPT_JSON },
 		{ "version", no_argument, NULL, OPT_VERSION },
@@ -307,6 +326,15 @@ load_flags_parse(int argc, char **argv, struct load_options *opts)
 		case OPT_TOKEN:
 			opts->token = optarg;
 			break;
+		case OPT_TLS_CA:
+			opts->tls_ca = optarg;
+			break;
+		case OPT_CERT:
+			opts->cert = optarg;
+			break;
+		case OPT_KEY:
+			opts->key = optarg;
+			break;
 		case OPT_ECHO:
 			opts->echo = true;
 			break;
@@ -353,6 +381,9 @@ load_flags_parse(int argc, char **argv, struct load_options *opts)
 		return load_flags_usage_error(
 		    "--connections (%zu) must not exceed --concurrency (%zu)",
 		    opts->connections, opts->concurrency);
+	}
+	if ((opts->cert == NULL) != (opts->key == NULL)) {
+		return load_flags_usage_error("--cert and --key go together");
 	}
 	if (opts->data_per_caller && opts->data_file == NULL) {
 		return load_flags_usage_error(

@@ -48,6 +48,10 @@ struct load_options {
 	uint32_t    connect_timeout_ms;
 	const char *token;
 	bool        json;
+	/* --tls-ca, --cert, --key; NULL = not given */
+	const char *tls_ca;
+	const char *cert;
+	const char *key;
 };
 
 /*

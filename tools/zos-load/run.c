@@ -402,10 +402,14 @@ int
 load_run_setup(struct load_run *run, const struct load_options *opts,
     const struct load_payloads *payloads)
 {
-	zrpc_client_opts client_opts = { .connect_timeout_ms =
-		                             opts->connect_timeout_ms };
-	zrpc_status      status;
-	int              rv;
+	zrpc_client_opts client_opts = {
+		.connect_timeout_ms = opts->connect_timeout_ms,
+		.tls_ca_file        = opts->tls_ca,
+		.tls_cert_file      = opts->cert,
+		.tls_key_file       = opts->key,
+	};
+	zrpc_status status;
+	int         rv;
 
 	memset(run, 0, sizeof(*run));
 	run->opts                 = opts;

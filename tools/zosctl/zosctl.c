@@ -77,6 +77,9 @@ enum {
 	ZOSCTL_OPT_TOKEN,
 	ZOSCTL_OPT_TIMEOUT_MS,
 	ZOSCTL_OPT_MAX_REPLY_BYTES,
+	ZOSCTL_OPT_TLS_CA,
+	ZOSCTL_OPT_CERT,
+	ZOSCTL_OPT_KEY,
 	ZOSCTL_OPT_VERSION,
 	ZOSCTL_OPT_HELP,
 	ZOSCTL_OPT_COMMAND,
@@ -88,6 +91,9 @@ struct zosctl {
 	const char  *token;
 	uint32_t     timeout_ms;
 	uint32_t     max_reply_bytes;
+	const char  *tls_ca; /* --tls-ca, --cert, --key; NULL = not given */
+	const char  *cert;
+	const char  *key;
 	zrpc_client *client; /* NULL until the first call */
 };
 
@@ -127,16 +133,20 @@ static const struct option zosctl_global_options[] = {
 	{ "timeout-ms", required_argument, NULL, ZOSCTL_OPT_TIMEOUT_MS },
 	{ "max-reply-bytes", required_argument, NULL,
 	    ZOSCTL_OPT_MAX_REPLY_BYTES },
+	{ "tls-ca", required_argument, NULL, ZOSCTL_OPT_TLS_CA },
+	{ "cert", required_argument, NULL, ZOSCTL_OPT_CERT },
+	{ "key", required_argument, NULL, ZOSCTL_OPT_KEY },
 	{ "version", no_argument, NULL, ZOSCTL_OPT_VERSION },
 	{ "help", no_argument, NULL, ZOSCTL_OPT_HELP },
 	{ NULL, 0, NULL, 0 },
 };
 
-#define ZOSCTL_N_GLOBAL_OPTIONS 6
+#define ZOSCTL_N_GLOBAL_OPTIONS 9
 
 static const char zosctl_usage[] =
     "usage: zosctl [--url URL] [--token T] [--timeout-ms N]\n"
-    "              [--max-reply-bytes N] COMMAND [ARG]...\n"
+    "              [--max-reply-bytes N] [--tls-ca F] [--cert F --key F]\n"
+    "              COMMAND [ARG]...\n"
     "       zosctl COMMAND --help\n";
 
 static const char zosctl_global_help[] =
@@ -149,7 +159,15 @@ static const char zosctl_global_help[] =
     "  --max-reply-bytes N\n"
     "                   largest reply accepted [default 4194304]; a\n"
     "                   reply of over 100000 fields and list items is\n"
-    "                   not printed (RESOURCE_EXHAUSTED, exit 1)\n";
+    "                   not printed (RESOURCE_EXHAUSTED, exit 1)\n"
+    "  --tls-ca F       for tls+tcp:// and wss:// URLs: the CA\n"
+    "                   certificates (PEM) the server's certificate must\n"
+    "                   chain to [default: the system store]; the\n"
+    "                   server is always verified, under the URL's host\n"
+    "                   name (dial tls+tcp://localhost:PORT, not an IP)\n"
+    "  --cert F         a client certificate (PEM) for a server that\n"
+    "                   requires one (mTLS); needs --key\n"
+    "  --key F          its private key (PEM, unencrypted)\n";
 
 static const char zosctl_exit_help[] =
     "Exit status: 0 when the call succeeded; 1 when it failed, with\n"
@@ -321,7 +339,15 @@ zosctl_invoke(struct zosctl *ctl, const struct zrpc_method *method,
 		zrpc_client_opts client_opts = {
 			.connect_timeout_ms = ctl->timeout_ms,
 			.max_message_bytes  = ctl->max_reply_bytes,
+			.tls_ca_file        = ctl->tls_ca,
+			.tls_cert_file      = ctl->cert,
+			.tls_key_file       = ctl->key,
 		};
+
+		if ((ctl->cert == NULL) != (ctl->key == NULL)) {
+			return zosctl_bad_input(
+			    "--cert and --key go together");
+		}
 
 		status =
 		    zrpc_client_open(&ctl->client, ctl->url, &client_opts);
@@ -1180,6 +1206,15 @@ zosctl_global_option(struct zosctl *ctl, int c, const char *arg)
 		return ZOSCTL_EXIT_OK;
 	case ZOSCTL_OPT_TOKEN:
 		ctl->token = arg;
+		return ZOSCTL_EXIT_OK;
+	case ZOSCTL_OPT_TLS_CA:
+		ctl->tls_ca = arg;
+		return ZOSCTL_EXIT_OK;
+	case ZOSCTL_OPT_CERT:
+		ctl->cert = arg;
+		return ZOSCTL_EXIT_OK;
+	case ZOSCTL_OPT_KEY:
+		ctl->key = arg;
 		return ZOSCTL_EXIT_OK;
 	case ZOSCTL_OPT_TIMEOUT_MS:
 		if (!zosctl_number(arg, 86400000, &v)) {

@@ -33,6 +33,10 @@ enum {
 	OPT_BACKEND_TIMEOUT_MS,
 	OPT_ECHO_DELAY_MS,
 	OPT_ECHO_FAIL_RATE,
+	OPT_TLS_CERT,
+	OPT_TLS_KEY,
+	OPT_TLS_CLIENT_CA,
+	OPT_IPC_SOCKET_MODE,
 	OPT_VERSION,
 	OPT_HELP,
 };
@@ -59,6 +63,10 @@ static const struct option options_long[] = {
 	    OPT_BACKEND_TIMEOUT_MS },
 	{ "echo-delay-ms", required_argument, NULL, OPT_ECHO_DELAY_MS },
 	{ "echo-fail-rate", required_argument, NULL, OPT_ECHO_FAIL_RATE },
+	{ "tls-cert", required_argument, NULL, OPT_TLS_CERT },
+	{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
+	{ "tls-client-ca", required_argument, NULL, OPT_TLS_CLIENT_CA },
+	{ "ipc-socket-mode", required_argument, NULL, OPT_IPC_SOCKET_MODE },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
@@ -72,7 +80,9 @@ static const char options_usage[] =
     "            [--cache-capacity N] [--max-sessions N] [--skills-file F]\n"
     "            [--routing-file F] [--backend TASK=URL]...\n"
     "            [--backend-timeout-ms N] [--echo-delay-ms N]\n"
-    "            [--echo-fail-rate R] [--version] [--help]\n";
+    "            [--echo-fail-rate R]\n"
+    "            [--tls-cert F --tls-key F [--tls-client-ca F]]\n"
+    "            [--ipc-socket-mode MODE] [--version] [--help]\n";
 
 void
 zos_options_help(FILE *out)
@@ -86,7 +96,9 @@ zos_options_help(FILE *out)
 	    "\n"
 	    "  --listen URL             listen on URL; repeatable; any nng "
 	    "URL\n"
-	    "                           (tcp://, ipc://, inproc://, ws://)\n"
+	    "                           (tcp://, ipc://, inproc://, ws://,\n"
+	    "                           tls+tcp://, wss://: those two need "
+	    "--tls-cert)\n"
 	    "                           [default " ZOS_DEFAULT_LISTEN "]\n"
 	    "  --workers N              threads for handlers that may block\n"
 	    "                           [default 2 x cores]\n"
@@ -148,6 +160,21 @@ zos_options_help(FILE *out)
 	    "                           a free one; 'off' serves none\n"
 	    "                           [default " ZOS_DEFAULT_METRICS_LISTEN
 	    "]\n"
+	    "  --tls-cert F             certificate chain (PEM, leaf first) "
+	    "for the\n"
+	    "                           tls+tcp:// and wss:// listeners; "
+	    "TLS 1.2 at\n"
+	    "                           least\n"
+	    "  --tls-key F              its private key (PEM, unencrypted); "
+	    "keep it\n"
+	    "                           mode 0600: a key others can read is "
+	    "warned of\n"
+	    "  --tls-client-ca F        CA certificates (PEM) for client "
+	    "certificates:\n"
+	    "                           every TLS client must present one "
+	    "(mTLS)\n"
+	    "  --ipc-socket-mode MODE   octal mode of ipc:// socket files "
+	    "[default 0600]\n"
 	    "  --version                print the version and exit\n"
 	    "  --help                   print this help and exit\n"
 	    "\n"
@@ -279,6 +306,57 @@ options_rate(const char *text, double *out)
 	return true;
 }
 
+/* Parses an octal file mode in [1, 0777] ("0600", "660"); 0 would lock
+ * out even the owner. */
+static bool
+options_mode(const char *text, unsigned *out)
+{
+	char         *end;
+	unsigned long v;
+
+	if (text[0] < '0' || text[0] > '7') {
+		return false;
+	}
+	errno = 0;
+	v     = strtoul(text, &end, 8);
+	if (errno != 0 || *end != '\0' || v == 0 || v > 0777) {
+		return false;
+	}
+	*out = (unsigned) v;
+	return true;
+}
+
+/*
+ * The TLS flags go together: a certificate with its key, a client CA only
+ * with them, and a TLS listener only with them.
+ */
+static enum zos_options_result
+options_tls(const struct zos_options *opts, FILE *err)
+{
+	bool tls = opts->tls_cert != NULL && opts->tls_key != NULL;
+
+	if (opts->tls_cert != NULL && opts->tls_key == NULL) {
+		return options_bad(err, "--tls-cert needs --tls-key");
+	}
+	if (opts->tls_key != NULL && opts->tls_cert == NULL) {
+		return options_bad(err, "--tls-key needs --tls-cert");
+	}
+	if (opts->tls_client_ca != NULL && !tls) {
+		return options_bad(
+		    err, "--tls-client-ca needs --tls-cert and --tls-key");
+	}
+	for (size_t i = 0; i < opts->n_listen && !tls; i++) {
+		const char *url = opts->listen[i];
+
+		if (strncmp(url, "tls+", 4) == 0 ||
+		    strncmp(url, "wss", 3) == 0) {
+			return options_bad(err,
+			    "--listen %s needs --tls-cert and --tls-key", url);
+		}
+	}
+	return ZOS_OPTIONS_OK;
+}
+
 /* --backend TASK=URL */
 static enum zos_options_result
 options_backend(struct zos_options *opts, const char *arg, FILE *err)
@@ -335,6 +413,7 @@ zos_options_parse(struct zos_options *opts, int argc, char **argv, FILE *out,
 	opts->data_dir           = ZOS_DEFAULT_DATA_DIR;
 	opts->backend_timeout_ms = 30000;
 	opts->metrics_listen     = ZOS_DEFAULT_METRICS_LISTEN;
+	opts->ipc_socket_mode    = 0600;
 
 	optind = 0; /* full reset, so that tests can parse many times */
 	opterr = 0;
@@ -491,6 +570,26 @@ zos_options_parse(struct zos_options *opts, int argc, char **argv, FILE *out,
 				    optarg);
 			}
 			break;
+		case OPT_TLS_CERT:
+		case OPT_TLS_KEY:
+		case OPT_TLS_CLIENT_CA:
+			if (optarg[0] == '\0') {
+				return options_bad(
+				    err, "%s wants a file", argv[optind - 1]);
+			}
+			*(c == OPT_TLS_CERT        ? &opts->tls_cert
+			        : c == OPT_TLS_KEY ? &opts->tls_key
+			                           : &opts->tls_client_ca) =
+			    optarg;
+			break;
+		case OPT_IPC_SOCKET_MODE:
+			if (!options_mode(optarg, &opts->ipc_socket_mode)) {
+				return options_bad(err,
+				    "--ipc-socket-mode wants an octal mode "
+				    "from 1 to 0777, not '%s'",
+				    optarg);
+			}
+			break;
 		case OPT_VERSION:
 			opts->show_version = true;
 			break;
@@ -527,6 +626,9 @@ zos_options_parse(struct zos_options *opts, int argc, char **argv, FILE *out,
 	}
 	if (opts->n_listen == 0) {
 		opts->listen[opts->n_listen++] = ZOS_DEFAULT_LISTEN;
+	}
+	if (options_tls(opts, err) != ZOS_OPTIONS_OK) {
+		return ZOS_OPTIONS_USAGE;
 	}
 	return ZOS_OPTIONS_OK;
 }

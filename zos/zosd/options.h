@@ -51,6 +51,16 @@ struct zos_options {
 	bool        metrics_off;
 	bool        show_help;
 	bool        show_version;
+
+	/* --tls-cert, --tls-key, --tls-client-ca: PEM files for the
+	 * tls+tcp:// and wss:// listeners (point into argv; NULL = not
+	 * given). A TLS listener needs the first two; the third makes
+	 * client certificates required (mTLS). */
+	const char *tls_cert;
+	const char *tls_key;
+	const char *tls_client_ca;
+	/* --ipc-socket-mode: mode of ipc:// socket files; default 0600 */
+	unsigned ipc_socket_mode;
 };
 
 enum zos_options_result {

@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "backend.h"
@@ -220,6 +221,27 @@ zosd_check_no_locks(void *arg, const char *where)
 }
 
 /*
+ * Warns when the TLS key file PATH can be read (or written) by group or
+ * others: a private key should be the server user's alone. Not an error,
+ * since a deployment may rely on a group it trusts.
+ */
+static void
+zosd_check_key_mode(const struct zos_log *log, const char *path)
+{
+	struct stat st;
+
+	if (path == NULL || stat(path, &st) != 0) {
+		return; /* a missing key is reported when it is loaded */
+	}
+	if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+		zos_log_printf(log, ZRPC_LOG_WARN,
+		    "TLS key file %s is accessible by group or others (mode "
+		    "%04o); chmod 600 it",
+		    path, (unsigned) (st.st_mode & 07777));
+	}
+}
+
+/*
  * The model backends: the built-in echo as the flags set it, and a client
  * for every routed model that is a URL (the routing file's and
  * --backend's).
@@ -366,6 +388,11 @@ main(int argc, char **argv)
 		.thread_check      = zosd_check_no_locks,
 		.thread_check_arg  = state,
 	};
+	config.tls.cert_file      = opts.tls_cert;
+	config.tls.key_file       = opts.tls_key;
+	config.tls.client_ca_file = opts.tls_client_ca;
+	config.ipc_permissions    = opts.ipc_socket_mode;
+	zosd_check_key_mode(&log, opts.tls_key);
 	status = zrpc_server_create(&server, &config);
 	if (!zrpc_status_is_ok(&status)) {
 		zos_log_printf(&log, ZRPC_LOG_ERROR,

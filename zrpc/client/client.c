@@ -65,6 +65,7 @@
 #include <nng/protocol/reqrep0/req.h>
 #include <nng/supplemental/tls/tls.h>
 
+#include "../common/tls.h"
 #include "metadata.h"
 #include "zrpc/v1/envelope.pb-c.h"
 
@@ -145,6 +146,7 @@ struct zrpc_client {
 	nng_socket   socket;
 	nng_dialer   dialer;
 	char        *url; /* for messages; owned */
+	bool         tls; /* a TLS URL: a handshake may be what failed */
 	nng_duration connect_timeout_ms;
 	size_t       max_message_bytes;
 	atomic_int   pipes; /* connected pipes; written under mtx */
@@ -510,8 +512,15 @@ client_call_failure(struct client_call *call, int rv)
 		    (!expired ||
 		        atomic_load_explicit(
 		            &c->pipes, memory_order_relaxed) <= 0)) {
-			return zrpc_status_make(
-			    ZRPC_UNAVAILABLE, "no connection to %s", c->url);
+			/* nng retries a failed handshake silently, like a
+			 * refused connect: name the likely causes. */
+			return zrpc_status_make(ZRPC_UNAVAILABLE,
+			    "no connection to %s%s", c->url,
+			    c->tls ? " (or the TLS handshake failed: is the "
+			             "certificate trusted, current and for "
+			             "this host name, and a client "
+			             "certificate given if required?)"
+			           : "");
 		}
 		return zrpc_status_make(ZRPC_DEADLINE_EXCEEDED,
 		    "deadline of %" PRIu32 " ms exceeded", call->timeout_ms);
@@ -1049,58 +1058,41 @@ client_pipe_event(nng_pipe pipe, nng_pipe_ev event, void *arg)
 }
 
 /*
- * Gives dialer D the TLS configuration for URL from OPTS: the CA file to
- * verify the server with (verification is required then; without one the
- * connection is encrypted but the server is not authenticated) and the
- * server name (default: the URL's host).
+ * Gives dialer D the TLS configuration for URL from OPTS: the server is
+ * always verified, against OPTS->tls_ca_file or the system store, under
+ * OPTS->tls_server_name or the URL's host; the client certificate, when
+ * given, is presented to a server that asks for one.
  */
 static zrpc_status
 client_dialer_tls(nng_dialer d, const char *url, const zrpc_client_opts *opts)
 {
 	nng_tls_config *config;
 	nng_url        *parsed = NULL;
-	const char     *ca     = opts != NULL ? opts->tls_ca_file : NULL;
 	const char     *name   = opts != NULL ? opts->tls_server_name : NULL;
-	zrpc_status     status = zrpc_status_ok();
-	int             rv;
+	struct zrpc_tls_files files = { 0 };
+	zrpc_status           status;
+	int                   rv;
 
-	if ((rv = nng_tls_config_alloc(&config, NNG_TLS_MODE_CLIENT)) != 0) {
-		return zrpc_status_from_nng(rv, "TLS configuration");
-	}
-	if (ca != NULL) {
-		if ((rv = nng_tls_config_ca_file(config, ca)) != 0) {
-			status = zrpc_status_make(ZRPC_INVALID_ARGUMENT,
-			    "TLS CA file %s: %s", ca, nng_strerror(rv));
-			goto out;
-		}
-	}
-	rv = nng_tls_config_auth_mode(config,
-	    ca != NULL ? NNG_TLS_AUTH_MODE_REQUIRED : NNG_TLS_AUTH_MODE_NONE);
-	if (rv != 0) {
-		status = zrpc_status_from_nng(rv, "TLS authentication mode");
-		goto out;
+	if (opts != NULL) {
+		files.ca_file   = opts->tls_ca_file;
+		files.cert_file = opts->tls_cert_file;
+		files.key_file  = opts->tls_key_file;
 	}
 	if (name == NULL) {
 		if ((rv = nng_url_parse(&parsed, url)) != 0) {
-			status = zrpc_status_from_nng(rv, "TLS URL");
-			goto out;
+			return zrpc_status_from_nng(rv, "TLS URL");
 		}
 		name = parsed->u_hostname;
 	}
-	if (name != NULL && name[0] != '\0') {
-		if ((rv = nng_tls_config_server_name(config, name)) != 0) {
-			status = zrpc_status_from_nng(rv, "TLS server name");
-			goto out;
-		}
+	status = zrpc_tls_client_config(&config, &files, name);
+	if (parsed != NULL) {
+		nng_url_free(parsed);
+	}
+	if (!zrpc_status_is_ok(&status)) {
+		return status;
 	}
 	if ((rv = nng_dialer_set_ptr(d, NNG_OPT_TLS_CONFIG, config)) != 0) {
 		status = zrpc_status_from_nng(rv, "TLS configuration");
-		goto out;
-	}
-
-out:
-	if (parsed != NULL) {
-		nng_url_free(parsed);
 	}
 	/* The dialer holds its own reference. */
 	nng_tls_config_free(config);
@@ -1186,7 +1178,8 @@ zrpc_client_open(
 		status = zrpc_status_from_nng(rv, url);
 		goto fail_socket;
 	}
-	if (strncmp(url, "tls+", 4) == 0 || strncmp(url, "wss", 3) == 0) {
+	if (zrpc_tls_url(url)) {
+		c->tls = true;
 		status = client_dialer_tls(c->dialer, url, opts);
 		if (!zrpc_status_is_ok(&status)) {
 			goto fail_socket;

@@ -43,6 +43,7 @@
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
 
+#include "../common/tls.h"
 #include "builtin.h"
 #include "call.h"
 #include "registry.h"
@@ -64,6 +65,9 @@
  * exact limit is checked on the body (server_slot_received).
  */
 #define SERVER_NNG_HEADER_BYTES 32u
+
+/* Mode of an ipc:// socket file when the config leaves it at 0. */
+#define SERVER_DEFAULT_IPC_PERMISSIONS 0600u
 
 struct server_listener {
 	nng_listener listener;
@@ -97,6 +101,9 @@ struct zrpc_server {
 
 	struct server_listener *listeners;
 	size_t                  n_listeners;
+	/* Shared by the TLS listeners; made by the first one (listen is
+	 * called from one thread, before or after start). */
+	nng_tls_config *tls;
 
 	struct zrpc_registry     registry;
 	struct zrpc_call_host    host;
@@ -239,17 +246,70 @@ fail:
 	return status;
 }
 
+/*
+ * What LISTENER on URL needs before it starts: the TLS configuration for
+ * a TLS URL, the socket file's mode for an ipc:// one.
+ */
+static zrpc_status
+server_listener_options(
+    zrpc_server *server, nng_listener listener, const char *url)
+{
+	unsigned mode = server->config.ipc_permissions;
+	int      rv;
+
+	if (zrpc_tls_url(url)) {
+		if (server->tls == NULL) {
+			struct zrpc_tls_files files = {
+				.cert_file = server->config.tls.cert_file,
+				.key_file  = server->config.tls.key_file,
+				.ca_file   = server->config.tls.client_ca_file,
+			};
+			zrpc_status status =
+			    zrpc_tls_server_config(&server->tls, &files);
+			if (!zrpc_status_is_ok(&status)) {
+				return zrpc_status_make(status.code,
+				    "cannot listen on %s: %s", url,
+				    status.message);
+			}
+		}
+		if ((rv = nng_listener_set_ptr(
+		         listener, NNG_OPT_TLS_CONFIG, server->tls)) != 0) {
+			return zrpc_status_from_nng(rv, "TLS configuration");
+		}
+	} else if (strncmp(url, "ipc://", 6) == 0 ||
+	    strncmp(url, "unix://", 7) == 0) {
+		if (mode == 0) {
+			mode = SERVER_DEFAULT_IPC_PERMISSIONS;
+		}
+		if ((rv = nng_listener_set_int(listener,
+		         NNG_OPT_IPC_PERMISSIONS, (int) (mode & 07777))) !=
+		    0) {
+			return zrpc_status_make(ZRPC_INVALID_ARGUMENT,
+			    "cannot listen on %s: socket mode %o: %s", url,
+			    mode, nng_strerror(rv));
+		}
+	}
+	return zrpc_status_ok();
+}
+
 zrpc_status
 zrpc_server_listen(zrpc_server *server, const char *url)
 {
 	struct server_listener *grown, *l;
 	nng_listener            listener;
+	zrpc_status             status;
 	char                    resolved[512];
+	const char             *host;
 	size_t                  len = strlen(url);
 	int                     rv, port;
 
 	if ((rv = nng_listener_create(&listener, server->socket, url)) != 0) {
 		return zrpc_status_from_nng(rv, url);
+	}
+	status = server_listener_options(server, listener, url);
+	if (!zrpc_status_is_ok(&status)) {
+		nng_listener_close(listener);
+		return status;
 	}
 	if ((rv = nng_listener_start(listener, 0)) != 0) {
 		nng_listener_close(listener);
@@ -261,13 +321,18 @@ zrpc_server_listen(zrpc_server *server, const char *url)
 		return zrpc_status_from_nng(rv, url);
 	}
 
-	/* Resolve "tcp://host:0" to the port the kernel picked. */
+	/* Resolve "tcp://host:0" (or "wss://host:0/path") to the port the
+	 * kernel picked. */
 	snprintf(resolved, sizeof(resolved), "%s", url);
-	if (len > 2 && strcmp(url + len - 2, ":0") == 0 &&
+	if ((host = strstr(url, "://")) != NULL) {
+		host += 3;
+		len = strcspn(host, "/") + (size_t) (host - url);
+	}
+	if (host != NULL && len > 2 && strncmp(url + len - 2, ":0", 2) == 0 &&
 	    nng_listener_get_int(listener, NNG_OPT_TCP_BOUND_PORT, &port) ==
 	        0) {
-		snprintf(resolved, sizeof(resolved), "%.*s:%d",
-		    (int) (len - 2), url, port);
+		snprintf(resolved, sizeof(resolved), "%.*s:%d%s",
+		    (int) (len - 2), url, port, url + len);
 	}
 
 	grown = realloc(server->listeners,
@@ -750,6 +815,9 @@ zrpc_server_destroy(zrpc_server *server)
 		free(server->listeners[i].url);
 	}
 	free(server->listeners);
+	if (server->tls != NULL) {
+		nng_tls_config_free(server->tls);
+	}
 	zrpc_registry_finish(&server->registry);
 	free(server->interceptors);
 	pthread_mutex_destroy(&server->slots_mutex);

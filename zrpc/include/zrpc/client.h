@@ -38,10 +38,24 @@ typedef struct zrpc_client_opts {
 	 * default, 4 MiB.
 	 */
 	size_t max_message_bytes;
-	/* TLS (tls+tcp:// URLs): CA certificate file; NULL = none. */
+	/*
+	 * TLS (tls+tcp:// and wss:// URLs). The server's certificate is
+	 * always verified; there is no way to turn that off. TLS_CA_FILE:
+	 * PEM CA certificates it must chain to; NULL = the system store
+	 * ($SSL_CERT_FILE, else /etc/ssl/certs/ca-certificates.crt or the
+	 * distribution's equivalent; zrpc_client_open fails with
+	 * FAILED_PRECONDITION when there is none). TLS 1.2 at least.
+	 */
 	const char *tls_ca_file;
 	/* TLS: server name to verify; NULL = host part of the URL. */
 	const char *tls_server_name;
+	/*
+	 * TLS: the client certificate (chain, PEM) and its unencrypted
+	 * private key (PEM), for a server that requires one (mTLS); both or
+	 * neither. NULL = none.
+	 */
+	const char *tls_cert_file;
+	const char *tls_key_file;
 } zrpc_client_opts;
 
 /*
@@ -49,7 +63,10 @@ typedef struct zrpc_client_opts {
  * tls+tcp://) and starts connecting. A server that is not there yet is not
  * an error: the client keeps reconnecting and calls fail with UNAVAILABLE
  * until it is up. On success *OUT owns the client (close it with
- * zrpc_client_close). Fails with INVALID_ARGUMENT for a malformed URL.
+ * zrpc_client_close). Fails with INVALID_ARGUMENT for a malformed URL or,
+ * for a TLS URL, a TLS file that cannot be read or parsed (the message
+ * names it), and FAILED_PRECONDITION for a TLS URL with no CA file when
+ * the system has no trust store. The TLS files are read here, once.
  */
 zrpc_status zrpc_client_open(
     zrpc_client **out, const char *url, const zrpc_client_opts *opts);

@@ -27,6 +27,25 @@
 extern "C" {
 #endif
 
+/*
+ * TLS for the server's tls+tcp:// and wss:// listeners: PEM files, read
+ * once, when the first such listener is added (zrpc_server_listen), and
+ * shared by all of them; the strings need only live until then. TLS 1.2
+ * at least.
+ */
+struct zrpc_server_tls {
+	/* Certificate chain, leaf first; required for a TLS listener. */
+	const char *cert_file;
+	/* Its private key, unencrypted; required for a TLS listener. */
+	const char *key_file;
+	/*
+	 * CA certificates for client certificates. Set: every client must
+	 * present a certificate that chains to one of them (mTLS), or its
+	 * handshake fails. NULL: clients are not asked for one.
+	 */
+	const char *client_ca_file;
+};
+
 /* Server configuration; zero fields take the defaults shown. */
 typedef struct zrpc_server_config {
 	unsigned       workers;           /* worker threads; 0 = 2 x cores */
@@ -42,7 +61,11 @@ typedef struct zrpc_server_config {
 	 * (zosd: zos_assert_no_locks_held). NULL = no check.
 	 */
 	void (*thread_check)(void *arg, const char *where);
-	void *thread_check_arg;
+	void                  *thread_check_arg;
+	struct zrpc_server_tls tls; /* for tls+tcp:// and wss:// */
+	/* Mode of an ipc:// listener's socket file, set before it is
+	 * created; 0 = 0600 (owner only). */
+	unsigned ipc_permissions;
 } zrpc_server_config;
 
 /*
@@ -59,6 +82,12 @@ zrpc_status zrpc_server_create(
  * use, INVALID_ARGUMENT for a malformed URL. May be called before or after
  * zrpc_server_start. For tcp:// URLs with port 0 the bound port can be read
  * with zrpc_server_listener_url.
+ *
+ * A tls+tcp:// or wss:// listener uses the config's tls files (read and
+ * checked by the first such listener, then shared): INVALID_ARGUMENT when
+ * no certificate or key is configured, or when a file cannot be read or
+ * parsed (the message names it). An ipc:// listener's socket file gets
+ * the config's ipc_permissions.
  */
 zrpc_status zrpc_server_listen(zrpc_server *server, const char *url);
 
