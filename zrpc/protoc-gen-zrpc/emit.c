@@ -679,6 +679,7 @@ emit_source_tables(struct strbuf *out, const struct model_service *s)
 			    out, 2, 7, "input", "&%s", m->input.descriptor);
 			emit_initializer(
 			    out, 2, 7, "output", "&%s", m->output.descriptor);
+			emit_initializer(out, 2, 7, "role", "%s", m->role);
 			strbuf_append(out, "\t},\n");
 		}
 		strbuf_append(out, "};\n");

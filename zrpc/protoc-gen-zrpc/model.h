@@ -40,6 +40,7 @@ struct model_method {
 	char             *invoke_callback; /* static client trampoline */
 	char             *field; /* handler field, "get", "default_" */
 	char             *blocking_field; /* "get_blocking" */
+	const char       *role;           /* "ZRPC_ROLE_READ", ... (static) */
 	struct model_type input;
 	struct model_type output;
 };
