@@ -299,7 +299,10 @@ zrpc_auth_load(zrpc_auth **out, const char *path)
 	int         fd;
 
 	*out = NULL;
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) < 0) {
+	/* O_NONBLOCK: a FIFO in its place must not hang the open (it is
+	 * then refused as not a regular file). */
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)) <
+	    0) {
 		return zrpc_status_make(errno == ENOENT ? ZRPC_NOT_FOUND
 		        : errno == EACCES ? ZRPC_PERMISSION_DENIED
 		                          : ZRPC_INTERNAL,
