@@ -844,3 +844,28 @@ Test(codegen, header_includes_the_client_api_and_not_the_server_runtime)
 	    "the source lacks zrpc/server.h");
 	codegen_cleanup(&run);
 }
+
+Test(codegen, the_header_says_which_role_a_method_needs)
+{
+	struct codegen_run run;
+	char               file[256];
+	char               text[16384];
+	FILE              *f;
+	size_t             n;
+
+	codegen_protoc(&run, NULL, "zrpctest/v1/roles.proto");
+	cr_assert_eq(run.status, 0, "%s", run.errors);
+	snprintf(file, sizeof(file), "%s/zrpctest/v1/roles.zrpc.h", run.dir);
+	cr_assert_not_null(f = fopen(file, "r"), "%s", file);
+	n       = fread(text, 1, sizeof(text) - 1, f);
+	text[n] = '\0';
+	fclose(f);
+	/* The comment wraps at 80 columns: look for both halves. */
+	cr_assert(
+	    strstr(text, "/zrpctest.v1.Vault/Seal; the caller needs") != NULL,
+	    "%s", text);
+	cr_assert(strstr(text, " * role admin.") != NULL, "%s", text);
+	cr_assert(strstr(text, "called as /zrpctest.v1.Vault/Peek.") != NULL,
+	    "an open method says nothing:\n%s", text);
+	codegen_cleanup(&run);
+}

@@ -318,7 +318,8 @@ model_method_role(struct model_builder    *b,
 	uint64_t                len     = 0;
 	size_t n_roles = sizeof(model_roles) / sizeof(model_roles[0]);
 
-	m->role = "ZRPC_ROLE_NONE";
+	m->role      = "ZRPC_ROLE_NONE";
+	m->role_name = "";
 	if (message == NULL) {
 		return 0;
 	}
@@ -348,7 +349,8 @@ model_method_role(struct model_builder    *b,
 	for (size_t i = 0; i < n_roles; i++) {
 		if (strlen(model_roles[i].value) == len &&
 		    memcmp(model_roles[i].value, value, len) == 0) {
-			m->role = model_roles[i].constant;
+			m->role      = model_roles[i].constant;
+			m->role_name = model_roles[i].value;
 			return 0;
 		}
 	}
