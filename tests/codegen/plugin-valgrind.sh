@@ -28,7 +28,8 @@ failed=0
 run() {
 	"$ZRPC_CODEGEN_PROTOC" --plugin=protoc-gen-zrpc="$self" \
 	    --zrpc_out="$out" --proto_path="$ZRPC_CODEGEN_PROTO_DIR" \
-	    --proto_path="$ZRPC_CODEGEN_SYSTEM_PROTO_DIR" "$1" \
+	    --proto_path="$ZRPC_CODEGEN_SYSTEM_PROTO_DIR" \
+	    --proto_path="$ZRPC_CODEGEN_ZRPC_PROTO_DIR" "$1" \
 	    >"$out/log" 2>&1
 	status=$?
 	if grep -q 'status code 99' "$out/log" ||
@@ -48,6 +49,8 @@ run zrpctest/v1/common.proto ok
 run zrpctest/v1/keywords.proto ok
 run zrpctest/v1/proto3_optional.proto ok
 run zrpctest/v1/services.proto ok
+run zrpctest/v1/roles.proto ok
+run zrpctest/v1/bad_role.proto fail
 run zrpctest/v1/collision_async.proto fail
 run zrpctest/v1/collision_field.proto fail
 run zrpctest/v1/collision_register.proto fail

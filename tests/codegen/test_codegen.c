@@ -32,6 +32,7 @@
 #include "tmpdir.h"
 #include "zrpctest/cpkg/renamed.zrpc.h"
 #include "zrpctest/v1/keywords.zrpc.h"
+#include "zrpctest/v1/roles.zrpc.h"
 #include "zrpctest/v1/services.zrpc.h"
 
 /* ---- the fake runtime ---- */
@@ -352,6 +353,29 @@ Test(codegen, method_names_are_the_table_entries)
 
 /* ---- client stubs ---- */
 
+Test(codegen, role_options_are_in_the_method_table)
+{
+	const struct zrpc_method *m = zrpctest_v1_vault_methods;
+
+	cr_assert_eq(zrpctest_v1_vault_service.n_methods, 5);
+	cr_assert_str_eq(m[0].name, "Peek");
+	cr_assert_eq(m[0].role, ZRPC_ROLE_NONE, "no option: open");
+	cr_assert_eq(m[1].role, ZRPC_ROLE_READ);
+	cr_assert_eq(m[2].role, ZRPC_ROLE_WRITE);
+	cr_assert_eq(m[3].role, ZRPC_ROLE_WRITE, "next to deprecated");
+	cr_assert_eq(m[4].role, ZRPC_ROLE_ADMIN);
+	cr_assert_eq(&zrpctest_v1_vault_seal_method, &m[4]);
+}
+
+Test(codegen, methods_without_the_option_are_open)
+{
+	for (size_t i = 0; i < zrpctest_v1_echo_service.n_methods; i++) {
+		cr_assert_eq(zrpctest_v1_echo_service.methods[i].role,
+		    ZRPC_ROLE_NONE, "%s",
+		    zrpctest_v1_echo_service.methods[i].path);
+	}
+}
+
 Test(codegen, blocking_stub_passes_method_request_and_typed_reply)
 {
 	Zrpctest__V1__Empty         request = ZRPCTEST__V1__EMPTY__INIT;
@@ -583,8 +607,9 @@ codegen_protoc(
 	char        out[4096];
 	char        proto_path[4096];
 	char        system_path[4096];
+	char        zrpc_path[4096];
 	char *const argv[] = { (char *) protoc, plugin, out, proto_path,
-		system_path, (char *) proto, NULL };
+		system_path, zrpc_path, (char *) proto, NULL };
 	int         pipe_fds[2];
 	pid_t       pid;
 	int         wstatus;
@@ -602,6 +627,8 @@ codegen_protoc(
 	    codegen_env("ZRPC_CODEGEN_PROTO_DIR"));
 	snprintf(system_path, sizeof(system_path), "--proto_path=%s",
 	    codegen_env("ZRPC_CODEGEN_SYSTEM_PROTO_DIR"));
+	snprintf(zrpc_path, sizeof(zrpc_path), "--proto_path=%s",
+	    codegen_env("ZRPC_CODEGEN_ZRPC_PROTO_DIR"));
 
 	cr_assert_eq(pipe(pipe_fds), 0);
 	pid = fork();
@@ -730,6 +757,14 @@ Test(codegen, names_in_the_runtime_namespace_are_rejected)
 	codegen_assert_rejected("zrpc/runtime_namespace.proto", names);
 }
 
+Test(codegen, a_role_that_is_not_read_write_or_admin_is_rejected)
+{
+	static const char *const names[] = { "zrpctest.v1.Locks.Open",
+		"zrpc.v1.role", "\"root\"", "read", NULL };
+
+	codegen_assert_rejected("zrpctest/v1/bad_role.proto", names);
+}
+
 Test(codegen, plugin_options_are_rejected)
 {
 	static const char *const names[] = { "takes no options", NULL };
@@ -807,5 +842,30 @@ Test(codegen, header_includes_the_client_api_and_not_the_server_runtime)
 	codegen_read(file, text, sizeof(text));
 	cr_assert(strstr(text, "#include \"zrpc/server.h\"") != NULL,
 	    "the source lacks zrpc/server.h");
+	codegen_cleanup(&run);
+}
+
+Test(codegen, the_header_says_which_role_a_method_needs)
+{
+	struct codegen_run run;
+	char               file[256];
+	char               text[16384];
+	FILE              *f;
+	size_t             n;
+
+	codegen_protoc(&run, NULL, "zrpctest/v1/roles.proto");
+	cr_assert_eq(run.status, 0, "%s", run.errors);
+	snprintf(file, sizeof(file), "%s/zrpctest/v1/roles.zrpc.h", run.dir);
+	cr_assert_not_null(f = fopen(file, "r"), "%s", file);
+	n       = fread(text, 1, sizeof(text) - 1, f);
+	text[n] = '\0';
+	fclose(f);
+	/* The comment wraps at 80 columns: look for both halves. */
+	cr_assert(
+	    strstr(text, "/zrpctest.v1.Vault/Seal; the caller needs") != NULL,
+	    "%s", text);
+	cr_assert(strstr(text, " * role admin.") != NULL, "%s", text);
+	cr_assert(strstr(text, "called as /zrpctest.v1.Vault/Peek.") != NULL,
+	    "an open method says nothing:\n%s", text);
 	codegen_cleanup(&run);
 }

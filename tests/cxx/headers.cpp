@@ -7,6 +7,7 @@
  * fill in just as well. Exits 0 when all is well, 1 with a message when
  * not.
  */
+#include "zrpc/auth.h"
 #include "zrpc/client.h"
 #include "zrpc/clock.h"
 #include "zrpc/histogram.h"

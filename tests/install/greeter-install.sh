@@ -21,9 +21,11 @@ pc=$(find "$stage" -name zrpc.pc)
 [ -n "$pc" ] || fail "no zrpc.pc installed"
 libdir=$(dirname "$(dirname "$pc")")
 for f in usr/bin/protoc-gen-zrpc usr/include/zrpc/client.h \
-    usr/include/zrpc/server.h usr/include/zrpc/v1/health.zrpc.h \
+    usr/include/zrpc/server.h usr/include/zrpc/auth.h \
+    usr/include/zrpc/v1/health.zrpc.h \
     usr/include/zrpc/v1/envelope.pb-c.h \
-    usr/share/zrpc/proto/zrpc/v1/health.proto; do
+    usr/share/zrpc/proto/zrpc/v1/health.proto \
+    usr/share/zrpc/proto/zrpc/v1/options.proto; do
 	[ -e "$stage/$f" ] || fail "not installed: /$f"
 done
 for f in libzrpc.a libzrpc.so libzrpc.so.0; do

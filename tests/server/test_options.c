@@ -255,3 +255,78 @@ Test(options, help_and_version_exit_zero_with_text_on_stdout)
 	cr_assert(strncmp(out, "zosd ", 5) == 0, "%s", out);
 	cr_assert(strstr(out, "nng") != NULL);
 }
+
+/* ---- tokens and exposure (--auth-tokens, --allow-unauthenticated) ---- */
+
+Test(options, auth_flags_are_read)
+{
+	struct zos_options o;
+	const char *args[] = { "--auth-tokens", "/etc/zos/tokens", NULL };
+	const char *none[] = { NULL };
+
+	cr_assert_eq(parse(&o, out, err, none), ZOS_OPTIONS_OK);
+	cr_assert_null(o.auth_tokens);
+	cr_assert_not(o.allow_unauthenticated);
+	cr_assert_eq(parse(&o, out, err, args), ZOS_OPTIONS_OK, "%s", err);
+	cr_assert_str_eq(o.auth_tokens, "/etc/zos/tokens");
+	args[1] = "";
+	cr_assert_eq(parse(&o, out, err, args), ZOS_OPTIONS_USAGE);
+	cr_assert(strstr(err, "--auth-tokens") != NULL, "%s", err);
+}
+
+Test(options, loopback_ipc_and_inproc_urls_are_local)
+{
+	static const char *const local[]  = { "tcp://127.0.0.1:7447",
+		 "tcp://127.8.9.10:1", "tcp://localhost:7447",
+		 "tcp://LOCALHOST:1", "tcp://[::1]:7447", "tcp4://127.0.0.1:0",
+		 "tls+tcp://localhost:7447", "tls+tcp://127.0.0.1:0",
+		 "ws://127.0.0.1:8080/zos", "ws://[::1]:80/",
+		 "ipc:///tmp/zos.sock", "inproc://zos" };
+	static const char *const remote[] = { "tcp://0.0.0.0:7447",
+		"tcp://*:7447", "tcp://:7447", "tcp://192.168.1.2:7447",
+		"tcp://[::]:7447", "tcp://[::ffff:10.0.0.1]:1",
+		"tcp://zos.example:7447", "tcp://128.0.0.1:1",
+		"tls+tcp://0.0.0.0:7447", "ws://0.0.0.0:8080/zos",
+		"ws://*:8080/", "wss://example.com:443/zos", "tcp://[::1:7447",
+		"abstract://zos", "zt://x" };
+
+	for (size_t i = 0; i < sizeof(local) / sizeof(local[0]); i++) {
+		cr_assert(
+		    zos_options_url_is_loopback(local[i]), "%s", local[i]);
+	}
+	for (size_t i = 0; i < sizeof(remote) / sizeof(remote[0]); i++) {
+		cr_assert_not(
+		    zos_options_url_is_loopback(remote[i]), "%s", remote[i]);
+	}
+}
+
+Test(options, a_non_loopback_listener_needs_tokens_or_the_override)
+{
+	struct zos_options o;
+	const char *bare[]   = { "--listen", "ipc:///tmp/x.sock", "--listen",
+		  "tcp://0.0.0.0:0", NULL };
+	const char *tokens[] = { "--listen", "tcp://0.0.0.0:0",
+		"--auth-tokens", "t", NULL };
+	const char *allow[]  = { "--listen", "ws://*:0/x",
+		 "--allow-unauthenticated", NULL };
+	const char *local[]  = { "--listen", "tcp://127.0.0.1:0", NULL };
+
+	cr_assert_eq(parse(&o, out, err, bare), ZOS_OPTIONS_USAGE);
+	cr_assert(strstr(err, "tcp://0.0.0.0:0") != NULL, "%s", err);
+	cr_assert(strstr(err, "--auth-tokens") != NULL, "%s", err);
+	cr_assert(strstr(err, "--allow-unauthenticated") != NULL, "%s", err);
+	cr_assert_eq(parse(&o, out, err, tokens), ZOS_OPTIONS_OK, "%s", err);
+	cr_assert_eq(parse(&o, out, err, allow), ZOS_OPTIONS_OK, "%s", err);
+	cr_assert(o.allow_unauthenticated);
+	cr_assert_eq(parse(&o, out, err, local), ZOS_OPTIONS_OK, "%s", err);
+}
+
+Test(options, help_describes_tokens_and_exposure)
+{
+	struct zos_options o;
+	const char        *args[] = { "--help", NULL };
+
+	cr_assert_eq(parse(&o, out, err, args), ZOS_OPTIONS_EXIT);
+	cr_assert(strstr(out, "--auth-tokens FILE") != NULL, "%s", out);
+	cr_assert(strstr(out, "--allow-unauthenticated") != NULL, "%s", out);
+}

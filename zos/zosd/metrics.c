@@ -328,6 +328,20 @@ metrics_render_server(struct metrics_text *t, const zrpc_server *server)
 	    "Calls being served right now.");
 	metrics_u64(t, "zrpc_server_calls_in_flight", NULL, 0,
 	    zrpc_server_inflight(server));
+
+	/* Calls refused by the token check (--auth-tokens). */
+	struct zrpc_auth_stats denials;
+	struct metrics_label   reason;
+
+	zrpc_server_auth_stats(server, &denials);
+	metrics_family(t, "zrpc_auth_denials_total", "counter",
+	    "Calls refused by the token check, by reason.");
+	reason = (struct metrics_label) { "reason", "unauthenticated" };
+	metrics_u64(
+	    t, "zrpc_auth_denials_total", &reason, 1, denials.unauthenticated);
+	reason = (struct metrics_label) { "reason", "permission_denied" };
+	metrics_u64(t, "zrpc_auth_denials_total", &reason, 1,
+	    denials.permission_denied);
 }
 
 /* ---- zOS state ---- */

@@ -18,6 +18,8 @@
  *   zrpc_server_calls_total{method,code}            counter
  *   zrpc_server_call_duration_seconds{method}       histogram
  *   zrpc_server_calls_in_flight                     gauge
+ *   zrpc_auth_denials_total{reason}                 counter
+ *     (reason: unauthenticated, permission_denied)
  *   zos_lock_wait_seconds{lock}                     histogram (sampled)
  *   zos_lock_hold_seconds{lock}                     histogram (sampled)
  *   zos_lock_acquisitions_total{lock}               counter

@@ -4,12 +4,14 @@
  */
 #include "options.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <nng/nng.h>
 #include <protobuf-c/protobuf-c.h>
@@ -37,6 +39,8 @@ enum {
 	OPT_TLS_KEY,
 	OPT_TLS_CLIENT_CA,
 	OPT_IPC_SOCKET_MODE,
+	OPT_AUTH_TOKENS,
+	OPT_ALLOW_UNAUTHENTICATED,
 	OPT_VERSION,
 	OPT_HELP,
 };
@@ -67,6 +71,9 @@ static const struct option options_long[] = {
 	{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
 	{ "tls-client-ca", required_argument, NULL, OPT_TLS_CLIENT_CA },
 	{ "ipc-socket-mode", required_argument, NULL, OPT_IPC_SOCKET_MODE },
+	{ "auth-tokens", required_argument, NULL, OPT_AUTH_TOKENS },
+	{ "allow-unauthenticated", no_argument, NULL,
+	    OPT_ALLOW_UNAUTHENTICATED },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
@@ -82,7 +89,8 @@ static const char options_usage[] =
     "            [--backend-timeout-ms N] [--echo-delay-ms N]\n"
     "            [--echo-fail-rate R]\n"
     "            [--tls-cert F --tls-key F [--tls-client-ca F]]\n"
-    "            [--ipc-socket-mode MODE] [--version] [--help]\n";
+    "            [--ipc-socket-mode MODE] [--auth-tokens FILE]\n"
+    "            [--allow-unauthenticated] [--version] [--help]\n";
 
 void
 zos_options_help(FILE *out)
@@ -116,9 +124,10 @@ zos_options_help(FILE *out)
 	    "writing\n"
 	    "                           the store, as does one during "
 	    "start-up;\n"
-	    "                           SIGHUP, SIGUSR1, SIGUSR2, SIGALRM are "
-	    "logged\n"
-	    "                           and ignored\n"
+	    "                           SIGHUP re-reads --auth-tokens; "
+	    "SIGUSR1,\n"
+	    "                           SIGUSR2, SIGALRM are logged and "
+	    "ignored\n"
 	    "  --log-level L            debug, info, warn or error "
 	    "[default info]\n"
 	    "  --log-format F           json or text [default json, text "
@@ -175,6 +184,24 @@ zos_options_help(FILE *out)
 	    "(mTLS)\n"
 	    "  --ipc-socket-mode MODE   octal mode of ipc:// socket files "
 	    "[default 0600]\n"
+	    "  --auth-tokens FILE       callers must send 'authorization: "
+	    "Bearer T'\n"
+	    "                           with a token T of FILE, one 'token "
+	    "role' per\n"
+	    "                           line (read, write or admin; '#' "
+	    "comments);\n"
+	    "                           FILE must be mode 0600 or 0400; "
+	    "SIGHUP\n"
+	    "                           re-reads it (a bad file keeps the "
+	    "old tokens)\n"
+	    "  --allow-unauthenticated  without --auth-tokens every caller "
+	    "is admin,\n"
+	    "                           so zosd refuses to listen on "
+	    "anything but\n"
+	    "                           loopback, ipc:// or inproc:// "
+	    "(exit 2);\n"
+	    "                           this flag allows it, with a "
+	    "warning\n"
 	    "  --version                print the version and exit\n"
 	    "  --help                   print this help and exit\n"
 	    "\n"
@@ -590,6 +617,16 @@ zos_options_parse(struct zos_options *opts, int argc, char **argv, FILE *out,
 				    optarg);
 			}
 			break;
+		case OPT_AUTH_TOKENS:
+			if (optarg[0] == '\0') {
+				return options_bad(
+				    err, "--auth-tokens wants a file");
+			}
+			opts->auth_tokens = optarg;
+			break;
+		case OPT_ALLOW_UNAUTHENTICATED:
+			opts->allow_unauthenticated = true;
+			break;
 		case OPT_VERSION:
 			opts->show_version = true;
 			break;
@@ -630,5 +667,80 @@ zos_options_parse(struct zos_options *opts, int argc, char **argv, FILE *out,
 	if (options_tls(opts, err) != ZOS_OPTIONS_OK) {
 		return ZOS_OPTIONS_USAGE;
 	}
+	if (opts->auth_tokens == NULL && !opts->allow_unauthenticated) {
+		for (size_t i = 0; i < opts->n_listen; i++) {
+			if (!zos_options_url_is_loopback(opts->listen[i])) {
+				return options_bad(err,
+				    "--listen %s is reachable from other "
+				    "machines, and without --auth-tokens "
+				    "every "
+				    "caller is admin; give --auth-tokens "
+				    "FILE, "
+				    "or --allow-unauthenticated to serve it "
+				    "anyway",
+				    opts->listen[i]);
+			}
+		}
+	}
 	return ZOS_OPTIONS_OK;
+}
+
+bool
+zos_options_url_is_loopback(const char *url)
+{
+	static const char *const local[]   = { "ipc://", "inproc://" };
+	static const char *const network[] = { "tcp://", "tcp4://", "tcp6://",
+		"tls+tcp://", "tls+tcp4://", "tls+tcp6://", "ws://", "wss://",
+		"ws4://", "ws6://", "wss4://", "wss6://" };
+	const char              *host      = NULL, *end;
+	char                     text[INET6_ADDRSTRLEN + 1];
+	unsigned char            addr[sizeof(struct in6_addr)];
+	size_t                   len;
+
+	for (size_t i = 0; i < sizeof(local) / sizeof(local[0]); i++) {
+		if (strncmp(url, local[i], strlen(local[i])) == 0) {
+			return true;
+		}
+	}
+	for (size_t i = 0; i < sizeof(network) / sizeof(network[0]); i++) {
+		if (strncmp(url, network[i], strlen(network[i])) == 0) {
+			host = url + strlen(network[i]);
+			break;
+		}
+	}
+	if (host == NULL) {
+		return false; /* a transport of unknown reach */
+	}
+	if (host[0] == '[') {
+		host++;
+		if ((end = strchr(host, ']')) == NULL) {
+			return false;
+		}
+	} else {
+		/* Up to the port: the last ':' before the path. */
+		const char *path = host + strcspn(host, "/");
+
+		end = path;
+		for (const char *c = host; c < path; c++) {
+			if (*c == ':') {
+				end = c;
+			}
+		}
+	}
+	len = (size_t) (end - host);
+	if (len == 0 || len >= sizeof(text)) {
+		return false; /* "tcp://:7447" is every interface */
+	}
+	memcpy(text, host, len);
+	text[len] = '\0';
+	if (strcasecmp(text, "localhost") == 0) {
+		return true;
+	}
+	if (inet_pton(AF_INET, text, addr) == 1) {
+		return addr[0] == 127;
+	}
+	if (inet_pton(AF_INET6, text, addr) == 1) {
+		return memcmp(addr, &in6addr_loopback, sizeof(addr)) == 0;
+	}
+	return false; /* a name: it may resolve to anything */
 }

@@ -49,6 +49,12 @@ struct zos_options {
 	 * "off", which also sets metrics_off. */
 	const char *metrics_listen;
 	bool        metrics_off;
+	/* --auth-tokens FILE: the tokens and roles callers must present
+	 * (zrpc/auth.h); NULL = none, every caller is admin, and then only
+	 * loopback, ipc and inproc listeners are accepted unless
+	 * --allow-unauthenticated. */
+	const char *auth_tokens;
+	bool        allow_unauthenticated;
 	bool        show_help;
 	bool        show_version;
 
@@ -83,6 +89,14 @@ enum zos_options_result zos_options_parse(struct zos_options *opts, int argc,
  * query or fragment. Otherwise false, with the reason in WHY.
  */
 bool zos_options_metrics_url_valid(const char *url, char *why, size_t why_len);
+
+/*
+ * True when a listener on URL can only be reached from this machine
+ * without going through a network interface: ipc://, inproc://, or a
+ * tcp, tls+tcp or ws(s) URL whose host is in 127.0.0.0/8, ::1 or
+ * localhost. tcp://0.0.0.0, a "*" host and an empty host are not.
+ */
+bool zos_options_url_is_loopback(const char *url);
 
 /* Writes the full --help text to OUT. */
 void zos_options_help(FILE *out);

@@ -8,8 +8,10 @@
  * global variable is involved: the thread and main share a struct on
  * main's stack.
  *
- * - SIGHUP, SIGUSR1, SIGUSR2, SIGALRM: logged, nothing else (there is
- *   nothing to reload yet); they no longer kill zosd.
+ * - SIGHUP: re-reads the --auth-tokens file (zosd_reload_tokens); a bad
+ *   file keeps the tokens in use. Logged when there is nothing to reload.
+ * - SIGUSR1, SIGUSR2, SIGALRM: logged, nothing else; they no longer kill
+ *   zosd.
  * - SIGTERM or SIGINT during start-up (a store loading a large directory,
  *   a skills file that never ends): the process exits at once with
  *   128 + the signal's number, as if the signal had killed it, without
@@ -50,6 +52,9 @@ struct zosd_signals {
 	int                   stop_sig; /* guarded by: mu; 0 until asked */
 	struct zos_state     *state;    /* guarded by: mu; NULL until made */
 	bool                  closing;  /* guarded by: mu; store closing */
+	/* --auth-tokens: the table SIGHUP reloads and its file. */
+	zrpc_auth  *auth;      /* guarded by: mu; NULL = none */
+	const char *auth_path; /* guarded by: mu */
 };
 
 static const char *
@@ -100,6 +105,37 @@ zosd_flush_state(const struct zos_log *log, struct zos_state *state)
 	}
 }
 
+/*
+ * SIGHUP's part for --auth-tokens: re-reads the file and swaps it in, or
+ * keeps the tokens in use when it is bad. Logs the outcome (file and line,
+ * never a token). Holds mu throughout, so that main cannot free the table
+ * under the reload; main only waits on mu at shutdown. Returns false when
+ * zosd has no tokens file.
+ */
+static bool
+zosd_reload_tokens(struct zosd_signals *s)
+{
+	zrpc_status status;
+	bool        reloaded = false;
+
+	pthread_mutex_lock(&s->mu);
+	if (s->auth != NULL) {
+		reloaded = true;
+		status   = zrpc_auth_reload(s->auth, s->auth_path);
+		if (zrpc_status_is_ok(&status)) {
+			zos_log_printf(s->log, ZRPC_LOG_INFO,
+			    "SIGHUP: reloaded %zu tokens from %s",
+			    zrpc_auth_count(s->auth), s->auth_path);
+		} else {
+			zos_log_printf(s->log, ZRPC_LOG_WARN,
+			    "SIGHUP: keeping the previous tokens: %s",
+			    status.message);
+		}
+	}
+	pthread_mutex_unlock(&s->mu);
+	return reloaded;
+}
+
 /* The signal thread: see the top of the file. */
 static void *
 zosd_signal_thread(void *arg)
@@ -113,8 +149,10 @@ zosd_signal_thread(void *arg)
 			continue;
 		}
 		if (sig == SIGHUP) {
-			zos_log_printf(s->log, ZRPC_LOG_INFO,
-			    "SIGHUP: nothing to reload yet");
+			if (!zosd_reload_tokens(s)) {
+				zos_log_printf(s->log, ZRPC_LOG_INFO,
+				    "SIGHUP: nothing to reload yet");
+			}
 			continue;
 		}
 		if (sig != SIGTERM && sig != SIGINT) {
@@ -164,7 +202,7 @@ zosd_access_log(
 {
 	const struct zos_log *log = arg;
 	char                  latency[32];
-	struct zos_log_field  fields[5];
+	struct zos_log_field  fields[6];
 
 	if (!zos_log_enabled(log, ZRPC_LOG_INFO)) {
 		return;
@@ -179,7 +217,11 @@ zosd_access_log(
 	fields[3] = (struct zos_log_field) { "request_id",
 		zrpc_call_request_id(call) };
 	fields[4] = (struct zos_log_field) { "peer", zrpc_call_peer(call) };
-	zos_log_event(log, ZRPC_LOG_INFO, "call", fields, 5);
+	/* The caller's role from its token ("" without one); never the
+	 * token. */
+	fields[5] = (struct zos_log_field) { "role",
+		zrpc_role_name(zrpc_call_role(call)) };
+	zos_log_event(log, ZRPC_LOG_INFO, "call", fields, 6);
 }
 
 /* One line per lock: how often it was taken, wait and hold p99. Written at
@@ -295,6 +337,7 @@ main(int argc, char **argv)
 	struct zos_state    *state    = NULL;
 	struct zos_backends *backends = NULL;
 	struct zos_metrics  *metrics  = NULL;
+	zrpc_auth           *auth     = NULL;
 	const char          *route_tasks[ZOS_MAX_BACKENDS];
 	const char          *route_primaries[ZOS_MAX_BACKENDS];
 	char                 error[512];
@@ -339,6 +382,32 @@ main(int argc, char **argv)
 	}
 	pthread_detach(signal_thread);
 	zos_log_printf(&log, ZRPC_LOG_DEBUG, "starting");
+
+	/* --auth-tokens, or the warning that options.c let through. */
+	if (opts.auth_tokens != NULL) {
+		status = zrpc_auth_load(&auth, opts.auth_tokens);
+		if (!zrpc_status_is_ok(&status)) {
+			zos_log_printf(&log, ZRPC_LOG_ERROR,
+			    "cannot start: --auth-tokens %s", status.message);
+			goto out;
+		}
+		zos_log_printf(&log, ZRPC_LOG_INFO, "auth: %zu tokens from %s",
+		    zrpc_auth_count(auth), opts.auth_tokens);
+		pthread_mutex_lock(&signals.mu);
+		signals.auth      = auth;
+		signals.auth_path = opts.auth_tokens;
+		pthread_mutex_unlock(&signals.mu);
+	} else {
+		for (size_t i = 0; i < opts.n_listen; i++) {
+			if (!zos_options_url_is_loopback(opts.listen[i])) {
+				zos_log_printf(&log, ZRPC_LOG_WARN,
+				    "--allow-unauthenticated: %s is reachable "
+				    "from other machines and every caller is "
+				    "admin",
+				    opts.listen[i]);
+			}
+		}
+	}
 
 	for (size_t i = 0; i < opts.n_backends; i++) {
 		route_tasks[i]     = opts.backends[i].task;
@@ -387,6 +456,7 @@ main(int argc, char **argv)
 		.log_level         = opts.log_level,
 		.thread_check      = zosd_check_no_locks,
 		.thread_check_arg  = state,
+		.auth              = auth,
 	};
 	config.tls.cert_file      = opts.tls_cert;
 	config.tls.key_file       = opts.tls_key;
@@ -493,5 +563,9 @@ out:
 	signals.closing = true;
 	pthread_mutex_unlock(&signals.mu);
 	zos_state_destroy(state);
+	pthread_mutex_lock(&signals.mu);
+	signals.auth = NULL; /* a SIGHUP from now on reloads nothing */
+	pthread_mutex_unlock(&signals.mu);
+	zrpc_auth_destroy(auth);
 	return exit_code;
 }

@@ -358,8 +358,14 @@ emit_header_method(struct strbuf *out, const struct model_service *s,
 
 	strbuf_init(&scratch);
 	strbuf_append_char(out, '\n');
-	emit_comment(
-	    out, 0, m->comment, "%s, called as %s.", m->full_name, m->path);
+	if (m->role_name[0] != '\0') {
+		emit_comment(out, 0, m->comment,
+		    "%s, called as %s; the caller needs role %s.",
+		    m->full_name, m->path, m->role_name);
+	} else {
+		emit_comment(out, 0, m->comment, "%s, called as %s.",
+		    m->full_name, m->path);
+	}
 	/*
 	 * A macro, so that it names the table entry itself. A directive
 	 * cannot wrap like code: a long one continues with a backslash.
@@ -679,6 +685,7 @@ emit_source_tables(struct strbuf *out, const struct model_service *s)
 			    out, 2, 7, "input", "&%s", m->input.descriptor);
 			emit_initializer(
 			    out, 2, 7, "output", "&%s", m->output.descriptor);
+			emit_initializer(out, 2, 7, "role", "%s", m->role);
 			strbuf_append(out, "\t},\n");
 		}
 		strbuf_append(out, "};\n");

@@ -38,6 +38,12 @@
 #define MODEL_PB_C_C_PACKAGE_FIELD 6
 
 /*
+ * zrpc's method option: `extend google.protobuf.MethodOptions { string
+ * role = 50711; }` (zrpc/v1/options.proto).
+ */
+#define MODEL_ZRPC_ROLE_EXTENSION 50711
+
+/*
  * Prefixes of the zrpc runtime's own functions and types: a generated name
  * starting with one of these could collide with the runtime.
  */
@@ -282,6 +288,77 @@ model_c_package(
 		}
 	}
 	return 0;
+}
+
+/* ---- zrpc's role option ---- */
+
+/* The values of option (zrpc.v1.role), and their enum zrpc_role names. */
+static const struct {
+	const char *value;
+	const char *constant;
+} model_roles[] = {
+	{ "read", "ZRPC_ROLE_READ" },
+	{ "write", "ZRPC_ROLE_WRITE" },
+	{ "admin", "ZRPC_ROLE_ADMIN" },
+};
+
+/*
+ * Sets M->role from `option (zrpc.v1.role)` in OPTIONS (NULL: none). The
+ * extension is unknown to protobuf-c, so it arrives among the unknown
+ * fields of MethodOptions, length prefix included; a later value wins, as
+ * protobuf merging does. Returns 0, or EINVAL naming the method when the
+ * value is not a role.
+ */
+static int
+model_method_role(struct model_builder    *b,
+    const Google__Protobuf__MethodOptions *options, struct model_method *m)
+{
+	const ProtobufCMessage *message = (const ProtobufCMessage *) options;
+	const uint8_t          *value   = NULL;
+	uint64_t                len     = 0;
+	size_t n_roles = sizeof(model_roles) / sizeof(model_roles[0]);
+
+	m->role      = "ZRPC_ROLE_NONE";
+	m->role_name = "";
+	if (message == NULL) {
+		return 0;
+	}
+	for (unsigned i = 0; i < message->n_unknown_fields; i++) {
+		const ProtobufCMessageUnknownField *field =
+		    &message->unknown_fields[i];
+		const uint8_t *p   = field->data;
+		const uint8_t *end = field->data + field->len;
+		uint64_t       size;
+
+		if (field->tag != MODEL_ZRPC_ROLE_EXTENSION) {
+			continue;
+		}
+		if (field->wire_type != PROTOBUF_C_WIRE_TYPE_LENGTH_PREFIXED ||
+		    !model_read_varint(&p, end, &size) ||
+		    size > (uint64_t) (end - p)) {
+			return model_fail(b,
+			    "method %s: option (zrpc.v1.role) is not a string",
+			    m->full_name);
+		}
+		value = p;
+		len   = size;
+	}
+	if (value == NULL) {
+		return 0;
+	}
+	for (size_t i = 0; i < n_roles; i++) {
+		if (strlen(model_roles[i].value) == len &&
+		    memcmp(model_roles[i].value, value, len) == 0) {
+			m->role      = model_roles[i].constant;
+			m->role_name = model_roles[i].value;
+			return 0;
+		}
+	}
+	return model_fail(b,
+	    "method %s: option (zrpc.v1.role) is \"%.*s\"; it must be "
+	    "\"read\", \"write\" or \"admin\" (or absent: open to every "
+	    "caller)",
+	    m->full_name, len > 64 ? 64 : (int) len, (const char *) value);
 }
 
 /* ---- message types ---- */
@@ -626,6 +703,9 @@ model_method_build(struct model_builder *b, struct model_service *service,
 		    "method %s is streaming; protoc-gen-zrpc supports unary "
 		    "methods only",
 		    m->full_name);
+	}
+	if ((rv = model_method_role(b, proto->options, m)) != 0) {
+		return rv;
 	}
 	if ((rv = model_resolve_type(
 	         b, m, "input", proto->input_type, &m->input)) != 0 ||

@@ -79,6 +79,7 @@ builtin_list_services(zrpc_call         *call,
 			mi->output_type = (char *) method->output->name;
 			mi->blocking =
 			    zrpc_registry_method_blocking(registry, s, m);
+			mi->role   = (char *) zrpc_role_name(method->role);
 			methods[m] = mi;
 		}
 		services[s] = info;

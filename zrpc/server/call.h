@@ -38,6 +38,7 @@
 
 #include "arena.h"
 #include "registry.h"
+#include "zrpc/auth.h"
 #include "zrpc/server.h"
 #include "zrpc/v1/envelope.pb-c.h"
 
@@ -75,6 +76,12 @@ struct zrpc_call_host {
 	atomic_uint_fast64_t request_id_next;
 	/* Calls suspended and not yet answered (stop waits for them). */
 	atomic_uint suspended;
+
+	/* The token table (zrpc_server_config.auth); NULL = no checks,
+	 * every caller is admin. Calls refused by it, by reason. */
+	zrpc_auth           *auth;
+	atomic_uint_fast64_t denied_unauthenticated;
+	atomic_uint_fast64_t denied_permission;
 };
 
 struct zrpc_call {
@@ -91,6 +98,7 @@ struct zrpc_call {
 	ProtobufCMessage            *input;
 	ProtobufCMessage            *reply; /* the handler's */
 	const char                  *request_id;
+	enum zrpc_role               role; /* the caller's, once decoded */
 	Zrpc__V1__Response__MetadataEntry
 	       reply_metadata[ZRPC_CALL_REPLY_METADATA_MAX];
 	size_t n_reply_metadata;
@@ -125,7 +133,11 @@ void zrpc_call_arrived(struct zrpc_call *call, nng_pipe pipe, uint64_t now_ns);
 /*
  * Decodes the request BODY (LEN bytes, not kept) into the arena: the
  * envelope, the deadline, the request id (the caller's x-request-id when
- * sane, else a new one), the method and its input. Returns OK, or the
+ * sane, else a new one), the method, the caller's role, and the input.
+ * The role is checked against the method's before the input is decoded
+ * (zrpc/auth.h): UNAUTHENTICATED for a missing or unknown token (also for
+ * an unknown method, which an unauthenticated caller cannot tell from a
+ * forbidden one), PERMISSION_DENIED for too low a role. Returns OK, or the
  * status to answer with: INVALID_ARGUMENT for bytes that are not a
  * zrpc.v1.Request or a payload that is not the method's input, or for a
  * string field in either that is not UTF-8 or holds a NUL (wire_check.h),

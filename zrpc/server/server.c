@@ -207,6 +207,9 @@ zrpc_server_create(zrpc_server **out, const zrpc_server_config *config)
 	server->host.thread_check_arg = server->config.thread_check_arg;
 	atomic_init(&server->host.request_id_next, 0);
 	atomic_init(&server->host.suspended, 0);
+	server->host.auth = server->config.auth;
+	atomic_init(&server->host.denied_unauthenticated, 0);
+	atomic_init(&server->host.denied_permission, 0);
 	/* Request ids: a random per-server prefix and a counter, so ids
 	 * from two servers (or two runs) never collide. */
 	if (getrandom(&server->host.request_id_prefix,
@@ -414,6 +417,15 @@ zrpc_server_foreach_method_stats(const zrpc_server *server,
     void (*visit)(void *arg, const struct zrpc_method_stats *stats), void *arg)
 {
 	zrpc_registry_foreach_method_stats(&server->registry, visit, arg);
+}
+
+void
+zrpc_server_auth_stats(const zrpc_server *server, struct zrpc_auth_stats *out)
+{
+	out->unauthenticated = atomic_load_explicit(
+	    &server->host.denied_unauthenticated, memory_order_relaxed);
+	out->permission_denied = atomic_load_explicit(
+	    &server->host.denied_permission, memory_order_relaxed);
 }
 
 /* ---- slots ---- */

@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "zrpc/auth.h"
 #include "zrpc/histogram.h"
 #include "zrpc/log.h"
 #include "zrpc/service.h"
@@ -66,6 +67,13 @@ typedef struct zrpc_server_config {
 	/* Mode of an ipc:// listener's socket file, set before it is
 	 * created; 0 = 0600 (owner only). */
 	unsigned ipc_permissions;
+	/*
+	 * The tokens callers must present (zrpc/auth.h), checked against
+	 * each method's role before its payload is decoded; not owned, and
+	 * it must outlive the server (zrpc_auth_reload may swap its tokens
+	 * at any time). NULL = no checks: every caller is admin.
+	 */
+	zrpc_auth *auth;
 } zrpc_server_config;
 
 /*
@@ -188,6 +196,16 @@ void zrpc_server_foreach_method_stats(const zrpc_server *server,
     void (*visit)(void *arg, const struct zrpc_method_stats *stats),
     void *arg);
 
+/* Calls refused by the token check (zrpc_server_config.auth). */
+struct zrpc_auth_stats {
+	uint64_t unauthenticated;   /* no token, or an unknown one */
+	uint64_t permission_denied; /* a known token with too low a role */
+};
+
+/* Copies the counts of calls refused by the token check into *OUT. */
+void zrpc_server_auth_stats(
+    const zrpc_server *server, struct zrpc_auth_stats *out);
+
 /* ---- inside a handler ---- */
 
 /* The CTX given to zrpc_server_register for this call's service. */
@@ -195,6 +213,14 @@ void *zrpc_call_service_ctx(const zrpc_call *call);
 
 /* The wire method name, "/zos.v1.Skills/Get". */
 const char *zrpc_call_method(const zrpc_call *call);
+
+/*
+ * The caller's role, from its token: ZRPC_ROLE_NONE without a known
+ * token; ZRPC_ROLE_ADMIN for every call when the server has no token
+ * table. Also valid in interceptors' AFTER (NONE for a call refused
+ * before its envelope was decoded).
+ */
+enum zrpc_role zrpc_call_role(const zrpc_call *call);
 
 /* The call's request id (echoed or generated). */
 const char *zrpc_call_request_id(const zrpc_call *call);

@@ -28,12 +28,27 @@ typedef struct zrpc_call   zrpc_call;   /* a call being served (opaque) */
 typedef struct zrpc_server zrpc_server; /* a server (opaque) */
 typedef struct zrpc_client zrpc_client; /* a client connection (opaque) */
 
+/*
+ * The role a method requires of its caller, from the method's
+ * `option (zrpc.v1.role)` in its .proto (zrpc/v1/options.proto). Ordered:
+ * a caller whose role is at least the method's may call it, so ADMIN may
+ * call everything. NONE on a method means open to every caller, token or
+ * not; as a caller's role it means no known token.
+ */
+enum zrpc_role {
+	ZRPC_ROLE_NONE  = 0,
+	ZRPC_ROLE_READ  = 1,
+	ZRPC_ROLE_WRITE = 2,
+	ZRPC_ROLE_ADMIN = 3,
+};
+
 /* One unary method of a service. */
 struct zrpc_method {
 	const char *name; /* short name, "Get" */
 	const char *path; /* wire name, "/zos.v1.Skills/Get" */
 	const ProtobufCMessageDescriptor *input;
 	const ProtobufCMessageDescriptor *output;
+	enum zrpc_role role; /* required of callers; NONE = open */
 };
 
 /* One service: its full name and its methods, in .proto order. */
