@@ -297,7 +297,7 @@ Test(services, routing_routes_and_counts_outcomes)
 	cr_assert_str_eq(r->primary_model, "builtin:echo", "default route");
 	zos__v1__route_response__free_unpacked(r, NULL);
 
-	rec.model = "m1";
+	rec.model = "builtin:echo-large";
 	for (int i = 0; i < 5; i++) {
 		rec.success    = i != 0;
 		rec.latency_ms = 10;
@@ -310,6 +310,22 @@ Test(services, routing_routes_and_counts_outcomes)
 	rec.model = "";
 	st        = zos_v1_routing_record_outcome(s.client, &rec, &ack, &opts);
 	cr_assert_eq(st.code, ZRPC_INVALID_ARGUMENT);
+	/* The 1e12 ms that once turned off retries for a model. */
+	rec.model      = "builtin:echo-large";
+	rec.latency_ms = 1000000000000u;
+	st = zos_v1_routing_record_outcome(s.client, &rec, &ack, &opts);
+	cr_assert_eq(st.code, ZRPC_INVALID_ARGUMENT);
+	cr_assert(strstr(st.message, "600000") != NULL, "%s", st.message);
+	/* 256 junk names: each NOT_FOUND, none tracked. */
+	rec.latency_ms = 1;
+	for (int i = 0; i < 256; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "junk-%d", i);
+		rec.model = name;
+		st =
+		    zos_v1_routing_record_outcome(s.client, &rec, &ack, &opts);
+		cr_assert_eq(st.code, ZRPC_NOT_FOUND, "%s", name);
+	}
 	st = zos_v1_routing_get_metrics(s.client, &get, &m, &opts);
 	cr_assert_eq(st.code, ZRPC_OK);
 	cr_assert_eq(m->n_models, 1);

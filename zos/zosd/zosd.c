@@ -237,11 +237,19 @@ zosd_backends(const struct zos_options *opts, struct zos_state *state,
 		snprintf(error, error_len, "out of memory");
 		return NULL;
 	}
-	for (size_t i = 0; i < n_routes; i++) {
-		const struct zos_route *route =
-		    zos_routing_route_at(state->routing, i);
-		const char *models[2] = { route->primary_model,
-			route->fallback_model };
+	/* Copies, alive until the backends have made their own. */
+	struct zos_route *routes = calloc(n_routes + 1, sizeof(*routes));
+
+	if (routes == NULL) {
+		free(urls);
+		snprintf(error, error_len, "out of memory");
+		return NULL;
+	}
+	for (size_t i = 0; i < n_routes &&
+	     zos_routing_route_at(state->routing, i, &routes[i]);
+	     i++) {
+		const char *models[2] = { routes[i].primary_model,
+			routes[i].fallback_model };
 
 		for (size_t m = 0; m < 2; m++) {
 			if (strncmp(models[m], ZOS_BACKEND_BUILTIN_PREFIX,
@@ -260,6 +268,7 @@ zosd_backends(const struct zos_options *opts, struct zos_state *state,
 	if (zos_backends_create(&config, &backends, error, error_len) != 0) {
 		backends = NULL;
 	}
+	free(routes);
 	free(urls);
 	return backends;
 }
