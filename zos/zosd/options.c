@@ -33,6 +33,8 @@ enum {
 	OPT_BACKEND_TIMEOUT_MS,
 	OPT_ECHO_DELAY_MS,
 	OPT_ECHO_FAIL_RATE,
+	OPT_SESSION_TTL,
+	OPT_MAX_SESSIONS_PER_TOKEN,
 	OPT_VERSION,
 	OPT_HELP,
 };
@@ -59,6 +61,9 @@ static const struct option options_long[] = {
 	    OPT_BACKEND_TIMEOUT_MS },
 	{ "echo-delay-ms", required_argument, NULL, OPT_ECHO_DELAY_MS },
 	{ "echo-fail-rate", required_argument, NULL, OPT_ECHO_FAIL_RATE },
+	{ "session-ttl", required_argument, NULL, OPT_SESSION_TTL },
+	{ "max-sessions-per-token", required_argument, NULL,
+	    OPT_MAX_SESSIONS_PER_TOKEN },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
@@ -72,7 +77,8 @@ static const char options_usage[] =
     "            [--cache-capacity N] [--max-sessions N] [--skills-file F]\n"
     "            [--routing-file F] [--backend TASK=URL]...\n"
     "            [--backend-timeout-ms N] [--echo-delay-ms N]\n"
-    "            [--echo-fail-rate R] [--version] [--help]\n";
+    "            [--echo-fail-rate R] [--session-ttl DURATION]\n"
+    "            [--max-sessions-per-token N] [--version] [--help]\n";
 
 void
 zos_options_help(FILE *out)
@@ -104,9 +110,16 @@ zos_options_help(FILE *out)
 	    "writing\n"
 	    "                           the store, as does one during "
 	    "start-up;\n"
-	    "                           SIGHUP, SIGUSR1, SIGUSR2, SIGALRM are "
-	    "logged\n"
-	    "                           and ignored\n"
+	    "                           if the drain is not over 2 s after "
+	    "the grace,\n"
+	    "                           zosd writes the store and exits "
+	    "with status 3;\n"
+	    "                           SIGHUP reloads --routing-file (a "
+	    "bad file\n"
+	    "                           keeps the old routes); SIGUSR1, "
+	    "SIGUSR2,\n"
+	    "                           SIGALRM, SIGIO, SIGPWR are logged "
+	    "and ignored\n"
 	    "  --log-level L            debug, info, warn or error "
 	    "[default info]\n"
 	    "  --log-format F           json or text [default json, text "
@@ -128,7 +141,10 @@ zos_options_help(FILE *out)
 	    "                           new data directory, re-read by "
 	    "Skills/Reload\n"
 	    "  --routing-file F         routes, one 'task primary fallback' "
-	    "per line\n"
+	    "per line;\n"
+	    "                           re-read on SIGHUP (remote models "
+	    "must be\n"
+	    "                           ones zosd connected to at start)\n"
 	    "  --backend TASK=URL       TASK's primary model is the "
 	    "zos.v1.ModelBackend\n"
 	    "                           server at URL; repeatable\n"
@@ -141,6 +157,23 @@ zos_options_help(FILE *out)
 	    "calls that\n"
 	    "                           fail, for tests and load scenarios "
 	    "[0]\n"
+	    "  --session-ttl DURATION   finished sessions (SOLVED, "
+	    "ABANDONED) are\n"
+	    "                           deleted, from the data directory "
+	    "too, this\n"
+	    "                           long after they finished; a number "
+	    "and s, m\n"
+	    "                           or h (90s, 30m, 24h) [default 24h]\n"
+	    "  --max-sessions-per-token N  sessions one caller (one "
+	    "authorization\n"
+	    "                           value; callers without one share "
+	    "one) may\n"
+	    "                           hold, finished ones included until "
+	    "they\n"
+	    "                           expire; beyond it Start is "
+	    "RESOURCE_EXHAUSTED\n"
+	    "                           [default 0: no cap but "
+	    "--max-sessions]\n"
 	    "  --metrics-listen URL     serve Prometheus metrics (text format "
 	    "0.0.4)\n"
 	    "                           at URL, http://HOST:PORT/PATH; port "
@@ -158,7 +191,11 @@ zos_options_help(FILE *out)
 	    "'metrics on URL' for the metrics endpoint.\n"
 	    "Exit status: 0 after a clean shutdown, 1 when it cannot start "
 	    "(an\n"
-	    "address in use, say), 2 for bad usage.\n",
+	    "address in use, say), 2 for bad usage, 3 when the shutdown "
+	    "watchdog\n"
+	    "ended a drain that overran (the store is written first), "
+	    "128+signal\n"
+	    "for a second SIGTERM/SIGINT or one during start-up.\n",
 	    out);
 }
 
@@ -262,6 +299,32 @@ zos_options_metrics_url_valid(const char *url, char *why, size_t why_len)
 	return true;
 }
 
+bool
+zos_options_duration(const char *text, int64_t *ms)
+{
+	static const char    units[]   = "smh";
+	static const int64_t unit_ms[] = { 1000, 60 * 1000, 3600 * 1000 };
+	char                 number[24];
+	size_t               len = strlen(text);
+	const char          *unit;
+	uint64_t             v;
+
+	if (len < 2 || len > sizeof(number) ||
+	    (unit = strchr(units, text[len - 1])) == NULL) {
+		return false;
+	}
+	memcpy(number, text, len - 1);
+	number[len - 1] = '\0';
+	/* 87600 h is ten years, the most a finished session is kept. */
+	if (!options_number(number, 1,
+	        (uint64_t) (87600LL * 3600 * 1000 / unit_ms[unit - units]),
+	        &v)) {
+		return false;
+	}
+	*ms = (int64_t) v * unit_ms[unit - units];
+	return true;
+}
+
 /* Parses a fraction in [0, 1] ("0.25"). */
 static bool
 options_rate(const char *text, double *out)
@@ -335,6 +398,7 @@ zos_options_parse(struct zos_options *opts, int argc, char **argv, FILE *out,
 	opts->data_dir           = ZOS_DEFAULT_DATA_DIR;
 	opts->backend_timeout_ms = 30000;
 	opts->metrics_listen     = ZOS_DEFAULT_METRICS_LISTEN;
+	opts->session_ttl_ms     = 24LL * 3600 * 1000;
 
 	optind = 0; /* full reset, so that tests can parse many times */
 	opterr = 0;
@@ -490,6 +554,26 @@ zos_options_parse(struct zos_options *opts, int argc, char **argv, FILE *out,
 				    "1, not '%s'",
 				    optarg);
 			}
+			break;
+		case OPT_SESSION_TTL:
+			if (!zos_options_duration(
+			        optarg, &opts->session_ttl_ms)) {
+				return options_bad(err,
+				    "--session-ttl wants a duration from 1s "
+				    "to "
+				    "87600h, a number and s, m or h (90s, "
+				    "30m, 24h), not '%s'",
+				    optarg);
+			}
+			break;
+		case OPT_MAX_SESSIONS_PER_TOKEN:
+			if (!options_number(optarg, 0, 1000000, &v)) {
+				return options_bad(err,
+				    "--max-sessions-per-token wants a number "
+				    "from 0 (no cap) to 1000000, not '%s'",
+				    optarg);
+			}
+			opts->max_sessions_per_token = (size_t) v;
 			break;
 		case OPT_VERSION:
 			opts->show_version = true;

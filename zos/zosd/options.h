@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "log.h"
@@ -36,9 +37,15 @@ struct zos_options {
 	size_t              max_sessions;      /* default 10000 */
 	const char         *skills_file;       /* NULL = default skills */
 	const char         *routing_file;      /* NULL = default routes */
-	bool                in_memory;
-	const char         *data_dir;     /* default ./zos-data */
-	bool                data_dir_set; /* --data-dir given */
+	/* Session lifecycle: finished sessions expire after session_ttl_ms
+	 * (--session-ttl, default 24 h); a token holds at most
+	 * max_sessions_per_token sessions (0, the default: no cap but
+	 * --max-sessions). */
+	int64_t                   session_ttl_ms;
+	size_t                    max_sessions_per_token;
+	bool                      in_memory;
+	const char               *data_dir;     /* default ./zos-data */
+	bool                      data_dir_set; /* --data-dir given */
 	struct zos_backend_option backends[ZOS_MAX_BACKENDS];
 	size_t                    n_backends;
 	unsigned backend_timeout_ms; /* calls without a deadline; 30000 */
@@ -73,6 +80,12 @@ enum zos_options_result zos_options_parse(struct zos_options *opts, int argc,
  * query or fragment. Otherwise false, with the reason in WHY.
  */
 bool zos_options_metrics_url_valid(const char *url, char *why, size_t why_len);
+
+/*
+ * Parses a duration: a whole number and a unit, s, m or h ("90s", "30m",
+ * "24h"), from 1 s to 87600 h (10 years), into *MS. False otherwise.
+ */
+bool zos_options_duration(const char *text, int64_t *ms);
 
 /* Writes the full --help text to OUT. */
 void zos_options_help(FILE *out);
