@@ -237,10 +237,17 @@ Test(shutdown, the_watchdog_ends_a_drain_that_overruns_the_grace)
 #define CYCLE_GRACE_MS 300
 #define CYCLE_MIN_ACKS 24 /* acknowledged Starts before the signal */
 
+/* The acknowledged Starts of a cycle, counted by every writer. */
+struct cycle_acks {
+	pthread_mutex_t mu;
+	pthread_cond_t  cv;
+	int             n; /* guarded by: mu */
+};
+
 struct cycle_writer {
-	const char *url;
-	atomic_bool stop;
-	atomic_int *acks;
+	const char        *url;
+	atomic_bool        stop;
+	struct cycle_acks *acks;
 	/* Acknowledged ids: the writer's, read by the test after join. */
 	char (*ids)[33];
 	size_t n_ids;
@@ -275,7 +282,10 @@ cycle_writer_main(void *arg)
 		}
 		snprintf(w->ids[w->n_ids++], 33, "%s", s->id);
 		zos__v1__proof_session__free_unpacked(s, NULL);
-		atomic_fetch_add(w->acks, 1);
+		pthread_mutex_lock(&w->acks->mu);
+		w->acks->n++;
+		pthread_cond_signal(&w->acks->cv);
+		pthread_mutex_unlock(&w->acks->mu);
 	}
 	zrpc_client_close(client);
 	return NULL;
@@ -328,6 +338,7 @@ Test(shutdown, sigterm_under_load_always_exits_in_time_and_loses_nothing,
 	char(*acked)[33];
 	size_t      n_acked = 0, total_acked = 0;
 	long        max_exit = 0, sum_exit = 0, started = now_ms();
+	long        join_ms = 0, start_ms = 0, t0;
 	int         watchdog_exits = 0;
 	struct proc z;
 
@@ -338,14 +349,18 @@ Test(shutdown, sigterm_under_load_always_exits_in_time_and_loses_nothing,
 	for (int c = 0; c < cycles; c++) {
 		struct cycle_writer writers[CYCLE_WRITERS];
 		pthread_t           tid[CYCLE_WRITERS];
-		atomic_int          acks = 0;
-		long                deadline, sent, took;
+		struct cycle_acks   acks = { .mu = PTHREAD_MUTEX_INITIALIZER,
+			  .cv                    = PTHREAD_COND_INITIALIZER };
+		long                sent, took;
+		struct timespec     deadline;
 		int                 status;
 
+		t0 = now_ms();
 		cycle_start_zosd(&z, dir);
 		proc_listen_url(&z, url, sizeof(url));
 		/* What the last cycle acknowledged survived its SIGTERM. */
 		cycle_check(url, acked, n_acked, c);
+		start_ms += now_ms() - t0;
 		n_acked = 0;
 		for (int i = 0; i < CYCLE_WRITERS; i++) {
 			writers[i] = (struct cycle_writer) { .url = url,
@@ -358,12 +373,19 @@ Test(shutdown, sigterm_under_load_always_exits_in_time_and_loses_nothing,
 		}
 		/* Mid-load: once some Starts are acknowledged, with more in
 		 * flight. */
-		deadline = now_ms() + 10000;
-		while (atomic_load(&acks) < CYCLE_MIN_ACKS) {
-			cr_assert_lt(now_ms(), deadline,
-			    "cycle %d: no load:\n%s", c, z.text);
-			sched_yield();
+		clock_gettime(CLOCK_REALTIME, &deadline);
+		deadline.tv_sec += 10;
+		pthread_mutex_lock(&acks.mu);
+		while (acks.n < CYCLE_MIN_ACKS) {
+			if (pthread_cond_timedwait(
+			        &acks.cv, &acks.mu, &deadline) != 0) {
+				break; /* asserted below */
+			}
 		}
+		int got = acks.n;
+		pthread_mutex_unlock(&acks.mu);
+		cr_assert_geq(
+		    got, CYCLE_MIN_ACKS, "cycle %d: no load:\n%s", c, z.text);
 		/* The writers keep calling through the drain: what the
 		 * server acknowledges then must survive as well. */
 		sent = now_ms();
@@ -376,6 +398,7 @@ Test(shutdown, sigterm_under_load_always_exits_in_time_and_loses_nothing,
 		for (int i = 0; i < CYCLE_WRITERS; i++) {
 			cr_assert_eq(pthread_join(tid[i], NULL), 0);
 		}
+		join_ms += now_ms() - sent - took;
 		cr_assert(status == 0 || status == 3,
 		    "cycle %d: status %d:\n%s", c, status, z.text);
 		cr_assert_leq(took, CYCLE_GRACE_MS + 2000,
@@ -401,10 +424,11 @@ Test(shutdown, sigterm_under_load_always_exits_in_time_and_loses_nothing,
 	fprintf(stderr,
 	    "shutdown cycles: %d, acknowledged sessions %zu (all found), "
 	    "exit after SIGTERM max %ld ms, mean %ld ms (bound %d ms), "
-	    "watchdog exits %d, %ld ms in all\n",
+	    "watchdog exits %d, %ld ms in all (starts and checks %ld, "
+	    "writers' ends %ld)\n",
 	    cycles, total_acked, max_exit,
 	    sum_exit / (cycles > 0 ? cycles : 1), CYCLE_GRACE_MS + 2000,
-	    watchdog_exits, now_ms() - started);
+	    watchdog_exits, now_ms() - started, start_ms, join_ms);
 	free(acked);
 	test_tmpdir_remove(dir);
 }
