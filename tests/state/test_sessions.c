@@ -1248,3 +1248,34 @@ Test(sessions, configure_refuses_a_negative_ttl)
 	    ZOS_SESSION_INVALID_ARGUMENT);
 	sessions_fixture_fini(&f);
 }
+
+Test(sessions, ids_of_earlier_versions_still_restore_and_resolve)
+{
+	struct sessions_fixture   f;
+	struct zos_session        old   = { .state = ZOS_PROOF_ANALYZING,
+		         .version                  = 2 };
+	struct zos_sessions_image image = {
+		.seq = 2, .sessions = &old, .count = 1
+	};
+	struct zos_session got;
+	char               err[256];
+
+	snprintf(old.id, sizeof(old.id), "0123456789abcdef");
+	snprintf(old.problem_id, sizeof(old.problem_id), "p");
+	sessions_fixture_init(&f, 0);
+	cr_assert_eq(zos_sessions_restore(f.s, &image, err, sizeof(err)),
+	    ZOS_SESSION_OK, "%s", err);
+	cr_assert_eq(
+	    zos_sessions_get(f.s, "0123456789abcdef", &got), ZOS_SESSION_OK);
+	cr_assert_eq(got.owner, ZOS_SESSION_OWNER_ANONYMOUS);
+	cr_assert_eq(zos_sessions_transition(f.s, "0123456789abcdef",
+	                 ZOS_PROOF_FEEDBACK_READY, 2, &got),
+	    ZOS_SESSION_OK);
+	/* Neither a 17- nor a 31-digit id is one. */
+	cr_assert_eq(zos_sessions_get(f.s, "0123456789abcdef0", &got),
+	    ZOS_SESSION_NOT_FOUND);
+	cr_assert_eq(
+	    zos_sessions_get(f.s, "0123456789abcdef0123456789abcde", &got),
+	    ZOS_SESSION_NOT_FOUND);
+	sessions_fixture_fini(&f);
+}
