@@ -1025,3 +1025,37 @@ Test(store, an_expired_session_is_not_found_and_gone_after_a_restart)
 	cr_assert_eq(zos_state_expire_sessions(state), 0);
 	zos_state_destroy(state);
 }
+
+Test(store, an_owners_cap_holds_across_a_restart)
+{
+	struct zos_state_config config = {
+		.abort_on_violation     = true,
+		.data_dir               = fx.dir,
+		.max_sessions_per_owner = 2,
+	};
+	struct zos_state  *state;
+	struct zos_session s;
+	char               err[512];
+
+	state = zos_state_create(&config, err, sizeof(err));
+	cr_assert_not_null(state, "%s", err);
+	for (int i = 0; i < 2; i++) {
+		cr_assert_eq(zos_sessions_start_owned(
+		                 state->sessions, "p", 0xfeedu, &s),
+		    ZOS_SESSION_OK);
+	}
+	cr_assert_eq(zos_store_commit_wait(state->store, ZOS_STORE_SESSIONS,
+	                 zos_sessions_seq(state->sessions), err, sizeof(err)),
+	    0, "%s", err);
+	zos_state_destroy(state);
+
+	state = zos_state_create(&config, err, sizeof(err));
+	cr_assert_not_null(state, "%s", err);
+	cr_assert_eq(
+	    zos_sessions_start_owned(state->sessions, "p", 0xfeedu, &s),
+	    ZOS_SESSION_OWNER_LIMIT, "the owner's two sessions were kept");
+	cr_assert_eq(
+	    zos_sessions_start_owned(state->sessions, "p", 0xbeefu, &s),
+	    ZOS_SESSION_OK);
+	zos_state_destroy(state);
+}
