@@ -232,6 +232,12 @@ Test(render, label_values_are_escaped)
 	size_t                     len;
 	char                      *text;
 
+	char error[256];
+
+	/* Only routed models are recorded: route one with that name. */
+	cr_assert_eq(zos_routing_set_primary(state->routing, "weird",
+	                 "a\"quoted\\model\nname", error, sizeof(error)),
+	    ZOS_ROUTING_OK, "%s", error);
 	cr_assert_eq(zos_routing_record_outcome(state->routing,
 	                 "a\"quoted\\model\nname", true, 1500, true),
 	    ZOS_ROUTING_OK);

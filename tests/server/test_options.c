@@ -5,14 +5,18 @@
 
 #include "options.h"
 
+/* The help text outgrew 4 KiB. */
+#define OPTIONS_TEXT_MAX 16384
+static char out_buf[OPTIONS_TEXT_MAX], err_buf[OPTIONS_TEXT_MAX];
+
 /* Parses a NULL-terminated argument list; captures both streams. */
 static enum zos_options_result
 parse(struct zos_options *opts, char *out, char *err, const char **args)
 {
 	char                   *argv[32];
 	int                     argc = 0;
-	FILE                   *o    = fmemopen(out, 4096, "w");
-	FILE                   *e    = fmemopen(err, 4096, "w");
+	FILE                   *o    = fmemopen(out, OPTIONS_TEXT_MAX, "w");
+	FILE                   *e    = fmemopen(err, OPTIONS_TEXT_MAX, "w");
 	enum zos_options_result r;
 
 	argv[argc++] = "zosd";
@@ -20,15 +24,15 @@ parse(struct zos_options *opts, char *out, char *err, const char **args)
 		argv[argc++] = (char *) *args;
 	}
 	argv[argc] = NULL;
-	memset(out, 0, 4096);
-	memset(err, 0, 4096);
+	memset(out, 0, OPTIONS_TEXT_MAX);
+	memset(err, 0, OPTIONS_TEXT_MAX);
 	r = zos_options_parse(opts, argc, argv, o, e, false);
 	fclose(o);
 	fclose(e);
 	return r;
 }
 
-static char out[4096], err[4096];
+static char *const out = out_buf, *const err = err_buf;
 
 Test(options, defaults_follow_the_design)
 {
@@ -329,4 +333,43 @@ Test(options, help_describes_tokens_and_exposure)
 	cr_assert_eq(parse(&o, out, err, args), ZOS_OPTIONS_EXIT);
 	cr_assert(strstr(out, "--auth-tokens FILE") != NULL, "%s", out);
 	cr_assert(strstr(out, "--allow-unauthenticated") != NULL, "%s", out);
+}
+
+Test(options, session_lifecycle_flags_default_and_parse)
+{
+	struct zos_options o;
+	const char        *none[] = { NULL };
+	const char        *set[]  = { "--session-ttl", "90s",
+		        "--max-sessions-per-token", "25", NULL };
+
+	cr_assert_eq(parse(&o, out, err, none), ZOS_OPTIONS_OK);
+	cr_assert_eq(o.session_ttl_ms, 24LL * 3600 * 1000);
+	cr_assert_eq(o.max_sessions_per_token, 0, "no cap by default");
+	cr_assert_eq(parse(&o, out, err, set), ZOS_OPTIONS_OK, "%s", err);
+	cr_assert_eq(o.session_ttl_ms, 90000);
+	cr_assert_eq(o.max_sessions_per_token, 25);
+
+	const struct {
+		const char *text;
+		int64_t     ms;
+	} good[] = { { "1s", 1000 }, { "30m", 1800000 }, { "24h", 86400000 },
+		{ "87600h", 87600LL * 3600000 } };
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		int64_t ms = 0;
+		cr_assert(zos_options_duration(good[i].text, &ms), "%s",
+		    good[i].text);
+		cr_assert_eq(ms, good[i].ms, "%s", good[i].text);
+	}
+	const char *bad[] = { "24", "0s", "1d", "-1h", "h", "", "87601h",
+		"1.5h", "10 s", "99999999999999999999s" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int64_t     ms     = 0;
+		const char *args[] = { "--session-ttl", bad[i], NULL };
+		cr_assert_not(zos_options_duration(bad[i], &ms), "%s", bad[i]);
+		cr_assert_eq(parse(&o, out, err, args), ZOS_OPTIONS_USAGE);
+		cr_assert(strstr(err, "--session-ttl") != NULL, "%s", err);
+	}
+	const char *neg[] = { "--max-sessions-per-token", "-1", NULL };
+	cr_assert_eq(parse(&o, out, err, neg), ZOS_OPTIONS_USAGE);
+	cr_assert(strstr(err, "--max-sessions-per-token") != NULL, "%s", err);
 }

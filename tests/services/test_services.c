@@ -297,7 +297,7 @@ Test(services, routing_routes_and_counts_outcomes)
 	cr_assert_str_eq(r->primary_model, "builtin:echo", "default route");
 	zos__v1__route_response__free_unpacked(r, NULL);
 
-	rec.model = "m1";
+	rec.model = "builtin:echo-large";
 	for (int i = 0; i < 5; i++) {
 		rec.success    = i != 0;
 		rec.latency_ms = 10;
@@ -310,6 +310,22 @@ Test(services, routing_routes_and_counts_outcomes)
 	rec.model = "";
 	st        = zos_v1_routing_record_outcome(s.client, &rec, &ack, &opts);
 	cr_assert_eq(st.code, ZRPC_INVALID_ARGUMENT);
+	/* The 1e12 ms that once turned off retries for a model. */
+	rec.model      = "builtin:echo-large";
+	rec.latency_ms = 1000000000000u;
+	st = zos_v1_routing_record_outcome(s.client, &rec, &ack, &opts);
+	cr_assert_eq(st.code, ZRPC_INVALID_ARGUMENT);
+	cr_assert(strstr(st.message, "600000") != NULL, "%s", st.message);
+	/* 256 junk names: each NOT_FOUND, none tracked. */
+	rec.latency_ms = 1;
+	for (int i = 0; i < 256; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "junk-%d", i);
+		rec.model = name;
+		st =
+		    zos_v1_routing_record_outcome(s.client, &rec, &ack, &opts);
+		cr_assert_eq(st.code, ZRPC_NOT_FOUND, "%s", name);
+	}
 	st = zos_v1_routing_get_metrics(s.client, &get, &m, &opts);
 	cr_assert_eq(st.code, ZRPC_OK);
 	cr_assert_eq(m->n_models, 1);
@@ -395,5 +411,56 @@ Test(services, cache_lookup_store_stats_clear_and_eviction)
 	    ZRPC_OK);
 	zos__v1__clear_cache_response__free_unpacked(cleared, NULL);
 	cr_assert_null(lookup(&s, "m", "p1"));
+	svc_stop(&s);
+}
+
+/* Session/Start with TOKEN (NULL: none); returns the status. */
+static zrpc_status
+start_as(struct svc *s, const char *token)
+{
+	Zos__V1__StartSessionRequest req =
+	    ZOS__V1__START_SESSION_REQUEST__INIT;
+	Zos__V1__ProofSession *out = NULL;
+	zrpc_call_opts         o   = { .timeout_ms = 5000, .token = token };
+	zrpc_status            st;
+
+	req.problem_id = "p";
+	st             = zos_v1_session_start(s->client, &req, &out, &o);
+	if (out != NULL) {
+		cr_assert_eq(strlen(out->id), 32, "%s", out->id);
+		zos__v1__proof_session__free_unpacked(out, NULL);
+	}
+	return st;
+}
+
+Test(services, a_token_holds_at_most_its_cap_then_the_table_is_full)
+{
+	struct svc              s;
+	struct zos_state_config config = {
+		.max_sessions           = 7,
+		.max_sessions_per_owner = 3,
+	};
+	zrpc_status st;
+
+	svc_start(&s, &config);
+	for (int i = 0; i < 3; i++) {
+		cr_assert_eq(start_as(&s, "alpha").code, ZRPC_OK);
+	}
+	st = start_as(&s, "alpha");
+	cr_assert_eq(st.code, ZRPC_RESOURCE_EXHAUSTED);
+	cr_assert(strstr(st.message, "--max-sessions-per-token") != NULL, "%s",
+	    st.message);
+	cr_assert(strstr(st.message, "3") != NULL, "%s", st.message);
+	/* Another token, and the anonymous callers, have their own. */
+	for (int i = 0; i < 3; i++) {
+		cr_assert_eq(start_as(&s, "beta").code, ZRPC_OK);
+	}
+	cr_assert_eq(start_as(&s, NULL).code, ZRPC_OK);
+	/* 7 held: now the table is what is full. */
+	st = start_as(&s, "gamma");
+	cr_assert_eq(st.code, ZRPC_RESOURCE_EXHAUSTED);
+	cr_assert(
+	    strstr(st.message, "table is full (--max-sessions 7)") != NULL,
+	    "%s", st.message);
 	svc_stop(&s);
 }

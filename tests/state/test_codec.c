@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "codec.h"
+#include "zos/v1/storage.pb-c.h"
 
 #define HEADROOM 32
 
@@ -66,6 +67,7 @@ Test(codec, a_sessions_image_round_trips_with_its_change_count_and_key)
 	sessions[0].version         = 5;
 	sessions[0].created_unix_ms = 1000;
 	sessions[0].updated_unix_ms = 2000;
+	sessions[0].owner           = 0x0123456789abcdefu;
 	snprintf(sessions[1].id, sizeof(sessions[1].id), "fedcba9876543210");
 	snprintf(
 	    sessions[1].problem_id, sizeof(sessions[1].problem_id), "p-2");
@@ -97,13 +99,88 @@ Test(codec, an_empty_table_round_trips)
 	cr_assert_eq(zos_codec_encode_sessions(
 	                 &image, 0, 1u << 20, &buf, &len, err, sizeof(err)),
 	    0, "%s", err);
-	cr_assert_eq(len, 0);
+	cr_assert_lt(len, 8); /* the format number, no more */
 	cr_assert_eq(
 	    zos_codec_decode_sessions(buf, len, 0, &back, err, sizeof(err)), 0,
 	    "%s", err);
 	cr_assert_eq(back.count, 0);
 	free(buf);
 	zos_sessions_image_finish(&back);
+}
+
+/* A SessionsSnapshot of FORMAT with one session and N_OWNERS owners,
+ * packed into *BUF (malloc'd). */
+static size_t
+pack_sessions_snapshot(uint32_t format, size_t n_owners, uint8_t **buf)
+{
+	Zos__Storage__V1__SessionsSnapshot snap =
+	    ZOS__STORAGE__V1__SESSIONS_SNAPSHOT__INIT;
+	Zos__V1__ProofSession  one       = ZOS__V1__PROOF_SESSION__INIT;
+	Zos__V1__ProofSession *ptr[]     = { &one };
+	uint64_t               owners[2] = { 42, 43 };
+	size_t                 len;
+
+	one.id          = "0123456789abcdef";
+	one.problem_id  = "p";
+	one.state       = ZOS__V1__PROOF_STATE__ANALYZING;
+	one.version     = 2;
+	snap.seq        = 3;
+	snap.n_sessions = 1;
+	snap.sessions   = ptr;
+	snap.format     = format;
+	snap.n_owners   = n_owners;
+	snap.owners     = owners;
+	len  = zos__storage__v1__sessions_snapshot__get_packed_size(&snap);
+	*buf = malloc(len + 1);
+	cr_assert_not_null(*buf);
+	zos__storage__v1__sessions_snapshot__pack(&snap, *buf);
+	return len;
+}
+
+Test(codec, a_first_format_snapshot_loads_with_anonymous_owners)
+{
+	struct zos_sessions_image back;
+	uint8_t                  *buf;
+	size_t                    len = pack_sessions_snapshot(0, 0, &buf);
+	char                      err[256];
+
+	cr_assert_eq(
+	    zos_codec_decode_sessions(buf, len, 3, &back, err, sizeof(err)), 0,
+	    "%s", err);
+	cr_assert_eq(back.count, 1);
+	cr_assert_str_eq(back.sessions[0].id, "0123456789abcdef");
+	cr_assert_eq(back.sessions[0].owner, ZOS_SESSION_OWNER_ANONYMOUS);
+	zos_sessions_image_finish(&back);
+	free(buf);
+
+	len = pack_sessions_snapshot(2, 1, &buf);
+	cr_assert_eq(
+	    zos_codec_decode_sessions(buf, len, 3, &back, err, sizeof(err)), 0,
+	    "%s", err);
+	cr_assert_eq(back.sessions[0].owner, 42);
+	zos_sessions_image_finish(&back);
+	free(buf);
+}
+
+Test(codec, an_unknown_format_or_owner_count_is_refused)
+{
+	struct zos_sessions_image back;
+	uint8_t                  *buf;
+	size_t                    len = pack_sessions_snapshot(3, 1, &buf);
+	char                      err[256];
+
+	cr_assert_eq(
+	    zos_codec_decode_sessions(buf, len, 3, &back, err, sizeof(err)),
+	    -1);
+	cr_assert(strstr(err, "format 3") != NULL, "%s", err);
+	cr_assert_eq(back.count, 0);
+	free(buf);
+	len = pack_sessions_snapshot(2, 2, &buf);
+	cr_assert_eq(
+	    zos_codec_decode_sessions(buf, len, 3, &back, err, sizeof(err)),
+	    -1);
+	cr_assert(strstr(err, "2 owners for 1 sessions") != NULL, "%s", err);
+	free(buf);
 }
 
 Test(codec, a_payload_under_another_number_is_a_sequence_mismatch)

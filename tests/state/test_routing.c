@@ -4,6 +4,7 @@
 #include <criterion/criterion.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,15 +60,36 @@ routing_fixture_fini(struct routing_fixture *f)
 }
 
 static void
-assert_route(const struct zos_routing *r, const char *task,
-    const char *primary, const char *fallback)
+assert_route(struct zos_routing *r, const char *task, const char *primary,
+    const char *fallback)
 {
-	const struct zos_route *route = zos_routing_route(r, task);
+	struct zos_route route;
 
-	cr_assert_not_null(route);
-	cr_assert_str_eq(route->primary_model, primary, "task %s", task);
-	cr_assert_str_eq(route->fallback_model, fallback, "task %s", task);
+	zos_routing_route(r, task, &route);
+	cr_assert_str_eq(route.primary_model, primary, "task %s", task);
+	cr_assert_str_eq(route.fallback_model, fallback, "task %s", task);
 }
+
+/* The task type of TASK's route (a static copy). */
+static const char *
+route_task(struct zos_routing *r, const char *task)
+{
+	static struct zos_route route;
+
+	zos_routing_route(r, task, &route);
+	return route.task_type;
+}
+
+/* A routes file whose routes name every model of the tests below:
+ * "zeta", "alpha", "mid", "m", "model-0" to "model-8". */
+#define TEST_MODELS            \
+	"t1 zeta alpha\n"      \
+	"t2 mid m\n"           \
+	"t3 model-0 model-1\n" \
+	"t4 model-2 model-3\n" \
+	"t5 model-4 model-5\n" \
+	"t6 model-6 model-7\n" \
+	"t7 model-8 model-8\n"
 
 Test(routing, builtin_routes_serve_the_known_task_types)
 {
@@ -83,12 +105,13 @@ Test(routing, builtin_routes_serve_the_known_task_types)
 	cr_assert_eq(zos_routing_route_count(f.r), 4);
 	/* Ordered by task type. */
 	for (size_t i = 1; i < zos_routing_route_count(f.r); i++) {
-		cr_assert_lt(
-		    strcmp(zos_routing_route_at(f.r, i - 1)->task_type,
-		        zos_routing_route_at(f.r, i)->task_type),
-		    0);
+		struct zos_route a, b;
+		cr_assert(zos_routing_route_at(f.r, i - 1, &a));
+		cr_assert(zos_routing_route_at(f.r, i, &b));
+		cr_assert_lt(strcmp(a.task_type, b.task_type), 0);
 	}
-	cr_assert_null(zos_routing_route_at(f.r, 4));
+	struct zos_route none;
+	cr_assert_not(zos_routing_route_at(f.r, 4, &none));
 	routing_fixture_fini(&f);
 }
 
@@ -101,8 +124,8 @@ Test(routing, unknown_task_type_gets_the_default_route)
 	    f.r, "no_such_task", "builtin:echo", "builtin:echo-small");
 	assert_route(f.r, "", "builtin:echo", "builtin:echo-small");
 	assert_route(f.r, NULL, "builtin:echo", "builtin:echo-small");
-	cr_assert_str_eq(zos_routing_route(f.r, "no_such_task")->task_type,
-	    ZOS_ROUTING_DEFAULT_TASK);
+	cr_assert_str_eq(
+	    route_task(f.r, "no_such_task"), ZOS_ROUTING_DEFAULT_TASK);
 	routing_fixture_fini(&f);
 }
 
@@ -231,7 +254,7 @@ Test(routing, metrics_are_recorded_exactly_and_sorted_by_model)
 	struct zos_model_metrics *m;
 	size_t                    n;
 
-	cr_assert_eq(routing_fixture_init(&f, NULL, 0), ZOS_ROUTING_OK);
+	cr_assert_eq(routing_fixture_init(&f, TEST_MODELS, 0), ZOS_ROUTING_OK);
 	cr_assert_eq(zos_routing_get_metrics(f.r, &m, &n), ZOS_ROUTING_OK);
 	cr_assert_eq(n, 0);
 	cr_assert_null(m);
@@ -270,20 +293,54 @@ Test(routing, metrics_are_recorded_exactly_and_sorted_by_model)
 	routing_fixture_fini(&f);
 }
 
-Test(routing, latency_total_saturates_instead_of_wrapping)
+Test(routing, a_latency_above_ten_minutes_is_invalid_and_not_recorded)
 {
 	struct routing_fixture    f;
 	struct zos_model_metrics *m;
 	size_t                    n;
 
-	cr_assert_eq(routing_fixture_init(&f, NULL, 0), ZOS_ROUTING_OK);
-	cr_assert_eq(
-	    zos_routing_record_outcome(f.r, "m", true, UINT64_MAX - 1, false),
+	cr_assert_eq(routing_fixture_init(&f, TEST_MODELS, 0), ZOS_ROUTING_OK);
+	cr_assert_eq(zos_routing_record_outcome(
+	                 f.r, "m", true, ZOS_ROUTING_LATENCY_MAX_MS, false),
 	    ZOS_ROUTING_OK);
-	cr_assert_eq(zos_routing_record_outcome(f.r, "m", true, 5, false),
+	const uint64_t bad[] = { ZOS_ROUTING_LATENCY_MAX_MS + 1,
+		1000000000000u, UINT64_MAX, (uint64_t) -1 /* a negative */ };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		cr_assert_eq(
+		    zos_routing_record_outcome(f.r, "m", true, bad[i], false),
+		    ZOS_ROUTING_INVALID_ARGUMENT, "%llu",
+		    (unsigned long long) bad[i]);
+	}
+	cr_assert_eq(zos_routing_get_metrics(f.r, &m, &n), ZOS_ROUTING_OK);
+	cr_assert_eq(n, 1);
+	cr_assert_eq(m[0].success_count, 1);
+	cr_assert_eq(m[0].total_latency_ms, ZOS_ROUTING_LATENCY_MAX_MS);
+	free(m);
+	routing_fixture_fini(&f);
+}
+
+Test(routing, junk_model_names_are_not_found_and_never_tracked)
+{
+	struct routing_fixture    f;
+	struct zos_model_metrics *m;
+	size_t                    n;
+	char                      name[32];
+
+	cr_assert_eq(routing_fixture_init(&f, NULL, 0), ZOS_ROUTING_OK);
+	for (int i = 0; i < 256; i++) {
+		snprintf(name, sizeof(name), "junk-%d", i);
+		cr_assert_eq(
+		    zos_routing_record_outcome(f.r, name, true, 1, false),
+		    ZOS_ROUTING_NOT_FOUND);
+	}
+	cr_assert_eq(zos_routing_get_metrics(f.r, &m, &n), ZOS_ROUTING_OK);
+	cr_assert_eq(n, 0);
+	/* The table's own models are still recorded. */
+	cr_assert_eq(zos_routing_record_outcome(
+	                 f.r, "builtin:echo-small", true, 1, false),
 	    ZOS_ROUTING_OK);
 	cr_assert_eq(zos_routing_get_metrics(f.r, &m, &n), ZOS_ROUTING_OK);
-	cr_assert_eq(m[0].total_latency_ms, UINT64_MAX);
+	cr_assert_eq(n, 1);
 	free(m);
 	routing_fixture_fini(&f);
 }
@@ -293,9 +350,14 @@ Test(routing, model_names_are_bounded_and_not_empty)
 	struct routing_fixture f;
 	char                   name[ZOS_ROUTING_NAME_MAX + 2];
 
-	cr_assert_eq(routing_fixture_init(&f, NULL, 0), ZOS_ROUTING_OK);
+	char text[2 * ZOS_ROUTING_NAME_MAX + 16];
+
 	memset(name, 'n', sizeof(name) - 1);
-	name[sizeof(name) - 1] = '\0';
+	name[ZOS_ROUTING_NAME_MAX] = '\0';
+	snprintf(text, sizeof(text), "t %s m\n", name);
+	cr_assert_eq(routing_fixture_init(&f, text, 0), ZOS_ROUTING_OK);
+	name[ZOS_ROUTING_NAME_MAX] = 'n';
+	name[sizeof(name) - 1]     = '\0';
 	cr_assert_eq(zos_routing_record_outcome(f.r, name, true, 1, false),
 	    ZOS_ROUTING_INVALID_ARGUMENT);
 	name[ZOS_ROUTING_NAME_MAX] = '\0';
@@ -315,7 +377,7 @@ Test(routing, models_beyond_the_bound_are_resource_exhausted)
 	size_t                    n;
 	char                      name[32];
 
-	cr_assert_eq(routing_fixture_init(&f, NULL, 8), ZOS_ROUTING_OK);
+	cr_assert_eq(routing_fixture_init(&f, TEST_MODELS, 8), ZOS_ROUTING_OK);
 	for (int i = 0; i < 8; i++) {
 		snprintf(name, sizeof(name), "model-%d", 7 - i);
 		cr_assert_eq(
@@ -340,20 +402,39 @@ Test(routing, models_beyond_the_bound_are_resource_exhausted)
 	routing_fixture_fini(&f);
 }
 
-Test(routing, default_model_bound_is_256)
+Test(routing, the_default_model_bound_holds_every_model_of_a_full_table)
 {
 	struct routing_fixture f;
+	char                  *text = malloc(ZOS_ROUTING_MAX_ROUTES * 40);
+	size_t                 used = 0;
 	char                   name[32];
 
-	cr_assert_eq(routing_fixture_init(&f, NULL, 0), ZOS_ROUTING_OK);
-	for (int i = 0; i < ZOS_ROUTING_DEFAULT_MAX_MODELS; i++) {
-		snprintf(name, sizeof(name), "m%d", i);
+	cr_assert_not_null(text);
+	/* Every route, the built-in ones too, with two models of its own. */
+	const char *builtins[] = { "proof_feedback", "hint", "grading",
+		"default" };
+	for (int i = 0; i < ZOS_ROUTING_MAX_ROUTES; i++) {
+		if (i < 4) {
+			used += (size_t) sprintf(
+			    text + used, "%s p%d f%d\n", builtins[i], i, i);
+		} else {
+			used += (size_t) sprintf(
+			    text + used, "t%d p%d f%d\n", i, i, i);
+		}
+	}
+	cr_assert_eq(
+	    routing_fixture_init(&f, text, 0), ZOS_ROUTING_OK, "%s", f.error);
+	free(text);
+	for (int i = 0; i < ZOS_ROUTING_MAX_ROUTES; i++) {
+		snprintf(name, sizeof(name), "p%d", i);
+		cr_assert_eq(
+		    zos_routing_record_outcome(f.r, name, true, 1, false),
+		    ZOS_ROUTING_OK);
+		snprintf(name, sizeof(name), "f%d", i);
 		cr_assert_eq(
 		    zos_routing_record_outcome(f.r, name, true, 1, false),
 		    ZOS_ROUTING_OK);
 	}
-	cr_assert_eq(zos_routing_record_outcome(f.r, "extra", true, 1, false),
-	    ZOS_ROUTING_RESOURCE_EXHAUSTED);
 	routing_fixture_fini(&f);
 }
 
@@ -422,7 +503,7 @@ Test(routing, concurrent_outcomes_are_all_counted)
 	uint64_t                  successes[RT_MODELS] = { 0 };
 	uint64_t                  fallbacks[RT_MODELS] = { 0 };
 
-	cr_assert_eq(routing_fixture_init(&f, NULL, 0), ZOS_ROUTING_OK);
+	cr_assert_eq(routing_fixture_init(&f, TEST_MODELS, 0), ZOS_ROUTING_OK);
 	for (int t = 0; t < RT_THREADS; t++) {
 		args[t] = (struct rt_arg) { .r = f.r, .index = t };
 		cr_assert_eq(
@@ -467,7 +548,7 @@ Test(routing, recording_while_holding_a_higher_rank_aborts, .signal = SIGABRT)
 	struct routing_fixture f;
 	struct zos_lock        cache;
 
-	cr_assert_eq(routing_fixture_init(&f, NULL, 0), ZOS_ROUTING_OK);
+	cr_assert_eq(routing_fixture_init(&f, TEST_MODELS, 0), ZOS_ROUTING_OK);
 	cr_assert_eq(zos_lock_init(&cache, ZOS_RANK_RESPONSE_CACHE,
 	                 "response_cache", &f.domain),
 	    0);
@@ -508,8 +589,7 @@ Test(routing, set_primary_replaces_a_route_or_adds_a_task)
 	    ZOS_ROUTING_OK);
 	assert_route(
 	    f.r, "translate", "tcp://127.0.0.1:7500", "builtin:echo-small");
-	cr_assert_str_eq(
-	    zos_routing_route(f.r, "translate")->task_type, "translate");
+	cr_assert_str_eq(route_task(f.r, "translate"), "translate");
 	/* Everything else is as before, the default route included. */
 	assert_route(
 	    f.r, "unknown-task", "builtin:echo", "builtin:echo-small");
@@ -525,5 +605,128 @@ Test(routing, set_primary_replaces_a_route_or_adds_a_task)
 	cr_assert_eq(
 	    zos_routing_set_primary(f.r, "", "m", f.error, sizeof(f.error)),
 	    ZOS_ROUTING_INVALID_ARGUMENT);
+	routing_fixture_fini(&f);
+}
+
+/* Replaces the file at F->path with TEXT (same name). */
+static void
+rewrite_routes(struct routing_fixture *f, const char *text)
+{
+	FILE *file = fopen(f->path, "w");
+
+	cr_assert_not_null(file);
+	cr_assert_eq(fputs(text, file) >= 0, true);
+	cr_assert_eq(fclose(file), 0);
+}
+
+Test(routing, reload_swaps_the_table_keeps_overrides_and_prunes_metrics)
+{
+	struct routing_fixture    f;
+	struct zos_model_metrics *m;
+	size_t                    n;
+
+	memset(&f, 0, sizeof(f));
+	zos_lock_domain_init(&f.domain, true, NULL, NULL);
+	write_routes(&f, "hint a1 a2\n");
+	cr_assert_eq(zos_routing_create(
+	                 &f.r, &f.domain, f.path, 0, f.error, sizeof(f.error)),
+	    ZOS_ROUTING_OK, "%s", f.error);
+	cr_assert_str_eq(zos_routing_path(f.r), f.path);
+	cr_assert_eq(zos_routing_set_primary(f.r, "grading", "tcp://x:1",
+	                 f.error, sizeof(f.error)),
+	    ZOS_ROUTING_OK);
+	cr_assert_eq(zos_routing_record_outcome(f.r, "a1", true, 5, false),
+	    ZOS_ROUTING_OK);
+	cr_assert_eq(zos_routing_record_outcome(f.r, "a2", true, 5, false),
+	    ZOS_ROUTING_OK);
+
+	rewrite_routes(&f, "hint a1 b2\nsummary s1 s2\n");
+	cr_assert_eq(zos_routing_reload(f.r, f.error, sizeof(f.error)),
+	    ZOS_ROUTING_OK, "%s", f.error);
+	assert_route(f.r, "hint", "a1", "b2");
+	assert_route(f.r, "summary", "s1", "s2");
+	assert_route(f.r, "grading", "tcp://x:1", "builtin:echo");
+	/* a2 left the table: its metrics went, and it is NOT_FOUND now. */
+	cr_assert_eq(zos_routing_get_metrics(f.r, &m, &n), ZOS_ROUTING_OK);
+	cr_assert_eq(n, 1);
+	cr_assert_str_eq(m[0].model, "a1");
+	cr_assert_eq(m[0].success_count, 1);
+	free(m);
+	cr_assert_eq(zos_routing_record_outcome(f.r, "a2", true, 5, false),
+	    ZOS_ROUTING_NOT_FOUND);
+	cr_assert_eq(zos_routing_record_outcome(f.r, "s2", true, 5, false),
+	    ZOS_ROUTING_OK);
+
+	/* A bad file keeps the table that works. */
+	rewrite_routes(&f, "hint only-two\n");
+	cr_assert_eq(zos_routing_reload(f.r, f.error, sizeof(f.error)),
+	    ZOS_ROUTING_INVALID_ARGUMENT);
+	cr_assert(strstr(f.error, ":1:") != NULL, "%s", f.error);
+	assert_route(f.r, "hint", "a1", "b2");
+	unlink(f.path);
+	cr_assert_eq(zos_routing_reload(f.r, f.error, sizeof(f.error)),
+	    ZOS_ROUTING_NOT_FOUND);
+	assert_route(f.r, "summary", "s1", "s2");
+	routing_fixture_fini(&f);
+}
+
+/* Readers route and record while another thread reloads: every route
+ * read is one of the two tables whole, never a mix. */
+struct reload_arg {
+	struct zos_routing *r;
+	atomic_bool         stop;
+	bool                failed;
+};
+
+static void *
+reload_reader(void *p)
+{
+	struct reload_arg *a = p;
+	struct zos_route   route;
+
+	for (int i = 0; i < 200000 && !atomic_load(&a->stop); i++) {
+		zos_routing_route(a->r, "hint", &route);
+		if (!((strcmp(route.primary_model, "x1") == 0 &&
+		          strcmp(route.fallback_model, "x2") == 0) ||
+		        (strcmp(route.primary_model, "y1") == 0 &&
+		            strcmp(route.fallback_model, "y2") == 0))) {
+			a->failed = true;
+		}
+		zos_routing_record_outcome(a->r, route.primary_model, true, 1,
+		    false); /* NOT_FOUND when a reload came between */
+	}
+	return NULL;
+}
+
+Test(routing, reloads_under_concurrent_readers_are_atomic)
+{
+	struct routing_fixture f;
+	struct reload_arg      a = { 0 };
+	pthread_t              tid[2];
+
+	cr_assert_eq(routing_fixture_init(&f, "hint x1 x2\n", 0),
+	    ZOS_ROUTING_OK, "%s", f.error);
+	write_routes(&f, "hint x1 x2\n");
+	zos_routing_destroy(f.r);
+	cr_assert_eq(zos_routing_create(
+	                 &f.r, &f.domain, f.path, 0, f.error, sizeof(f.error)),
+	    ZOS_ROUTING_OK);
+	a.r = f.r;
+	for (int t = 0; t < 2; t++) {
+		cr_assert_eq(
+		    pthread_create(&tid[t], NULL, reload_reader, &a), 0);
+	}
+	for (int i = 0; i < 200; i++) {
+		rewrite_routes(
+		    &f, i % 2 == 0 ? "hint y1 y2\n" : "hint x1 x2\n");
+		cr_assert_eq(zos_routing_reload(f.r, f.error, sizeof(f.error)),
+		    ZOS_ROUTING_OK, "%s", f.error);
+	}
+	atomic_store(&a.stop, true);
+	for (int t = 0; t < 2; t++) {
+		cr_assert_eq(pthread_join(tid[t], NULL), 0);
+	}
+	cr_assert_not(a.failed);
+	unlink(f.path);
 	routing_fixture_fini(&f);
 }

@@ -756,8 +756,7 @@ Test(sessions, restore_rebuilds_the_table_and_new_ids_never_collide)
 	image_of(&f, 5, &image);
 	sessions_fixture_fini(&f);
 
-	/* Two tables from one image continue the same way: the same id
-	 * key and the same next serial give the same serial half. */
+	/* Two tables from one image. */
 	sessions_fixture_init(&g, 0);
 	sessions_fixture_init(&h, 0);
 	cr_assert_eq(zos_sessions_restore(g.s, &image, err, sizeof(err)),
@@ -783,10 +782,11 @@ Test(sessions, restore_rebuilds_the_table_and_new_ids_never_collide)
 
 	cr_assert_eq(zos_sessions_start(g.s, "q", &fresh_g), ZOS_SESSION_OK);
 	cr_assert_eq(zos_sessions_start(h.s, "q", &fresh_h), ZOS_SESSION_OK);
-	cr_assert_str_eq(fresh_g.id + 8, fresh_h.id + 8);
+	/* Ids are random now: two tables restored alike still differ. */
+	cr_assert_str_neq(fresh_g.id, fresh_h.id);
 	for (size_t i = 0; i < image.count; i++) {
-		cr_assert_str_neq(fresh_g.id + 8, image.sessions[i].id + 8,
-		    "serial half of session %zu reused", i);
+		cr_assert_str_neq(fresh_g.id, image.sessions[i].id,
+		    "id of session %zu reused", i);
 	}
 	cr_assert_eq(zos_sessions_seq(g.s), image.seq + 1);
 	/* It grows past what was restored, up to the bound. */
@@ -811,7 +811,7 @@ spoil_repeat_id(struct zos_sessions_image *image)
 static void
 spoil_upper_id(struct zos_sessions_image *image)
 {
-	memcpy(image->sessions[2].id, "ABCDEF0123456789",
+	memcpy(image->sessions[2].id, "ABCDEF0123456789ABCDEF0123456789",
 	    sizeof(image->sessions[2].id));
 }
 
@@ -961,5 +961,321 @@ Test(sessions, an_empty_image_restores_an_empty_table)
 	cr_assert_eq(zos_sessions_seq(f.s), 7);
 	cr_assert_eq(zos_sessions_start(f.s, "p", &out), ZOS_SESSION_OK);
 	cr_assert_eq(zos_sessions_seq(f.s), 8);
+	sessions_fixture_fini(&f);
+}
+
+/* The injectable clock: a number the test moves. */
+static int64_t
+fake_clock(void *arg)
+{
+	return *(const int64_t *) arg;
+}
+
+static void
+lifecycle_init(struct sessions_fixture *f, size_t max, int64_t ttl_ms,
+    size_t per_owner, int64_t *now)
+{
+	sessions_fixture_init(f, max);
+	cr_assert_eq(
+	    zos_sessions_configure(f->s, ttl_ms, per_owner, fake_clock, now),
+	    ZOS_SESSION_OK);
+}
+
+Test(sessions, ids_are_32_hex_digits_of_which_every_bit_varies)
+{
+	struct sessions_fixture f;
+	enum { N = 2000 };
+	static char        ids[N][ZOS_SESSION_ID_LEN + 1];
+	struct zos_session sess;
+	uint8_t            ones[16] = { 0 }, zeros[16] = { 0 };
+
+	sessions_fixture_init(&f, N);
+	for (int i = 0; i < N; i++) {
+		cr_assert_eq(
+		    zos_sessions_start(f.s, "p", &sess), ZOS_SESSION_OK);
+		cr_assert_eq(strlen(sess.id), 32, "%s", sess.id);
+		cr_assert_eq(strspn(sess.id, "0123456789abcdef"), 32);
+		memcpy(ids[i], sess.id, sizeof(ids[i]));
+		/* Every one of the 128 bits must be seen both ways. */
+		for (int b = 0; b < 16; b++) {
+			unsigned v;
+			sscanf(sess.id + 2 * b, "%2x", &v);
+			ones[b] |= (uint8_t) v;
+			zeros[b] |= (uint8_t) ~v;
+		}
+	}
+	for (int b = 0; b < 16; b++) {
+		cr_assert_eq(ones[b], 0xff, "byte %d", b);
+		cr_assert_eq(zeros[b], 0xff, "byte %d", b);
+	}
+	qsort(ids, N, sizeof(ids[0]),
+	    (int (*)(const void *, const void *)) strcmp);
+	for (int i = 1; i < N; i++) {
+		cr_assert_str_neq(ids[i - 1], ids[i]);
+	}
+	sessions_fixture_fini(&f);
+}
+
+Test(sessions, a_finished_session_expires_after_the_ttl_an_active_one_never)
+{
+	struct sessions_fixture f;
+	struct zos_session      solved, abandoned, active, got;
+	struct zos_session_page page;
+	uint64_t                counts[ZOS_PROOF_STATE_COUNT];
+	int64_t                 now = 1700000000000;
+
+	lifecycle_init(&f, 0, 60000, 0, &now);
+	cr_assert_eq(zos_sessions_start(f.s, "a", &solved), ZOS_SESSION_OK);
+	cr_assert_eq(zos_sessions_start(f.s, "b", &abandoned), ZOS_SESSION_OK);
+	cr_assert_eq(zos_sessions_start(f.s, "c", &active), ZOS_SESSION_OK);
+	drive_to(f.s, solved.id, ZOS_PROOF_SOLVED);
+	drive_to(f.s, abandoned.id, ZOS_PROOF_ABANDONED);
+	drive_to(f.s, active.id, ZOS_PROOF_FEEDBACK_READY);
+
+	now += 59999; /* one ms short of the TTL */
+	cr_assert_eq(zos_sessions_get(f.s, solved.id, &got), ZOS_SESSION_OK);
+	cr_assert_eq(zos_sessions_expire(f.s, 0), 0);
+	now += 1;
+	cr_assert_eq(
+	    zos_sessions_get(f.s, solved.id, &got), ZOS_SESSION_NOT_FOUND);
+	cr_assert_eq(
+	    zos_sessions_get(f.s, abandoned.id, &got), ZOS_SESSION_NOT_FOUND);
+	cr_assert_eq(
+	    zos_sessions_reset(f.s, solved.id, &got), ZOS_SESSION_NOT_FOUND);
+	cr_assert_eq(zos_sessions_list(f.s, 0, NULL, &page), ZOS_SESSION_OK);
+	cr_assert_eq(page.count, 1);
+	cr_assert_str_eq(page.sessions[0].id, active.id);
+	zos_session_page_finish(&page);
+	uint64_t seq = zos_sessions_seq(f.s);
+	cr_assert_eq(zos_sessions_expire(f.s, 0), 2);
+	cr_assert_eq(zos_sessions_seq(f.s), seq + 1, "a removal is a change");
+	cr_assert_eq(zos_sessions_count_by_state(f.s, counts), 1);
+	cr_assert_eq(counts[ZOS_PROOF_SOLVED], 0);
+	cr_assert_eq(counts[ZOS_PROOF_ABANDONED], 0);
+
+	/* Years later the active one is still there. */
+	now += 10LL * 365 * 24 * 3600 * 1000;
+	cr_assert_eq(zos_sessions_expire(f.s, 0), 0);
+	cr_assert_eq(zos_sessions_get(f.s, active.id, &got), ZOS_SESSION_OK);
+	sessions_fixture_fini(&f);
+}
+
+Test(sessions, a_reset_takes_a_finished_session_off_the_expiry_list)
+{
+	struct sessions_fixture f;
+	struct zos_session      a, got;
+	int64_t                 now = 1700000000000;
+
+	lifecycle_init(&f, 0, 1000, 0, &now);
+	cr_assert_eq(zos_sessions_start(f.s, "a", &a), ZOS_SESSION_OK);
+	drive_to(f.s, a.id, ZOS_PROOF_SOLVED);
+	now += 500;
+	cr_assert_eq(zos_sessions_reset(f.s, a.id, &got), ZOS_SESSION_OK);
+	now += 5000;
+	cr_assert_eq(zos_sessions_expire(f.s, 0), 0);
+	cr_assert_eq(zos_sessions_get(f.s, a.id, &got), ZOS_SESSION_OK);
+	/* Abandoned again, it expires from its new finishing time. */
+	drive_to(f.s, a.id, ZOS_PROOF_ABANDONED);
+	now += 999;
+	cr_assert_eq(zos_sessions_expire(f.s, 0), 0);
+	now += 1;
+	cr_assert_eq(zos_sessions_expire(f.s, 0), 1);
+	sessions_fixture_fini(&f);
+}
+
+Test(sessions, a_sweep_removes_a_bounded_batch_and_start_sweeps_first)
+{
+	struct sessions_fixture f;
+	enum { N = 600 };
+	struct zos_session sess;
+	uint64_t           counts[ZOS_PROOF_STATE_COUNT];
+	int64_t            now = 1700000000000;
+
+	lifecycle_init(&f, N, 1000, 0, &now);
+	for (int i = 0; i < N; i++) {
+		cr_assert_eq(
+		    zos_sessions_start(f.s, "p", &sess), ZOS_SESSION_OK);
+		drive_to(f.s, sess.id, ZOS_PROOF_ABANDONED);
+	}
+	cr_assert_eq(zos_sessions_start(f.s, "p", &sess),
+	    ZOS_SESSION_RESOURCE_EXHAUSTED, "full, nothing expired yet");
+	now += 1000;
+	cr_assert_eq(zos_sessions_expire(f.s, 10), 10);
+	cr_assert_eq(zos_sessions_count_by_state(f.s, counts), N - 10);
+	cr_assert_eq(zos_sessions_expire(f.s, 100000), ZOS_SESSIONS_SWEEP_MAX);
+	/* A full table of expired sessions is not full: start sweeps. */
+	for (int i = 0; i < N; i++) {
+		cr_assert_eq(zos_sessions_start(f.s, "q", &sess),
+		    ZOS_SESSION_OK, "start %d", i);
+	}
+	cr_assert_eq(zos_sessions_count_by_state(f.s, counts), N);
+	cr_assert_eq(counts[ZOS_PROOF_AWAITING_SOLUTION], N);
+	cr_assert_eq(zos_sessions_start(f.s, "p", &sess),
+	    ZOS_SESSION_RESOURCE_EXHAUSTED);
+	sessions_fixture_fini(&f);
+}
+
+Test(sessions, removal_keeps_every_other_session_findable_and_listed_once)
+{
+	struct sessions_fixture f;
+	enum { N = 1000 };
+	static struct zos_session all[N];
+	struct zos_session        got;
+	struct zos_session_page   page;
+	char                      token[ZOS_SESSION_ID_LEN + 1] = "";
+	size_t                    seen                          = 0;
+	int64_t                   now = 1700000000000;
+
+	/* A small table, so that the index is crowded and removals shift
+	 * long probe runs. */
+	lifecycle_init(&f, N, 1000, 0, &now);
+	for (int i = 0; i < N; i++) {
+		cr_assert_eq(
+		    zos_sessions_start(f.s, "p", &all[i]), ZOS_SESSION_OK);
+		if (i % 3 != 0) {
+			drive_to(f.s, all[i].id, ZOS_PROOF_ABANDONED);
+		}
+	}
+	now += 1000;
+	while (zos_sessions_expire(f.s, 0) > 0) { }
+	for (int i = 0; i < N; i++) {
+		cr_assert_eq(zos_sessions_get(f.s, all[i].id, &got),
+		    i % 3 == 0 ? ZOS_SESSION_OK : ZOS_SESSION_NOT_FOUND,
+		    "session %d", i);
+	}
+	/* New sessions take the freed slots; every live one is listed
+	 * exactly once. */
+	for (int i = 0; i < N; i++) {
+		if (i % 3 != 0) {
+			cr_assert_eq(zos_sessions_start(f.s, "n", &all[i]),
+			    ZOS_SESSION_OK);
+		}
+	}
+	for (int pages = 0; pages < 100; pages++) {
+		cr_assert_eq(
+		    zos_sessions_list(f.s, 64, token, &page), ZOS_SESSION_OK);
+		seen += page.count;
+		cr_assert_eq(page.total, N);
+		memcpy(token, page.next_page_token, sizeof(token));
+		zos_session_page_finish(&page);
+		if (token[0] == '\0') {
+			break;
+		}
+	}
+	cr_assert_eq(seen, N);
+	for (int i = 0; i < N; i++) {
+		cr_assert_eq(zos_sessions_get(f.s, all[i].id, &got),
+		    ZOS_SESSION_OK, "session %d", i);
+	}
+	sessions_fixture_fini(&f);
+}
+
+Test(sessions, an_owner_holds_at_most_its_cap_and_others_are_not_affected)
+{
+	struct sessions_fixture f;
+	struct zos_session      sess, first;
+	int64_t                 now = 1700000000000;
+
+	lifecycle_init(&f, 100, 1000, 3, &now);
+	cr_assert_eq(zos_sessions_max_per_owner(f.s), 3);
+	for (int i = 0; i < 3; i++) {
+		cr_assert_eq(zos_sessions_start_owned(f.s, "p", 7, &sess),
+		    ZOS_SESSION_OK);
+		if (i == 0) {
+			first = sess;
+		}
+	}
+	cr_assert_eq(zos_sessions_start_owned(f.s, "p", 7, &sess),
+	    ZOS_SESSION_OWNER_LIMIT);
+	cr_assert_eq(
+	    zos_sessions_start_owned(f.s, "p", 8, &sess), ZOS_SESSION_OK);
+	cr_assert_eq(zos_sessions_start(f.s, "p", &sess), ZOS_SESSION_OK);
+	/* A finished session still counts until it expires. */
+	drive_to(f.s, first.id, ZOS_PROOF_SOLVED);
+	cr_assert_eq(zos_sessions_start_owned(f.s, "p", 7, &sess),
+	    ZOS_SESSION_OWNER_LIMIT);
+	now += 1000;
+	cr_assert_eq(zos_sessions_start_owned(f.s, "p", 7, &sess),
+	    ZOS_SESSION_OK, "the expired one made room");
+	sessions_fixture_fini(&f);
+}
+
+Test(sessions, owners_and_the_expiry_order_survive_a_restore)
+{
+	struct sessions_fixture   f, g;
+	struct zos_sessions_image image;
+	struct zos_session        a, b, c, sess;
+	char                      err[256];
+	int64_t                   now = 1700000000000;
+
+	lifecycle_init(&f, 100, 1000, 2, &now);
+	cr_assert_eq(
+	    zos_sessions_start_owned(f.s, "p", 5, &a), ZOS_SESSION_OK);
+	cr_assert_eq(
+	    zos_sessions_start_owned(f.s, "p", 5, &b), ZOS_SESSION_OK);
+	cr_assert_eq(
+	    zos_sessions_start_owned(f.s, "p", 6, &c), ZOS_SESSION_OK);
+	/* b finishes before a: b expires first. */
+	drive_to(f.s, b.id, ZOS_PROOF_ABANDONED);
+	now += 500;
+	drive_to(f.s, a.id, ZOS_PROOF_ABANDONED);
+	cr_assert_eq(zos_sessions_snapshot(f.s, &image), ZOS_SESSION_OK);
+	sessions_fixture_fini(&f);
+	cr_assert_eq(image.sessions[0].owner, 5);
+
+	lifecycle_init(&g, 100, 1000, 2, &now);
+	cr_assert_eq(zos_sessions_restore(g.s, &image, err, sizeof(err)),
+	    ZOS_SESSION_OK, "%s", err);
+	cr_assert_eq(zos_sessions_start_owned(g.s, "p", 5, &sess),
+	    ZOS_SESSION_OWNER_LIMIT);
+	now += 500; /* b's TTL is up, a's is not */
+	cr_assert_eq(zos_sessions_expire(g.s, 1), 1);
+	cr_assert_eq(
+	    zos_sessions_get(g.s, b.id, &sess), ZOS_SESSION_NOT_FOUND);
+	cr_assert_eq(zos_sessions_get(g.s, a.id, &sess), ZOS_SESSION_OK);
+	cr_assert_eq(
+	    zos_sessions_start_owned(g.s, "p", 5, &sess), ZOS_SESSION_OK);
+	sessions_fixture_fini(&g);
+	zos_sessions_image_finish(&image);
+}
+
+Test(sessions, configure_refuses_a_negative_ttl)
+{
+	struct sessions_fixture f;
+
+	sessions_fixture_init(&f, 0);
+	cr_assert_eq(zos_sessions_configure(f.s, -1, 0, NULL, NULL),
+	    ZOS_SESSION_INVALID_ARGUMENT);
+	sessions_fixture_fini(&f);
+}
+
+Test(sessions, ids_of_earlier_versions_still_restore_and_resolve)
+{
+	struct sessions_fixture   f;
+	struct zos_session        old   = { .state = ZOS_PROOF_ANALYZING,
+		         .version                  = 2 };
+	struct zos_sessions_image image = {
+		.seq = 2, .sessions = &old, .count = 1
+	};
+	struct zos_session got;
+	char               err[256];
+
+	snprintf(old.id, sizeof(old.id), "0123456789abcdef");
+	snprintf(old.problem_id, sizeof(old.problem_id), "p");
+	sessions_fixture_init(&f, 0);
+	cr_assert_eq(zos_sessions_restore(f.s, &image, err, sizeof(err)),
+	    ZOS_SESSION_OK, "%s", err);
+	cr_assert_eq(
+	    zos_sessions_get(f.s, "0123456789abcdef", &got), ZOS_SESSION_OK);
+	cr_assert_eq(got.owner, ZOS_SESSION_OWNER_ANONYMOUS);
+	cr_assert_eq(zos_sessions_transition(f.s, "0123456789abcdef",
+	                 ZOS_PROOF_FEEDBACK_READY, 2, &got),
+	    ZOS_SESSION_OK);
+	/* Neither a 17- nor a 31-digit id is one. */
+	cr_assert_eq(zos_sessions_get(f.s, "0123456789abcdef0", &got),
+	    ZOS_SESSION_NOT_FOUND);
+	cr_assert_eq(
+	    zos_sessions_get(f.s, "0123456789abcdef0123456789abcde", &got),
+	    ZOS_SESSION_NOT_FOUND);
 	sessions_fixture_fini(&f);
 }

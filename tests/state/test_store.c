@@ -916,3 +916,146 @@ Test(store, the_state_refuses_sessions_that_do_not_fit_its_bound)
 	cr_assert_not_null(state, "%s", err);
 	zos_state_destroy(state);
 }
+
+/* The mode bits of PATH. */
+static unsigned
+mode_of(const char *path)
+{
+	struct stat st;
+
+	cr_assert_eq(stat(path, &st), 0, "%s: %s", path, strerror(errno));
+	return (unsigned) (st.st_mode & 07777);
+}
+
+Test(store, the_directory_is_0700_and_every_file_0600)
+{
+	char path[256];
+
+	umask(0); /* what the store asks for is all there is */
+	make_data(NULL);
+	cr_assert_eq(
+	    mode_of(fx.dir), 0700, "%s: %04o", fx.dir, mode_of(fx.dir));
+	const char *files[] = { "LOCK", "skills.snap", "sessions.snap" };
+	for (size_t i = 0; i < 3; i++) {
+		path_in(path, sizeof(path), files[i]);
+		cr_assert_eq(
+		    mode_of(path), 0600, "%s: %04o", path, mode_of(path));
+	}
+	umask(022);
+}
+
+Test(store, an_open_directory_is_narrowed_to_0700_with_a_warning)
+{
+	struct zos_store *store;
+	char              path[256];
+
+	cr_assert_eq(mkdir(fx.dir, 0755), 0);
+	cr_assert_eq(chmod(fx.dir, 0775), 0);
+	path_in(path, sizeof(path), "LOCK");
+	spit(path, "", 0);
+	cr_assert_eq(chmod(path, 0644), 0);
+	store = open_ok(fx.dir);
+	cr_assert_eq(mode_of(fx.dir), 0700);
+	cr_assert_eq(mode_of(path), 0600);
+	cr_assert(strstr(fx.log, "had mode 0775") != NULL, "%s", fx.log);
+	zos_store_close(store);
+}
+
+/* The sessions' clock in the TTL test below. */
+static int64_t
+store_test_clock(void *arg)
+{
+	return *(const int64_t *) arg;
+}
+
+static struct zos_state *
+state_with_clock(int64_t *now)
+{
+	struct zos_state_config config = {
+		.abort_on_violation = true,
+		.data_dir           = fx.dir,
+		.log                = test_log,
+		.session_ttl_ms     = 3600 * 1000,
+		.clock              = store_test_clock,
+		.clock_arg          = now,
+	};
+	struct zos_state *state;
+	char              err[512];
+
+	state = zos_state_create(&config, err, sizeof(err));
+	cr_assert_not_null(state, "%s", err);
+	return state;
+}
+
+Test(store, an_expired_session_is_not_found_and_gone_after_a_restart)
+{
+	struct zos_state  *state;
+	struct zos_session done, active, got;
+	uint64_t           counts[ZOS_PROOF_STATE_COUNT];
+	int64_t            now = 1700000000000;
+	char               err[256];
+
+	state = state_with_clock(&now);
+	cr_assert_eq(zos_sessions_start(state->sessions, "done", &done),
+	    ZOS_SESSION_OK);
+	cr_assert_eq(zos_sessions_start(state->sessions, "active", &active),
+	    ZOS_SESSION_OK);
+	cr_assert_eq(zos_sessions_transition(state->sessions, done.id,
+	                 ZOS_PROOF_ABANDONED, 0, NULL),
+	    ZOS_SESSION_OK);
+	cr_assert_eq(zos_store_commit_wait(state->store, ZOS_STORE_SESSIONS,
+	                 zos_sessions_seq(state->sessions), err, sizeof(err)),
+	    0, "%s", err);
+	now += 3600 * 1000;
+	cr_assert_eq(zos_sessions_get(state->sessions, done.id, &got),
+	    ZOS_SESSION_NOT_FOUND);
+	cr_assert_eq(zos_state_expire_sessions(state), 1);
+	/* The sweep asked for the write; closing writes what was asked. */
+	zos_state_destroy(state);
+
+	/* Restarted years later, on the real clock's side of things. */
+	now += 10LL * 365 * 24 * 3600 * 1000;
+	state = state_with_clock(&now);
+	cr_assert_eq(zos_sessions_count_by_state(state->sessions, counts), 1,
+	    "the expired session is not in the store");
+	cr_assert_eq(zos_sessions_get(state->sessions, done.id, &got),
+	    ZOS_SESSION_NOT_FOUND);
+	cr_assert_eq(zos_sessions_get(state->sessions, active.id, &got),
+	    ZOS_SESSION_OK);
+	cr_assert_eq(zos_state_expire_sessions(state), 0);
+	zos_state_destroy(state);
+}
+
+Test(store, an_owners_cap_holds_across_a_restart)
+{
+	struct zos_state_config config = {
+		.abort_on_violation     = true,
+		.data_dir               = fx.dir,
+		.max_sessions_per_owner = 2,
+	};
+	struct zos_state  *state;
+	struct zos_session s;
+	char               err[512];
+
+	state = zos_state_create(&config, err, sizeof(err));
+	cr_assert_not_null(state, "%s", err);
+	for (int i = 0; i < 2; i++) {
+		cr_assert_eq(zos_sessions_start_owned(
+		                 state->sessions, "p", 0xfeedu, &s),
+		    ZOS_SESSION_OK);
+	}
+	cr_assert_eq(zos_store_commit_wait(state->store, ZOS_STORE_SESSIONS,
+	                 zos_sessions_seq(state->sessions), err, sizeof(err)),
+	    0, "%s", err);
+	zos_state_destroy(state);
+
+	state = zos_state_create(&config, err, sizeof(err));
+	cr_assert_not_null(state, "%s", err);
+	cr_assert_eq(
+	    zos_sessions_start_owned(state->sessions, "p", 0xfeedu, &s),
+	    ZOS_SESSION_OWNER_LIMIT, "the owner's two sessions were kept");
+	cr_assert_eq(
+	    zos_sessions_start_owned(state->sessions, "p", 0xbeefu, &s),
+	    ZOS_SESSION_OK);
+	zos_state_destroy(state);
+}

@@ -130,7 +130,8 @@ stress_worker(void *arg)
 			break;
 		case 5: {
 			bool ok = (r & 1) != 0;
-			if (zos_routing_record_outcome(st->routing, "m", ok, 3,
+			if (zos_routing_record_outcome(st->routing,
+			        "builtin:echo", ok, 3,
 			        false) == ZOS_ROUTING_OK) {
 				atomic_fetch_add(&sh->outcomes, 1);
 				atomic_fetch_add(

@@ -628,10 +628,11 @@ Test(zosctl, call_reaches_every_method_zosd_serves)
 		{ "/zos.v1.Routing/Route", "{\"taskType\": \"hint\"}",
 		    "/primaryModel", NULL },
 		{ "/zos.v1.Routing/RecordOutcome",
-		    "{\"model\": \"m1\", \"success\": true, \"latencyMs\": 5}",
+		    "{\"model\": \"builtin:echo\", \"success\": true, "
+		    "\"latencyMs\": 5}",
 		    NULL, NULL },
 		{ "/zos.v1.Routing/GetMetrics", "{}", "/models/0/model",
-		    "m1" },
+		    "builtin:echo" },
 		{ "/zos.v1.Cache/Store",
 		    "{\"model\": \"m\", \"prompt\": \"p\", \"response\": "
 		    "\"r\"}",

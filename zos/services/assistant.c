@@ -292,8 +292,7 @@ static zrpc_status
 assistant_answer(zrpc_call *call, const struct zos_services *services,
     const Zos__V1__CompleteRequest *request, Zos__V1__CompleteResponse *reply)
 {
-	const struct zos_route *route =
-	    zos_routing_route(services->state->routing, request->task_type);
+	struct zos_route     route;
 	struct assistant_try primary = {
 		.services = services, .call = call, .tries = 2
 	};
@@ -302,21 +301,26 @@ assistant_answer(zrpc_call *call, const struct zos_services *services,
 		   .fallback                           = true,
 		   .tries                              = 1 };
 	struct assistant_try   *used     = &primary;
-	const char             *model    = route->primary_model;
+	const char             *model;
 	struct assistant_answer a;
 	bool                    cached;
 	zrpc_status             status;
+
+	/* A copy: a reload may replace the table while the models work. */
+	zos_routing_route(
+	    services->state->routing, request->task_type, &route);
+	model = route.primary_model;
 
 	a = assistant_ask(&primary, model, request->prompt, &cached);
 	if (a.rv == ZOS_CACHE_COMPUTE_FAILED && !primary.out_of_time &&
 	    a.value->error != ZRPC_DEADLINE_EXCEEDED &&
 	    !zrpc_call_expired(call) &&
-	    strcmp(route->fallback_model, route->primary_model) != 0) {
+	    strcmp(route.fallback_model, route.primary_model) != 0) {
 		zrpc_status first = assistant_failure(&primary, &a, model);
 
 		zos_cache_response_unref(a.value);
 		used  = &fallback;
-		model = route->fallback_model;
+		model = route.fallback_model;
 		if (assistant_budget_ms(&fallback, model, 0, false) == 0) {
 			return zrpc_status_make(ZRPC_DEADLINE_EXCEEDED,
 			    "no time left for the fallback %s after: %s",
@@ -329,7 +333,7 @@ assistant_answer(zrpc_call *call, const struct zos_services *services,
 		if (status.code == ZRPC_UNAVAILABLE) {
 			status = zrpc_status_make(ZRPC_UNAVAILABLE,
 			    "every model failed for task '%s'; last: %s",
-			    route->task_type, a.value->text);
+			    route.task_type, a.value->text);
 		}
 		zos_cache_response_unref(a.value);
 		return status;
@@ -410,7 +414,7 @@ assistant_complete(zrpc_call *call, const Zos__V1__CompleteRequest *request,
     Zos__V1__CompleteResponse *reply)
 {
 	const struct zos_services *services = zrpc_call_service_ctx(call);
-	const struct zos_route    *route;
+	struct zos_route           route;
 	size_t                     len;
 
 	if (request->prompt[0] == '\0') {
@@ -418,14 +422,19 @@ assistant_complete(zrpc_call *call, const Zos__V1__CompleteRequest *request,
 		    ZRPC_INVALID_ARGUMENT, "prompt must not be empty");
 	}
 	if (request->session_id[0] == '\0') {
-		route = zos_routing_route(
-		    services->state->routing, request->task_type);
+		zos_routing_route(
+		    services->state->routing, request->task_type, &route);
 		reply->text = zos_cache_peek_copy(&services->state->cache,
-		    route->primary_model, request->prompt, assistant_alloc,
+		    route.primary_model, request->prompt, assistant_alloc,
 		    call, &len);
 		if (reply->text != NULL) {
-			reply->model  = (char *) route->primary_model;
+			reply->model =
+			    zrpc_call_strdup(call, route.primary_model);
 			reply->cached = true;
+			if (reply->model == NULL) {
+				return zrpc_status_make(
+				    ZRPC_RESOURCE_EXHAUSTED, "out of memory");
+			}
 			return zrpc_status_ok();
 		}
 	}

@@ -1,6 +1,7 @@
 /*
- * zos.v1.Routing: routes from the (immutable) routing table, outcomes
- * into the per-model metrics. State only: completion threads.
+ * zos.v1.Routing: routes from the routing table (copied out: a reload may
+ * replace it), outcomes into the per-model metrics. State only:
+ * completion threads.
  */
 #include <stdlib.h>
 
@@ -11,18 +12,16 @@ static zrpc_status
 routing_service_route(zrpc_call *call, const Zos__V1__RouteRequest *request,
     Zos__V1__RouteResponse *reply)
 {
-	struct zos_state       *state = zrpc_call_service_ctx(call);
-	const struct zos_route *route;
+	struct zos_state *state = zrpc_call_service_ctx(call);
+	struct zos_route  route;
 
-	route = zos_routing_route(state->routing, request->task_type);
-	if (route == NULL) {
-		return zrpc_status_make(ZRPC_INVALID_ARGUMENT,
-		    "task_type must be at most %d bytes",
-		    ZOS_ROUTING_NAME_MAX);
+	zos_routing_route(state->routing, request->task_type, &route);
+	reply->primary_model  = zrpc_call_strdup(call, route.primary_model);
+	reply->fallback_model = zrpc_call_strdup(call, route.fallback_model);
+	if (reply->primary_model == NULL || reply->fallback_model == NULL) {
+		return zrpc_status_make(
+		    ZRPC_RESOURCE_EXHAUSTED, "out of memory");
 	}
-	/* The table is immutable and outlives the call. */
-	reply->primary_model  = (char *) route->primary_model;
-	reply->fallback_model = (char *) route->fallback_model;
 	return zrpc_status_ok();
 }
 
@@ -43,7 +42,18 @@ routing_service_record(zrpc_call        *call,
 	case ZOS_ROUTING_RESOURCE_EXHAUSTED:
 		return zrpc_status_make(ZRPC_RESOURCE_EXHAUSTED,
 		    "too many models have outcomes recorded");
+	case ZOS_ROUTING_NOT_FOUND:
+		return zrpc_status_make(ZRPC_NOT_FOUND,
+		    "model '%.64s' is not in the routing table",
+		    request->model);
 	case ZOS_ROUTING_INVALID_ARGUMENT:
+		if (request->latency_ms > ZOS_ROUTING_LATENCY_MAX_MS) {
+			return zrpc_status_make(ZRPC_INVALID_ARGUMENT,
+			    "latency_ms %llu is above the bound of %u (10 "
+			    "minutes)",
+			    (unsigned long long) request->latency_ms,
+			    ZOS_ROUTING_LATENCY_MAX_MS);
+		}
 		return zrpc_status_make(ZRPC_INVALID_ARGUMENT,
 		    "model must be 1 to %d bytes", ZOS_ROUTING_NAME_MAX);
 	default:

@@ -7,6 +7,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "durable.h"
 #include "services.h"
@@ -37,6 +38,29 @@ session_service_status(
 	default:
 		return zrpc_status_make(ZRPC_INTERNAL, "%s failed", what);
 	}
+}
+
+/*
+ * Who owns the sessions CALL starts: a 64-bit hash (FNV-1a) of its
+ * `authorization` metadata value, so that the credential itself is never
+ * stored; callers without one share the anonymous key. The one place that
+ * says what an owner is: once the auth layer names principals, this hashes
+ * the principal instead.
+ */
+static uint64_t
+session_service_owner(const zrpc_call *call)
+{
+	const char *value = zrpc_call_metadata(call, "authorization");
+	uint64_t    h     = 14695981039346656037u;
+
+	if (value == NULL || value[0] == '\0') {
+		return ZOS_SESSION_OWNER_ANONYMOUS;
+	}
+	for (; *value != '\0'; value++) {
+		h ^= (unsigned char) *value;
+		h *= 1099511628211u;
+	}
+	return h != ZOS_SESSION_OWNER_ANONYMOUS ? h : 1;
 }
 
 /* Copies S into REPLY (strings into the call's arena). */
@@ -76,11 +100,24 @@ session_service_start(zrpc_call        *call,
 	struct zos_session    s;
 	enum zos_session_code code;
 
-	code = zos_sessions_start(state->sessions, request->problem_id, &s);
+	code = zos_sessions_start_owned(state->sessions, request->problem_id,
+	    session_service_owner(call), &s);
 	if (code == ZOS_SESSION_INVALID_ARGUMENT) {
 		return zrpc_status_make(ZRPC_INVALID_ARGUMENT,
 		    "problem_id must be 1 to %d bytes",
 		    ZOS_SESSION_PROBLEM_ID_MAX);
+	}
+	if (code == ZOS_SESSION_OWNER_LIMIT) {
+		return zrpc_status_make(ZRPC_RESOURCE_EXHAUSTED,
+		    "this caller holds %zu sessions, the most "
+		    "--max-sessions-per-token allows; finished sessions "
+		    "expire after --session-ttl",
+		    zos_sessions_max_per_owner(state->sessions));
+	}
+	if (code == ZOS_SESSION_RESOURCE_EXHAUSTED) {
+		return zrpc_status_make(ZRPC_RESOURCE_EXHAUSTED,
+		    "the session table is full (--max-sessions %zu)",
+		    zos_sessions_max(state->sessions));
 	}
 	if (code != ZOS_SESSION_OK) {
 		return session_service_status(code, "Start", "");

@@ -27,6 +27,9 @@
 
 #include "zos/v1/storage.pb-c.h"
 
+/* SessionsSnapshot.format written now; see storage.proto. */
+#define CODEC_SESSIONS_FORMAT 2
+
 int
 zos_codec_encode_skills(const struct zos_skill_vector *v, size_t headroom,
     uint8_t **out, size_t *len, char *message, size_t message_len)
@@ -78,14 +81,16 @@ zos_codec_encode_sessions(const struct zos_sessions_image *image,
 {
 	Zos__Storage__V1__SessionsSnapshot snap =
 	    ZOS__STORAGE__V1__SESSIONS_SNAPSHOT__INIT;
-	Zos__V1__ProofSession  *items = NULL;
-	Zos__V1__ProofSession **ptrs  = NULL;
+	Zos__V1__ProofSession  *items  = NULL;
+	Zos__V1__ProofSession **ptrs   = NULL;
+	uint64_t               *owners = NULL;
 	size_t                  packed;
 	int                     rv = 0;
 
 	*out = NULL;
 	if ((items = calloc(image->count + 1, sizeof(*items))) == NULL ||
-	    (ptrs = calloc(image->count + 1, sizeof(*ptrs))) == NULL) {
+	    (ptrs = calloc(image->count + 1, sizeof(*ptrs))) == NULL ||
+	    (owners = calloc(image->count + 1, sizeof(*owners))) == NULL) {
 		rv = ENOMEM;
 		snprintf(
 		    message, message_len, "encode sessions: out of memory");
@@ -102,11 +107,15 @@ zos_codec_encode_sessions(const struct zos_sessions_image *image,
 		items[i].created_unix_ms = s->created_unix_ms;
 		items[i].updated_unix_ms = s->updated_unix_ms;
 		ptrs[i]                  = &items[i];
+		owners[i]                = s->owner;
 	}
 	snap.seq        = image->seq;
 	snap.id_key     = image->id_key;
 	snap.n_sessions = image->count;
 	snap.sessions   = ptrs;
+	snap.format     = CODEC_SESSIONS_FORMAT;
+	snap.n_owners   = image->count;
+	snap.owners     = owners;
 	packed = zos__storage__v1__sessions_snapshot__get_packed_size(&snap);
 	if (packed > max_len) {
 		rv = EFBIG;
@@ -126,6 +135,7 @@ zos_codec_encode_sessions(const struct zos_sessions_image *image,
 	*len = packed;
 
 done:
+	free(owners);
 	free(ptrs);
 	free(items);
 	return rv;
@@ -225,6 +235,19 @@ zos_codec_decode_sessions(const uint8_t *payload, size_t len,
 	if (codec_check_seq(expected_seq, snap->seq, error, error_len) != 0) {
 		goto fail_snap;
 	}
+	if (snap->format != 0 && snap->format != CODEC_SESSIONS_FORMAT) {
+		snprintf(error, error_len,
+		    "format %u is not one this zosd reads (0 or %d)",
+		    snap->format, CODEC_SESSIONS_FORMAT);
+		goto fail_snap;
+	}
+	if (snap->format == CODEC_SESSIONS_FORMAT &&
+	    snap->n_owners != snap->n_sessions) {
+		snprintf(error, error_len,
+		    "%zu owners for %zu sessions (invalid snapshot)",
+		    snap->n_owners, snap->n_sessions);
+		goto fail_snap;
+	}
 	if (snap->n_sessions > ZOS_SESSIONS_LIMIT_MAX) {
 		snprintf(error, error_len,
 		    "%zu sessions, more than %d (invalid snapshot)",
@@ -254,6 +277,8 @@ zos_codec_decode_sessions(const uint8_t *payload, size_t len,
 		to->version         = from->version;
 		to->created_unix_ms = from->created_unix_ms;
 		to->updated_unix_ms = from->updated_unix_ms;
+		to->owner           = snap->n_owners > 0 ? snap->owners[i]
+		                                         : ZOS_SESSION_OWNER_ANONYMOUS;
 	}
 	image.seq    = snap->seq;
 	image.id_key = snap->id_key;

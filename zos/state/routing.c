@@ -1,23 +1,30 @@
 /*
  * Model routing; see routing.h for the contract and the file format.
  *
- * The routing table is built completely, file included, before the object
- * is published, and is never written again: routing needs no lock, and a
- * route pointer handed out stays valid for the life of the object. The
- * table is sorted by task type and searched with bsearch; it always holds
- * a "default" route (a built-in one that a file may replace), so a lookup
- * never fails.
+ * The routing table is built completely, file included, outside every
+ * lock, and never changed once published: a reload builds a new table
+ * and swaps the pointer under routing_metrics (write), then frees the old
+ * one after letting go. Readers copy the route they need out under the
+ * read lock (a route is a few hundred bytes), so no pointer into a table
+ * ever escapes the lock and a swap never pulls a table out from under
+ * anyone. The table is sorted by task type and searched with bsearch; it
+ * always holds a "default" route (a built-in one that a file may
+ * replace), so a lookup never fails. It also keeps the sorted, distinct
+ * names of every model it routes to: the only models whose outcomes are
+ * recorded.
  *
  * The metrics are an array of at most max_models entries, allocated in
  * full at creation (so recording never allocates under the lock) and kept
  * sorted by model name: recording is a binary search plus, for a new
  * model, a memmove; reading copies the array out as it stands, already in
- * the order GetMetrics answers in. Models are never removed, so the count
- * only grows, which bounds the allocate-outside-the-lock retry in
- * zos_routing_get_metrics(). Counters saturate instead of wrapping.
+ * the order GetMetrics answers in. Only models of the current table are
+ * recorded, and a reload drops the metrics of models the new table no
+ * longer names, so the array holds at most the table's models. Counters
+ * saturate instead of wrapping.
  *
- * Invariants under routing_metrics: count <= max_models; models[0..count)
- * are distinct and strictly increasing by strcmp.
+ * Invariants under routing_metrics: table is complete and sorted; count
+ * <= max_models; models[0..count) are distinct, strictly increasing by
+ * strcmp, and each is one of table's models.
  */
 #include "routing.h"
 
@@ -35,16 +42,36 @@ struct routing_model {
 	uint64_t fallback_count;
 };
 
+/* A model name, as kept in a table's list of models. */
+struct routing_name {
+	char name[ZOS_ROUTING_NAME_MAX + 1];
+};
+
+/* An immutable routing table (once published). */
+struct routing_table {
+	struct zos_route    *routes; /* sorted by task type */
+	size_t               count;
+	size_t               default_index;
+	struct routing_name *models; /* sorted, distinct */
+	size_t               n_models;
+};
+
+/* --backend TASK=URL, remembered so that a reload applies it again. */
+struct routing_override {
+	char task_type[ZOS_ROUTING_NAME_MAX + 1];
+	char primary_model[ZOS_ROUTING_NAME_MAX + 1];
+};
+
 struct zos_routing {
-	struct routing_table {
-		struct zos_route *routes; /* immutable; sorted by task type */
-		size_t            count;
-		size_t            default_index;
-	} table;
 	size_t          max_models; /* immutable */
+	char           *path;       /* immutable; the routes file or NULL */
 	struct zos_lock lock;
+	/* Set before sharing (zos_routing_set_primary); read-only after. */
+	struct routing_override *overrides; /* ZOS_ROUTING_MAX_ROUTES */
+	size_t                   n_overrides;
 
 	/* guarded by: routing_metrics */
+	struct routing_table *table;
 	struct routing_model *models; /* sorted by name; max_models slots */
 	size_t                count;
 };
@@ -230,13 +257,177 @@ done:
 	return rv;
 }
 
+/* Frees T. NULL is a no-op. */
+static void
+routing_table_free(struct routing_table *t)
+{
+	if (t == NULL) {
+		return;
+	}
+	free(t->routes);
+	free(t->models);
+	free(t);
+}
+
+static int
+routing_name_compare(const void *a, const void *b)
+{
+	return strcmp(a, b); /* a struct routing_name starts with its name */
+}
+
+/* The route of TASK_TYPE in T, or NULL. */
+static const struct zos_route *
+routing_table_find(const struct routing_table *t, const char *task_type)
+{
+	return bsearch(task_type, t->routes, t->count, sizeof(*t->routes),
+	    routing_route_key_compare);
+}
+
+/* True when T routes to MODEL. */
+static bool
+routing_table_has_model(const struct routing_table *t, const char *model)
+{
+	return bsearch(model, t->models, t->n_models, sizeof(*t->models),
+	           routing_name_compare) != NULL;
+}
+
+/* Sets PRIMARY as TASK_TYPE's primary model in the ROUTES being built (*N
+ * of them, room for ZOS_ROUTING_MAX_ROUTES); a new task gets the default
+ * route's fallback. Returns OK or RESOURCE_EXHAUSTED. */
+static enum zos_routing_code
+routing_apply_override(struct zos_route *routes, size_t *n,
+    const struct routing_override *o, char *error, size_t error_len)
+{
+	size_t i = routing_table_find_linear(routes, *n, o->task_type);
+
+	if (i == *n) {
+		size_t d = routing_table_find_linear(
+		    routes, *n, ZOS_ROUTING_DEFAULT_TASK);
+
+		if (*n == ZOS_ROUTING_MAX_ROUTES) {
+			routing_error(error, error_len, "more than %d routes",
+			    ZOS_ROUTING_MAX_ROUTES);
+			return ZOS_ROUTING_RESOURCE_EXHAUSTED;
+		}
+		routing_copy_name(routes[i].task_type, o->task_type);
+		routing_copy_name(
+		    routes[i].fallback_model, routes[d].fallback_model);
+		(*n)++;
+	}
+	routing_copy_name(routes[i].primary_model, o->primary_model);
+	return ZOS_ROUTING_OK;
+}
+
+/*
+ * Builds a complete table: the built-ins, PATH (when not NULL) over them,
+ * then the N_OVERRIDES OVERRIDES. Reads a file: no lock may be held
+ * (asserted against DOMAIN). Returns OK and *OUT, or a code with ERROR.
+ */
+static enum zos_routing_code
+routing_table_build(struct zos_lock_domain *domain, const char *path,
+    const struct routing_override *overrides, size_t n_overrides,
+    struct routing_table **out, char *error, size_t error_len)
+{
+	struct routing_table *t;
+	size_t                n = 0, k = 0;
+	enum zos_routing_code rv = ZOS_ROUTING_INTERNAL;
+
+	routing_error(error, error_len, "out of memory");
+	if ((t = calloc(1, sizeof(*t))) == NULL ||
+	    (t->routes = calloc(ZOS_ROUTING_MAX_ROUTES, sizeof(*t->routes))) ==
+	        NULL ||
+	    (t->models = calloc(
+	         2 * ZOS_ROUTING_MAX_ROUTES, sizeof(*t->models))) == NULL) {
+		goto fail;
+	}
+	for (; n < ROUTING_N_BUILTINS; n++) {
+		routing_copy_name(
+		    t->routes[n].task_type, routing_builtins[n].task_type);
+		routing_copy_name(t->routes[n].primary_model,
+		    routing_builtins[n].primary_model);
+		routing_copy_name(t->routes[n].fallback_model,
+		    routing_builtins[n].fallback_model);
+	}
+	if (path != NULL) {
+		zos_assert_no_locks_held(domain, "read routes file");
+		rv = routing_load_file(path, t->routes, &n, error, error_len);
+		if (rv != ZOS_ROUTING_OK) {
+			goto fail;
+		}
+	}
+	for (size_t i = 0; i < n_overrides; i++) {
+		rv = routing_apply_override(
+		    t->routes, &n, &overrides[i], error, error_len);
+		if (rv != ZOS_ROUTING_OK) {
+			goto fail;
+		}
+	}
+	qsort(t->routes, n, sizeof(*t->routes), routing_route_compare);
+	t->count = n;
+	t->default_index =
+	    (size_t) (routing_table_find(t, ZOS_ROUTING_DEFAULT_TASK) -
+	        t->routes);
+	for (size_t i = 0; i < n; i++) {
+		routing_copy_name(
+		    t->models[k++].name, t->routes[i].primary_model);
+		routing_copy_name(
+		    t->models[k++].name, t->routes[i].fallback_model);
+	}
+	qsort(t->models, k, sizeof(*t->models), routing_name_compare);
+	t->n_models = 0;
+	for (size_t i = 0; i < k; i++) {
+		if (t->n_models == 0 ||
+		    strcmp(t->models[t->n_models - 1].name,
+		        t->models[i].name) != 0) {
+			t->models[t->n_models++] = t->models[i];
+		}
+	}
+	if (error != NULL && error_len > 0) {
+		error[0] = '\0';
+	}
+	*out = t;
+	return ZOS_ROUTING_OK;
+
+fail:
+	routing_table_free(t);
+	return rv;
+}
+
+/* Drops the metrics of models T does not route to. */
+static void
+routing_models_prune(struct zos_routing *r, const struct routing_table *t)
+    ZOS_REQUIRES(r->lock)
+{
+	size_t kept = 0;
+
+	for (size_t i = 0; i < r->count; i++) {
+		if (routing_table_has_model(t, r->models[i].model)) {
+			r->models[kept++] = r->models[i];
+		}
+	}
+	r->count = kept;
+}
+
+/* Publishes the new table T and frees the old one, outside the lock. */
+static void
+routing_swap(struct zos_routing *r, struct routing_table *t)
+{
+	struct routing_table *old;
+
+	zos_lock_write(&r->lock);
+	old      = r->table;
+	r->table = t;
+	routing_models_prune(r, t);
+	zos_unlock_write(&r->lock);
+	routing_table_free(old);
+}
+
 enum zos_routing_code
 zos_routing_create(struct zos_routing **out, struct zos_lock_domain *domain,
     const char *routes_path, size_t max_models, char *error, size_t error_len)
 {
 	struct zos_routing   *r;
-	struct zos_route     *routes;
-	size_t                n = 0;
+	struct routing_table *table;
 	enum zos_routing_code rv;
 
 	if (max_models == 0) {
@@ -247,50 +438,26 @@ zos_routing_create(struct zos_routing **out, struct zos_lock_domain *domain,
 		    ZOS_ROUTING_LIMIT_MAX_MODELS);
 		return ZOS_ROUTING_INVALID_ARGUMENT;
 	}
-	rv = ZOS_ROUTING_INTERNAL;
+	if ((rv = routing_table_build(domain, routes_path, NULL, 0, &table,
+	         error, error_len)) != ZOS_ROUTING_OK) {
+		return rv;
+	}
 	routing_error(error, error_len, "out of memory");
-	if ((routes = calloc(ZOS_ROUTING_MAX_ROUTES, sizeof(*routes))) ==
-	    NULL) {
-		goto fail_routes;
-	}
-	for (; n < ROUTING_N_BUILTINS; n++) {
-		routing_copy_name(
-		    routes[n].task_type, routing_builtins[n].task_type);
-		routing_copy_name(routes[n].primary_model,
-		    routing_builtins[n].primary_model);
-		routing_copy_name(routes[n].fallback_model,
-		    routing_builtins[n].fallback_model);
-	}
-	if (routes_path != NULL) {
-		zos_assert_no_locks_held(domain, "read routes file");
-		rv = routing_load_file(
-		    routes_path, routes, &n, error, error_len);
-		if (rv != ZOS_ROUTING_OK) {
-			goto fail_file;
-		}
-		rv = ZOS_ROUTING_INTERNAL;
-		routing_error(error, error_len, "out of memory");
-	}
-	qsort(routes, n, sizeof(*routes), routing_route_compare);
-
 	if ((r = calloc(1, sizeof(*r))) == NULL) {
 		goto fail_struct;
 	}
-	r->table.routes = routes;
-	r->table.count  = n;
-	r->table.default_index =
-	    (size_t) ((struct zos_route *) bsearch(ZOS_ROUTING_DEFAULT_TASK,
-	                  routes, n, sizeof(*routes),
-	                  routing_route_key_compare) -
-	        routes);
 	r->max_models = max_models;
-	if ((r->models = calloc(max_models, sizeof(*r->models))) == NULL) {
+	r->table      = table;
+	if ((r->models = calloc(max_models, sizeof(*r->models))) == NULL ||
+	    (r->overrides = calloc(
+	         ZOS_ROUTING_MAX_ROUTES, sizeof(*r->overrides))) == NULL ||
+	    (routes_path != NULL && (r->path = strdup(routes_path)) == NULL)) {
 		goto fail_models;
 	}
 	if (zos_lock_init(&r->lock, ZOS_RANK_ROUTING_METRICS,
 	        "routing_metrics", domain) != 0) {
 		routing_error(error, error_len, "cannot initialise lock");
-		goto fail_lock;
+		goto fail_models;
 	}
 	if (error != NULL && error_len > 0) {
 		error[0] = '\0';
@@ -298,24 +465,23 @@ zos_routing_create(struct zos_routing **out, struct zos_lock_domain *domain,
 	*out = r;
 	return ZOS_ROUTING_OK;
 
-fail_lock:
-	free(r->models);
 fail_models:
+	free(r->path);
+	free(r->overrides);
+	free(r->models);
 	free(r);
 fail_struct:
-fail_file:
-	free(routes);
-fail_routes:
-	return rv;
+	routing_table_free(table);
+	return ZOS_ROUTING_INTERNAL;
 }
 
 enum zos_routing_code
 zos_routing_set_primary(struct zos_routing *r, const char *task_type,
     const char *primary_model, char *error, size_t error_len)
 {
-	struct routing_table *t = &r->table;
-	struct zos_route     *route;
-	size_t                i;
+	struct routing_override *o;
+	struct routing_table    *table;
+	enum zos_routing_code    rv;
 
 	if (task_type == NULL || task_type[0] == '\0' ||
 	    strlen(task_type) > ZOS_ROUTING_NAME_MAX ||
@@ -326,27 +492,44 @@ zos_routing_set_primary(struct zos_routing *r, const char *task_type,
 		    ZOS_ROUTING_NAME_MAX);
 		return ZOS_ROUTING_INVALID_ARGUMENT;
 	}
-	i = routing_table_find_linear(t->routes, t->count, task_type);
-	if (i == t->count) {
-		if (t->count == ZOS_ROUTING_MAX_ROUTES) {
-			routing_error(error, error_len, "more than %d routes",
-			    ZOS_ROUTING_MAX_ROUTES);
-			return ZOS_ROUTING_RESOURCE_EXHAUSTED;
-		}
-		/* A new task: the default route's fallback backs it up. */
-		route = &t->routes[t->count++];
-		routing_copy_name(route->task_type, task_type);
-		routing_copy_name(route->fallback_model,
-		    t->routes[t->default_index].fallback_model);
+	if (r->n_overrides == ZOS_ROUTING_MAX_ROUTES) {
+		routing_error(error, error_len, "more than %d routes",
+		    ZOS_ROUTING_MAX_ROUTES);
+		return ZOS_ROUTING_RESOURCE_EXHAUSTED;
 	}
-	routing_copy_name(t->routes[i].primary_model, primary_model);
-	qsort(t->routes, t->count, sizeof(*t->routes), routing_route_compare);
-	t->default_index =
-	    (size_t) ((struct zos_route *) bsearch(ZOS_ROUTING_DEFAULT_TASK,
-	                  t->routes, t->count, sizeof(*t->routes),
-	                  routing_route_key_compare) -
-	        t->routes);
+	o = &r->overrides[r->n_overrides];
+	routing_copy_name(o->task_type, task_type);
+	routing_copy_name(o->primary_model, primary_model);
+	/* Rebuilt whole, file included, exactly as a reload will. */
+	rv = routing_table_build(r->lock.domain, r->path, r->overrides,
+	    r->n_overrides + 1, &table, error, error_len);
+	if (rv != ZOS_ROUTING_OK) {
+		return rv;
+	}
+	r->n_overrides++;
+	routing_swap(r, table);
 	return ZOS_ROUTING_OK;
+}
+
+enum zos_routing_code
+zos_routing_reload(struct zos_routing *r, char *error, size_t error_len)
+{
+	struct routing_table *table;
+	enum zos_routing_code rv;
+
+	rv = routing_table_build(r->lock.domain, r->path, r->overrides,
+	    r->n_overrides, &table, error, error_len);
+	if (rv != ZOS_ROUTING_OK) {
+		return rv; /* the old table stays */
+	}
+	routing_swap(r, table);
+	return ZOS_ROUTING_OK;
+}
+
+const char *
+zos_routing_path(const struct zos_routing *r)
+{
+	return r->path;
 }
 
 void
@@ -356,8 +539,10 @@ zos_routing_destroy(struct zos_routing *r)
 		return;
 	}
 	zos_lock_finish(&r->lock);
+	routing_table_free(r->table);
+	free(r->overrides);
+	free(r->path);
 	free(r->models);
-	free(r->table.routes);
 	free(r);
 }
 
@@ -367,29 +552,44 @@ zos_routing_lock(struct zos_routing *r)
 	return &r->lock;
 }
 
-const struct zos_route *
-zos_routing_route(const struct zos_routing *r, const char *task_type)
+void
+zos_routing_route(
+    struct zos_routing *r, const char *task_type, struct zos_route *out)
 {
 	const struct zos_route *route = NULL;
 
+	zos_lock_read(&r->lock);
 	if (task_type != NULL) {
-		route = bsearch(task_type, r->table.routes, r->table.count,
-		    sizeof(*r->table.routes), routing_route_key_compare);
+		route = routing_table_find(r->table, task_type);
 	}
-	return route != NULL ? route
-	                     : &r->table.routes[r->table.default_index];
+	*out =
+	    route != NULL ? *route : r->table->routes[r->table->default_index];
+	zos_unlock_read(&r->lock);
 }
 
 size_t
-zos_routing_route_count(const struct zos_routing *r)
+zos_routing_route_count(struct zos_routing *r)
 {
-	return r->table.count;
+	size_t n;
+
+	zos_lock_read(&r->lock);
+	n = r->table->count;
+	zos_unlock_read(&r->lock);
+	return n;
 }
 
-const struct zos_route *
-zos_routing_route_at(const struct zos_routing *r, size_t i)
+bool
+zos_routing_route_at(struct zos_routing *r, size_t i, struct zos_route *out)
 {
-	return i < r->table.count ? &r->table.routes[i] : NULL;
+	bool found;
+
+	zos_lock_read(&r->lock);
+	found = i < r->table->count;
+	if (found) {
+		*out = r->table->routes[i];
+	}
+	zos_unlock_read(&r->lock);
+	return found;
 }
 
 /* Position of MODEL in the sorted models, or where it would go (then
@@ -434,7 +634,7 @@ zos_routing_record_outcome(struct zos_routing *r, const char *model,
 	size_t                pos;
 	bool                  found;
 
-	if (model == NULL) {
+	if (model == NULL || latency_ms > ZOS_ROUTING_LATENCY_MAX_MS) {
 		return ZOS_ROUTING_INVALID_ARGUMENT;
 	}
 	len = strnlen(model, ZOS_ROUTING_NAME_MAX + 1);
@@ -443,6 +643,10 @@ zos_routing_record_outcome(struct zos_routing *r, const char *model,
 	}
 
 	zos_lock_write(&r->lock);
+	if (!routing_table_has_model(r->table, model)) {
+		zos_unlock_write(&r->lock);
+		return ZOS_ROUTING_NOT_FOUND;
+	}
 	pos = routing_models_search(r, model, &found);
 	if (!found) {
 		if (r->count == r->max_models) {
@@ -472,7 +676,7 @@ zos_routing_record_outcome(struct zos_routing *r, const char *model,
 	return ZOS_ROUTING_OK;
 }
 
-/* How many models are tracked now (they may only grow). */
+/* How many models are tracked now. */
 static size_t
 routing_models_count(struct zos_routing *r)
 {
@@ -497,8 +701,9 @@ zos_routing_get_metrics(
 	for (;;) {
 		struct zos_model_metrics *grown;
 
-		/* Allocate outside the lock; models only ever get added,
-		 * so this loop ends by max_models at the latest. */
+		/* Allocate outside the lock for as many as there were;
+		 * each retry asks for more than the last, so this loop ends
+		 * by max_models at the latest. */
 		if (room > 0) {
 			grown = realloc(metrics, room * sizeof(*metrics));
 			if (grown == NULL) {

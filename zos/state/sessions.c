@@ -1,39 +1,53 @@
 /*
  * Proof sessions; see sessions.h for the state machine and the contract.
  *
- * The table is an array of sessions in creation order plus an open
- * addressing index (id -> array position) of at least twice max_sessions
- * slots, so a lookup is O(1) and the index never fills. Sessions are never
- * removed, which keeps both simple: the array position of a session never
- * changes, the index needs no tombstones, and a page token (the id of the
- * first session of the next page) stays valid for the life of the table.
- * Per-state counts are kept as the states change, so counting for metrics
- * is O(1) under the read lock.
+ * The table is an array of slots plus an open addressing index (id ->
+ * slot) of at least twice max_sessions entries, so a lookup is O(1) and
+ * the index never fills. A session keeps its slot for its life; a removed
+ * session's slot goes on a free list and the next new session takes it,
+ * so the array never holds more than max_sessions slots and nothing ever
+ * moves (a page token, the id of a session, finds its place at once).
+ * The index uses linear probing with backward-shift deletion, so it needs
+ * no tombstones either.
  *
- * An id is 16 hex digits: 8 from getrandom(2), drawn per session outside
- * the lock, then 8 from a keyed bijective mix of the session's serial
- * number. The mix makes ids unique by construction (serials are below
- * 2^32, max_sessions far less), the random half makes them hard to guess;
- * neither half is a cryptographic capability.
+ * Expiry. Finished sessions (SOLVED, ABANDONED) are also on a doubly
+ * linked list in the order they finished; since those states are
+ * terminal (only a reset leaves them, and takes the session off the
+ * list), the head is the one that expires first, and a sweep pops expired
+ * heads, at most ZOS_SESSIONS_SWEEP_MAX per lock hold: the cost of a sweep
+ * is the number of sessions it removes, never the size of the table.
+ * Between sweeps an expired session is already NOT_FOUND to every read
+ * (each checks the time), so how often sweeps run changes only memory and
+ * what the store holds, never what a caller sees.
  *
- * Invariants, all under session_state: count <= max_sessions <= capacity
- * of the index / 2; index holds exactly the positions 0..count-1, each
- * under its session's id; state_counts[st] is the number of sessions in
- * st; a version changes only by +1 in an accepted transition or reset;
- * seq grows by one with every accepted start, transition and reset, so it
- * is at least the sum of the versions (equal to it unless restored from an
- * image that said otherwise).
- * Critical sections copy values in or out and nothing else: allocation for
- * a page and randomness for an id happen before the lock is taken, and no
- * function here performs I/O.
+ * Owners. With a per-owner cap, an open addressing map owner key ->
+ * sessions held (backward-shift deletion as well) is kept beside the
+ * index, at most one entry per session, so it is bounded as the table is.
+ *
+ * Ids are 32 hex digits of getrandom(2) output (128 bits), drawn outside
+ * the lock; a draw that equals a live id (never expected, but cheap to
+ * check under the lock) is drawn again. id_key, which keyed the serial
+ * half of the 16-digit ids of earlier versions, is kept only so that the
+ * store's format round-trips.
+ *
+ * Invariants, all under session_state: count <= max_sessions; capacity
+ * (slots allocated) <= max_sessions; the index holds exactly the live
+ * slots, each under its session's id; every slot below used is live or on
+ * the free list; state_counts[st] is the number of live sessions in st;
+ * the finished list holds exactly the live sessions in a terminal state;
+ * owners[k] is the number of live sessions of owner k; a version changes
+ * only by +1 in an accepted transition or reset; seq grows by one with
+ * every accepted start, transition, reset and sweep that removed
+ * something, so it is at least the sum of the live versions.
+ * Critical sections copy values in or out and nothing else: allocation
+ * for a page and randomness for an id happen before the lock is taken,
+ * and no function here performs I/O.
  *
  * Persistence (store.h) needs a number that says how far the table has
  * come: seq. It is changed only under the write lock, so a copy taken
  * under the read lock (zos_sessions_snapshot) holds exactly the changes
  * its seq counts; it is atomic so that a caller can read it after its own
- * change without taking the lock again. A restored table continues from
- * the image: the same seq, the same id key, and serials after the
- * restored sessions, so new ids never repeat restored ones.
+ * change without taking the lock again.
  */
 #include "sessions.h"
 
@@ -45,18 +59,44 @@
 #include <sys/random.h>
 #include <time.h>
 
+#define SESSIONS_TTL_MAX_MS (100LL * 366 * 24 * 3600 * 1000) /* 100 y */
+#define SESSIONS_ID_DRAWS 4 /* fresh ids tried before giving up */
+
+/* A slot of the table. Links are slot + 1; 0 is "none". */
+struct sessions_slot {
+	struct zos_session s;
+	uint32_t           prev; /* finished list */
+	uint32_t           next; /* finished list, or free list */
+	bool               live;
+};
+
+/* An owner's count; count 0 marks an empty entry of the map. */
+struct sessions_owner {
+	uint64_t key;
+	uint32_t count;
+};
+
 struct zos_sessions {
 	struct zos_lock lock;
 	size_t          max_sessions; /* immutable */
-	uint32_t        id_key;       /* set before sharing; keys the mix */
+	uint32_t        id_key;       /* set before sharing; format only */
 	size_t          index_mask;   /* immutable; index slots - 1 */
+	/* Set by configure, before sharing; read-only afterwards. */
+	int64_t         ttl_ms;
+	size_t          max_per_owner; /* 0 = no cap */
+	zos_clock_ms_fn clock;
+	void           *clock_arg;
 
 	/* guarded by: session_state */
-	struct zos_session *entries; /* creation order */
-	size_t              count;
-	size_t              capacity; /* of entries */
-	uint32_t           *index;    /* position + 1; 0 = empty slot */
-	uint64_t            state_counts[ZOS_PROOF_STATE_COUNT];
+	struct sessions_slot  *slots;
+	size_t                 used;     /* slots ever taken */
+	size_t                 capacity; /* slots allocated */
+	size_t                 count;    /* live sessions */
+	uint32_t               free_head;
+	uint32_t               finished_head, finished_tail;
+	uint32_t              *index;  /* slot + 1; 0 = empty */
+	struct sessions_owner *owners; /* NULL without a cap */
+	uint64_t               state_counts[ZOS_PROOF_STATE_COUNT];
 
 	/* Written under session_state (write); read anywhere. */
 	atomic_uint_fast64_t seq;
@@ -71,14 +111,20 @@ static const char *const sessions_state_names[ZOS_PROOF_STATE_COUNT] = {
 	"ABANDONED",
 };
 
-/* Wall clock in milliseconds since the epoch. */
-static int64_t
-sessions_now_ms(void)
+int64_t
+zos_clock_realtime_ms(void *arg)
 {
 	struct timespec ts;
 
+	(void) arg;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t
+sessions_now_ms(const struct zos_sessions *s)
+{
+	return s->clock(s->clock_arg);
 }
 
 /* Fills BUF with LEN random bytes. Returns 0 or an errno value. */
@@ -101,51 +147,79 @@ sessions_random(void *buf, size_t len)
 	return 0;
 }
 
-/* A bijection of 32-bit integers (xorshift-multiply rounds, each one
- * invertible), keyed by KEY: distinct serials give distinct results. */
-static uint32_t
-sessions_mix(uint32_t serial, uint32_t key)
+/* Writes the 16 bytes of RANDOM as 32 lowercase hex digits and a NUL. */
+static void
+sessions_format_id(char id[ZOS_SESSION_ID_LEN + 1], const uint8_t random[16])
 {
-	uint32_t x = serial ^ key;
+	static const char digits[] = "0123456789abcdef";
 
-	x ^= x >> 16;
-	x *= 0x7feb352du;
-	x ^= x >> 15;
-	x *= 0x846ca68bu;
-	x ^= x >> 16;
-	return x;
+	for (size_t i = 0; i < 16; i++) {
+		id[2 * i]     = digits[random[i] >> 4];
+		id[2 * i + 1] = digits[random[i] & 0xf];
+	}
+	id[ZOS_SESSION_ID_LEN] = '\0';
 }
 
-/* True when ID has the shape of an id this module makes. */
+/* True when ID has the shape of an id: 32 (or, made by an earlier
+ * version, 16) lowercase hex digits. */
 static bool
 sessions_id_valid(const char *id)
 {
+	size_t n = 0;
+
 	if (id == NULL) {
 		return false;
 	}
-	for (size_t i = 0; i < ZOS_SESSION_ID_LEN; i++) {
-		char c = id[i];
+	for (; n <= ZOS_SESSION_ID_LEN && id[n] != '\0'; n++) {
+		char c = id[n];
 		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
 			return false;
 		}
 	}
-	return id[ZOS_SESSION_ID_LEN] == '\0';
+	return n == ZOS_SESSION_ID_LEN || n == ZOS_SESSION_LEGACY_ID_LEN;
 }
 
-/* FNV-1a over the id's digits. */
+/* FNV-1a over the id's digits (a valid id). */
 static size_t
 sessions_hash(const char *id)
 {
 	uint64_t h = 1469598103934665603u;
 
-	for (size_t i = 0; i < ZOS_SESSION_ID_LEN; i++) {
-		h ^= (unsigned char) id[i];
+	for (; *id != '\0'; id++) {
+		h ^= (unsigned char) *id;
 		h *= 1099511628211u;
 	}
 	return (size_t) (h ^ (h >> 32));
 }
 
-/* Position of session ID (well formed) in entries, or -1. */
+/* A 64-bit mix (splitmix64's finaliser), for the owners' map. */
+static size_t
+sessions_owner_hash(uint64_t key)
+{
+	key ^= key >> 30;
+	key *= 0xbf58476d1ce4e5b9u;
+	key ^= key >> 27;
+	key *= 0x94d049bb133111ebu;
+	key ^= key >> 31;
+	return (size_t) key;
+}
+
+static bool
+sessions_finished(enum zos_proof_state state)
+{
+	return state == ZOS_PROOF_SOLVED || state == ZOS_PROOF_ABANDONED;
+}
+
+/* True when E is finished and its TTL has run out by NOW. */
+static bool
+sessions_expired(
+    const struct zos_sessions *s, const struct zos_session *e, int64_t now)
+{
+	return sessions_finished(e->state) &&
+	    e->updated_unix_ms <= now - s->ttl_ms;
+}
+
+/* Slot of session ID (well formed) in the table, or -1. */
 static ptrdiff_t
 sessions_find(struct zos_sessions *s, const char *id)
     ZOS_REQUIRES_SHARED(s->lock)
@@ -157,19 +231,31 @@ sessions_find(struct zos_sessions *s, const char *id)
 		if (v == 0) {
 			return -1;
 		}
-		if (memcmp(s->entries[v - 1].id, id, ZOS_SESSION_ID_LEN) ==
-		    0) {
+		if (strcmp(s->slots[v - 1].s.id, id) == 0) {
 			return (ptrdiff_t) v - 1;
 		}
 		slot = (slot + 1) & s->index_mask;
 	}
 }
 
-/* Records position POS under its session's id in the index. */
+/* Slot of the live, unexpired session ID, or -1. */
+static ptrdiff_t
+sessions_find_visible(struct zos_sessions *s, const char *id, int64_t now)
+    ZOS_REQUIRES_SHARED(s->lock)
+{
+	ptrdiff_t pos = sessions_find(s, id);
+
+	if (pos >= 0 && sessions_expired(s, &s->slots[pos].s, now)) {
+		return -1;
+	}
+	return pos;
+}
+
+/* Records slot POS under its session's id in the index. */
 static void
 sessions_index_insert(struct zos_sessions *s, size_t pos) ZOS_REQUIRES(s->lock)
 {
-	size_t slot = sessions_hash(s->entries[pos].id) & s->index_mask;
+	size_t slot = sessions_hash(s->slots[pos].s.id) & s->index_mask;
 
 	while (s->index[slot] != 0) {
 		slot = (slot + 1) & s->index_mask;
@@ -177,43 +263,239 @@ sessions_index_insert(struct zos_sessions *s, size_t pos) ZOS_REQUIRES(s->lock)
 	s->index[slot] = (uint32_t) pos + 1;
 }
 
-/* Makes room for one more entry. Returns 0 or ENOMEM. */
-static int
-sessions_grow(struct zos_sessions *s) ZOS_REQUIRES(s->lock)
+/* True when HOME lies cyclically in (HOLE, J]: the entry at J may not
+ * move back to HOLE. */
+static bool
+sessions_probe_between(size_t hole, size_t home, size_t j)
 {
-	struct zos_session *entries;
-	size_t              capacity;
-
-	if (s->count < s->capacity) {
-		return 0;
-	}
-	capacity = s->capacity < 16 ? 16 : s->capacity * 2;
-	if (capacity > s->max_sessions) {
-		capacity = s->max_sessions;
-	}
-	entries = realloc(s->entries, capacity * sizeof(*entries));
-	if (entries == NULL) {
-		return ENOMEM;
-	}
-	s->entries  = entries;
-	s->capacity = capacity;
-	return 0;
+	return hole <= j ? (hole < home && home <= j)
+	                 : (hole < home || home <= j);
 }
 
-/* Sets E's state to TO, counting the change as one version and one
- * change of the table. */
+/* Takes slot POS out of the index (backward-shift deletion). */
 static void
-sessions_apply(struct zos_sessions *s, struct zos_session *e,
-    enum zos_proof_state to) ZOS_REQUIRES(s->lock)
+sessions_index_remove(struct zos_sessions *s, size_t pos) ZOS_REQUIRES(s->lock)
 {
-	int64_t now = sessions_now_ms();
+	size_t hole = sessions_hash(s->slots[pos].s.id) & s->index_mask;
+	size_t j;
 
+	while (s->index[hole] != (uint32_t) pos + 1) {
+		hole = (hole + 1) & s->index_mask;
+	}
+	for (j = hole;;) {
+		size_t home;
+
+		s->index[hole] = 0;
+		do {
+			j = (j + 1) & s->index_mask;
+			if (s->index[j] == 0) {
+				return;
+			}
+			home = sessions_hash(s->slots[s->index[j] - 1].s.id) &
+			    s->index_mask;
+		} while (sessions_probe_between(hole, home, j));
+		s->index[hole] = s->index[j];
+		hole           = j;
+	}
+}
+
+/* The map entry of owner KEY, or the empty entry where it would go. */
+static size_t
+sessions_owner_slot(const struct zos_sessions *s, uint64_t key)
+    ZOS_REQUIRES_SHARED(s->lock)
+{
+	size_t slot = sessions_owner_hash(key) & s->index_mask;
+
+	while (s->owners[slot].count != 0 && s->owners[slot].key != key) {
+		slot = (slot + 1) & s->index_mask;
+	}
+	return slot;
+}
+
+/* Sessions held by owner KEY (0 without a cap). */
+static size_t
+sessions_owner_count(const struct zos_sessions *s, uint64_t key)
+    ZOS_REQUIRES_SHARED(s->lock)
+{
+	if (s->owners == NULL) {
+		return 0;
+	}
+	return s->owners[sessions_owner_slot(s, key)].count;
+}
+
+static void
+sessions_owner_add(struct zos_sessions *s, uint64_t key) ZOS_REQUIRES(s->lock)
+{
+	size_t slot;
+
+	if (s->owners == NULL) {
+		return;
+	}
+	slot                  = sessions_owner_slot(s, key);
+	s->owners[slot].key   = key;
+	s->owners[slot].count = s->owners[slot].count + 1;
+}
+
+/* One session fewer for owner KEY; the entry goes at 0 (backward shift,
+ * as in the index). */
+static void
+sessions_owner_sub(struct zos_sessions *s, uint64_t key) ZOS_REQUIRES(s->lock)
+{
+	size_t hole, j, home;
+
+	if (s->owners == NULL) {
+		return;
+	}
+	hole = sessions_owner_slot(s, key);
+	if (s->owners[hole].count == 0 || --s->owners[hole].count > 0) {
+		return;
+	}
+	for (j = hole;;) {
+		s->owners[hole].count = 0;
+		do {
+			j = (j + 1) & s->index_mask;
+			if (s->owners[j].count == 0) {
+				return;
+			}
+			home = sessions_owner_hash(s->owners[j].key) &
+			    s->index_mask;
+		} while (sessions_probe_between(hole, home, j));
+		s->owners[hole] = s->owners[j];
+		hole            = j;
+	}
+}
+
+/* Appends slot POS (just finished) to the finished list. */
+static void
+sessions_finished_push(struct zos_sessions *s, size_t pos)
+    ZOS_REQUIRES(s->lock)
+{
+	struct sessions_slot *e = &s->slots[pos];
+
+	e->next = 0;
+	e->prev = s->finished_tail;
+	if (s->finished_tail != 0) {
+		s->slots[s->finished_tail - 1].next = (uint32_t) pos + 1;
+	} else {
+		s->finished_head = (uint32_t) pos + 1;
+	}
+	s->finished_tail = (uint32_t) pos + 1;
+}
+
+/* Takes slot POS off the finished list. */
+static void
+sessions_finished_unlink(struct zos_sessions *s, size_t pos)
+    ZOS_REQUIRES(s->lock)
+{
+	struct sessions_slot *e = &s->slots[pos];
+
+	if (e->prev != 0) {
+		s->slots[e->prev - 1].next = e->next;
+	} else {
+		s->finished_head = e->next;
+	}
+	if (e->next != 0) {
+		s->slots[e->next - 1].prev = e->prev;
+	} else {
+		s->finished_tail = e->prev;
+	}
+	e->prev = e->next = 0;
+}
+
+/* Removes the live session at slot POS from everything that holds it and
+ * puts the slot on the free list. */
+static void
+sessions_remove(struct zos_sessions *s, size_t pos) ZOS_REQUIRES(s->lock)
+{
+	struct sessions_slot *e = &s->slots[pos];
+
+	if (sessions_finished(e->s.state)) {
+		sessions_finished_unlink(s, pos);
+	}
+	sessions_index_remove(s, pos);
+	sessions_owner_sub(s, e->s.owner);
+	s->state_counts[e->s.state]--;
+	s->count--;
+	memset(e, 0, sizeof(*e));
+	e->next      = s->free_head;
+	s->free_head = (uint32_t) pos + 1;
+}
+
+/* True when the oldest finished session has expired by NOW. */
+static bool
+sessions_sweep_pending(const struct zos_sessions *s, int64_t now)
+    ZOS_REQUIRES_SHARED(s->lock)
+{
+	return s->finished_head != 0 &&
+	    sessions_expired(s, &s->slots[s->finished_head - 1].s, now);
+}
+
+/* Removes up to MAX expired sessions, oldest first; one change of the
+ * table when any was. Returns how many. */
+static size_t
+sessions_sweep(struct zos_sessions *s, int64_t now, size_t max)
+    ZOS_REQUIRES(s->lock)
+{
+	size_t n = 0;
+
+	while (n < max && sessions_sweep_pending(s, now)) {
+		sessions_remove(s, s->finished_head - 1);
+		n++;
+	}
+	if (n > 0) {
+		atomic_fetch_add_explicit(&s->seq, 1, memory_order_release);
+	}
+	return n;
+}
+
+/* A slot for a new session: a freed one or a new one. Returns the slot,
+ * or -1 (no memory). */
+static ptrdiff_t
+sessions_take_slot(struct zos_sessions *s) ZOS_REQUIRES(s->lock)
+{
+	struct sessions_slot *slots;
+	size_t                capacity, pos;
+
+	if (s->free_head != 0) {
+		pos          = s->free_head - 1;
+		s->free_head = s->slots[pos].next;
+		return (ptrdiff_t) pos;
+	}
+	if (s->used == s->capacity) {
+		capacity = s->capacity < 16 ? 16 : s->capacity * 2;
+		if (capacity > s->max_sessions) {
+			capacity = s->max_sessions;
+		}
+		slots = realloc(s->slots, capacity * sizeof(*slots));
+		if (slots == NULL) {
+			return -1;
+		}
+		s->slots    = slots;
+		s->capacity = capacity;
+	}
+	return (ptrdiff_t) s->used++;
+}
+
+/* Sets E (at slot POS) to state TO, counting the change as one version
+ * and one change of the table, and keeps the finished list. */
+static void
+sessions_apply(struct zos_sessions *s, size_t pos, enum zos_proof_state to,
+    int64_t now) ZOS_REQUIRES(s->lock)
+{
+	struct zos_session *e = &s->slots[pos].s;
+
+	if (sessions_finished(e->state)) {
+		sessions_finished_unlink(s, pos);
+	}
 	s->state_counts[e->state]--;
 	s->state_counts[to]++;
 	e->state = to;
 	e->version++;
 	if (now > e->updated_unix_ms) {
 		e->updated_unix_ms = now;
+	}
+	if (sessions_finished(to)) {
+		sessions_finished_push(s, pos);
 	}
 	atomic_fetch_add_explicit(&s->seq, 1, memory_order_release);
 }
@@ -265,6 +547,8 @@ zos_sessions_create(struct zos_sessions **out, struct zos_lock_domain *domain,
 	}
 	s->max_sessions = max_sessions;
 	s->index_mask   = slots - 1;
+	s->ttl_ms       = ZOS_SESSIONS_DEFAULT_TTL_MS;
+	s->clock        = zos_clock_realtime_ms;
 	atomic_init(&s->seq, 0);
 	if ((s->index = calloc(slots, sizeof(*s->index))) == NULL) {
 		goto fail_index;
@@ -288,6 +572,33 @@ fail_struct:
 	return ZOS_SESSION_INTERNAL;
 }
 
+/* Not shared yet: no lock (which the analysis cannot know). */
+enum zos_session_code
+zos_sessions_configure(struct zos_sessions *s, int64_t ttl_ms,
+    size_t max_per_owner, zos_clock_ms_fn clock,
+    void *clock_arg) ZOS_NO_THREAD_SAFETY_ANALYSIS
+{
+	if (ttl_ms < 0 || ttl_ms > SESSIONS_TTL_MAX_MS) {
+		return ZOS_SESSION_INVALID_ARGUMENT;
+	}
+	if (max_per_owner > 0 && s->owners == NULL) {
+		s->owners = calloc(s->index_mask + 1, sizeof(*s->owners));
+		if (s->owners == NULL) {
+			return ZOS_SESSION_INTERNAL;
+		}
+		for (size_t i = 0; i < s->used; i++) {
+			if (s->slots[i].live) {
+				sessions_owner_add(s, s->slots[i].s.owner);
+			}
+		}
+	}
+	s->ttl_ms        = ttl_ms != 0 ? ttl_ms : ZOS_SESSIONS_DEFAULT_TTL_MS;
+	s->max_per_owner = max_per_owner;
+	s->clock         = clock != NULL ? clock : zos_clock_realtime_ms;
+	s->clock_arg     = clock != NULL ? clock_arg : NULL;
+	return ZOS_SESSION_OK;
+}
+
 void
 zos_sessions_destroy(struct zos_sessions *s)
 {
@@ -295,8 +606,9 @@ zos_sessions_destroy(struct zos_sessions *s)
 		return;
 	}
 	zos_lock_finish(&s->lock);
-	free(s->entries);
+	free(s->slots);
 	free(s->index);
+	free(s->owners);
 	free(s);
 }
 
@@ -306,13 +618,89 @@ zos_sessions_lock(struct zos_sessions *s)
 	return &s->lock;
 }
 
-enum zos_session_code
-zos_sessions_start(
-    struct zos_sessions *s, const char *problem_id, struct zos_session *out)
+size_t
+zos_sessions_max_per_owner(const struct zos_sessions *s)
+{
+	return s->max_per_owner;
+}
+
+size_t
+zos_sessions_max(const struct zos_sessions *s)
+{
+	return s->max_sessions;
+}
+
+/*
+ * One try at starting a session under the lock. Returns OK (filled *OUT),
+ * a refusal, or -1 when the caller should try again: expired sessions
+ * are still in the way (the lock is let go between sweep batches), or
+ * the id drawn is taken (*REDRAW set).
+ */
+static int
+sessions_try_start(struct zos_sessions *s, const char *problem_id, size_t len,
+    uint64_t owner, const uint8_t random[16], bool *redraw,
+    struct zos_session *out)
 {
 	struct zos_session *e;
-	uint32_t            prefix;
-	size_t              len;
+	char                id[ZOS_SESSION_ID_LEN + 1];
+	ptrdiff_t           pos;
+	int64_t             now;
+	bool                more;
+	int                 rv;
+
+	sessions_format_id(id, random);
+	zos_lock_write(&s->lock);
+	now = sessions_now_ms(s);
+	sessions_sweep(s, now, ZOS_SESSIONS_SWEEP_MAX);
+	more = sessions_sweep_pending(s, now);
+	if (s->max_per_owner > 0 &&
+	    sessions_owner_count(s, owner) >= s->max_per_owner) {
+		rv = more ? -1 : ZOS_SESSION_OWNER_LIMIT;
+		goto out;
+	}
+	if (s->count >= s->max_sessions) {
+		rv = more ? -1 : ZOS_SESSION_RESOURCE_EXHAUSTED;
+		goto out;
+	}
+	if (sessions_find(s, id) >= 0) {
+		*redraw = true;
+		rv      = -1;
+		goto out;
+	}
+	if ((pos = sessions_take_slot(s)) < 0) {
+		rv = ZOS_SESSION_INTERNAL;
+		goto out;
+	}
+	s->slots[pos].live = true;
+	s->slots[pos].prev = s->slots[pos].next = 0;
+	e                                       = &s->slots[pos].s;
+	memcpy(e->id, id, sizeof(e->id));
+	memcpy(e->problem_id, problem_id, len);
+	e->problem_id[len] = '\0';
+	e->state           = ZOS_PROOF_AWAITING_SOLUTION;
+	e->version         = 1;
+	e->created_unix_ms = now;
+	e->updated_unix_ms = now;
+	e->owner           = owner;
+	sessions_index_insert(s, (size_t) pos);
+	sessions_owner_add(s, owner);
+	s->count++;
+	s->state_counts[ZOS_PROOF_AWAITING_SOLUTION]++;
+	atomic_fetch_add_explicit(&s->seq, 1, memory_order_release);
+	*out = *e;
+	rv   = ZOS_SESSION_OK;
+out:
+	zos_unlock_write(&s->lock);
+	return rv;
+}
+
+enum zos_session_code
+zos_sessions_start_owned(struct zos_sessions *s, const char *problem_id,
+    uint64_t owner, struct zos_session *out)
+{
+	uint8_t random[16];
+	size_t  len;
+	int     draws = 0, rv;
 
 	if (problem_id == NULL) {
 		return ZOS_SESSION_INVALID_ARGUMENT;
@@ -322,35 +710,48 @@ zos_sessions_start(
 		return ZOS_SESSION_INVALID_ARGUMENT;
 	}
 	/* getrandom may block (early boot): never under the lock. */
-	if (sessions_random(&prefix, sizeof(prefix)) != 0) {
+	if (sessions_random(random, sizeof(random)) != 0) {
 		return ZOS_SESSION_INTERNAL;
 	}
+	/* Each retry either removed a batch of expired sessions or drew a
+	 * fresh id, so the loop ends: after max_sessions / batch sweeps and
+	 * SESSIONS_ID_DRAWS draws at most. */
+	for (;;) {
+		bool redraw = false;
 
+		rv = sessions_try_start(
+		    s, problem_id, len, owner, random, &redraw, out);
+		if (rv >= 0) {
+			return (enum zos_session_code) rv;
+		}
+		if (redraw &&
+		    (++draws >= SESSIONS_ID_DRAWS ||
+		        sessions_random(random, sizeof(random)) != 0)) {
+			return ZOS_SESSION_INTERNAL;
+		}
+	}
+}
+
+enum zos_session_code
+zos_sessions_start(
+    struct zos_sessions *s, const char *problem_id, struct zos_session *out)
+{
+	return zos_sessions_start_owned(
+	    s, problem_id, ZOS_SESSION_OWNER_ANONYMOUS, out);
+}
+
+size_t
+zos_sessions_expire(struct zos_sessions *s, size_t max)
+{
+	size_t n;
+
+	if (max == 0 || max > ZOS_SESSIONS_SWEEP_MAX) {
+		max = ZOS_SESSIONS_SWEEP_MAX;
+	}
 	zos_lock_write(&s->lock);
-	if (s->count >= s->max_sessions) {
-		zos_unlock_write(&s->lock);
-		return ZOS_SESSION_RESOURCE_EXHAUSTED;
-	}
-	if (sessions_grow(s) != 0) {
-		zos_unlock_write(&s->lock);
-		return ZOS_SESSION_INTERNAL;
-	}
-	e = &s->entries[s->count];
-	snprintf(e->id, sizeof(e->id), "%08x%08x", prefix,
-	    sessions_mix((uint32_t) s->count, s->id_key));
-	memcpy(e->problem_id, problem_id, len);
-	e->problem_id[len] = '\0';
-	e->state           = ZOS_PROOF_AWAITING_SOLUTION;
-	e->version         = 1;
-	e->created_unix_ms = sessions_now_ms();
-	e->updated_unix_ms = e->created_unix_ms;
-	sessions_index_insert(s, s->count);
-	s->count++;
-	s->state_counts[ZOS_PROOF_AWAITING_SOLUTION]++;
-	atomic_fetch_add_explicit(&s->seq, 1, memory_order_release);
-	*out = *e;
+	n = sessions_sweep(s, sessions_now_ms(s), max);
 	zos_unlock_write(&s->lock);
-	return ZOS_SESSION_OK;
+	return n;
 }
 
 enum zos_session_code
@@ -363,11 +764,11 @@ zos_sessions_get(
 		return ZOS_SESSION_NOT_FOUND;
 	}
 	zos_lock_read(&s->lock);
-	if ((pos = sessions_find(s, id)) < 0) {
+	if ((pos = sessions_find_visible(s, id, sessions_now_ms(s))) < 0) {
 		zos_unlock_read(&s->lock);
 		return ZOS_SESSION_NOT_FOUND;
 	}
-	*out = s->entries[pos];
+	*out = s->slots[pos].s;
 	zos_unlock_read(&s->lock);
 	return ZOS_SESSION_OK;
 }
@@ -379,6 +780,7 @@ zos_sessions_transition(struct zos_sessions *s, const char *id,
 {
 	struct zos_session   *e;
 	ptrdiff_t             pos;
+	int64_t               now;
 	enum zos_session_code rv;
 
 	if (to_state <= ZOS_PROOF_STATE_UNSPECIFIED ||
@@ -389,17 +791,18 @@ zos_sessions_transition(struct zos_sessions *s, const char *id,
 		return ZOS_SESSION_NOT_FOUND;
 	}
 	zos_lock_write(&s->lock);
-	if ((pos = sessions_find(s, id)) < 0) {
+	now = sessions_now_ms(s);
+	if ((pos = sessions_find_visible(s, id, now)) < 0) {
 		zos_unlock_write(&s->lock);
 		return ZOS_SESSION_NOT_FOUND;
 	}
-	e = &s->entries[pos];
+	e = &s->slots[pos].s;
 	if (expected_version != 0 && expected_version != e->version) {
 		rv = ZOS_SESSION_ABORTED;
 	} else if (!zos_proof_transition_allowed(e->state, to_state)) {
 		rv = ZOS_SESSION_FAILED_PRECONDITION;
 	} else {
-		sessions_apply(s, e, to_state);
+		sessions_apply(s, (size_t) pos, to_state, now);
 		rv = ZOS_SESSION_OK;
 	}
 	if (out != NULL) {
@@ -414,18 +817,20 @@ zos_sessions_reset(
     struct zos_sessions *s, const char *id, struct zos_session *out)
 {
 	ptrdiff_t pos;
+	int64_t   now;
 
 	if (!sessions_id_valid(id)) {
 		return ZOS_SESSION_NOT_FOUND;
 	}
 	zos_lock_write(&s->lock);
-	if ((pos = sessions_find(s, id)) < 0) {
+	now = sessions_now_ms(s);
+	if ((pos = sessions_find_visible(s, id, now)) < 0) {
 		zos_unlock_write(&s->lock);
 		return ZOS_SESSION_NOT_FOUND;
 	}
-	sessions_apply(s, &s->entries[pos], ZOS_PROOF_AWAITING_SOLUTION);
+	sessions_apply(s, (size_t) pos, ZOS_PROOF_AWAITING_SOLUTION, now);
 	if (out != NULL) {
-		*out = s->entries[pos];
+		*out = s->slots[pos].s;
 	}
 	zos_unlock_write(&s->lock);
 	return ZOS_SESSION_OK;
@@ -436,8 +841,8 @@ zos_sessions_list(struct zos_sessions *s, uint32_t page_size,
     const char *page_token, struct zos_session_page *page)
 {
 	struct zos_session *buf;
-	size_t              first = 0;
-	size_t              n;
+	size_t              pos = 0, n = 0;
+	int64_t             now;
 	bool                from_start;
 
 	memset(page, 0, sizeof(*page));
@@ -455,25 +860,28 @@ zos_sessions_list(struct zos_sessions *s, uint32_t page_size,
 	}
 
 	zos_lock_read(&s->lock);
+	now = sessions_now_ms(s);
 	if (!from_start) {
-		ptrdiff_t pos = sessions_find(s, page_token);
-		if (pos < 0) {
+		ptrdiff_t found = sessions_find_visible(s, page_token, now);
+		if (found < 0) {
 			zos_unlock_read(&s->lock);
 			free(buf);
 			return ZOS_SESSION_INVALID_ARGUMENT;
 		}
-		first = (size_t) pos;
+		pos = (size_t) found;
 	}
-	n = s->count - first;
-	if (n > page_size) {
-		n = page_size;
-	}
-	if (n > 0) { /* entries is NULL while the table is empty */
-		memcpy(buf, &s->entries[first], n * sizeof(*buf));
-	}
-	if (first + n < s->count) {
-		memcpy(page->next_page_token, s->entries[first + n].id,
-		    sizeof(page->next_page_token));
+	for (; pos < s->used; pos++) {
+		const struct sessions_slot *e = &s->slots[pos];
+
+		if (!e->live || sessions_expired(s, &e->s, now)) {
+			continue;
+		}
+		if (n == page_size) {
+			memcpy(page->next_page_token, e->s.id,
+			    sizeof(page->next_page_token));
+			break;
+		}
+		buf[n++] = e->s;
 	}
 	page->total = s->count;
 	zos_unlock_read(&s->lock);
@@ -516,15 +924,19 @@ zos_sessions_snapshot(struct zos_sessions *s, struct zos_sessions_image *out)
 	size_t              have = 0, want, n;
 
 	memset(out, 0, sizeof(*out));
-	/* Allocate for the count last seen, then copy if it still fits; the
-	 * table only grows, and each retry asks for more, up to
+	/* Allocate for the count last seen, then copy if it still fits;
+	 * each retry asks for more than the count it saw, up to
 	 * max_sessions, where it always fits. */
 	for (;;) {
 		zos_lock_read(&s->lock);
 		want = s->count;
 		if (want <= have) {
-			if (want > 0) {
-				memcpy(buf, s->entries, want * sizeof(*buf));
+			size_t k = 0;
+
+			for (size_t i = 0; i < s->used; i++) {
+				if (s->slots[i].live) {
+					buf[k++] = s->slots[i].s;
+				}
 			}
 			out->seq = atomic_load_explicit(
 			    &s->seq, memory_order_relaxed);
@@ -559,8 +971,8 @@ sessions_restore_check(
 
 	if (!sessions_id_valid(e->id)) {
 		snprintf(error, error_len,
-		    "session %zu: id is not %d lowercase hex digits", i,
-		    ZOS_SESSION_ID_LEN);
+		    "session %zu: id is not %d (or %d) lowercase hex digits",
+		    i, ZOS_SESSION_ID_LEN, ZOS_SESSION_LEGACY_ID_LEN);
 		return ZOS_SESSION_INVALID_ARGUMENT;
 	}
 	len = strnlen(e->problem_id, sizeof(e->problem_id));
@@ -584,21 +996,56 @@ sessions_restore_check(
 	return ZOS_SESSION_OK;
 }
 
+/* qsort_r comparison of finished slots (ARG: the slots) by when they
+ * finished, then by slot, so that the order is total. */
+static int
+sessions_finished_compare(const void *a, const void *b, void *arg)
+{
+	const struct sessions_slot *slots = arg;
+	uint32_t x = *(const uint32_t *) a, y = *(const uint32_t *) b;
+	int64_t  tx = slots[x].s.updated_unix_ms;
+	int64_t  ty = slots[y].s.updated_unix_ms;
+
+	if (tx != ty) {
+		return tx < ty ? -1 : 1;
+	}
+	return x < y ? -1 : x > y;
+}
+
+/* Empties S again after a failed restore. */
+static void
+sessions_restore_undo(struct zos_sessions *s) ZOS_NO_THREAD_SAFETY_ANALYSIS
+{
+	memset(s->index, 0, (s->index_mask + 1) * sizeof(*s->index));
+	if (s->owners != NULL) {
+		memset(s->owners, 0, (s->index_mask + 1) * sizeof(*s->owners));
+	}
+	free(s->slots);
+	s->slots     = NULL;
+	s->capacity  = 0;
+	s->used      = 0;
+	s->count     = 0;
+	s->free_head = s->finished_head = s->finished_tail = 0;
+	memset(s->state_counts, 0, sizeof(s->state_counts));
+}
+
 /*
- * The table is not shared yet, so the index and entries are filled
- * without the lock (which the analysis cannot know).
+ * The table is not shared yet, so it is filled without the lock (which
+ * the analysis cannot know).
  */
 enum zos_session_code
 zos_sessions_restore(struct zos_sessions *s,
     const struct zos_sessions_image *image, char *error,
     size_t error_len) ZOS_NO_THREAD_SAFETY_ANALYSIS
 {
-	struct zos_session   *entries = NULL;
-	uint64_t              changes = 0;
+	struct sessions_slot *slots      = NULL;
+	uint32_t             *finished   = NULL;
+	size_t                n_finished = 0;
+	uint64_t              changes    = 0;
 	size_t                capacity;
 	enum zos_session_code rv;
 
-	if (s->count != 0 || atomic_load(&s->seq) != 0) {
+	if (s->count != 0 || s->used != 0 || atomic_load(&s->seq) != 0) {
 		snprintf(error, error_len, "the table is not empty");
 		return ZOS_SESSION_INVALID_ARGUMENT;
 	}
@@ -629,40 +1076,51 @@ zos_sessions_restore(struct zos_sessions *s,
 		    (unsigned long long) changes);
 		return ZOS_SESSION_INVALID_ARGUMENT;
 	}
-	if (image->count > 0) {
-		capacity = image->count < 16 ? 16 : image->count;
-		if (capacity > s->max_sessions) {
-			capacity = s->max_sessions;
-		}
-		if ((entries = malloc(capacity * sizeof(*entries))) == NULL) {
-			snprintf(error, error_len, "out of memory");
-			return ZOS_SESSION_INTERNAL;
-		}
-		memcpy(
-		    entries, image->sessions, image->count * sizeof(*entries));
-	} else {
-		capacity = 0;
+	if (image->count == 0) {
+		s->id_key = image->id_key;
+		atomic_store(&s->seq, image->seq);
+		return ZOS_SESSION_OK;
 	}
-	s->entries  = entries;
+	capacity = image->count < 16 ? 16 : image->count;
+	if (capacity > s->max_sessions) {
+		capacity = s->max_sessions;
+	}
+	if ((slots = calloc(capacity, sizeof(*slots))) == NULL ||
+	    (finished = calloc(image->count, sizeof(*finished))) == NULL) {
+		free(slots);
+		snprintf(error, error_len, "out of memory");
+		return ZOS_SESSION_INTERNAL;
+	}
+	s->slots    = slots;
 	s->capacity = capacity;
 	for (size_t i = 0; i < image->count; i++) {
-		if (sessions_find(s, entries[i].id) >= 0) {
+		if (sessions_find(s, image->sessions[i].id) >= 0) {
 			snprintf(error, error_len,
 			    "session %zu: id %s is repeated", i,
-			    entries[i].id);
-			memset(s->index, 0,
-			    (s->index_mask + 1) * sizeof(*s->index));
-			s->entries  = NULL;
-			s->capacity = 0;
-			s->count    = 0;
-			memset(s->state_counts, 0, sizeof(s->state_counts));
-			free(entries);
+			    image->sessions[i].id);
+			free(finished);
+			sessions_restore_undo(s);
 			return ZOS_SESSION_INVALID_ARGUMENT;
 		}
+		slots[i].s    = image->sessions[i];
+		slots[i].live = true;
 		sessions_index_insert(s, i);
+		sessions_owner_add(s, slots[i].s.owner);
+		s->used  = i + 1;
 		s->count = i + 1;
-		s->state_counts[entries[i].state]++;
+		s->state_counts[slots[i].s.state]++;
+		if (sessions_finished(slots[i].s.state)) {
+			finished[n_finished++] = (uint32_t) i;
+		}
 	}
+	/* The finished list in the order they finished, so that its head is
+	 * the first to expire. */
+	qsort_r(finished, n_finished, sizeof(*finished),
+	    sessions_finished_compare, slots);
+	for (size_t i = 0; i < n_finished; i++) {
+		sessions_finished_push(s, finished[i]);
+	}
+	free(finished);
 	s->id_key = image->id_key;
 	atomic_store(&s->seq, image->seq);
 	return ZOS_SESSION_OK;

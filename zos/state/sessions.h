@@ -19,6 +19,22 @@
  * backwards: it stays at the previous value if the clock stepped back).
  * Nothing else changes a version. A new session has version 1.
  *
+ * Lifecycle. A finished session (SOLVED or ABANDONED) expires once its
+ * updated_unix_ms is the session TTL (default 24 h) in the past: from
+ * then on it is NOT_FOUND to every function, and it is removed from the
+ * table (and so, at the next write, from the store) by a bounded sweep
+ * that zos_sessions_start and zos_sessions_expire run. A session that is
+ * not finished never expires. Removing a session is a change of the table
+ * (seq grows), not of the session.
+ *
+ * Owners. Every session records an owner key (a 64-bit hash chosen by the
+ * caller, never the credential itself; 0 is the anonymous caller). With a
+ * per-owner cap, an owner holds at most that many sessions (finished ones
+ * count until they expire): one caller cannot fill the table.
+ *
+ * Ids are 32 lowercase hex digits, 128 bits from getrandom(2) (ids of
+ * 16 digits, made by earlier versions, are still accepted when restored).
+ *
  * Every function hands out copies (struct zos_session is a plain value), so
  * callers never hold a pointer into the table and never need the lock.
  * Results are gRPC codes, so the service layer passes them through.
@@ -41,6 +57,9 @@ enum zos_session_code {
 	ZOS_SESSION_FAILED_PRECONDITION = 9,
 	ZOS_SESSION_ABORTED             = 10,
 	ZOS_SESSION_INTERNAL            = 13, /* out of memory */
+	/* RESOURCE_EXHAUSTED on the wire, because of the owner's cap
+	 * rather than the table's bound (not a gRPC number). */
+	ZOS_SESSION_OWNER_LIMIT = 0x108,
 };
 
 /* The proof states, with zos.v1.ProofState's numbers. */
@@ -56,7 +75,11 @@ enum zos_proof_state {
 
 #define ZOS_SESSIONS_DEFAULT_MAX 10000
 #define ZOS_SESSIONS_LIMIT_MAX 1000000 /* largest max_sessions accepted */
-#define ZOS_SESSION_ID_LEN 16          /* hex digits in an id */
+#define ZOS_SESSION_ID_LEN 32        /* hex digits in an id: 128 random bits */
+#define ZOS_SESSION_LEGACY_ID_LEN 16 /* ids made before: still accepted */
+#define ZOS_SESSIONS_DEFAULT_TTL_MS (24 * 3600 * 1000LL)
+#define ZOS_SESSIONS_SWEEP_MAX 256 /* removals per lock hold */
+#define ZOS_SESSION_OWNER_ANONYMOUS 0
 #define ZOS_SESSION_PROBLEM_ID_MAX 256 /* bytes, without the NUL */
 #define ZOS_SESSIONS_PAGE_DEFAULT 50
 #define ZOS_SESSIONS_PAGE_MAX 1000
@@ -69,7 +92,14 @@ struct zos_session {
 	uint64_t             version;
 	int64_t              created_unix_ms;
 	int64_t              updated_unix_ms;
+	uint64_t             owner; /* owner key; never sent to callers */
 };
+
+/* Wall clock in milliseconds since the epoch; injectable for tests. */
+typedef int64_t (*zos_clock_ms_fn)(void *arg);
+
+/* The real wall clock (CLOCK_REALTIME), the default of every table. */
+int64_t zos_clock_realtime_ms(void *arg);
 
 /* One page of zos_sessions_list(). */
 struct zos_session_page {
@@ -96,6 +126,19 @@ enum zos_session_code zos_sessions_create(struct zos_sessions **out,
     struct zos_lock_domain *domain, size_t max_sessions);
 
 /*
+ * Sets S's lifecycle before it is shared: finished sessions expire
+ * TTL_MS after their last change (0 = the default 24 h); an owner holds
+ * at most MAX_PER_OWNER sessions (0 = no cap but max_sessions); times
+ * come from CLOCK(CLOCK_ARG) (NULL = zos_clock_realtime_ms).
+ * Returns OK, INVALID_ARGUMENT (negative TTL) or INTERNAL (no memory for
+ * the owners' counts).
+ * Locking: none (the table is not shared yet; call before restore).
+ */
+enum zos_session_code zos_sessions_configure(struct zos_sessions *s,
+    int64_t ttl_ms, size_t max_per_owner, zos_clock_ms_fn clock,
+    void *clock_arg);
+
+/*
  * Destroys S and everything it owns. S == NULL is a no-op. No other thread
  * may use S any more.
  * Locking: none.
@@ -109,14 +152,37 @@ void zos_sessions_destroy(struct zos_sessions *s);
 struct zos_lock *zos_sessions_lock(struct zos_sessions *s);
 
 /*
- * Starts a session for PROBLEM_ID (NUL-terminated, 1..256 bytes) in state
- * AWAITING_SOLUTION, version 1, and copies it to *OUT.
+ * Starts a session for PROBLEM_ID (NUL-terminated, 1..256 bytes) owned by
+ * OWNER in state AWAITING_SOLUTION, version 1, and copies it to *OUT.
+ * Expired sessions are swept first, so neither limit below is ever
+ * reached because of them.
  * Returns OK; INVALID_ARGUMENT (empty or too long problem id);
- * RESOURCE_EXHAUSTED (the table holds max_sessions); INTERNAL (no memory).
- * Locking: takes session_state (write).
+ * OWNER_LIMIT (OWNER holds max_per_owner sessions); RESOURCE_EXHAUSTED
+ * (the table holds max_sessions); INTERNAL (no memory, no randomness).
+ * Locking: takes session_state (write), once per sweep batch of at most
+ * ZOS_SESSIONS_SWEEP_MAX removals.
  */
+enum zos_session_code zos_sessions_start_owned(struct zos_sessions *s,
+    const char *problem_id, uint64_t owner, struct zos_session *out);
+
+/* zos_sessions_start_owned for the anonymous owner. */
 enum zos_session_code zos_sessions_start(
     struct zos_sessions *s, const char *problem_id, struct zos_session *out);
+
+/*
+ * Removes up to MAX (0 = ZOS_SESSIONS_SWEEP_MAX) expired finished
+ * sessions, oldest first, and returns how many it removed; the table's
+ * seq grows when any was. A caller that wants every expired session gone
+ * calls it until it returns less than MAX.
+ * Locking: takes session_state (write) once.
+ */
+size_t zos_sessions_expire(struct zos_sessions *s, size_t max);
+
+/* The cap set by zos_sessions_configure (0 = none). */
+size_t zos_sessions_max_per_owner(const struct zos_sessions *s);
+
+/* The table's bound. */
+size_t zos_sessions_max(const struct zos_sessions *s);
 
 /*
  * Copies the session ID to *OUT.
@@ -152,12 +218,18 @@ enum zos_session_code zos_sessions_reset(
 
 /*
  * Copies up to PAGE_SIZE sessions (0 = 50, more than 1000 = 1000) in
- * creation order, starting at PAGE_TOKEN (NULL or "" = the first session;
- * otherwise a next_page_token from an earlier page), into *PAGE, which
- * the caller releases with zos_session_page_finish(). Sessions are never
- * removed, so tokens stay valid and a walk from "" visits every session
- * that existed when it started exactly once, in creation order.
- * Returns OK; INVALID_ARGUMENT (a token this table did not hand out);
+ * table order, starting at PAGE_TOKEN (NULL or "" = the first session;
+ * otherwise a next_page_token from an earlier page: the id of the first
+ * session of that page), into *PAGE, which the caller releases with
+ * zos_session_page_finish(). Table order is creation order until a
+ * session is removed; a new session may then take a removed one's place.
+ * A session keeps its place for its life, so a walk from "" visits every
+ * session that lives throughout it exactly once; when the session a
+ * token names has expired, the token is refused and the walk starts
+ * again. Expired sessions are not listed (but counted in total until
+ * swept).
+ * Returns OK; INVALID_ARGUMENT (a token this table did not hand out, or
+ * whose session is gone);
  * INTERNAL (no memory). On failure *PAGE is empty.
  * Locking: takes session_state (read); allocates before taking it.
  */
@@ -169,7 +241,8 @@ void zos_session_page_finish(struct zos_session_page *page);
 
 /*
  * Fills COUNTS[state] with the number of sessions in each state
- * (COUNTS[0], UNSPECIFIED, is always 0) and returns the total.
+ * (COUNTS[0], UNSPECIFIED, is always 0) and returns the total; sessions
+ * expired but not swept yet are still counted.
  * Locking: takes session_state (read).
  */
 uint64_t zos_sessions_count_by_state(
@@ -181,8 +254,8 @@ uint64_t zos_sessions_count_by_state(
  */
 struct zos_sessions_image {
 	uint64_t            seq;      /* changes accepted so far */
-	uint32_t            id_key;   /* keys the serial half of new ids */
-	struct zos_session *sessions; /* creation order; owned */
+	uint32_t            id_key;   /* kept for the format; unused now */
+	struct zos_session *sessions; /* table order; owned */
 	size_t              count;
 };
 
@@ -205,8 +278,10 @@ enum zos_session_code zos_sessions_snapshot(
     struct zos_sessions *s, struct zos_sessions_image *out);
 
 /*
- * Fills the empty table S from IMAGE (copied): sessions, change count and
- * id key, so that ids made afterwards never collide with restored ones.
+ * Fills the empty table S from IMAGE (copied): sessions (owners
+ * included), change count and id key. A new id that happens to equal a
+ * restored one is drawn again, so ids never collide. The owner cap is
+ * not applied to restored sessions.
  * Returns OK; INVALID_ARGUMENT (S not empty, an id malformed or repeated, a
  * state or problem id out of range, a version of 0, a change count below
  * the sum of the versions: ERROR says which session); RESOURCE_EXHAUSTED

@@ -18,6 +18,9 @@
  * number lives in the header as well as in the payload so that the store
  * can cross-check the two (a payload pasted under another header).
  *
+ * Modes: directories this module creates are 0700 and every file it
+ * writes is 0600 (whatever the umask adds is only ever taken away).
+ *
  * Why a file is never torn in place: a new snapshot goes to PART.snap.tmp,
  * is fsync'd, renamed over PART.snap (atomic on POSIX), and then the
  * directory is fsync'd so that the rename itself survives a crash. A
@@ -196,7 +199,8 @@ snapshot_mkdirs(struct zos_snapshot_dir *dir, const char *dir_path)
 			continue;
 		}
 		path[i] = '\0';
-		if (mkdir(path, 0755) != 0) {
+		/* Owner only: sessions and skills are nobody else's. */
+		if (mkdir(path, 0700) != 0) {
 			rv = errno == EEXIST ? 0 : errno;
 		} else {
 			/* Created: make its entry in the parent durable. */
@@ -262,7 +266,7 @@ zos_snapshot_write(struct zos_snapshot_dir *dir, const char *path,
 	int fd, rv;
 
 	zos_assert_no_locks_held(dir->locks, "write snapshot");
-	fd = open(tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	fd = open(tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		rv = errno;
 		snprintf(message, message_len, "open %s: %s", tmp_path,

@@ -42,9 +42,10 @@ struct zos_snapshot_dir {
 };
 
 /*
- * Creates DIR->path and its missing parents, fsyncing the parent of each
- * one created so that the new entries survive a crash, then opens it into
- * DIR->fd. Returns 0 or an errno value (DIR->fd stays -1).
+ * Creates DIR->path and its missing parents (mode 0700), fsyncing the
+ * parent of each one created so that the new entries survive a crash,
+ * then opens it into DIR->fd. Returns 0 or an errno value (DIR->fd stays
+ * -1).
  */
 int zos_snapshot_dir_open(struct zos_snapshot_dir *dir);
 
@@ -60,7 +61,8 @@ void zos_snapshot_dir_close(struct zos_snapshot_dir *dir);
 void zos_snapshot_frame(uint8_t *buf, uint32_t part, size_t len, uint64_t seq);
 
 /*
- * Writes the framed snapshot BUF (LEN bytes, header included) to TMP_PATH,
+ * Writes the framed snapshot BUF (LEN bytes, header included) to TMP_PATH
+ * (mode 0600),
  * fsyncs it, renames it over PATH and fsyncs the directory. Returns 0 or
  * an errno value with MESSAGE filled ("write /d/sessions.snap.tmp: No
  * space left on device"); on failure PATH is as it was, except when only

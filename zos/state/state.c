@@ -103,6 +103,14 @@ zos_state_create(
 		snprintf(error, error_len, "cannot set up the sessions");
 		goto fail_skills;
 	}
+	if (zos_sessions_configure(state->sessions, config->session_ttl_ms,
+	        config->max_sessions_per_owner, config->clock,
+	        config->clock_arg) != ZOS_SESSION_OK) {
+		snprintf(error, error_len,
+		    "cannot set up the sessions' lifecycle (TTL %lld ms)",
+		    (long long) config->session_ttl_ms);
+		goto fail_sessions;
+	}
 	if (have_sessions) {
 		enum zos_session_code code = zos_sessions_restore(
 		    state->sessions, &image, message, sizeof(message));
@@ -185,6 +193,38 @@ zos_state_locks(struct zos_state *state, struct zos_lock *out[4])
 	out[1] = zos_sessions_lock(state->sessions);
 	out[2] = zos_routing_lock(state->routing);
 	out[3] = &state->cache.lock;
+}
+
+/* The store's answer to a sweep's write: nobody waits for it (a failed
+ * write is logged and counted by the store, and the next write covers the
+ * removal again). */
+static void
+state_expire_done(void *arg, int error, const char *message)
+{
+	(void) arg;
+	(void) error;
+	(void) message;
+}
+
+size_t
+zos_state_expire_sessions(struct zos_state *state)
+{
+	size_t total = 0, n;
+	size_t rounds =
+	    zos_sessions_max(state->sessions) / ZOS_SESSIONS_SWEEP_MAX + 1;
+
+	/* Each round empties a batch; the table bounds how many there are. */
+	do {
+		n = zos_sessions_expire(
+		    state->sessions, ZOS_SESSIONS_SWEEP_MAX);
+		total += n;
+	} while (n == ZOS_SESSIONS_SWEEP_MAX && rounds-- > 0);
+	if (total > 0 && state->store != NULL) {
+		zos_store_commit(state->store, ZOS_STORE_SESSIONS,
+		    zos_sessions_seq(state->sessions), state_expire_done,
+		    NULL);
+	}
+	return total;
 }
 
 void

@@ -29,11 +29,19 @@
 #include "store.h"
 
 struct zos_state_config {
-	size_t      cache_capacity;     /* 0 = 200 */
-	size_t      max_sessions;       /* 0 = 10000 */
-	const char *skills_file;        /* NULL = the default skills */
-	const char *routing_file;       /* NULL = the default routes */
-	bool        abort_on_violation; /* lock rules: abort, else count */
+	size_t cache_capacity; /* 0 = 200 */
+	size_t max_sessions;   /* 0 = 10000 */
+	/* Finished sessions expire this long after they finished; 0 = 24 h
+	 * (sessions.h). */
+	int64_t session_ttl_ms;
+	/* Sessions one owner may hold; 0 = no cap but max_sessions. */
+	size_t max_sessions_per_owner;
+	/* The sessions' wall clock; NULL = the real one (tests set it). */
+	zos_clock_ms_fn clock;
+	void           *clock_arg;
+	const char     *skills_file;        /* NULL = the default skills */
+	const char     *routing_file;       /* NULL = the default routes */
+	bool            abort_on_violation; /* lock rules: abort, else count */
 	/*
 	 * Persistence (store.h): skills and sessions live in DATA_DIR; NULL
 	 * keeps them in memory only. With a data directory, the skills file
@@ -72,6 +80,16 @@ struct zos_state *zos_state_create(
  * wait and hold times.
  */
 void zos_state_locks(struct zos_state *state, struct zos_lock *out[4]);
+
+/*
+ * Removes every expired finished session (in batches: one short write
+ * lock per ZOS_SESSIONS_SWEEP_MAX) and, when any was removed and the
+ * state has a store, asks the store to write the table (without waiting
+ * for it). Returns how many were removed. zosd calls it now and then;
+ * Session/Start sweeps on its own as well.
+ * Locking: takes session_state (write) per batch; call with no lock held.
+ */
+size_t zos_state_expire_sessions(struct zos_state *state);
 
 /* Frees the state; no thread may still use it. NULL is a no-op. */
 void zos_state_destroy(struct zos_state *state);

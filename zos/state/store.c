@@ -39,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "codec.h"
@@ -313,12 +314,14 @@ static int
 store_lock_dir(struct zos_store *store, char *error, size_t error_len)
 {
 	store->lock_fd =
-	    open(store->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	    open(store->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (store->lock_fd < 0) {
 		snprintf(error, error_len, "%s: %s", store->lock_path,
 		    strerror(errno));
 		return -1;
 	}
+	/* One made by an earlier version may be 0644. */
+	(void) fchmod(store->lock_fd, 0600);
 	if (flock(store->lock_fd, LOCK_EX | LOCK_NB) != 0) {
 		if (errno == EWOULDBLOCK) {
 			snprintf(error, error_len,
@@ -330,6 +333,32 @@ store_lock_dir(struct zos_store *store, char *error, size_t error_len)
 		return -1;
 	}
 	return 0;
+}
+
+/* Narrows the data directory to 0700 when group or others have any
+ * access to it, with a warning (see store.h). */
+static void
+store_check_dir_mode(struct zos_store *store)
+{
+	struct stat st;
+	mode_t      mode;
+
+	if (fstat(store->snapshots.fd, &st) != 0 || (st.st_mode & 077) == 0) {
+		return;
+	}
+	mode = st.st_mode & 07777;
+	if (fchmod(store->snapshots.fd, mode & ~(mode_t) 077) == 0) {
+		store_log(store, ZRPC_LOG_WARN,
+		    "data directory %s had mode %04o (group or others could "
+		    "use it); changed to %04o",
+		    store->dir, (unsigned) mode,
+		    (unsigned) (mode & ~(mode_t) 077));
+	} else {
+		store_log(store, ZRPC_LOG_WARN,
+		    "data directory %s has mode %04o (group or others can "
+		    "use it) and cannot be changed: %s",
+		    store->dir, (unsigned) mode, strerror(errno));
+	}
 }
 
 /* Frees the paths of STORE and STORE itself. */
@@ -394,6 +423,7 @@ zos_store_open(const struct zos_store_config *config, struct zos_store **out,
 		    error, error_len, "%s: %s", config->dir, strerror(rv));
 		goto fail_dir;
 	}
+	store_check_dir_mode(store);
 	if (store_lock_dir(store, error, error_len) != 0 ||
 	    store_remove_leftovers(store, error, error_len) != 0 ||
 	    store_load_skills(store, error, error_len) != 0) {

@@ -32,6 +32,12 @@
  *
  * The directory is locked (flock on DIR/LOCK) while a store has it open,
  * so two zosd never share one.
+ *
+ * Permissions: the store keeps what it holds to its owner. A directory it
+ * creates is 0700 and every file it writes (snapshots, LOCK) is 0600. An
+ * existing data directory that group or others may use is narrowed to
+ * 0700 at open, with a warning naming the old mode (when that chmod is
+ * not allowed, the warning says so and the store opens anyway).
  */
 #ifndef ZOS_STORE_H
 #define ZOS_STORE_H

@@ -41,6 +41,8 @@ enum {
 	OPT_IPC_SOCKET_MODE,
 	OPT_AUTH_TOKENS,
 	OPT_ALLOW_UNAUTHENTICATED,
+	OPT_SESSION_TTL,
+	OPT_MAX_SESSIONS_PER_TOKEN,
 	OPT_VERSION,
 	OPT_HELP,
 };
@@ -74,6 +76,9 @@ static const struct option options_long[] = {
 	{ "auth-tokens", required_argument, NULL, OPT_AUTH_TOKENS },
 	{ "allow-unauthenticated", no_argument, NULL,
 	    OPT_ALLOW_UNAUTHENTICATED },
+	{ "session-ttl", required_argument, NULL, OPT_SESSION_TTL },
+	{ "max-sessions-per-token", required_argument, NULL,
+	    OPT_MAX_SESSIONS_PER_TOKEN },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
@@ -90,7 +95,8 @@ static const char options_usage[] =
     "            [--echo-fail-rate R]\n"
     "            [--tls-cert F --tls-key F [--tls-client-ca F]]\n"
     "            [--ipc-socket-mode MODE] [--auth-tokens FILE]\n"
-    "            [--allow-unauthenticated] [--version] [--help]\n";
+    "            [--allow-unauthenticated] [--session-ttl DURATION]\n"
+    "            [--max-sessions-per-token N] [--version] [--help]\n";
 
 void
 zos_options_help(FILE *out)
@@ -124,10 +130,16 @@ zos_options_help(FILE *out)
 	    "writing\n"
 	    "                           the store, as does one during "
 	    "start-up;\n"
-	    "                           SIGHUP re-reads --auth-tokens; "
-	    "SIGUSR1,\n"
-	    "                           SIGUSR2, SIGALRM are logged and "
-	    "ignored\n"
+	    "                           if the drain is not over 2 s after "
+	    "the grace,\n"
+	    "                           zosd writes the store and exits "
+	    "with status 3;\n"
+	    "                           SIGHUP reloads --auth-tokens and "
+	    "--routing-file\n"
+	    "                           (a bad file keeps the one in use); "
+	    "SIGUSR1, SIGUSR2,\n"
+	    "                           SIGALRM, SIGIO, SIGPWR are logged "
+	    "and ignored\n"
 	    "  --log-level L            debug, info, warn or error "
 	    "[default info]\n"
 	    "  --log-format F           json or text [default json, text "
@@ -149,7 +161,10 @@ zos_options_help(FILE *out)
 	    "                           new data directory, re-read by "
 	    "Skills/Reload\n"
 	    "  --routing-file F         routes, one 'task primary fallback' "
-	    "per line\n"
+	    "per line;\n"
+	    "                           re-read on SIGHUP (remote models "
+	    "must be\n"
+	    "                           ones zosd connected to at start)\n"
 	    "  --backend TASK=URL       TASK's primary model is the "
 	    "zos.v1.ModelBackend\n"
 	    "                           server at URL; repeatable\n"
@@ -162,6 +177,23 @@ zos_options_help(FILE *out)
 	    "calls that\n"
 	    "                           fail, for tests and load scenarios "
 	    "[0]\n"
+	    "  --session-ttl DURATION   finished sessions (SOLVED, "
+	    "ABANDONED) are\n"
+	    "                           deleted, from the data directory "
+	    "too, this\n"
+	    "                           long after they finished; a number "
+	    "and s, m\n"
+	    "                           or h (90s, 30m, 24h) [default 24h]\n"
+	    "  --max-sessions-per-token N  sessions one caller (one "
+	    "authorization\n"
+	    "                           value; callers without one share "
+	    "one) may\n"
+	    "                           hold, finished ones included until "
+	    "they\n"
+	    "                           expire; beyond it Start is "
+	    "RESOURCE_EXHAUSTED\n"
+	    "                           [default 0: no cap but "
+	    "--max-sessions]\n"
 	    "  --metrics-listen URL     serve Prometheus metrics (text format "
 	    "0.0.4)\n"
 	    "                           at URL, http://HOST:PORT/PATH; port "
@@ -212,7 +244,11 @@ zos_options_help(FILE *out)
 	    "'metrics on URL' for the metrics endpoint.\n"
 	    "Exit status: 0 after a clean shutdown, 1 when it cannot start "
 	    "(an\n"
-	    "address in use, say), 2 for bad usage.\n",
+	    "address in use, say), 2 for bad usage, 3 when the shutdown "
+	    "watchdog\n"
+	    "ended a drain that overran (the store is written first), "
+	    "128+signal\n"
+	    "for a second SIGTERM/SIGINT or one during start-up.\n",
 	    out);
 }
 
@@ -313,6 +349,32 @@ zos_options_metrics_url_valid(const char *url, char *why, size_t why_len)
 		return false;
 	}
 	nng_url_free(parsed);
+	return true;
+}
+
+bool
+zos_options_duration(const char *text, int64_t *ms)
+{
+	static const char    units[]   = "smh";
+	static const int64_t unit_ms[] = { 1000, 60 * 1000, 3600 * 1000 };
+	char                 number[24];
+	size_t               len = strlen(text);
+	const char          *unit;
+	uint64_t             v;
+
+	if (len < 2 || len > sizeof(number) ||
+	    (unit = strchr(units, text[len - 1])) == NULL) {
+		return false;
+	}
+	memcpy(number, text, len - 1);
+	number[len - 1] = '\0';
+	/* 87600 h is ten years, the most a finished session is kept. */
+	if (!options_number(number, 1,
+	        (uint64_t) (87600LL * 3600 * 1000 / unit_ms[unit - units]),
+	        &v)) {
+		return false;
+	}
+	*ms = (int64_t) v * unit_ms[unit - units];
 	return true;
 }
 
@@ -441,6 +503,7 @@ zos_options_parse(struct zos_options *opts, int argc, char **argv, FILE *out,
 	opts->backend_timeout_ms = 30000;
 	opts->metrics_listen     = ZOS_DEFAULT_METRICS_LISTEN;
 	opts->ipc_socket_mode    = 0600;
+	opts->session_ttl_ms     = 24LL * 3600 * 1000;
 
 	optind = 0; /* full reset, so that tests can parse many times */
 	opterr = 0;
@@ -626,6 +689,26 @@ zos_options_parse(struct zos_options *opts, int argc, char **argv, FILE *out,
 			break;
 		case OPT_ALLOW_UNAUTHENTICATED:
 			opts->allow_unauthenticated = true;
+			break;
+		case OPT_SESSION_TTL:
+			if (!zos_options_duration(
+			        optarg, &opts->session_ttl_ms)) {
+				return options_bad(err,
+				    "--session-ttl wants a duration from 1s "
+				    "to "
+				    "87600h, a number and s, m or h (90s, "
+				    "30m, 24h), not '%s'",
+				    optarg);
+			}
+			break;
+		case OPT_MAX_SESSIONS_PER_TOKEN:
+			if (!options_number(optarg, 0, 1000000, &v)) {
+				return options_bad(err,
+				    "--max-sessions-per-token wants a number "
+				    "from 0 (no cap) to 1000000, not '%s'",
+				    optarg);
+			}
+			opts->max_sessions_per_token = (size_t) v;
 			break;
 		case OPT_VERSION:
 			opts->show_version = true;

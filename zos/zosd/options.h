@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "log.h"
@@ -36,9 +37,15 @@ struct zos_options {
 	size_t              max_sessions;      /* default 10000 */
 	const char         *skills_file;       /* NULL = default skills */
 	const char         *routing_file;      /* NULL = default routes */
-	bool                in_memory;
-	const char         *data_dir;     /* default ./zos-data */
-	bool                data_dir_set; /* --data-dir given */
+	/* Session lifecycle: finished sessions expire after session_ttl_ms
+	 * (--session-ttl, default 24 h); a token holds at most
+	 * max_sessions_per_token sessions (0, the default: no cap but
+	 * --max-sessions). */
+	int64_t                   session_ttl_ms;
+	size_t                    max_sessions_per_token;
+	bool                      in_memory;
+	const char               *data_dir;     /* default ./zos-data */
+	bool                      data_dir_set; /* --data-dir given */
 	struct zos_backend_option backends[ZOS_MAX_BACKENDS];
 	size_t                    n_backends;
 	unsigned backend_timeout_ms; /* calls without a deadline; 30000 */
@@ -97,6 +104,12 @@ bool zos_options_metrics_url_valid(const char *url, char *why, size_t why_len);
  * localhost. tcp://0.0.0.0, a "*" host and an empty host are not.
  */
 bool zos_options_url_is_loopback(const char *url);
+
+/*
+ * Parses a duration: a whole number and a unit, s, m or h ("90s", "30m",
+ * "24h"), from 1 s to 87600 h (10 years), into *MS. False otherwise.
+ */
+bool zos_options_duration(const char *text, int64_t *ms);
 
 /* Writes the full --help text to OUT. */
 void zos_options_help(FILE *out);

@@ -2,16 +2,18 @@
  * zosd: the zos server program.
  *
  * main owns everything: it parses the flags, blocks SIGINT, SIGTERM,
- * SIGHUP, SIGUSR1, SIGUSR2 and SIGALRM before any thread exists (every
- * thread inherits the mask) and starts one signal thread that takes them
- * with sigwait for the whole life of the process. No signal handler and no
- * global variable is involved: the thread and main share a struct on
- * main's stack.
+ * SIGHUP, SIGUSR1, SIGUSR2, SIGALRM, SIGIO and SIGPWR before any thread
+ * exists (every thread inherits the mask) and starts one signal thread
+ * that takes them with sigwait for the whole life of the process; SIGPIPE
+ * and SIGXFSZ are ignored (a write gets EPIPE or EFBIG instead). No signal
+ * handler and no global variable is involved: the thread and main share a
+ * struct on main's stack.
  *
- * - SIGHUP: re-reads the --auth-tokens file (zosd_reload_tokens); a bad
- *   file keeps the tokens in use. Logged when there is nothing to reload.
- * - SIGUSR1, SIGUSR2, SIGALRM: logged, nothing else; they no longer kill
- *   zosd.
+ * - SIGHUP: re-reads the --auth-tokens file (zosd_reload_tokens) and the
+ *   --routing-file (zosd_reload); a bad file keeps the one in use, and
+ *   says why in the log.
+ * - SIGUSR1, SIGUSR2, SIGALRM, SIGIO, SIGPWR: logged, nothing else; they
+ *   never kill zosd.
  * - SIGTERM or SIGINT during start-up (a store loading a large directory,
  *   a skills file that never ends): the process exits at once with
  *   128 + the signal's number, as if the signal had killed it, without
@@ -21,7 +23,18 @@
  * - A second one during that drain: the store writes what is queued (an
  *   acknowledged change is already on disk; this covers the unacknowledged
  *   rest) and the process exits at once with 128 + the signal's number.
+ * - The watchdog: after the first one, the signal thread waits for
+ *   further signals only until grace + 1.75 s have passed. If the process
+ *   is still there then (a drain stuck in the network library, a backend that
+ *   never answers), it logs so, writes the store as above and exits with
+ *   status 3. So SIGTERM and SIGINT always end zosd within grace + 2 s,
+ *   and never lose an acknowledged change: every acknowledged change was
+ *   on disk before it was acknowledged.
+ *
+ * main also sweeps expired sessions (--session-ttl) once a minute, or
+ * more often for a short TTL, while it waits for the stop signal.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -29,6 +42,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "backend.h"
@@ -40,18 +54,27 @@
 #include "zrpc/server.h"
 
 /*
+ * The watchdog fires this long after the grace, which leaves 250 ms of
+ * the promised 2 s for writing the store and for the exit itself.
+ */
+#define ZOSD_WATCHDOG_MS 1750u
+
+/*
  * What main and the signal thread share; on main's stack. The thread is
  * never joined: it waits in sigwait until the process ends.
  */
 struct zosd_signals {
-	sigset_t              set; /* the signals taken; constant */
-	const struct zos_log *log; /* constant */
+	sigset_t              set;      /* the signals taken; constant */
+	const struct zos_log *log;      /* constant */
+	unsigned              grace_ms; /* --shutdown-grace-ms; constant */
 	pthread_mutex_t       mu;
-	pthread_cond_t        stop;     /* signalled when stop_sig is set */
-	bool                  serving;  /* guarded by: mu */
-	int                   stop_sig; /* guarded by: mu; 0 until asked */
-	struct zos_state     *state;    /* guarded by: mu; NULL until made */
-	bool                  closing;  /* guarded by: mu; store closing */
+	pthread_cond_t        stop;      /* signalled when stop_sig is set */
+	bool                  serving;   /* guarded by: mu */
+	int                   stop_sig;  /* guarded by: mu; 0 until asked */
+	struct zos_state     *state;     /* guarded by: mu; NULL until made */
+	bool                  closing;   /* guarded by: mu; store closing */
+	bool                  done;      /* guarded by: mu; main returns */
+	int                   exit_code; /* guarded by: mu; when done */
 	/* --auth-tokens: the table SIGHUP reloads and its file. */
 	zrpc_auth  *auth;      /* guarded by: mu; NULL = none */
 	const char *auth_path; /* guarded by: mu */
@@ -73,6 +96,10 @@ zosd_signal_name(int sig)
 		return "SIGUSR2";
 	case SIGALRM:
 		return "SIGALRM";
+	case SIGIO:
+		return "SIGIO";
+	case SIGPWR:
+		return "SIGPWR";
 	}
 	return "a signal";
 }
@@ -136,23 +163,137 @@ zosd_reload_tokens(struct zosd_signals *s)
 	return reloaded;
 }
 
+/*
+ * SIGHUP: re-reads the routing file; a bad one keeps the routes in use.
+ * Holds S->mu, so that main cannot destroy the state meanwhile (main
+ * takes it before it does); no zOS lock is held while the file is read.
+ */
+static void
+zosd_reload(struct zosd_signals *s)
+{
+	const char *path;
+	char        error[512];
+
+	pthread_mutex_lock(&s->mu);
+	if (s->state == NULL || s->closing) {
+		zos_log_printf(s->log, ZRPC_LOG_INFO,
+		    "SIGHUP: %s; nothing reloaded",
+		    s->closing ? "shutting down" : "still starting");
+	} else if ((path = zos_routing_path(s->state->routing)) == NULL) {
+		zos_log_printf(s->log, ZRPC_LOG_INFO,
+		    "SIGHUP: no --routing-file to reload");
+	} else if (zos_routing_reload(s->state->routing, error,
+	               sizeof(error)) != ZOS_ROUTING_OK) {
+		zos_log_printf(s->log, ZRPC_LOG_ERROR,
+		    "SIGHUP: routing file not reloaded, keeping the routes in "
+		    "use: %s",
+		    error);
+	} else {
+		zos_log_printf(s->log, ZRPC_LOG_INFO,
+		    "SIGHUP: routing file %s reloaded: %zu routes", path,
+		    zos_routing_route_count(s->state->routing));
+	}
+	pthread_mutex_unlock(&s->mu);
+}
+
+/* *TS = now (CLOCK_MONOTONIC: a clock step must not move the watchdog)
+ * + MS. */
+static void
+zosd_deadline(struct timespec *ts, uint64_t ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	ts->tv_sec += (time_t) (ms / 1000);
+	ts->tv_nsec += (long) (ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
+/*
+ * Waits for one of S's signals into *SIG. With ARMED (the watchdog is
+ * running), gives up at DEADLINE (CLOCK_MONOTONIC) and returns false.
+ */
+static bool
+zosd_wait_signal(struct zosd_signals *s, bool armed,
+    const struct timespec *deadline, int *sig)
+{
+	for (;;) {
+		struct timespec now, left;
+		int             rv;
+
+		if (!armed) {
+			if (sigwait(&s->set, sig) == 0) {
+				return true;
+			}
+			continue;
+		}
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec > deadline->tv_sec ||
+		    (now.tv_sec == deadline->tv_sec &&
+		        now.tv_nsec >= deadline->tv_nsec)) {
+			return false;
+		}
+		left.tv_sec  = deadline->tv_sec - now.tv_sec;
+		left.tv_nsec = deadline->tv_nsec - now.tv_nsec;
+		if (left.tv_nsec < 0) {
+			left.tv_sec--;
+			left.tv_nsec += 1000000000L;
+		}
+		if ((rv = sigtimedwait(&s->set, NULL, &left)) > 0) {
+			*sig = rv;
+			return true;
+		}
+		/* EAGAIN (time is up: checked above) or EINTR: again. */
+	}
+}
+
+/*
+ * The watchdog's end: the drain overran grace + 2 s. Writes the store
+ * (unless main is closing it already) and exits with status 3.
+ */
+static void
+zosd_watchdog_exit(struct zosd_signals *s)
+{
+	struct zos_state *state;
+	bool              closing;
+
+	pthread_mutex_lock(&s->mu);
+	state   = s->state;
+	closing = s->closing;
+	if (s->done) {
+		/* main has returned; exit() itself is what is slow. */
+		_exit(s->exit_code);
+	}
+	pthread_mutex_unlock(&s->mu);
+	zos_log_printf(s->log, ZRPC_LOG_ERROR,
+	    "shutdown watchdog: still running %u ms after the stop signal "
+	    "(grace %u ms + %u); %s and exiting with status 3",
+	    s->grace_ms + ZOSD_WATCHDOG_MS, s->grace_ms, ZOSD_WATCHDOG_MS,
+	    closing ? "the store is being written" : "writing the store");
+	if (!closing) {
+		zosd_flush_state(s->log, state);
+	}
+	_exit(3);
+}
+
 /* The signal thread: see the top of the file. */
 static void *
 zosd_signal_thread(void *arg)
 {
 	struct zosd_signals *s = arg;
 	struct zos_state    *state;
+	struct timespec      deadline = { 0, 0 };
+	bool                 armed    = false;
 	int                  sig;
 
 	for (;;) {
-		if (sigwait(&s->set, &sig) != 0) {
-			continue;
+		if (!zosd_wait_signal(s, armed, &deadline, &sig)) {
+			zosd_watchdog_exit(s);
 		}
 		if (sig == SIGHUP) {
-			if (!zosd_reload_tokens(s)) {
-				zos_log_printf(s->log, ZRPC_LOG_INFO,
-				    "SIGHUP: nothing to reload yet");
-			}
+			zosd_reload_tokens(s);
+			zosd_reload(s);
 			continue;
 		}
 		if (sig != SIGTERM && sig != SIGINT) {
@@ -165,6 +306,10 @@ zosd_signal_thread(void *arg)
 			s->stop_sig = sig;
 			pthread_cond_signal(&s->stop);
 			pthread_mutex_unlock(&s->mu);
+			/* From now on the process ends by grace + 2 s. */
+			zosd_deadline(&deadline,
+			    (uint64_t) s->grace_ms + ZOSD_WATCHDOG_MS);
+			armed = true;
 			continue;
 		}
 		bool starting = !s->serving;
@@ -193,6 +338,37 @@ zosd_signal_thread(void *arg)
 		_exit(128 + sig);
 	}
 	return NULL;
+}
+
+/*
+ * Removes expired sessions (and asks the store to forget them), then sets
+ * *NEXT (CLOCK_REALTIME, for the stop condition's wait) to the next time:
+ * a minute on, or a quarter of TTL_MS when that is shorter, but at least
+ * a second.
+ */
+static void
+zosd_sweep(const struct zos_log *log, struct zos_state *state, int64_t ttl_ms,
+    struct timespec *next)
+{
+	int64_t every = ttl_ms / 4;
+	size_t  n     = zos_state_expire_sessions(state);
+
+	if (n > 0) {
+		zos_log_printf(log, ZRPC_LOG_INFO,
+		    "sessions: %zu finished sessions expired and removed", n);
+	}
+	if (every > 60000) {
+		every = 60000;
+	} else if (every < 1000) {
+		every = 1000;
+	}
+	clock_gettime(CLOCK_REALTIME, next);
+	next->tv_sec += (time_t) (every / 1000);
+	next->tv_nsec += (long) (every % 1000) * 1000000L;
+	if (next->tv_nsec >= 1000000000L) {
+		next->tv_sec++;
+		next->tv_nsec -= 1000000000L;
+	}
 }
 
 /* The access log: one line per call, at info level. */
@@ -301,11 +477,19 @@ zosd_backends(const struct zos_options *opts, struct zos_state *state,
 		snprintf(error, error_len, "out of memory");
 		return NULL;
 	}
-	for (size_t i = 0; i < n_routes; i++) {
-		const struct zos_route *route =
-		    zos_routing_route_at(state->routing, i);
-		const char *models[2] = { route->primary_model,
-			route->fallback_model };
+	/* Copies, alive until the backends have made their own. */
+	struct zos_route *routes = calloc(n_routes + 1, sizeof(*routes));
+
+	if (routes == NULL) {
+		free(urls);
+		snprintf(error, error_len, "out of memory");
+		return NULL;
+	}
+	for (size_t i = 0; i < n_routes &&
+	     zos_routing_route_at(state->routing, i, &routes[i]);
+	     i++) {
+		const char *models[2] = { routes[i].primary_model,
+			routes[i].fallback_model };
 
 		for (size_t m = 0; m < 2; m++) {
 			if (strncmp(models[m], ZOS_BACKEND_BUILTIN_PREFIX,
@@ -324,6 +508,7 @@ zosd_backends(const struct zos_options *opts, struct zos_state *state,
 	if (zos_backends_create(&config, &backends, error, error_len) != 0) {
 		backends = NULL;
 	}
+	free(routes);
 	free(urls);
 	return backends;
 }
@@ -347,8 +532,9 @@ main(int argc, char **argv)
 		 .mu   = PTHREAD_MUTEX_INITIALIZER,
 		 .stop = PTHREAD_COND_INITIALIZER,
 	};
-	pthread_t signal_thread;
-	int       sig, exit_code = 1;
+	struct timespec next_sweep;
+	pthread_t       signal_thread;
+	int             sig, exit_code = 1;
 
 	switch (zos_options_parse(
 	    &opts, argc, argv, stdout, stderr, isatty(STDERR_FILENO))) {
@@ -359,9 +545,10 @@ main(int argc, char **argv)
 	case ZOS_OPTIONS_USAGE:
 		return 2;
 	}
-	log.level  = opts.log_level;
-	log.format = opts.log_format;
-	log.fd     = STDERR_FILENO;
+	log.level        = opts.log_level;
+	log.format       = opts.log_format;
+	log.fd           = STDERR_FILENO;
+	signals.grace_ms = opts.shutdown_grace_ms;
 
 	/* Before any thread starts, so that all of them inherit the mask
 	 * and the signals wait for the signal thread's sigwait. */
@@ -372,8 +559,11 @@ main(int argc, char **argv)
 	sigaddset(&signals.set, SIGUSR1);
 	sigaddset(&signals.set, SIGUSR2);
 	sigaddset(&signals.set, SIGALRM);
+	sigaddset(&signals.set, SIGIO);
+	sigaddset(&signals.set, SIGPWR);
 	pthread_sigmask(SIG_BLOCK, &signals.set, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	signal(SIGXFSZ, SIG_IGN);
 	if (pthread_create(
 	        &signal_thread, NULL, zosd_signal_thread, &signals) != 0) {
 		zos_log_printf(
@@ -414,10 +604,12 @@ main(int argc, char **argv)
 		route_primaries[i] = opts.backends[i].url;
 	}
 	struct zos_state_config state_config = {
-		.cache_capacity     = opts.cache_capacity,
-		.max_sessions       = opts.max_sessions,
-		.skills_file        = opts.skills_file,
-		.routing_file       = opts.routing_file,
+		.cache_capacity         = opts.cache_capacity,
+		.max_sessions           = opts.max_sessions,
+		.session_ttl_ms         = opts.session_ttl_ms,
+		.max_sessions_per_owner = opts.max_sessions_per_token,
+		.skills_file            = opts.skills_file,
+		.routing_file           = opts.routing_file,
 		.data_dir           = opts.in_memory ? NULL : opts.data_dir,
 		.route_tasks        = route_tasks,
 		.route_primaries    = route_primaries,
@@ -533,9 +725,18 @@ main(int argc, char **argv)
 		    zos_metrics_url(metrics));
 	}
 
+	/* Wait for the stop signal, sweeping expired sessions meanwhile
+	 * (one at once: a data directory may hold some already). */
+	zosd_sweep(&log, state, opts.session_ttl_ms, &next_sweep);
 	pthread_mutex_lock(&signals.mu);
 	while (signals.stop_sig == 0) {
-		pthread_cond_wait(&signals.stop, &signals.mu);
+		if (pthread_cond_timedwait(&signals.stop, &signals.mu,
+		        &next_sweep) == ETIMEDOUT) {
+			pthread_mutex_unlock(&signals.mu);
+			zosd_sweep(
+			    &log, state, opts.session_ttl_ms, &next_sweep);
+			pthread_mutex_lock(&signals.mu);
+		}
 	}
 	sig = signals.stop_sig;
 	pthread_mutex_unlock(&signals.mu);
@@ -564,7 +765,9 @@ out:
 	pthread_mutex_unlock(&signals.mu);
 	zos_state_destroy(state);
 	pthread_mutex_lock(&signals.mu);
-	signals.auth = NULL; /* a SIGHUP from now on reloads nothing */
+	signals.auth      = NULL; /* a SIGHUP from now on reloads nothing */
+	signals.done      = true;
+	signals.exit_code = exit_code;
 	pthread_mutex_unlock(&signals.mu);
 	zrpc_auth_destroy(auth);
 	return exit_code;
