@@ -126,6 +126,7 @@ struct server_slot {
 	 * `held` while conn_held; 0 = none. */
 	uint32_t conn_id;
 	bool     conn_held;
+	size_t   conn_bytes;    /* counted in its connection's `bytes` */
 	size_t   request_bytes; /* in server->buffered, until answered */
 	size_t   reply_bytes;   /* in server->buffered, until sent */
 };
@@ -134,6 +135,7 @@ struct server_slot {
 struct server_conn {
 	uint32_t id;
 	unsigned held;    /* requests received, reply not yet gone */
+	size_t   bytes;   /* their request and reply bytes */
 	uint64_t last_ns; /* connected, or last complete request */
 };
 
@@ -667,9 +669,13 @@ server_pipe_event(nng_pipe pipe, nng_pipe_ev ev, void *arg)
 	}
 }
 
+/* The share of max_buffered_bytes one connection may hold. */
+#define SERVER_CONN_BYTES_SHARE 4
+
 enum server_admit {
 	ADMIT_OK,
 	ADMIT_CONN_LIMIT, /* beyond max_inflight_per_conn */
+	ADMIT_CONN_BYTES, /* beyond its share of max_buffered_bytes */
 	ADMIT_FLOODING,   /* beyond twice that: close the connection */
 };
 
@@ -679,7 +685,8 @@ enum server_admit {
  * (closed meanwhile) are let through. Locking: takes conns_mutex.
  */
 static enum server_admit
-server_conn_admit(struct server_slot *slot, nng_pipe pipe, uint64_t now_ns)
+server_conn_admit(
+    struct server_slot *slot, nng_pipe pipe, uint64_t now_ns, size_t len)
 {
 	zrpc_server        *server = slot->server;
 	unsigned            bound  = server->config.max_inflight_per_conn;
@@ -696,6 +703,13 @@ server_conn_admit(struct server_slot *slot, nng_pipe pipe, uint64_t now_ns)
 			admit = ADMIT_FLOODING;
 		} else if (conn->held > bound) {
 			admit = ADMIT_CONN_LIMIT;
+		} else if (conn->bytes + len >
+		    server->config.max_buffered_bytes /
+		        SERVER_CONN_BYTES_SHARE) {
+			admit = ADMIT_CONN_BYTES;
+		} else {
+			conn->bytes += len;
+			slot->conn_bytes = len;
 		}
 	}
 	pthread_mutex_unlock(&server->conns_mutex);
@@ -717,8 +731,33 @@ server_conn_release(struct server_slot *slot)
 	if ((conn = server_conn_find(server, slot->conn_id)) != NULL &&
 	    conn->held > 0) {
 		conn->held--;
+		conn->bytes -= slot->conn_bytes < conn->bytes
+		    ? slot->conn_bytes
+		    : conn->bytes;
 		/* Idle time counts from the last reply too. */
 		conn->last_ns = zrpc_now_ns();
+	}
+	pthread_mutex_unlock(&server->conns_mutex);
+	slot->conn_bytes = 0;
+}
+
+/*
+ * SLOT's reply of LEN bytes waits to be sent: its connection holds it.
+ * Locking: takes conns_mutex.
+ */
+static void
+server_conn_charge(struct server_slot *slot, size_t len)
+{
+	zrpc_server        *server = slot->server;
+	struct server_conn *conn;
+
+	if (!slot->conn_held) {
+		return;
+	}
+	pthread_mutex_lock(&server->conns_mutex);
+	if ((conn = server_conn_find(server, slot->conn_id)) != NULL) {
+		conn->bytes += len;
+		slot->conn_bytes += len;
 	}
 	pthread_mutex_unlock(&server->conns_mutex);
 }
@@ -983,6 +1022,7 @@ server_call_finish(
 	slot->state       = SLOT_SEND;
 	slot->reply_bytes = nng_msg_len(msg);
 	atomic_fetch_add(&server->buffered, slot->reply_bytes);
+	server_conn_charge(slot, slot->reply_bytes);
 	server_thread_check(server, "nng send of a reply");
 	nng_aio_set_msg(slot->aio, msg);
 	/* A peer that does not read must not hold the slot for long. */
@@ -1031,9 +1071,22 @@ server_slot_received(struct server_slot *slot, nng_msg *msg)
 
 	zrpc_call_arrived(call, pipe, now);
 
-	switch (server_conn_admit(slot, pipe, now)) {
+	switch (server_conn_admit(slot, pipe, now, len)) {
 	case ADMIT_OK:
 		break;
+	case ADMIT_CONN_BYTES:
+		/* Its replies pile up unread (or its requests are huge):
+		 * it, not everyone, is refused. */
+		atomic_fetch_add(&server->n_buffer_limited, 1);
+		nng_msg_free(msg);
+		server_call_finish(call,
+		    zrpc_status_make(ZRPC_RESOURCE_EXHAUSTED,
+		        "this connection holds its share of the server's "
+		        "buffers (%zu bytes)",
+		        server->config.max_buffered_bytes /
+		            SERVER_CONN_BYTES_SHARE),
+		    NULL);
+		return;
 	case ADMIT_CONN_LIMIT:
 		atomic_fetch_add(&server->n_conn_limited, 1);
 		nng_msg_free(msg);

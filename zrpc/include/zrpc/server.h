@@ -72,7 +72,9 @@ typedef struct zrpc_server_config {
 	 * max_buffered_bytes: the bytes the server holds for calls: request
 	 * messages of calls in flight plus replies not yet sent. A request
 	 * that would take it beyond this gets RESOURCE_EXHAUSTED without
-	 * being decoded. 0 = 256 MiB.
+	 * being decoded, and so does a request of a connection that holds
+	 * a quarter of it already (so that one peer that reads no replies
+	 * cannot fill it for everyone). 0 = 256 MiB.
 	 *
 	 * max_metadata_entries, max_metadata_bytes: the request metadata of
 	 * one call (entries; key and value bytes), counted on the wire
