@@ -1300,9 +1300,28 @@ zrpc_server_start(zrpc_server *server)
 static void
 server_teardown(zrpc_server *server)
 {
+	unsigned suspended;
+
 	zrpc_worker_pool_stop(&server->pool);
-	/* Suspended calls are waited for like running handlers: whatever
-	 * resumes them (a commit to disk, say) is about to. */
+	/* Stopping an aio waits for its callback, so a handler still
+	 * running on nng's thread has returned after this. */
+	for (size_t i = 0; i < server->n_slots; i++) {
+		nng_aio_stop(server->slots[i]->aio);
+	}
+	/*
+	 * Suspended calls are waited for like running handlers: whatever
+	 * resumes them (a commit to disk, say) is about to. They are waited
+	 * for only now, because a handler that was still running above may
+	 * have suspended its call after any earlier look. A call resumed
+	 * now hands its reply to nng_ctx_send on a stopped aio, which
+	 * neither sends it nor calls back: nng leaves the message on the
+	 * aio, and it is freed below (before, such a reply, resumed by the
+	 * store's flusher while the server was being freed, leaked).
+	 */
+	if ((suspended = atomic_load(&server->host.suspended)) > 0) {
+		server_log(server, ZRPC_LOG_DEBUG,
+		    "stop: waiting for %u suspended calls", suspended);
+	}
 	pthread_mutex_lock(&server->drain_mutex);
 	while (atomic_load(&server->host.suspended) > 0) {
 		pthread_cond_wait(&server->drained, &server->drain_mutex);
@@ -1311,11 +1330,6 @@ server_teardown(zrpc_server *server)
 	for (size_t i = 0; i < server->n_slots; i++) {
 		nng_aio *aio = server->slots[i]->aio;
 
-		nng_aio_stop(aio);
-		/* A reply handed to nng_ctx_send on an aio that a stop had
-		 * already reached is neither sent nor given back through
-		 * the callback: nng leaves it on the aio. Free it here, now
-		 * that nothing uses the aio any more. */
 		nng_msg_free(nng_aio_get_msg(aio));
 		nng_aio_set_msg(aio, NULL);
 		nng_ctx_close(server->slots[i]->ctx);
@@ -1331,9 +1345,40 @@ server_close_main(void *arg)
 	server_teardown(server);
 	pthread_mutex_lock(&server->close_mutex);
 	server->close_done = true;
-	pthread_cond_signal(&server->close_cond);
+	pthread_cond_broadcast(&server->close_cond);
+	/* Nothing of the server is touched after this unlock: a destroy
+	 * waiting for close_done may free it at once. */
 	pthread_mutex_unlock(&server->close_mutex);
 	return NULL;
+}
+
+/*
+ * Waits at most WAIT_MS for the teardown helper to finish; true when it
+ * has. Locking: takes close_mutex.
+ */
+static bool
+server_close_wait(zrpc_server *server, int wait_ms)
+{
+	struct timespec until;
+	bool            done;
+
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += wait_ms / 1000;
+	until.tv_nsec += (long) (wait_ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&server->close_mutex);
+	while (!server->close_done) {
+		if (pthread_cond_timedwait(&server->close_cond,
+		        &server->close_mutex, &until) == ETIMEDOUT) {
+			break;
+		}
+	}
+	done = server->close_done;
+	pthread_mutex_unlock(&server->close_mutex);
+	return done;
 }
 
 /* Stops and joins the idle reaper. Locking: takes conns_mutex. */
@@ -1403,21 +1448,8 @@ zrpc_server_stop(zrpc_server *server, unsigned grace_ms)
 		server_teardown(server);
 		return left;
 	}
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_sec += STOP_CLOSE_WAIT_MS / 1000;
-	until.tv_nsec += (long) (STOP_CLOSE_WAIT_MS % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
+	done = server_close_wait(server, STOP_CLOSE_WAIT_MS);
 	pthread_mutex_lock(&server->close_mutex);
-	while (!server->close_done) {
-		if (pthread_cond_timedwait(&server->close_cond,
-		        &server->close_mutex, &until) == ETIMEDOUT) {
-			break;
-		}
-	}
-	done                    = server->close_done;
 	server->close_abandoned = !done;
 	pthread_mutex_unlock(&server->close_mutex);
 	if (done) {
@@ -1449,7 +1481,8 @@ zrpc_server_destroy(zrpc_server *server)
 	} else if (server->slots != NULL) {
 		nng_close(server->socket);
 	}
-	if (atomic_load(&server->abandoned)) {
+	if (atomic_load(&server->abandoned) &&
+	    !server_close_wait(server, STOP_CLOSE_WAIT_MS)) {
 		return; /* see zrpc_server_stop: deliberately leaked */
 	}
 	for (size_t i = 0; i < server->n_slots; i++) {

@@ -169,8 +169,9 @@ zrpc_status zrpc_server_start(zrpc_server *server);
  * teardown after the grace (workers, suspended calls, contexts, the
  * socket) runs on a helper thread, and when it has not finished within
  * 2 s stop returns anyway and the server's memory is left behind on
- * purpose (zrpc_server_destroy then frees nothing, since nng may still
- * call into it; zrpc_server_stats reports close_abandoned).
+ * purpose (zrpc_server_stats reports close_abandoned):
+ * zrpc_server_destroy then waits up to 2 s more for the teardown and frees
+ * the server only if it finished, since nng may still call into it.
  * Returns the number of calls still unfinished when the grace ran out (0
  * when everything drained). Safe to call more than once.
  */

@@ -1,0 +1,389 @@
+/*
+ * The per-peer bounds of the zrpc server (zrpc_server_config): the bound
+ * on one connection's requests, the cap on connections, the idle timeout,
+ * a connection's share of the byte budget, the metadata caps, the wire
+ * count they use, and a stop that returns within its bound whatever a
+ * handler does. Attacks against a whole zosd are tests/attack's.
+ */
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "testserver.h"
+#include "wire_check.h"
+#include "zrpc/v1/envelope.pb-c.h"
+
+/* Reads the server's stats until CHECK holds or 10 s pass. */
+#define STATS_EVENTUALLY(server, stats, check)                             \
+	({                                                                 \
+		double until_ = test_now_ms() + 10000;                     \
+		bool   held_;                                              \
+		for (;;) {                                                 \
+			zrpc_server_stats((server), &(stats));             \
+			if ((held_ = (check)) || test_now_ms() > until_) { \
+				break;                                     \
+			}                                                  \
+			usleep(10 * 1000); /* poll pacing */               \
+		}                                                          \
+		held_;                                                     \
+	})
+
+struct done {
+	pthread_mutex_t mutex;
+	pthread_cond_t  cond;
+	unsigned        count; /* guarded by: mutex */
+	unsigned        ok;    /* guarded by: mutex */
+};
+
+static void
+done_echo(void *arg, const zrpc_status *status, Ztest__V1__EchoReply *reply)
+{
+	struct done *d = arg;
+
+	pthread_mutex_lock(&d->mutex);
+	d->count++;
+	d->ok += status->code == ZRPC_OK;
+	pthread_cond_broadcast(&d->cond);
+	pthread_mutex_unlock(&d->mutex);
+	if (reply != NULL) {
+		ztest__v1__echo_reply__free_unpacked(reply, NULL);
+	}
+}
+
+/* Waits (at most 20 s) for N completions. */
+static bool
+done_wait(struct done *d, unsigned n)
+{
+	struct timespec until;
+	bool            ok = true;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 20;
+	pthread_mutex_lock(&d->mutex);
+	while (d->count < n) {
+		if (pthread_cond_timedwait(&d->cond, &d->mutex, &until) != 0) {
+			ok = d->count >= n;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&d->mutex);
+	return ok;
+}
+
+static zrpc_status
+echo(zrpc_client *client, const char *text, const zrpc_call_opts *opts)
+{
+	Ztest__V1__EchoRequest req      = ZTEST__V1__ECHO_REQUEST__INIT;
+	Ztest__V1__EchoReply  *reply    = NULL;
+	zrpc_call_opts         fallback = { .timeout_ms = 5000 };
+	zrpc_status            status;
+
+	req.text = (char *) text;
+	status   = ztest_v1_echo_echo(
+	      client, &req, &reply, opts != NULL ? opts : &fallback);
+	if (reply != NULL) {
+		ztest__v1__echo_reply__free_unpacked(reply, NULL);
+	}
+	return status;
+}
+
+Test(bounds, requests_beyond_the_per_connection_bound_are_refused)
+{
+	struct test_server       ts;
+	zrpc_server_config       config = { .max_inflight_per_conn = 2,
+		      .workers                                     = 4 };
+	zrpc_client             *client, *other;
+	Ztest__V1__EchoRequest   req = ZTEST__V1__ECHO_REQUEST__INIT;
+	struct done              held;
+	struct zrpc_server_stats stats;
+	zrpc_status              status;
+
+	test_server_start(&ts, "inproc", &config);
+	client = test_client_open(&ts);
+	other  = test_client_open(&ts);
+	memset(&held, 0, sizeof(held));
+	pthread_mutex_init(&held.mutex, NULL);
+	pthread_cond_init(&held.cond, NULL);
+	for (int i = 0; i < 2; i++) {
+		cr_assert_eq(ztest_v1_echo_wait_async(
+		                 client, &req, NULL, done_echo, &held)
+		                 .code,
+		    ZRPC_OK);
+	}
+	cr_assert(test_gate_wait_entered(&ts, 2));
+
+	status = echo(client, "third", NULL);
+	cr_assert_eq(
+	    status.code, ZRPC_RESOURCE_EXHAUSTED, "%s", status.message);
+	cr_assert(strstr(status.message, "this connection") != NULL, "%s",
+	    status.message);
+	/* Another connection is not held back by it. */
+	status = echo(other, "other", NULL);
+	cr_assert_eq(status.code, ZRPC_OK, "%s", status.message);
+	zrpc_server_stats(ts.server, &stats);
+	cr_assert_eq(stats.requests_conn_limited, 1);
+
+	test_gate_open(&ts);
+	cr_assert(done_wait(&held, 2));
+	cr_assert_eq(held.ok, 2);
+	status = echo(client, "room again", NULL);
+	cr_assert_eq(status.code, ZRPC_OK, "%s", status.message);
+	zrpc_client_close(other);
+	zrpc_client_close(client);
+	test_server_stop(&ts);
+}
+
+Test(bounds, a_connection_beyond_the_cap_is_closed)
+{
+	struct test_server       ts;
+	zrpc_server_config       config = { .max_connections = 1 };
+	zrpc_client             *first, *second;
+	struct zrpc_server_stats stats;
+	zrpc_status              status;
+
+	test_server_start(&ts, "tcp", &config);
+	first = test_client_open(&ts);
+	cr_assert_eq(echo(first, "first", NULL).code, ZRPC_OK);
+	second = test_client_open(&ts);
+	status =
+	    echo(second, "second", &(zrpc_call_opts) { .timeout_ms = 300 });
+	cr_assert_neq(status.code, ZRPC_OK, "a second connection is served");
+	cr_assert(STATS_EVENTUALLY(
+	    ts.server, stats, stats.connections_refused >= 1));
+	cr_assert_eq(stats.connections, 1);
+	cr_assert_eq(echo(first, "still", NULL).code, ZRPC_OK);
+	cr_assert(test_log_wait(&ts, "connections open (max)"));
+	zrpc_client_close(second);
+	zrpc_client_close(first);
+	test_server_stop(&ts);
+}
+
+Test(bounds, an_idle_connection_is_closed_and_the_client_comes_back)
+{
+	struct test_server       ts;
+	zrpc_server_config       config = { .idle_timeout_ms = 100 };
+	zrpc_client             *client;
+	struct zrpc_server_stats stats;
+
+	test_server_start(&ts, "tcp", &config);
+	client = test_client_open(&ts);
+	cr_assert_eq(echo(client, "before", NULL).code, ZRPC_OK);
+	cr_assert(STATS_EVENTUALLY(
+	    ts.server, stats, stats.connections_idle_closed >= 1));
+	/* The client dials again; its next call is served. */
+	cr_assert_eq(echo(client, "after", NULL).code, ZRPC_OK);
+	zrpc_client_close(client);
+	test_server_stop(&ts);
+}
+
+Test(bounds, a_busy_connection_is_not_idle)
+{
+	struct test_server       ts;
+	zrpc_server_config       config = { .idle_timeout_ms = 300 };
+	zrpc_client             *client;
+	struct zrpc_server_stats stats;
+	double                   until;
+
+	test_server_start(&ts, "tcp", &config);
+	client = test_client_open(&ts);
+	until  = test_now_ms() + 1000;
+	while (test_now_ms() < until) {
+		cr_assert_eq(echo(client, "busy", NULL).code, ZRPC_OK);
+		usleep(20 * 1000); /* a call every 20 ms: never idle */
+	}
+	zrpc_server_stats(ts.server, &stats);
+	cr_assert_eq(stats.connections_idle_closed, 0);
+	zrpc_client_close(client);
+	test_server_stop(&ts);
+}
+
+Test(bounds, a_connection_holds_at_most_a_quarter_of_the_byte_budget)
+{
+	struct test_server       ts;
+	zrpc_server_config       config = { .max_buffered_bytes = 1u << 20 };
+	zrpc_client             *client;
+	struct zrpc_server_stats stats;
+	char                    *text;
+	zrpc_status              status;
+
+	test_server_start(&ts, "inproc", &config);
+	client = test_client_open(&ts);
+	cr_assert_not_null(text = malloc(300 * 1024));
+	memset(text, 'a', 300 * 1024 - 1);
+	text[300 * 1024 - 1] = '\0';
+	status               = echo(client, text, NULL);
+	cr_assert_eq(
+	    status.code, ZRPC_RESOURCE_EXHAUSTED, "%s", status.message);
+	text[200 * 1024] = '\0';
+	status           = echo(client, text, NULL);
+	cr_assert_eq(status.code, ZRPC_OK, "%s", status.message);
+	free(text);
+	zrpc_server_stats(ts.server, &stats);
+	cr_assert_eq(stats.requests_buffer_limited, 1);
+	cr_assert(
+	    STATS_EVENTUALLY(ts.server, stats, stats.buffered_bytes == 0),
+	    "%llu bytes still held",
+	    (unsigned long long) stats.buffered_bytes);
+	zrpc_client_close(client);
+	test_server_stop(&ts);
+}
+
+Test(bounds, metadata_beyond_the_caps_is_refused_before_decoding)
+{
+	struct test_server         ts;
+	zrpc_server_config         config = { .max_metadata_entries = 3,
+		        .max_metadata_bytes                         = 64 };
+	zrpc_client               *client;
+	struct zrpc_metadata_entry md[4]  = { { "a", "1" }, { "b", "2" },
+		 { "c", "3" }, { "d", "4" } };
+	struct zrpc_metadata_entry big[1] = { { "k", NULL } };
+	char                       value[100];
+	struct zrpc_server_stats   stats;
+	zrpc_status                status;
+
+	test_server_start(&ts, "inproc", &config);
+	client = test_client_open(&ts);
+	/* two entries (with any the client adds) are within the cap */
+	status = echo(client, "ok",
+	    &(zrpc_call_opts) {
+	        .timeout_ms = 5000, .metadata = md, .n_metadata = 2 });
+	cr_assert_eq(status.code, ZRPC_OK, "%s", status.message);
+	status = echo(client, "too many",
+	    &(zrpc_call_opts) {
+	        .timeout_ms = 5000, .metadata = md, .n_metadata = 4 });
+	cr_assert_eq(
+	    status.code, ZRPC_RESOURCE_EXHAUSTED, "%s", status.message);
+	memset(value, 'v', sizeof(value) - 1);
+	value[sizeof(value) - 1] = '\0';
+	big[0].value             = value;
+	status                   = echo(client, "too big",
+	                      &(zrpc_call_opts) {
+	                          .timeout_ms = 5000, .metadata = big, .n_metadata = 1 });
+	cr_assert_eq(
+	    status.code, ZRPC_RESOURCE_EXHAUSTED, "%s", status.message);
+	zrpc_server_stats(ts.server, &stats);
+	cr_assert_eq(stats.requests_metadata_limited, 2);
+	zrpc_client_close(client);
+	test_server_stop(&ts);
+}
+
+Test(bounds, wire_count_counts_a_field_and_stops_at_the_cap)
+{
+	Zrpc__V1__Request                req = ZRPC__V1__REQUEST__INIT;
+	Zrpc__V1__Request__MetadataEntry e[3], *ep[3];
+	uint8_t                          buf[256];
+	size_t                           len, count, bytes;
+	uint32_t field = protobuf_c_message_descriptor_get_field_by_name(
+	    &zrpc__v1__request__descriptor, "metadata")
+	                     ->id;
+
+	for (int i = 0; i < 3; i++) {
+		zrpc__v1__request__metadata_entry__init(&e[i]);
+		e[i].key   = "key";
+		e[i].value = "value";
+		ep[i]      = &e[i];
+	}
+	req.method     = "/a.B/C";
+	req.metadata   = ep;
+	req.n_metadata = 3;
+	len            = zrpc__v1__request__pack(&req, buf);
+	cr_assert(
+	    zrpc_wire_count_field(buf, len, field, 100, 1000, &count, &bytes));
+	cr_assert_eq(count, 3);
+	cr_assert_eq(bytes, 3 * (2 + 3 + 2 + 5));
+	cr_assert(
+	    zrpc_wire_count_field(buf, len, field, 1, 1000, &count, &bytes));
+	cr_assert_eq(count, 2, "stops once past the cap");
+	cr_assert_not(zrpc_wire_count_field(
+	    buf, len - 1, field, 100, 1000, &count, &bytes));
+}
+
+/* ---- stop ---- */
+
+struct stopper {
+	zrpc_server *server;
+	unsigned     grace_ms;
+	unsigned     left;
+	double       took_ms;
+};
+
+static void *
+stopper_main(void *arg)
+{
+	struct stopper *s     = arg;
+	double          start = test_now_ms();
+
+	s->left    = zrpc_server_stop(s->server, s->grace_ms);
+	s->took_ms = test_now_ms() - start;
+	return NULL;
+}
+
+Test(bounds, stop_returns_within_grace_plus_two_seconds_when_a_handler_hangs)
+{
+	struct test_server       ts;
+	zrpc_server_config       config = { .workers = 2 };
+	zrpc_client             *client;
+	Ztest__V1__EchoRequest   req = ZTEST__V1__ECHO_REQUEST__INIT;
+	struct done              held;
+	struct zrpc_server_stats stats;
+	double                   start, took;
+
+	test_server_start(&ts, "inproc", &config);
+	client = test_client_open(&ts);
+	memset(&held, 0, sizeof(held));
+	pthread_mutex_init(&held.mutex, NULL);
+	pthread_cond_init(&held.cond, NULL);
+	cr_assert_eq(
+	    ztest_v1_echo_wait_async(client, &req, NULL, done_echo, &held)
+	        .code,
+	    ZRPC_OK);
+	cr_assert(test_gate_wait_entered(&ts, 1));
+	/* The Wait handler holds its worker (up to 10 s): before, stop
+	 * waited for it, however long. */
+	start = test_now_ms();
+	cr_assert_eq(zrpc_server_stop(ts.server, 200), 1);
+	took = test_now_ms() - start;
+	cr_assert_lt(took, 200 + 2000 + 500, "stop took %.0f ms", took);
+	zrpc_server_stats(ts.server, &stats);
+	cr_assert(stats.close_abandoned);
+	/* Once the handler lets go, destroy frees everything (LSan). */
+	test_gate_open(&ts);
+	cr_assert(done_wait(&held, 1));
+	zrpc_client_close(client);
+	test_server_stop(&ts);
+}
+
+Test(bounds, a_reply_resumed_after_the_contexts_stopped_is_freed)
+{
+	struct test_server     ts;
+	zrpc_client           *client;
+	Ztest__V1__EchoRequest req = ZTEST__V1__ECHO_REQUEST__INIT;
+	struct done            held;
+	struct stopper         stopper;
+	pthread_t              thread;
+
+	test_server_start(&ts, "inproc", NULL);
+	client = test_client_open(&ts);
+	memset(&held, 0, sizeof(held));
+	pthread_mutex_init(&held.mutex, NULL);
+	pthread_cond_init(&held.cond, NULL);
+	req.seq = 2; /* even: waits for test_deferred_resume */
+	cr_assert_eq(
+	    ztest_v1_echo_deferred_async(client, &req, NULL, done_echo, &held)
+	        .code,
+	    ZRPC_OK);
+	cr_assert(test_deferred_wait(&ts, 1));
+	stopper = (struct stopper) { .server = ts.server, .grace_ms = 0 };
+	cr_assert_eq(pthread_create(&thread, NULL, stopper_main, &stopper), 0);
+	/* Every context has stopped; the reply goes to a stopped aio, which
+	 * neither sends it nor gives it back: the server must free it. */
+	cr_assert(test_log_wait(&ts, "waiting for 1 suspended calls"));
+	cr_assert_eq(test_deferred_resume(&ts, ZRPC_OK), 1);
+	pthread_join(thread, NULL);
+	cr_assert_lt(stopper.took_ms, 2500);
+	cr_assert(done_wait(&held, 1));
+	zrpc_client_close(client);
+	test_server_stop(&ts);
+}
