@@ -5,10 +5,15 @@
  * count they use, and a stop that returns within its bound whatever a
  * handler does. Attacks against a whole zosd are tests/attack's.
  */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <netinet/in.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "testserver.h"
@@ -309,6 +314,103 @@ Test(bounds, wire_count_counts_a_field_and_stops_at_the_cap)
 	cr_assert_eq(count, 2, "stops once past the cap");
 	cr_assert_not(zrpc_wire_count_field(
 	    buf, len - 1, field, 100, 1000, &count, &bytes));
+}
+
+/* ---- a peer that reads no replies ---- */
+
+static bool
+send_all(int fd, const void *data, size_t len)
+{
+	const char *p = data;
+
+	while (len > 0) {
+		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+
+		if (n <= 0) {
+			return false;
+		}
+		p += n;
+		len -= (size_t) n;
+	}
+	return true;
+}
+
+Test(bounds, a_reply_not_taken_in_time_is_dropped_and_its_peer_closed)
+{
+	struct test_server         ts;
+	zrpc_server_config         config = { .send_timeout_ms = 300 };
+	zrpc_client               *client;
+	struct zrpc_server_stats   stats;
+	Zrpc__V1__Request          env       = ZRPC__V1__REQUEST__INIT;
+	Ztest__V1__EchoRequest     req       = ZTEST__V1__ECHO_REQUEST__INIT;
+	static const unsigned char header[8] = { 0, 'S', 'P', 0, 0, 0x30, 0,
+		0 };
+	struct sockaddr_in         addr      = { .sin_family = AF_INET };
+	struct timeval             tv        = { .tv_sec = 5 };
+	unsigned char              peer[8], head[12];
+	uint8_t                   *payload, *body;
+	size_t                     len;
+	char                      *text;
+	int                        fd, port, rcvbuf = 4096;
+
+	test_server_start(&ts, "tcp", &config);
+	client = test_client_open(&ts);
+	cr_assert(sscanf(strrchr(ts.url, ':') + 1, "%d", &port) == 1);
+
+	/* Echo requests of 64 KiB, whose replies are as large. */
+	cr_assert_not_null(text = malloc(64 * 1024));
+	memset(text, 't', 64 * 1024 - 1);
+	text[64 * 1024 - 1] = '\0';
+	req.text            = text;
+	env.method          = "/ztest.v1.Echo/Echo";
+	env.payload.len     = ztest__v1__echo_request__get_packed_size(&req);
+	cr_assert_not_null(payload = malloc(env.payload.len));
+	ztest__v1__echo_request__pack(&req, payload);
+	env.payload.data = payload;
+	len              = zrpc__v1__request__get_packed_size(&env);
+	cr_assert_not_null(body = malloc(len));
+	zrpc__v1__request__pack(&env, body);
+	free(payload);
+	free(text);
+
+	addr.sin_port        = htons((uint16_t) port);
+	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	cr_assert_geq(fd = socket(AF_INET, SOCK_STREAM, 0), 0);
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	cr_assert_eq(connect(fd, (struct sockaddr *) &addr, sizeof(addr)), 0);
+	cr_assert(send_all(fd, header, sizeof(header)));
+	cr_assert_eq(recv(fd, peer, sizeof(peer), MSG_WAITALL), 8);
+	/* 256 of them: 16 MiB of replies, more than loopback buffers. */
+	for (uint32_t i = 0; i < 256; i++) {
+		uint64_t total = (uint64_t) len + 4;
+		uint32_t id    = 0x80000000u | (i + 1);
+
+		for (int b = 0; b < 8; b++) {
+			head[b] = (unsigned char) (total >> (56 - 8 * b));
+		}
+		for (int b = 0; b < 4; b++) {
+			head[8 + b] = (unsigned char) (id >> (24 - 8 * b));
+		}
+		if (!send_all(fd, head, sizeof(head)) ||
+		    !send_all(fd, body, len)) {
+			break; /* closed already */
+		}
+	}
+	free(body);
+	/* Others are served while it sits on its replies. */
+	cr_assert_eq(echo(client, "meanwhile", NULL).code, ZRPC_OK);
+	cr_assert(
+	    STATS_EVENTUALLY(ts.server, stats, stats.replies_dropped >= 1));
+	cr_assert(test_log_wait(&ts, "not sent within 300 ms"));
+	/* Its connection is gone, and what it held with it. */
+	cr_assert(STATS_EVENTUALLY(ts.server, stats,
+	    stats.connections == 1 && stats.buffered_bytes == 0));
+	cr_assert_eq(echo(client, "after", NULL).code, ZRPC_OK);
+	close(fd);
+	zrpc_client_close(client);
+	test_server_stop(&ts);
 }
 
 /* ---- stop ---- */
