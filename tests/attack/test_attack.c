@@ -653,7 +653,7 @@ Test(attack, idle_and_half_sent_connections_at_the_cap, .timeout = 60)
 	cr_assert_eq(n_closed, CAP_ATTACKERS,
 	    "only %zu of %d idle or half-sent connections were closed",
 	    n_closed, CAP_ATTACKERS);
-	cr_assert(proc_wait_for(&z.proc, "connections open (max)"), "%s",
+	cr_assert(proc_wait_for(&z.proc, "connections open (max;"), "%s",
 	    z.proc.text);
 	after = rss_settles(client, &z, before);
 	rss_report("3 idle and half-sent connections at the cap", before,

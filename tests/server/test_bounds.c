@@ -159,7 +159,7 @@ Test(bounds, a_connection_beyond_the_cap_is_closed)
 	    ts.server, stats, stats.connections_refused >= 1));
 	cr_assert_eq(stats.connections, 1);
 	cr_assert_eq(echo(first, "still", NULL).code, ZRPC_OK);
-	cr_assert(test_log_wait(&ts, "connections open (max)"));
+	cr_assert(test_log_wait(&ts, "connections open (max;"));
 	zrpc_client_close(second);
 	zrpc_client_close(first);
 	test_server_stop(&ts);

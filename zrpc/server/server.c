@@ -51,6 +51,7 @@
 #include "zrpc/server.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -517,6 +518,18 @@ zrpc_server_foreach_method_stats(const zrpc_server *server,
 
 /* ---- connections ---- */
 
+/*
+ * Counts one more refusal in COUNTER; true when it should be logged: the
+ * 1st, 2nd, 4th, 8th... so that a flood of them cannot flood the log.
+ */
+static bool
+server_count_refusal(atomic_uint_fast64_t *counter)
+{
+	uint64_t n = atomic_fetch_add(counter, 1) + 1;
+
+	return (n & (n - 1)) == 0;
+}
+
 /* The table index ID hashes to (Fibonacci hashing of the pipe id). */
 static size_t
 server_conn_home(const zrpc_server *server, uint32_t id)
@@ -601,7 +614,7 @@ server_conn_remove(zrpc_server *server, uint32_t id)
  * handshake without Origin, or an allowed origin.
  */
 static bool
-server_origin_allowed(const zrpc_server *server, nng_pipe pipe)
+server_origin_allowed(zrpc_server *server, nng_pipe pipe)
 {
 	char *origin = NULL;
 	bool  allowed;
@@ -620,10 +633,11 @@ server_origin_allowed(const zrpc_server *server, nng_pipe pipe)
 			break;
 		}
 	}
-	if (!allowed) {
+	if (!allowed && server_count_refusal(&server->n_origin_refused)) {
 		server_log(server, ZRPC_LOG_WARN,
-		    "ws connection from origin '%.200s' refused (not allowed)",
-		    origin);
+		    "ws connection from origin '%.200s' refused (not allowed; "
+		    "%" PRIu64 " so far)",
+		    origin, (uint64_t) atomic_load(&server->n_origin_refused));
 	}
 	nng_strfree(origin);
 	return allowed;
@@ -644,7 +658,6 @@ server_pipe_event(nng_pipe pipe, nng_pipe_ev ev, void *arg)
 	switch (ev) {
 	case NNG_PIPE_EV_ADD_PRE:
 		if (!server_origin_allowed(server, pipe)) {
-			atomic_fetch_add(&server->n_origin_refused, 1);
 			nng_pipe_close(pipe);
 			return;
 		}
@@ -652,10 +665,15 @@ server_pipe_event(nng_pipe pipe, nng_pipe_ev ev, void *arg)
 		added = server_conn_add(server, id, zrpc_now_ns());
 		pthread_mutex_unlock(&server->conns_mutex);
 		if (!added) {
-			atomic_fetch_add(&server->n_connections_refused, 1);
-			server_log(server, ZRPC_LOG_WARN,
-			    "connection refused: %u connections open (max)",
-			    server->config.max_connections);
+			if (server_count_refusal(
+			        &server->n_connections_refused)) {
+				server_log(server, ZRPC_LOG_WARN,
+				    "connection refused: %u connections open "
+				    "(max; %" PRIu64 " refused so far)",
+				    server->config.max_connections,
+				    (uint64_t) atomic_load(
+				        &server->n_connections_refused));
+			}
 			nng_pipe_close(pipe);
 		}
 		return;
@@ -1099,11 +1117,12 @@ server_slot_received(struct server_slot *slot, nng_msg *msg)
 	case ADMIT_FLOODING:
 		/* It sends on while reading none of its replies: no reply
 		 * (it would only queue behind the others), and it goes. */
-		atomic_fetch_add(&server->n_flooding_closed, 1);
-		server_log(server, ZRPC_LOG_WARN,
-		    "closing a connection that holds %u requests and reads "
-		    "no replies",
-		    2 * server->config.max_inflight_per_conn);
+		if (server_count_refusal(&server->n_flooding_closed)) {
+			server_log(server, ZRPC_LOG_WARN,
+			    "closing a connection that holds %u requests and "
+			    "reads no replies",
+			    2 * server->config.max_inflight_per_conn);
+		}
 		nng_msg_free(msg);
 		nng_pipe_close(pipe);
 		zrpc_call_reset(call);
@@ -1240,11 +1259,15 @@ server_slot_cb(void *arg)
 			nng_pipe pipe = NNG_PIPE_INITIALIZER;
 
 			pipe.id = slot->conn_id;
-			atomic_fetch_add(&server->n_replies_dropped, 1);
-			server_log(server, ZRPC_LOG_WARN,
-			    "reply not sent within %u ms; dropped, and the "
-			    "connection closed",
-			    server->config.send_timeout_ms);
+			if (server_count_refusal(&server->n_replies_dropped)) {
+				server_log(server, ZRPC_LOG_WARN,
+				    "reply not sent within %u ms; dropped, "
+				    "and the connection closed (%" PRIu64
+				    " so far)",
+				    server->config.send_timeout_ms,
+				    (uint64_t) atomic_load(
+				        &server->n_replies_dropped));
+			}
 			nng_pipe_close(pipe);
 		}
 		server_slot_done(slot);
