@@ -42,7 +42,9 @@
  * most twice max_inflight_per_conn slots, which the slot table has room
  * for beyond max_inflight + SLOT_SPARE. The bytes held for calls (request
  * messages of calls in flight, replies not yet sent) are one atomic
- * budget.
+ * budget, of which one connection may hold a quarter (counted in its
+ * entry), so that a peer sitting on its replies is refused before it has
+ * filled the budget for everyone.
  *
  * Stop. nng 1.5.2 can hang in nng_close; the teardown after the grace
  * runs on a helper thread that stop waits for at most STOP_CLOSE_WAIT_MS,
