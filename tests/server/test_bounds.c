@@ -9,6 +9,7 @@
 #include <criterion/criterion.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -420,6 +421,7 @@ struct stopper {
 	unsigned     grace_ms;
 	unsigned     left;
 	double       took_ms;
+	void        *owner; /* whatever a wrapper of stopper_main needs */
 };
 
 static void *
@@ -468,35 +470,148 @@ Test(bounds, stop_returns_within_grace_plus_two_seconds_when_a_handler_hangs)
 	test_server_stop(&ts);
 }
 
-Test(bounds, a_reply_resumed_after_the_contexts_stopped_is_freed)
+/*
+ * A handler on nng's thread that suspends its call late: only once the
+ * test lets it go, after stop has begun stopping the contexts.
+ */
+struct late {
+	pthread_mutex_t mutex;
+	pthread_cond_t  cond;
+	bool            entered;   /* guarded by: mutex */
+	bool            go;        /* guarded by: mutex */
+	zrpc_call      *call;      /* guarded by: mutex */
+	char            log[8192]; /* guarded by: mutex */
+	atomic_bool     stopped;
+};
+
+static zrpc_status
+late_echo(zrpc_call *call, const Ztest__V1__EchoRequest *req,
+    Ztest__V1__EchoReply *reply)
 {
-	struct test_server     ts;
-	zrpc_client           *client;
+	struct late    *l = zrpc_call_service_ctx(call);
+	struct timespec until;
+
+	(void) req;
+	reply->text = "late";
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 10;
+	pthread_mutex_lock(&l->mutex);
+	l->entered = true;
+	pthread_cond_broadcast(&l->cond);
+	while (!l->go) {
+		if (pthread_cond_timedwait(&l->cond, &l->mutex, &until) != 0) {
+			break;
+		}
+	}
+	zrpc_call_suspend(call);
+	l->call = call;
+	pthread_mutex_unlock(&l->mutex);
+	return zrpc_status_ok();
+}
+
+static void
+late_log(void *arg, zrpc_log_level level, const char *message)
+{
+	struct late *l = arg;
+	size_t       len;
+
+	(void) level;
+	pthread_mutex_lock(&l->mutex);
+	len = strlen(l->log);
+	snprintf(l->log + len, sizeof(l->log) - len, "%s\n", message);
+	pthread_cond_broadcast(&l->cond);
+	pthread_mutex_unlock(&l->mutex);
+}
+
+/* Waits (at most 10 s) for NEEDLE in the log, or for the handler. */
+static bool
+late_wait(struct late *l, const char *needle)
+{
+	struct timespec until;
+	bool            seen;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 10;
+	pthread_mutex_lock(&l->mutex);
+	while (!(seen = needle != NULL ? strstr(l->log, needle) != NULL
+	                               : l->entered)) {
+		if (pthread_cond_timedwait(&l->cond, &l->mutex, &until) != 0) {
+			seen = needle != NULL ? strstr(l->log, needle) != NULL
+			                      : l->entered;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&l->mutex);
+	return seen;
+}
+
+static void *
+late_stopper(void *arg)
+{
+	struct stopper *s = arg;
+	struct late    *l = (struct late *) (void *) s->owner;
+
+	stopper_main(s);
+	atomic_store(&l->stopped, true);
+	return NULL;
+}
+
+Test(bounds, a_call_suspended_while_contexts_stop_is_waited_for_and_freed)
+{
+	const struct ztest_v1_echo_handlers handlers = { .echo = late_echo };
+	struct late                         late;
+	zrpc_server                        *server;
+	zrpc_client                        *client;
 	Ztest__V1__EchoRequest req = ZTEST__V1__ECHO_REQUEST__INIT;
 	struct done            held;
 	struct stopper         stopper;
 	pthread_t              thread;
+	char                   url[256];
 
-	test_server_start(&ts, "inproc", NULL);
-	client = test_client_open(&ts);
+	memset(&late, 0, sizeof(late));
+	pthread_mutex_init(&late.mutex, NULL);
+	pthread_cond_init(&late.cond, NULL);
+	cr_assert_eq(zrpc_server_create(&server,
+	                 &(zrpc_server_config) { .workers = 1,
+	                     .log                         = late_log,
+	                     .log_arg                     = &late,
+	                     .log_level                   = ZRPC_LOG_DEBUG })
+	                 .code,
+	    ZRPC_OK);
+	cr_assert_eq(
+	    ztest_v1_echo_register(server, &handlers, &late).code, ZRPC_OK);
+	cr_assert_eq(zrpc_server_listen(
+	                 server, test_unique_url("inproc", url, sizeof(url)))
+	                 .code,
+	    ZRPC_OK);
+	cr_assert_eq(zrpc_server_start(server).code, ZRPC_OK);
+	cr_assert_eq(zrpc_client_open(&client, url, NULL).code, ZRPC_OK);
 	memset(&held, 0, sizeof(held));
 	pthread_mutex_init(&held.mutex, NULL);
 	pthread_cond_init(&held.cond, NULL);
-	req.seq = 2; /* even: waits for test_deferred_resume */
 	cr_assert_eq(
-	    ztest_v1_echo_deferred_async(client, &req, NULL, done_echo, &held)
+	    ztest_v1_echo_echo_async(client, &req, NULL, done_echo, &held)
 	        .code,
 	    ZRPC_OK);
-	cr_assert(test_deferred_wait(&ts, 1));
-	stopper = (struct stopper) { .server = ts.server, .grace_ms = 0 };
-	cr_assert_eq(pthread_create(&thread, NULL, stopper_main, &stopper), 0);
-	/* Every context has stopped; the reply goes to a stopped aio, which
-	 * neither sends it nor gives it back: the server must free it. */
-	cr_assert(test_log_wait(&ts, "waiting for 1 suspended calls"));
-	cr_assert_eq(test_deferred_resume(&ts, ZRPC_OK), 1);
+	cr_assert(late_wait(&late, NULL), "the handler runs");
+
+	stopper = (struct stopper) {
+		.server = server, .grace_ms = 0, .owner = &late
+	};
+	cr_assert_eq(pthread_create(&thread, NULL, late_stopper, &stopper), 0);
+	cr_assert(late_wait(&late, "stop: stopping"), "%s", late.log);
+	pthread_mutex_lock(&late.mutex);
+	late.go = true;
+	pthread_cond_broadcast(&late.cond);
+	pthread_mutex_unlock(&late.mutex);
+	/* Before, stop went on and returned with the call suspended. */
+	cr_assert(late_wait(&late, "suspended late"), "%s", late.log);
+	cr_assert_not(atomic_load(&late.stopped), "stop waits for it");
+	/* The reply goes to a stopped aio: never sent, and freed (LSan). */
+	zrpc_call_resume(late.call, zrpc_status_ok());
 	pthread_join(thread, NULL);
 	cr_assert_lt(stopper.took_ms, 2500);
 	cr_assert(done_wait(&held, 1));
 	zrpc_client_close(client);
-	test_server_stop(&ts);
+	zrpc_server_destroy(server);
 }

@@ -1322,36 +1322,48 @@ zrpc_server_start(zrpc_server *server)
  * hang (a handler, nng_close), so it runs here, on a helper thread that
  * zrpc_server_stop waits for with a bound.
  */
+/* Waits until no call is suspended. Locking: takes drain_mutex. */
+static void
+server_wait_suspended(zrpc_server *server)
+{
+	pthread_mutex_lock(&server->drain_mutex);
+	while (atomic_load(&server->host.suspended) > 0) {
+		pthread_cond_wait(&server->drained, &server->drain_mutex);
+	}
+	pthread_mutex_unlock(&server->drain_mutex);
+}
+
 static void
 server_teardown(zrpc_server *server)
 {
 	unsigned suspended;
 
 	zrpc_worker_pool_stop(&server->pool);
+	/* Suspended calls are waited for like running handlers: whatever
+	 * resumes them (a commit to disk, say) is about to, and their
+	 * replies are sent. */
+	server_wait_suspended(server);
 	/* Stopping an aio waits for its callback, so a handler still
 	 * running on nng's thread has returned after this. */
+	server_log(server, ZRPC_LOG_DEBUG, "stop: stopping %zu contexts",
+	    server->n_slots);
 	for (size_t i = 0; i < server->n_slots; i++) {
 		nng_aio_stop(server->slots[i]->aio);
 	}
 	/*
-	 * Suspended calls are waited for like running handlers: whatever
-	 * resumes them (a commit to disk, say) is about to. They are waited
-	 * for only now, because a handler that was still running above may
-	 * have suspended its call after any earlier look. A call resumed
-	 * now hands its reply to nng_ctx_send on a stopped aio, which
+	 * Such a handler may have suspended its call after the wait above:
+	 * wait again, so that nothing resumes a call of a server that is
+	 * gone. Its reply goes to nng_ctx_send on a stopped aio, which
 	 * neither sends it nor calls back: nng leaves the message on the
-	 * aio, and it is freed below (before, such a reply, resumed by the
-	 * store's flusher while the server was being freed, leaked).
+	 * aio, and it is freed below. (Before, stop returned with such a
+	 * call suspended; the store's flusher resumed it while the server
+	 * was being freed, and its reply leaked.)
 	 */
 	if ((suspended = atomic_load(&server->host.suspended)) > 0) {
 		server_log(server, ZRPC_LOG_DEBUG,
-		    "stop: waiting for %u suspended calls", suspended);
+		    "stop: waiting for %u calls suspended late", suspended);
 	}
-	pthread_mutex_lock(&server->drain_mutex);
-	while (atomic_load(&server->host.suspended) > 0) {
-		pthread_cond_wait(&server->drained, &server->drain_mutex);
-	}
-	pthread_mutex_unlock(&server->drain_mutex);
+	server_wait_suspended(server);
 	for (size_t i = 0; i < server->n_slots; i++) {
 		nng_aio *aio = server->slots[i]->aio;
 
