@@ -373,3 +373,58 @@ Test(options, session_lifecycle_flags_default_and_parse)
 	cr_assert_eq(parse(&o, out, err, neg), ZOS_OPTIONS_USAGE);
 	cr_assert(strstr(err, "--max-sessions-per-token") != NULL, "%s", err);
 }
+
+Test(options, per_peer_bounds_have_defaults_and_are_read)
+{
+	struct zos_options o;
+	const char        *none[] = { NULL };
+	const char        *args[] = { "--send-timeout-ms", "250",
+		       "--max-inflight-per-conn", "8", "--max-connections", "32",
+		       "--idle-timeout-ms", "0", "--max-buffered-bytes", "2097152",
+		       "--max-metadata-entries", "5", "--max-metadata-bytes", "128",
+		       "--ws-allowed-origin", "https://a.example",
+		       "--ws-allowed-origin", "https://b.example", NULL };
+
+	cr_assert_eq(parse(&o, out, err, none), ZOS_OPTIONS_OK);
+	cr_assert_eq(o.send_timeout_ms, 10000);
+	cr_assert_eq(o.max_inflight_per_conn, 0, "0 means --max-inflight");
+	cr_assert_eq(o.max_connections, 1024);
+	cr_assert_eq(o.idle_timeout_ms, 300000);
+	cr_assert_eq(o.max_buffered_bytes, (size_t) 256 * 1024 * 1024);
+	cr_assert_eq(o.max_metadata_entries, 64);
+	cr_assert_eq(o.max_metadata_bytes, 16 * 1024);
+	cr_assert_eq(
+	    o.n_ws_allowed_origins, 0, "no browser origin by default");
+
+	cr_assert_eq(parse(&o, out, err, args), ZOS_OPTIONS_OK, "%s", err);
+	cr_assert_eq(o.send_timeout_ms, 250);
+	cr_assert_eq(o.max_inflight_per_conn, 8);
+	cr_assert_eq(o.max_connections, 32);
+	cr_assert_eq(o.idle_timeout_ms, 0);
+	cr_assert_eq(o.max_buffered_bytes, 2097152);
+	cr_assert_eq(o.max_metadata_entries, 5);
+	cr_assert_eq(o.max_metadata_bytes, 128);
+	cr_assert_eq(o.n_ws_allowed_origins, 2);
+	cr_assert_str_eq(o.ws_allowed_origins[1], "https://b.example");
+}
+
+Test(options, per_peer_bounds_refuse_bad_values_by_name)
+{
+	struct zos_options o;
+	const char        *bad[][3] = {
+		       { "--send-timeout-ms", "0", NULL },
+		       { "--max-inflight-per-conn", "0", NULL },
+		       { "--max-connections", "x", NULL },
+		       { "--idle-timeout-ms", "-1", NULL },
+		       { "--max-buffered-bytes", "1000", NULL },
+		       { "--max-metadata-entries", "0", NULL },
+		       { "--max-metadata-bytes", "10", NULL },
+		       { "--ws-allowed-origin", "evil", NULL },
+	};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		cr_assert_eq(parse(&o, out, err, bad[i]), ZOS_OPTIONS_USAGE,
+		    "%s %s", bad[i][0], bad[i][1]);
+		cr_assert(strstr(err, bad[i][0]) != NULL, "%s", err);
+	}
+}

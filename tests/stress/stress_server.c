@@ -313,6 +313,132 @@ stress_run(const char *listen)
 	return failed;
 }
 
+/*
+ * Connection churn against the per-peer bounds: threads open a client,
+ * call, and close it, over and over, against a server that allows only a
+ * few connections and closes idle ones after 20 ms, while another thread
+ * reads the server's stats. Calls may be refused (the cap) or lose their
+ * connection (the idle close); what is checked is that the connection
+ * table, the reaper and the pipe notifications race cleanly (TSan) and
+ * that the table is empty once every client has gone.
+ */
+#define CHURN_THREADS 6
+#define CHURN_ROUNDS 40
+
+struct churn {
+	zrpc_server *server;
+	const char  *url;
+	atomic_bool  done;
+	atomic_uint  ok;
+};
+
+static void *
+churn_thread(void *arg)
+{
+	struct churn *c = arg;
+
+	for (unsigned i = 0; i < CHURN_ROUNDS; i++) {
+		Ztest__V1__EchoRequest req   = ZTEST__V1__ECHO_REQUEST__INIT;
+		Ztest__V1__EchoReply  *reply = NULL;
+		zrpc_client           *client;
+
+		req.text = "churn";
+		if (zrpc_client_open(&client, c->url, NULL).code != ZRPC_OK) {
+			continue;
+		}
+		if (ztest_v1_echo_echo(client, &req, &reply,
+		        &(zrpc_call_opts) { .timeout_ms = 200 })
+		        .code == ZRPC_OK) {
+			atomic_fetch_add(&c->ok, 1);
+		}
+		ztest__v1__echo_reply__free_unpacked(reply, NULL);
+		zrpc_client_close(client);
+	}
+	return NULL;
+}
+
+static void *
+churn_stats_thread(void *arg)
+{
+	struct churn            *c = arg;
+	struct zrpc_server_stats stats;
+
+	while (!atomic_load(&c->done)) {
+		zrpc_server_stats(c->server, &stats);
+		usleep(1000);
+	}
+	return NULL;
+}
+
+static int
+stress_churn(void)
+{
+	const struct ztest_v1_echo_handlers handlers = {
+		.echo                   = stress_echo,
+		.blocking_echo          = stress_echo,
+		.blocking_echo_blocking = true,
+		.wait                   = stress_echo,
+		.fail                   = stress_fail,
+	};
+	struct stress            s;
+	struct churn             c;
+	struct zrpc_server_stats stats;
+	pthread_t                threads[CHURN_THREADS], watcher;
+	zrpc_status              st;
+
+	memset(&s, 0, sizeof(s));
+	memset(&c, 0, sizeof(c));
+	st = zrpc_server_create(&c.server,
+	    &(zrpc_server_config) {
+	        .workers = 2, .max_connections = 4, .idle_timeout_ms = 20 });
+	if (st.code == ZRPC_OK) {
+		st = ztest_v1_echo_register(c.server, &handlers, &s);
+	}
+	if (st.code == ZRPC_OK) {
+		st = zrpc_server_listen(c.server, "tcp://127.0.0.1:0");
+	}
+	if (st.code == ZRPC_OK) {
+		st = zrpc_server_start(c.server);
+	}
+	if (st.code != ZRPC_OK) {
+		fprintf(stderr, "churn server: %s\n", st.message);
+		zrpc_server_destroy(c.server);
+		return 1;
+	}
+	c.url = zrpc_server_listener_url(c.server, 0);
+	pthread_create(&watcher, NULL, churn_stats_thread, &c);
+	for (unsigned i = 0; i < CHURN_THREADS; i++) {
+		pthread_create(&threads[i], NULL, churn_thread, &c);
+	}
+	for (unsigned i = 0; i < CHURN_THREADS; i++) {
+		pthread_join(threads[i], NULL);
+	}
+	atomic_store(&c.done, true);
+	pthread_join(watcher, NULL);
+	/* Every client has closed: the table empties (bounded wait). */
+	for (int i = 0; i < 500; i++) {
+		zrpc_server_stats(c.server, &stats);
+		if (stats.connections == 0) {
+			break;
+		}
+		usleep(10 * 1000);
+	}
+	printf("churn: %u of %u calls ok, %llu refused, %llu idle-closed, "
+	       "%llu open at the end\n",
+	    atomic_load(&c.ok), CHURN_THREADS * CHURN_ROUNDS,
+	    (unsigned long long) stats.connections_refused,
+	    (unsigned long long) stats.connections_idle_closed,
+	    (unsigned long long) stats.connections);
+	zrpc_server_stop(c.server, 1000);
+	zrpc_server_destroy(c.server);
+	if (stats.connections != 0 || atomic_load(&c.ok) == 0) {
+		fprintf(
+		    stderr, "FAIL: churn left connections or served none\n");
+		return 1;
+	}
+	return 0;
+}
+
 int
 main(void)
 {
@@ -324,6 +450,7 @@ main(void)
 	failed |= stress_run("inproc://zos-stress");
 	failed |= stress_run("tcp://127.0.0.1:0");
 	failed |= stress_run(ipc);
+	failed |= stress_churn();
 	unlink(ipc + 6);
 	printf(failed ? "stress: FAILED\n" : "stress: all checks held\n");
 	return failed;

@@ -43,6 +43,15 @@ enum {
 	OPT_ALLOW_UNAUTHENTICATED,
 	OPT_SESSION_TTL,
 	OPT_MAX_SESSIONS_PER_TOKEN,
+	/* bounds per peer */
+	OPT_SEND_TIMEOUT_MS,
+	OPT_MAX_INFLIGHT_PER_CONN,
+	OPT_MAX_CONNECTIONS,
+	OPT_IDLE_TIMEOUT_MS,
+	OPT_MAX_BUFFERED_BYTES,
+	OPT_MAX_METADATA_ENTRIES,
+	OPT_MAX_METADATA_BYTES,
+	OPT_WS_ALLOWED_ORIGIN,
 	OPT_VERSION,
 	OPT_HELP,
 };
@@ -79,6 +88,20 @@ static const struct option options_long[] = {
 	{ "session-ttl", required_argument, NULL, OPT_SESSION_TTL },
 	{ "max-sessions-per-token", required_argument, NULL,
 	    OPT_MAX_SESSIONS_PER_TOKEN },
+	/* bounds per peer */
+	{ "send-timeout-ms", required_argument, NULL, OPT_SEND_TIMEOUT_MS },
+	{ "max-inflight-per-conn", required_argument, NULL,
+	    OPT_MAX_INFLIGHT_PER_CONN },
+	{ "max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS },
+	{ "idle-timeout-ms", required_argument, NULL, OPT_IDLE_TIMEOUT_MS },
+	{ "max-buffered-bytes", required_argument, NULL,
+	    OPT_MAX_BUFFERED_BYTES },
+	{ "max-metadata-entries", required_argument, NULL,
+	    OPT_MAX_METADATA_ENTRIES },
+	{ "max-metadata-bytes", required_argument, NULL,
+	    OPT_MAX_METADATA_BYTES },
+	{ "ws-allowed-origin", required_argument, NULL,
+	    OPT_WS_ALLOWED_ORIGIN },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
@@ -96,7 +119,11 @@ static const char options_usage[] =
     "            [--tls-cert F --tls-key F [--tls-client-ca F]]\n"
     "            [--ipc-socket-mode MODE] [--auth-tokens FILE]\n"
     "            [--allow-unauthenticated] [--session-ttl DURATION]\n"
-    "            [--max-sessions-per-token N] [--version] [--help]\n";
+    "            [--max-sessions-per-token N] [--send-timeout-ms N]\n"
+    "            [--max-inflight-per-conn N] [--max-connections N]\n"
+    "            [--idle-timeout-ms N] [--max-buffered-bytes N]\n"
+    "            [--max-metadata-entries N] [--max-metadata-bytes N]\n"
+    "            [--ws-allowed-origin ORIGIN]... [--version] [--help]\n";
 
 void
 zos_options_help(FILE *out)
@@ -234,6 +261,52 @@ zos_options_help(FILE *out)
 	    "(exit 2);\n"
 	    "                           this flag allows it, with a "
 	    "warning\n"
+	    "  --send-timeout-ms N      a reply the peer does not take within "
+	    "N ms\n"
+	    "                           is dropped and the connection "
+	    "closed\n"
+	    "                           [default 10000]\n"
+	    "  --max-inflight-per-conn N  requests one connection may have "
+	    "held\n"
+	    "                           (served or replies unsent); beyond "
+	    "it\n"
+	    "                           RESOURCE_EXHAUSTED, beyond twice it "
+	    "the\n"
+	    "                           connection is closed [default "
+	    "--max-inflight]\n"
+	    "  --max-connections N      connections at once; more are closed "
+	    "on\n"
+	    "                           arrival [default 1024]\n"
+	    "  --idle-timeout-ms N      close a connection with nothing in "
+	    "flight\n"
+	    "                           that sent no complete request for N "
+	    "ms;\n"
+	    "                           this also bounds a half-sent "
+	    "request\n"
+	    "                           (nng sees only whole ones); 0 = "
+	    "never\n"
+	    "                           [default 300000]\n"
+	    "  --max-buffered-bytes N   bytes held for calls (requests in "
+	    "flight,\n"
+	    "                           replies unsent); beyond it new calls "
+	    "get\n"
+	    "                           RESOURCE_EXHAUSTED, as do those of a "
+	    "connection\n"
+	    "                           holding a quarter of it [default "
+	    "268435456]\n"
+	    "  --max-metadata-entries N request metadata entries per call; "
+	    "beyond\n"
+	    "                           it RESOURCE_EXHAUSTED [default 64]\n"
+	    "  --max-metadata-bytes N   request metadata bytes per call "
+	    "[default\n"
+	    "                           16384]\n"
+	    "  --ws-allowed-origin O    a browser Origin accepted on ws:// "
+	    "and\n"
+	    "                           wss:// listeners; repeatable; others "
+	    "are\n"
+	    "                           closed; no Origin (not a browser) is "
+	    "fine\n"
+	    "                           [default: none]\n"
 	    "  --version                print the version and exit\n"
 	    "  --help                   print this help and exit\n"
 	    "\n"
@@ -504,6 +577,13 @@ zos_options_parse(struct zos_options *opts, int argc, char **argv, FILE *out,
 	opts->metrics_listen     = ZOS_DEFAULT_METRICS_LISTEN;
 	opts->ipc_socket_mode    = 0600;
 	opts->session_ttl_ms     = 24LL * 3600 * 1000;
+	/* bounds per peer */
+	opts->send_timeout_ms      = 10000;
+	opts->max_connections      = 1024;
+	opts->idle_timeout_ms      = 300000;
+	opts->max_buffered_bytes   = (size_t) 256 * 1024 * 1024;
+	opts->max_metadata_entries = 64;
+	opts->max_metadata_bytes   = 16 * 1024;
 
 	optind = 0; /* full reset, so that tests can parse many times */
 	opterr = 0;
@@ -709,6 +789,87 @@ zos_options_parse(struct zos_options *opts, int argc, char **argv, FILE *out,
 				    optarg);
 			}
 			opts->max_sessions_per_token = (size_t) v;
+			break;
+		/* bounds per peer */
+		case OPT_SEND_TIMEOUT_MS:
+			if (!options_number(optarg, 1, 3600000, &v)) {
+				return options_bad(err,
+				    "--send-timeout-ms wants milliseconds "
+				    "from 1 to 3600000, not '%s'",
+				    optarg);
+			}
+			opts->send_timeout_ms = (unsigned) v;
+			break;
+		case OPT_MAX_INFLIGHT_PER_CONN:
+			if (!options_number(optarg, 1, 1000000, &v)) {
+				return options_bad(err,
+				    "--max-inflight-per-conn wants a number "
+				    "from 1 to 1000000, not '%s'",
+				    optarg);
+			}
+			opts->max_inflight_per_conn = (unsigned) v;
+			break;
+		case OPT_MAX_CONNECTIONS:
+			if (!options_number(optarg, 1, 1000000, &v)) {
+				return options_bad(err,
+				    "--max-connections wants a number from 1 "
+				    "to 1000000, not '%s'",
+				    optarg);
+			}
+			opts->max_connections = (unsigned) v;
+			break;
+		case OPT_IDLE_TIMEOUT_MS:
+			if (!options_number(optarg, 0, 86400000, &v)) {
+				return options_bad(err,
+				    "--idle-timeout-ms wants milliseconds "
+				    "from 0 (never) to 86400000, not '%s'",
+				    optarg);
+			}
+			opts->idle_timeout_ms = (unsigned) v;
+			break;
+		case OPT_MAX_BUFFERED_BYTES:
+			if (!options_number(
+			        optarg, 1u << 20, UINT64_C(1) << 40, &v)) {
+				return options_bad(err,
+				    "--max-buffered-bytes wants bytes from "
+				    "1048576 to 1099511627776, not '%s'",
+				    optarg);
+			}
+			opts->max_buffered_bytes = (size_t) v;
+			break;
+		case OPT_MAX_METADATA_ENTRIES:
+			if (!options_number(optarg, 1, 100000, &v)) {
+				return options_bad(err,
+				    "--max-metadata-entries wants a number "
+				    "from 1 to 100000, not '%s'",
+				    optarg);
+			}
+			opts->max_metadata_entries = (unsigned) v;
+			break;
+		case OPT_MAX_METADATA_BYTES:
+			if (!options_number(optarg, 64, 1u << 24, &v)) {
+				return options_bad(err,
+				    "--max-metadata-bytes wants bytes from 64 "
+				    "to 16777216, not '%s'",
+				    optarg);
+			}
+			opts->max_metadata_bytes = (size_t) v;
+			break;
+		case OPT_WS_ALLOWED_ORIGIN:
+			if (optarg[0] == '\0' ||
+			    strstr(optarg, "://") == NULL) {
+				return options_bad(err,
+				    "--ws-allowed-origin wants an origin "
+				    "such as https://app.example, not '%s'",
+				    optarg);
+			}
+			if (opts->n_ws_allowed_origins == ZOS_MAX_WS_ORIGINS) {
+				return options_bad(err,
+				    "--ws-allowed-origin: at most %d",
+				    ZOS_MAX_WS_ORIGINS);
+			}
+			opts->ws_allowed_origins
+			    [opts->n_ws_allowed_origins++] = optarg;
 			break;
 		case OPT_VERSION:
 			opts->show_version = true;

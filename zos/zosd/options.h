@@ -17,6 +17,7 @@
 #define ZOS_DEFAULT_DATA_DIR "./zos-data"
 #define ZOS_DEFAULT_METRICS_LISTEN "http://127.0.0.1:9447/metrics"
 #define ZOS_MAX_BACKENDS 64
+#define ZOS_MAX_WS_ORIGINS 16
 
 /* --backend TASK=URL: TASK's primary model is the server at URL. */
 struct zos_backend_option {
@@ -62,6 +63,16 @@ struct zos_options {
 	 * --allow-unauthenticated. */
 	const char *auth_tokens;
 	bool        allow_unauthenticated;
+	/* Bounds per peer (zrpc_server_config has what each means). */
+	unsigned    send_timeout_ms;       /* default 10000 */
+	unsigned    max_inflight_per_conn; /* 0 = max_inflight */
+	unsigned    max_connections;       /* default 1024 */
+	unsigned    idle_timeout_ms;       /* default 300000; 0 = off */
+	size_t      max_buffered_bytes;    /* default 256 MiB */
+	unsigned    max_metadata_entries;  /* default 64 */
+	size_t      max_metadata_bytes;    /* default 16 KiB */
+	const char *ws_allowed_origins[ZOS_MAX_WS_ORIGINS]; /* into argv */
+	size_t      n_ws_allowed_origins;
 	bool        show_help;
 	bool        show_version;
 

@@ -12,8 +12,6 @@
  */
 #include "wire_check.h"
 
-#include <stdbool.h>
-
 enum {
 	WIRE_VARINT = 0,
 	WIRE_FIXED64,
@@ -202,6 +200,55 @@ zrpc_wire_check(const ProtobufCMessageDescriptor *desc, const uint8_t *data,
 		return ZRPC_WIRE_OK;
 	}
 	return wire_check_message(&walk, desc, data, data + len, 0);
+}
+
+bool
+zrpc_wire_count_field(const uint8_t *data, size_t len, uint32_t field_number,
+    size_t max_count, size_t max_bytes, size_t *count, size_t *bytes)
+{
+	const uint8_t *p = data, *end = data + len;
+
+	*count = 0;
+	*bytes = 0;
+	while (p < end) {
+		uint64_t tag, n;
+
+		if (!wire_check_varint(&p, end, &tag)) {
+			return false;
+		}
+		switch (tag & 7) {
+		case WIRE_VARINT:
+			if (!wire_check_varint(&p, end, &n)) {
+				return false;
+			}
+			continue;
+		case WIRE_FIXED64:
+			n = 8;
+			break;
+		case WIRE_FIXED32:
+			n = 4;
+			break;
+		case WIRE_LENGTH:
+			if (!wire_check_varint(&p, end, &n)) {
+				return false;
+			}
+			break;
+		default:
+			return false;
+		}
+		if (n > (uint64_t) (end - p)) {
+			return false;
+		}
+		if ((tag & 7) == WIRE_LENGTH && (tag >> 3) == field_number) {
+			(*count)++;
+			*bytes += (size_t) n;
+			if (*count > max_count || *bytes > max_bytes) {
+				return true;
+			}
+		}
+		p += n;
+	}
+	return true;
 }
 
 zrpc_status

@@ -20,6 +20,7 @@
 #ifndef ZRPC_WIRE_CHECK_H
 #define ZRPC_WIRE_CHECK_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -57,6 +58,20 @@ struct zrpc_wire_fault {
 enum zrpc_wire_fault_kind zrpc_wire_check(
     const ProtobufCMessageDescriptor *desc, const uint8_t *data, size_t len,
     struct zrpc_wire_fault *fault);
+
+/*
+ * Counts the occurrences of length-delimited field FIELD_NUMBER at the top
+ * level of the packed message at DATA (LEN bytes) into *COUNT, and their
+ * bytes (what follows each length) into *BYTES, without looking inside
+ * them or decoding anything: one pass that skips every other field by its
+ * length. For caps on a repeated or map field (request metadata) that must
+ * hold before the message is unpacked. Stops early, returning true, once
+ * *COUNT exceeds MAX_COUNT or *BYTES exceeds MAX_BYTES; returns false for
+ * bytes that are not well-formed wire (zrpc_wire_check says where).
+ */
+bool zrpc_wire_count_field(const uint8_t *data, size_t len,
+    uint32_t field_number, size_t max_count, size_t max_bytes, size_t *count,
+    size_t *bytes);
 
 /*
  * The INVALID_ARGUMENT status for FAULT, naming the field at fault or the

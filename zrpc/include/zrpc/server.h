@@ -74,7 +74,64 @@ typedef struct zrpc_server_config {
 	 * at any time). NULL = no checks: every caller is admin.
 	 */
 	zrpc_auth *auth;
+
+	/*
+	 * Bounds per peer (zrpc_server_stats counts what each refuses). A
+	 * "connection" is one nng pipe.
+	 *
+	 * send_timeout_ms: a reply that nng cannot send within it (the
+	 * peer does not read) is dropped and the peer's connection closed,
+	 * so that no other caller waits behind it. 0 = 10000.
+	 *
+	 * max_inflight_per_conn: requests of one connection that are being
+	 * served or whose reply is still being sent; beyond it the
+	 * connection's new requests get RESOURCE_EXHAUSTED undecoded, and a
+	 * connection that goes on sending while it reads none of those
+	 * replies (held beyond twice the bound) is closed. 0 = max_inflight,
+	 * which never bites a client that the global bound lets through
+	 * (zos-load puts up to 4096 callers on one connection).
+	 *
+	 * max_connections: connections at once; one more is closed as soon
+	 * as nng reports it. 0 = 1024.
+	 *
+	 * idle_timeout_ms: a connection with nothing in flight that has
+	 * delivered no complete request for this long is closed. nng reports
+	 * only complete messages, so this is also the bound on a half-sent
+	 * message (a peer that declared a large message and stalls). 0 =
+	 * 300000; ZRPC_SERVER_NO_TIMEOUT turns it off.
+	 *
+	 * max_buffered_bytes: the bytes the server holds for calls: request
+	 * messages of calls in flight plus replies not yet sent. A request
+	 * that would take it beyond this gets RESOURCE_EXHAUSTED without
+	 * being decoded, and so does a request of a connection that holds
+	 * a quarter of it already (so that one peer that reads no replies
+	 * cannot fill it for everyone). 0 = 256 MiB.
+	 *
+	 * max_metadata_entries, max_metadata_bytes: the request metadata of
+	 * one call (entries; key and value bytes), counted on the wire
+	 * before anything is decoded; beyond either the call gets
+	 * RESOURCE_EXHAUSTED. 0 = 64 entries, 16 KiB.
+	 *
+	 * ws_allowed_origins: for a ws:// or wss:// connection whose
+	 * handshake carried an Origin header (a browser's), the origins
+	 * accepted (exact match, e.g. "https://app.example"); any other is
+	 * closed. A handshake without Origin (not a browser) is accepted.
+	 * N_WS_ALLOWED_ORIGINS 0 = no browser origin is accepted. The
+	 * strings are copied.
+	 */
+	unsigned           send_timeout_ms;
+	unsigned           max_inflight_per_conn;
+	unsigned           max_connections;
+	unsigned           idle_timeout_ms;
+	size_t             max_buffered_bytes;
+	unsigned           max_metadata_entries;
+	size_t             max_metadata_bytes;
+	const char *const *ws_allowed_origins;
+	size_t             n_ws_allowed_origins;
 } zrpc_server_config;
+
+/* A timeout field of zrpc_server_config that is off. */
+#define ZRPC_SERVER_NO_TIMEOUT UINT32_MAX
 
 /*
  * Creates a server (not yet listening). CONFIG may be NULL. The built-in
@@ -145,6 +202,13 @@ zrpc_status zrpc_server_start(zrpc_server *server);
  * calls in flight get up to GRACE_MS to finish; then the socket closes.
  * A handler still running on a worker after the grace is waited for (it
  * should honour its deadline); its reply is still sent.
+ * Returns within GRACE_MS + 2 s whatever nng and the handlers do: the
+ * teardown after the grace (workers, suspended calls, contexts, the
+ * socket) runs on a helper thread, and when it has not finished within
+ * 2 s stop returns anyway and the server's memory is left behind on
+ * purpose (zrpc_server_stats reports close_abandoned):
+ * zrpc_server_destroy then waits up to 2 s more for the teardown and frees
+ * the server only if it finished, since nng may still call into it.
  * Returns the number of calls still unfinished when the grace ran out (0
  * when everything drained). Safe to call more than once.
  */
@@ -162,6 +226,30 @@ void zrpc_server_set_serving(
 
 /* Calls being served right now. */
 unsigned zrpc_server_inflight(const zrpc_server *server);
+
+/*
+ * What the per-peer bounds did, since the server was created (counters)
+ * and right now (gauges). Read with atomics; a copy, not live.
+ */
+struct zrpc_server_stats {
+	uint64_t connections_refused;         /* beyond max_connections */
+	uint64_t connections_idle_closed;     /* idle_timeout_ms */
+	uint64_t connections_origin_refused;  /* ws Origin not allowed */
+	uint64_t connections_flooding_closed; /* held 2 x per-conn bound */
+	uint64_t replies_dropped;             /* send_timeout_ms ran out */
+	uint64_t requests_conn_limited;       /* max_inflight_per_conn */
+	uint64_t requests_buffer_limited;     /* max_buffered_bytes */
+	uint64_t requests_metadata_limited;   /* metadata caps */
+	uint64_t connections;                 /* open now */
+	uint64_t buffered_bytes;              /* held now */
+	/* true once zrpc_server_stop gave up waiting for nng to close the
+	 * socket (its memory is then left behind on purpose) */
+	bool close_abandoned;
+};
+
+/* Copies the server's bound statistics into *OUT. */
+void zrpc_server_stats(
+    const zrpc_server *server, struct zrpc_server_stats *out);
 
 /*
  * Per-method statistics, kept in atomics. A call's latency runs from the
