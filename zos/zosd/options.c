@@ -4,12 +4,14 @@
  */
 #include "options.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <nng/nng.h>
 #include <protobuf-c/protobuf-c.h>
@@ -33,6 +35,8 @@ enum {
 	OPT_BACKEND_TIMEOUT_MS,
 	OPT_ECHO_DELAY_MS,
 	OPT_ECHO_FAIL_RATE,
+	OPT_METRICS_TOKEN,
+	OPT_ALLOW_UNAUTHENTICATED,
 	OPT_VERSION,
 	OPT_HELP,
 };
@@ -59,6 +63,9 @@ static const struct option options_long[] = {
 	    OPT_BACKEND_TIMEOUT_MS },
 	{ "echo-delay-ms", required_argument, NULL, OPT_ECHO_DELAY_MS },
 	{ "echo-fail-rate", required_argument, NULL, OPT_ECHO_FAIL_RATE },
+	{ "metrics-token", required_argument, NULL, OPT_METRICS_TOKEN },
+	{ "allow-unauthenticated", no_argument, NULL,
+	    OPT_ALLOW_UNAUTHENTICATED },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
@@ -72,7 +79,8 @@ static const char options_usage[] =
     "            [--cache-capacity N] [--max-sessions N] [--skills-file F]\n"
     "            [--routing-file F] [--backend TASK=URL]...\n"
     "            [--backend-timeout-ms N] [--echo-delay-ms N]\n"
-    "            [--echo-fail-rate R] [--version] [--help]\n";
+    "            [--echo-fail-rate R] [--metrics-token FILE]\n"
+    "            [--allow-unauthenticated] [--version] [--help]\n";
 
 void
 zos_options_help(FILE *out)
@@ -148,6 +156,18 @@ zos_options_help(FILE *out)
 	    "                           a free one; 'off' serves none\n"
 	    "                           [default " ZOS_DEFAULT_METRICS_LISTEN
 	    "]\n"
+	    "  --metrics-token FILE     the metrics endpoint wants "
+	    "'Authorization:\n"
+	    "                           Bearer TOKEN', TOKEN being FILE's "
+	    "first line\n"
+	    "                           (a file, so that the token is not "
+	    "in ps);\n"
+	    "                           others get 401. Needed for a metrics "
+	    "URL\n"
+	    "                           whose host is not loopback\n"
+	    "  --allow-unauthenticated  serve metrics on a non-loopback "
+	    "address\n"
+	    "                           without --metrics-token\n"
 	    "  --version                print the version and exit\n"
 	    "  --help                   print this help and exit\n"
 	    "\n"
@@ -260,6 +280,29 @@ zos_options_metrics_url_valid(const char *url, char *why, size_t why_len)
 	}
 	nng_url_free(parsed);
 	return true;
+}
+
+bool
+zos_options_metrics_url_loopback(const char *url)
+{
+	nng_url        *parsed;
+	struct in_addr  v4;
+	struct in6_addr v6;
+	bool            loopback = false;
+
+	if (nng_url_parse(&parsed, url) != 0) {
+		return false;
+	}
+	if (strcasecmp(parsed->u_hostname, "localhost") == 0) {
+		loopback = true;
+	} else if (inet_pton(AF_INET, parsed->u_hostname, &v4) == 1) {
+		loopback = (ntohl(v4.s_addr) >> 24) == 127;
+	} else if (inet_pton(AF_INET6, parsed->u_hostname, &v6) == 1) {
+		loopback = IN6_IS_ADDR_LOOPBACK(&v6) ||
+		    (IN6_IS_ADDR_V4MAPPED(&v6) && v6.s6_addr[12] == 127);
+	}
+	nng_url_free(parsed);
+	return loopback;
 }
 
 /* Parses a fraction in [0, 1] ("0.25"). */
@@ -491,6 +534,16 @@ zos_options_parse(struct zos_options *opts, int argc, char **argv, FILE *out,
 				    optarg);
 			}
 			break;
+		case OPT_METRICS_TOKEN:
+			if (optarg[0] == '\0') {
+				return options_bad(
+				    err, "--metrics-token wants a file");
+			}
+			opts->metrics_token_file = optarg;
+			break;
+		case OPT_ALLOW_UNAUTHENTICATED:
+			opts->allow_unauthenticated = true;
+			break;
 		case OPT_VERSION:
 			opts->show_version = true;
 			break;
@@ -527,6 +580,17 @@ zos_options_parse(struct zos_options *opts, int argc, char **argv, FILE *out,
 	}
 	if (opts->n_listen == 0) {
 		opts->listen[opts->n_listen++] = ZOS_DEFAULT_LISTEN;
+	}
+	/* Metrics name every method and model: on an address others can
+	 * reach, only with a token, unless asked for in so many words. */
+	if (!opts->metrics_off && opts->metrics_token_file == NULL &&
+	    !opts->allow_unauthenticated &&
+	    !zos_options_metrics_url_loopback(opts->metrics_listen)) {
+		return options_bad(err,
+		    "--metrics-listen %s is not a loopback address: give "
+		    "--metrics-token FILE (or --allow-unauthenticated, or "
+		    "--metrics-listen off)",
+		    opts->metrics_listen);
 	}
 	return ZOS_OPTIONS_OK;
 }

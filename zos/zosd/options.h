@@ -49,6 +49,12 @@ struct zos_options {
 	 * "off", which also sets metrics_off. */
 	const char *metrics_listen;
 	bool        metrics_off;
+	/* --metrics-token FILE: the endpoint's bearer token is FILE's first
+	 * line (read by zosd at start-up); NULL = no token wanted. Without
+	 * it, or --allow-unauthenticated, a metrics URL whose host is not
+	 * loopback is a usage error. */
+	const char *metrics_token_file;
+	bool        allow_unauthenticated;
 	bool        show_help;
 	bool        show_version;
 };
@@ -73,6 +79,13 @@ enum zos_options_result zos_options_parse(struct zos_options *opts, int argc,
  * query or fragment. Otherwise false, with the reason in WHY.
  */
 bool zos_options_metrics_url_valid(const char *url, char *why, size_t why_len);
+
+/*
+ * True when the host of URL (an http:// URL that
+ * zos_options_metrics_url_valid accepts) is loopback: localhost,
+ * 127.0.0.0/8, ::1 or ::ffff:127.x.x.x. Any other name or address is not.
+ */
+bool zos_options_metrics_url_loopback(const char *url);
 
 /* Writes the full --help text to OUT. */
 void zos_options_help(FILE *out);
