@@ -590,7 +590,7 @@ http_listen(struct zos_http *h, const char *host, const char *port,
 	struct addrinfo hints = {
 		.ai_family   = AF_UNSPEC,
 		.ai_socktype = SOCK_STREAM,
-		.ai_flags    = AI_PASSIVE | AI_NUMERICSERV | AI_ADDRCONFIG,
+		.ai_flags    = AI_PASSIVE | AI_NUMERICSERV,
 	};
 	struct addrinfo        *found, *ai;
 	struct sockaddr_storage sa;
