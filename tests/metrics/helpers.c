@@ -134,6 +134,86 @@ http_reply_free(struct http_reply *out)
 }
 
 int
+tcp_connect_loopback(int port)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	int                fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	cr_assert(fd >= 0);
+	sa.sin_port        = htons((uint16_t) port);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	cr_assert_eq(connect(fd, (struct sockaddr *) &sa, sizeof(sa)), 0,
+	    "connect to %d: %s", port, strerror(errno));
+	return fd;
+}
+
+void
+write_all(int fd, const void *data, size_t len)
+{
+	const char *p = data;
+
+	while (len > 0) {
+		/* send, so that a closed socket is an error, not SIGPIPE;
+		 * write for a file. */
+		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+
+		if (n < 0 && errno == ENOTSOCK) {
+			n = write(fd, p, len);
+		}
+
+		cr_assert(n > 0, "send: %s", strerror(errno));
+		p += n;
+		len -= (size_t) n;
+	}
+}
+
+void
+read_until_close(int fd, int timeout_ms, struct raw_reply *out)
+{
+	struct timespec start;
+	char            chunk[65536];
+	size_t          kept = 0;
+
+	memset(out, 0, sizeof(*out));
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	for (;;) {
+		struct pollfd pfd  = { .fd = fd, .events = POLLIN };
+		long          left = timeout_ms - http_ms_since(&start);
+		ssize_t       n;
+		size_t        keep;
+
+		if (left <= 0 || poll(&pfd, 1, (int) left) != 1) {
+			break;
+		}
+		if ((n = recv(fd, chunk, sizeof(chunk), 0)) <= 0) {
+			out->eof   = true;
+			out->reset = n < 0;
+			break;
+		}
+		keep = sizeof(out->data) - 1 - kept;
+		if ((size_t) n < keep) {
+			keep = (size_t) n;
+		}
+		memcpy(out->data + kept, chunk, keep);
+		kept += keep;
+		out->total += (size_t) n;
+	}
+	out->data[kept] = '\0';
+	out->elapsed_ms = http_ms_since(&start);
+}
+
+int
+raw_status(const struct raw_reply *reply)
+{
+	int status = 0;
+
+	if (sscanf(reply->data, "HTTP/1.1 %d", &status) != 1) {
+		return 0;
+	}
+	return status;
+}
+
+int
 free_tcp_port(void)
 {
 	struct sockaddr_in sa  = { .sin_family = AF_INET };

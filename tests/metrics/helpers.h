@@ -45,6 +45,29 @@ bool http_request(
 /* Frees OUT's body. */
 void http_reply_free(struct http_reply *out);
 
+/* A TCP connection to 127.0.0.1:PORT (asserts that it connects). */
+int tcp_connect_loopback(int port);
+
+/* Writes all LEN bytes at DATA to FD, a socket or a file (asserts). */
+void write_all(int fd, const void *data, size_t len);
+
+struct raw_reply {
+	char   data[4096]; /* the first bytes, NUL-terminated */
+	size_t total;      /* every byte read, kept or not */
+	bool   eof;        /* the peer closed (or reset) the connection */
+	bool   reset;      /* ... with a reset */
+	long   elapsed_ms; /* from the call to the close, or to the bound */
+};
+
+/*
+ * Reads FD until the peer closes it or TIMEOUT_MS pass, keeping the first
+ * bytes and counting all of them. Asserts nothing.
+ */
+void read_until_close(int fd, int timeout_ms, struct raw_reply *out);
+
+/* The status of the first response in REPLY ("HTTP/1.1 NNN"), 0 if none. */
+int raw_status(const struct raw_reply *reply);
+
 /* A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0,
  * read back, closed). */
 int free_tcp_port(void);

@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -522,4 +523,266 @@ Test(metrics, scrapes_during_calls_and_shutdown_are_safe)
 	pthread_join(thread, NULL);
 	cr_assert_not(s.failed, "a scrape failed while zosd was up");
 	cr_assert_not(s.went_backwards, "a counter went down");
+}
+
+/* ---- the endpoint's bounds (http_metrics.h) ---- */
+
+/* The bound on a request's arrival, and slack for a loaded machine. */
+#define REQUEST_BOUND_MS 5000
+#define SLACK_MS 2500
+
+Test(metrics, a_crlf_flood_gets_one_400_and_a_close)
+{
+	struct zosd      z;
+	struct raw_reply reply;
+	char             flood[20 * 1024];
+	int              fd;
+
+	zosd_start(&z);
+	for (size_t i = 0; i < sizeof(flood); i += 2) {
+		flood[i]     = '\r';
+		flood[i + 1] = '\n';
+	}
+	fd = tcp_connect_loopback(z.metrics_port);
+	write_all(fd, flood, sizeof(flood));
+	read_until_close(fd, 10000, &reply);
+	close(fd);
+	cr_assert(
+	    reply.eof, "closed after the 400 (%ld ms)", reply.elapsed_ms);
+	cr_assert_eq(raw_status(&reply), 400, "%s", reply.data);
+	cr_assert_lt(
+	    reply.total, 512, "one short response: %zu bytes", reply.total);
+	cr_assert_null(strstr(reply.data + 1, "HTTP/1.1"),
+	    "exactly one response:\n%s", reply.data);
+	/* And the endpoint still serves. */
+	free(scrape(z.metrics_port));
+	zosd_stop(&z);
+}
+
+Test(metrics, a_slowloris_is_closed_within_the_bound_while_scrapes_succeed)
+{
+	struct zosd      z;
+	struct raw_reply reply;
+	struct pollfd    pfd;
+	const char partial[] = "GET /metrics HTTP/1.1\r\nHost: x\r\nX-A: ";
+	struct timespec start, now;
+	int             fd;
+
+	zosd_start(&z);
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	fd = tcp_connect_loopback(z.metrics_port);
+	write_all(fd, partial, sizeof(partial) - 1);
+	/* Meanwhile, normal scrapes are served, and the slow one is held. */
+	for (int i = 0; i < 3; i++) {
+		char *text = scrape(z.metrics_port);
+
+		cr_assert(strstr(text, "zrpc_server_calls_in_flight") != NULL);
+		free(text);
+	}
+	pfd = (struct pollfd) { .fd = fd, .events = POLLIN };
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if ((now.tv_sec - start.tv_sec) * 1000 < REQUEST_BOUND_MS - 1000) {
+		cr_assert_eq(
+		    poll(&pfd, 1, 0), 0, "not closed before the bound");
+	}
+	/* A trickle does not extend the bound (on a slow machine the
+	 * server may have closed already: not an error here). */
+	(void) !send(fd, "a", 1, MSG_NOSIGNAL);
+	read_until_close(fd, REQUEST_BOUND_MS + SLACK_MS, &reply);
+	close(fd);
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	cr_assert(
+	    reply.eof, "closed within %d ms", REQUEST_BOUND_MS + SLACK_MS);
+	cr_assert_eq(raw_status(&reply), 408, "%s", reply.data);
+	cr_assert_leq((now.tv_sec - start.tv_sec) * 1000 +
+	        (now.tv_nsec - start.tv_nsec) / 1000000,
+	    REQUEST_BOUND_MS + SLACK_MS);
+	zosd_stop(&z);
+}
+
+Test(metrics, connections_beyond_sixteen_get_503_and_a_close)
+{
+	struct zosd       z;
+	struct raw_reply  reply;
+	struct http_reply ok;
+	int               held[16], fd;
+	int               status = 0;
+
+	zosd_start(&z);
+	for (int i = 0; i < 16; i++) {
+		held[i] = tcp_connect_loopback(z.metrics_port);
+	}
+	/* The server takes its backlog in order: the 17th comes last. */
+	fd = tcp_connect_loopback(z.metrics_port);
+	read_until_close(fd, 3000, &reply);
+	close(fd);
+	cr_assert(reply.eof, "the 17th connection is closed at once");
+	cr_assert_eq(raw_status(&reply), 503, "%s", reply.data);
+	/* Once those go, scrapes are served again (bounded retries: the
+	 * server sees the closes on its next round). */
+	for (int i = 0; i < 16; i++) {
+		close(held[i]);
+	}
+	for (int attempt = 0; attempt < 100 && status != 200; attempt++) {
+		if (http_request_try(z.metrics_port, "GET", "/metrics", &ok) ==
+		    HTTP_OK) {
+			status = ok.status;
+			http_reply_free(&ok);
+		}
+	}
+	cr_assert_eq(status, 200);
+	zosd_stop(&z);
+}
+
+Test(metrics, a_request_head_over_8_kib_gets_431)
+{
+	struct zosd      z;
+	struct raw_reply reply;
+	char             big[9000];
+	int              fd;
+
+	zosd_start(&z);
+	memset(big, 'a', sizeof(big));
+	memcpy(big, "GET /metrics HTTP/1.1\r\nX-Big: ", 30);
+	fd = tcp_connect_loopback(z.metrics_port);
+	write_all(fd, big, sizeof(big));
+	read_until_close(fd, 5000, &reply);
+	close(fd);
+	cr_assert(reply.eof);
+	cr_assert_eq(raw_status(&reply), 431, "%s", reply.data);
+	zosd_stop(&z);
+}
+
+/* Starts zosd with --metrics-token FILE (and port 0). */
+static void
+zosd_start_token(struct zosd *z, const char *file)
+{
+	char *argv[] = { (char *) env_path("ZOSD"), "--in-memory", "--listen",
+		z->url, "--metrics-listen", "http://127.0.0.1:0/metrics",
+		"--metrics-token", (char *) file, "--log-format", "text",
+		"--log-level", "warn", "--shutdown-grace-ms", "2000", NULL };
+
+	tracked_start(&z->proc, argv);
+	cr_assert(proc_wait_for(&z->proc, "metrics on "), "%s", z->proc.text);
+	z->metrics_port = metrics_port_of(z->proc.text);
+}
+
+/* GET /metrics with AUTHORIZATION (NULL: none); the status. */
+static int
+get_with_authorization(int port, const char *authorization)
+{
+	struct raw_reply reply;
+	char             request[512];
+	int              fd, n;
+
+	n  = snprintf(request, sizeof(request),
+	     "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n%s%s%s\r\n",
+            authorization != NULL ? "Authorization: " : "",
+            authorization != NULL ? authorization : "",
+            authorization != NULL ? "\r\n" : "");
+	fd = tcp_connect_loopback(port);
+	write_all(fd, request, (size_t) n);
+	read_until_close(fd, 10000, &reply);
+	close(fd);
+	cr_assert(reply.eof);
+	if (raw_status(&reply) == 401) {
+		cr_assert(
+		    strstr(reply.data, "WWW-Authenticate: Bearer") != NULL,
+		    "%s", reply.data);
+	}
+	return raw_status(&reply);
+}
+
+Test(metrics, with_a_token_requests_without_it_get_401)
+{
+	struct zosd z;
+	char        file[]  = "/tmp/zos-metrics-token-XXXXXX";
+	const char  token[] = "s3cr3t-Token_0123456789\n";
+	int         fd      = mkstemp(file);
+
+	cr_assert(fd >= 0);
+	leftover_track_path(file);
+	write_all(fd, token, sizeof(token) - 1);
+	close(fd);
+	zosd_paths(&z);
+	zosd_start_token(&z, file);
+	cr_assert_null(strstr(z.proc.text, "s3cr3t"), "never logged");
+
+	cr_assert_eq(get_with_authorization(z.metrics_port, NULL), 401);
+	cr_assert_eq(
+	    get_with_authorization(z.metrics_port, "Bearer wrong"), 401);
+	cr_assert_eq(get_with_authorization(
+	                 z.metrics_port, "Bearer s3cr3t-Token_012345678"),
+	    401, "a prefix is not the token");
+	cr_assert_eq(get_with_authorization(
+	                 z.metrics_port, "Bearer s3cr3t-Token_01234567890"),
+	    401, "nor is a longer one");
+	cr_assert_eq(get_with_authorization(
+	                 z.metrics_port, "Basic s3cr3t-Token_0123456789"),
+	    401);
+	cr_assert_eq(get_with_authorization(
+	                 z.metrics_port, "Bearer s3cr3t-Token_0123456789"),
+	    200);
+	cr_assert_eq(get_with_authorization(
+	                 z.metrics_port, "bearer s3cr3t-Token_0123456789"),
+	    200, "the scheme's case does not matter");
+	/* The plain helper sends no token: 401 for any path. */
+	struct http_reply reply;
+	cr_assert(http_request(z.metrics_port, "GET", "/nope", &reply));
+	cr_assert_eq(reply.status, 401);
+	http_reply_free(&reply);
+	zosd_stop(&z);
+	unlink(file);
+}
+
+Test(metrics, a_bad_token_file_stops_the_start)
+{
+	struct zosd z;
+	char        file[] = "/tmp/zos-metrics-token-XXXXXX";
+	int         fd     = mkstemp(file);
+
+	cr_assert(fd >= 0);
+	leftover_track_path(file);
+	write_all(fd, "has space\n", 10);
+	close(fd);
+	zosd_paths(&z);
+	char *argv[] = { (char *) env_path("ZOSD"), "--in-memory", "--listen",
+		z.url, "--metrics-listen", "http://127.0.0.1:0/metrics",
+		"--metrics-token", file, NULL };
+	tracked_start(&z.proc, argv);
+	cr_assert_eq(tracked_wait(&z.proc), 1, "%s", z.proc.text);
+	cr_assert(
+	    strstr(z.proc.text, "--metrics-token") != NULL, "%s", z.proc.text);
+	cr_assert_null(strstr(z.proc.text, "has space"), "contents not shown");
+	cr_assert_null(strstr(z.proc.text, "listening on"), "never ready");
+	unlink(file);
+
+	char *missing[] = { (char *) env_path("ZOSD"), "--in-memory",
+		"--listen", z.url, "--metrics-token", "/nonexistent/token",
+		NULL };
+	tracked_start(&z.proc, missing);
+	cr_assert_eq(tracked_wait(&z.proc), 1, "%s", z.proc.text);
+	cr_assert(strstr(z.proc.text, "/nonexistent/token") != NULL, "%s",
+	    z.proc.text);
+	unlink(z.sock);
+}
+
+Test(metrics, a_non_loopback_endpoint_without_a_token_exits_two)
+{
+	const char *urls[] = { "http://0.0.0.0:0/metrics",
+		"http://[::]:0/metrics" };
+
+	for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
+		struct proc p;
+		char *argv[] = { (char *) env_path("ZOSD"), "--in-memory",
+			"--listen", "inproc://zos-metrics-exposure",
+			"--metrics-listen", (char *) urls[i], NULL };
+
+		tracked_start(&p, argv);
+		cr_assert_eq(tracked_wait(&p), 2, "%s: %s", urls[i], p.text);
+		cr_assert(strstr(p.text, "not a loopback address") != NULL,
+		    "%s", p.text);
+		cr_assert(
+		    strstr(p.text, "--metrics-token") != NULL, "%s", p.text);
+	}
 }

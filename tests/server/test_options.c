@@ -150,12 +150,68 @@ Test(options, metrics_listen_takes_an_http_url_with_host_port_and_path)
 		       "http://0.0.0.0:80/", "http://zos.example:65535/a/b" };
 
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
-		const char *args[] = { "--metrics-listen", good[i], NULL };
+		/* A token, which the last two need (see below). */
+		const char *args[] = { "--metrics-listen", good[i],
+			"--metrics-token", "/run/zos/metrics.token", NULL };
 		cr_assert_eq(
 		    parse(&o, out, err, args), ZOS_OPTIONS_OK, "%s", err);
 		cr_assert_str_eq(o.metrics_listen, good[i]);
+		cr_assert_str_eq(
+		    o.metrics_token_file, "/run/zos/metrics.token");
 		cr_assert_not(o.metrics_off);
 	}
+}
+
+Test(
+    options, a_metrics_url_off_loopback_needs_a_token_or_allow_unauthenticated)
+{
+	struct zos_options o;
+	const char        *loopback[] = { "http://127.0.0.1:9447/metrics",
+		       "http://127.9.9.9:1/m", "http://localhost:0/m",
+		       "http://LOCALHOST:0/m", "http://[::1]:9447/metrics",
+		       "http://[::ffff:127.0.0.1]:1/m" };
+	const char        *other[] = { "http://0.0.0.0:80/", "http://[::]:1/m",
+		       "http://10.0.0.1:9447/metrics", "http://zos.example:1/a",
+		       "http://128.0.0.1:1/m", "http://[::2]:1/m",
+		       "http://localhost.evil.example:1/m" };
+
+	for (size_t i = 0; i < sizeof(loopback) / sizeof(loopback[0]); i++) {
+		const char *args[] = { "--metrics-listen", loopback[i], NULL };
+
+		cr_assert(zos_options_metrics_url_loopback(loopback[i]), "%s",
+		    loopback[i]);
+		cr_assert_eq(parse(&o, out, err, args), ZOS_OPTIONS_OK,
+		    "%s: %s", loopback[i], err);
+		cr_assert_null(o.metrics_token_file);
+		cr_assert_not(o.allow_unauthenticated);
+	}
+	for (size_t i = 0; i < sizeof(other) / sizeof(other[0]); i++) {
+		const char *bare[]  = { "--metrics-listen", other[i], NULL };
+		const char *token[] = { "--metrics-listen", other[i],
+			"--metrics-token", "t.txt", NULL };
+		const char *allow[] = { "--allow-unauthenticated",
+			"--metrics-listen", other[i], NULL };
+
+		cr_assert_not(zos_options_metrics_url_loopback(other[i]), "%s",
+		    other[i]);
+		cr_assert_eq(parse(&o, out, err, bare), ZOS_OPTIONS_USAGE,
+		    "%s", other[i]);
+		cr_assert(strstr(err, "not a loopback address") != NULL &&
+		        strstr(err, "--metrics-token FILE") != NULL &&
+		        strstr(err, "--allow-unauthenticated") != NULL,
+		    "%s", err);
+		cr_assert_eq(parse(&o, out, err, token), ZOS_OPTIONS_OK,
+		    "%s: %s", other[i], err);
+		cr_assert_eq(parse(&o, out, err, allow), ZOS_OPTIONS_OK,
+		    "%s: %s", other[i], err);
+		cr_assert(o.allow_unauthenticated);
+	}
+	/* Off needs nothing; an empty file name is refused. */
+	const char *off[]   = { "--metrics-listen", "off", NULL };
+	const char *empty[] = { "--metrics-token", "", NULL };
+	cr_assert_eq(parse(&o, out, err, off), ZOS_OPTIONS_OK, "%s", err);
+	cr_assert_eq(parse(&o, out, err, empty), ZOS_OPTIONS_USAGE);
+	cr_assert(strstr(err, "--metrics-token") != NULL, "%s", err);
 }
 
 Test(options, metrics_listen_off_turns_the_endpoint_off)

@@ -2,24 +2,15 @@
  * zosd's metrics endpoint; see metrics.h.
  *
  * Rendering is a plain function of the live counters (zos_metrics_render),
- * so that tests can check the text without HTTP. The HTTP side is nng's
- * server with one handler, whose callback runs on an nng thread: it renders
- * into a bounded buffer, copies the text into the response and returns.
- *
- * Stopping must not race a scrape that is reading the state: nng closes
- * connections asynchronously, and a callback may still be running (or may
- * yet start) when nng_http_server_stop returns. So every callback passes a
- * gate (a mutex, a count of scrapes rendering and a closed flag): stop
- * closes the gate and waits for the count to reach zero, and a callback
- * that finds the gate closed answers 503 without looking at the sources.
- * The gate itself belongs to the nng handler (freed by its destructor), so
- * it outlives every callback however late nng runs one.
+ * so that tests can check the text without HTTP. The HTTP side is
+ * http_metrics.h's server, with one thread that renders each scrape in
+ * turn: stopping it joins that thread, so no scrape can read the sources
+ * after zos_metrics_stop.
  */
 #include "metrics.h"
 
-#include <arpa/inet.h>
+#include <errno.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -31,7 +22,8 @@
 #include <unistd.h>
 
 #include <nng/nng.h>
-#include <nng/supplemental/http/http.h>
+
+#include "http_metrics.h"
 
 #define METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 #define METRICS_INITIAL_BYTES (64u << 10)
@@ -637,146 +629,43 @@ zos_metrics_render(const struct zos_metrics_sources *sources, size_t *len)
 
 /* ---- HTTP ---- */
 
-/* Between the HTTP callbacks and zos_metrics_stop; owned by the nng
- * handler (freed by its destructor), see the top of the file. */
-struct metrics_gate {
-	pthread_mutex_t            mutex;
-	pthread_cond_t             idle;
-	bool                       closed;    /* guarded by: mutex */
-	unsigned                   rendering; /* guarded by: mutex */
-	struct zos_metrics_sources sources;
-};
-
+/*
+ * The endpoint: our own small HTTP server (http_metrics.h says why not
+ * nng's), whose one thread renders each scrape through this callback.
+ * zos_http_stop joins that thread, so once it returns no scrape reads the
+ * sources any more.
+ */
 struct zos_metrics {
-	nng_http_server     *http;
-	struct metrics_gate *gate; /* nng's handler owns it */
-	char                 url[320];
+	struct zos_http           *http;
+	struct zos_metrics_sources sources;
+	char                       url[320];
 };
 
-static void
-metrics_gate_free(void *arg)
+/* A GET on the metrics path; runs on the HTTP server's thread. */
+static char *
+metrics_http_render(void *arg, size_t *len)
 {
-	struct metrics_gate *gate = arg;
+	struct zos_metrics *m    = arg;
+	char               *text = zos_metrics_render(&m->sources, len);
 
-	pthread_mutex_destroy(&gate->mutex);
-	pthread_cond_destroy(&gate->idle);
-	free(gate);
-}
-
-/* Admits a scrape: 0, or the HTTP status to answer instead. */
-static uint16_t
-metrics_gate_enter(struct metrics_gate *gate)
-{
-	uint16_t status = 0;
-
-	pthread_mutex_lock(&gate->mutex);
-	if (gate->closed) {
-		status = NNG_HTTP_STATUS_SERVICE_UNAVAILABLE;
-	} else if (gate->rendering >= ZOS_METRICS_MAX_SCRAPES) {
-		status = NNG_HTTP_STATUS_SERVICE_UNAVAILABLE;
-	} else {
-		gate->rendering++;
+	if (m->sources.state != NULL) {
+		zos_assert_no_locks_held(
+		    &m->sources.state->locks, "metrics reply");
 	}
-	pthread_mutex_unlock(&gate->mutex);
-	return status;
-}
-
-static void
-metrics_gate_leave(struct metrics_gate *gate)
-{
-	pthread_mutex_lock(&gate->mutex);
-	if (--gate->rendering == 0) {
-		pthread_cond_broadcast(&gate->idle);
-	}
-	pthread_mutex_unlock(&gate->mutex);
-}
-
-/* The response: the metrics, or an error page for STATUS. */
-static int
-metrics_response(
-    nng_http_res **out, uint16_t status, const char *text, size_t len)
-{
-	nng_http_res *res;
-	int           rv;
-
-	if (status != NNG_HTTP_STATUS_OK) {
-		return nng_http_res_alloc_error(out, status);
-	}
-	if ((rv = nng_http_res_alloc(&res)) != 0) {
-		return rv;
-	}
-	if ((rv = nng_http_res_copy_data(res, text, len)) != 0 ||
-	    (rv = nng_http_res_set_header(
-	         res, "Content-Type", METRICS_CONTENT_TYPE)) != 0) {
-		nng_http_res_free(res);
-		return rv;
-	}
-	*out = res;
-	return 0;
-}
-
-/* GET on the metrics path; runs on an nng thread. */
-static void
-metrics_http_cb(nng_aio *aio)
-{
-	nng_http_handler    *handler = nng_aio_get_input(aio, 1);
-	struct metrics_gate *gate    = nng_http_handler_get_data(handler);
-	nng_http_res        *res     = NULL;
-	char                *text    = NULL;
-	size_t               len     = 0;
-	uint16_t             status;
-	int                  rv;
-
-	if ((status = metrics_gate_enter(gate)) == 0) {
-		text   = zos_metrics_render(&gate->sources, &len);
-		status = text != NULL ? NNG_HTTP_STATUS_OK
-		                      : NNG_HTTP_STATUS_INTERNAL_SERVER_ERROR;
-		if (gate->sources.state != NULL) {
-			zos_assert_no_locks_held(
-			    &gate->sources.state->locks, "metrics reply");
-		}
-		metrics_gate_leave(gate);
-	}
-	rv = metrics_response(&res, status, text, len);
-	free(text);
-	if (rv != 0) {
-		nng_aio_finish(aio, rv);
-		return;
-	}
-	nng_aio_set_output(aio, 0, res);
-	nng_aio_finish(aio, 0);
-}
-
-/* "http://HOST:PORT/PATH" with the port the listener has. */
-static void
-metrics_resolve_url(struct zos_metrics *m, const nng_url *url)
-{
-	nng_sockaddr sa;
-	unsigned     port = (unsigned) atoi(url->u_port);
-	bool         v6   = strchr(url->u_hostname, ':') != NULL;
-
-	if (nng_http_server_get_addr(m->http, &sa) == 0) {
-		if (sa.s_family == NNG_AF_INET) {
-			port = ntohs(sa.s_in.sa_port);
-		} else if (sa.s_family == NNG_AF_INET6) {
-			port = ntohs(sa.s_in6.sa_port);
-		}
-	}
-	snprintf(m->url, sizeof(m->url), "http://%s%s%s:%u%s", v6 ? "[" : "",
-	    url->u_hostname, v6 ? "]" : "", port,
-	    url->u_path[0] != '\0' ? url->u_path : "/");
+	return text;
 }
 
 int
 zos_metrics_start(const char         *url_text,
-    const struct zos_metrics_sources *sources, struct zos_metrics **out,
-    char *error, size_t error_len)
+    const struct zos_metrics_sources *sources, const char *token,
+    struct zos_metrics **out, char *error, size_t error_len)
 {
-	struct zos_metrics  *m       = NULL;
-	struct metrics_gate *gate    = NULL;
-	nng_http_handler    *handler = NULL;
-	nng_url             *url     = NULL;
-	int                  rv;
+	struct zos_metrics *m   = NULL;
+	nng_url            *url = NULL;
+	const char         *path;
+	char                why[256];
+	bool                v6;
+	int                 rv;
 
 	*out = NULL;
 	if ((rv = nng_url_parse(&url, url_text)) != 0 ||
@@ -784,70 +673,39 @@ zos_metrics_start(const char         *url_text,
 		snprintf(error, error_len,
 		    "cannot serve metrics on %s: not an http:// URL",
 		    url_text);
-		rv = rv != 0 ? rv : NNG_EADDRINVAL;
-		goto fail;
+		nng_url_free(url);
+		return rv != 0 ? rv : NNG_EADDRINVAL;
 	}
-	if ((m = calloc(1, sizeof(*m))) == NULL ||
-	    (gate = calloc(1, sizeof(*gate))) == NULL) {
-		rv = NNG_ENOMEM;
-		goto fail_nomem;
+	if ((m = calloc(1, sizeof(*m))) == NULL) {
+		snprintf(error, error_len, "cannot serve metrics on %s: %s",
+		    url_text, nng_strerror(NNG_ENOMEM));
+		nng_url_free(url);
+		return NNG_ENOMEM;
 	}
-	pthread_mutex_init(&gate->mutex, NULL);
-	pthread_cond_init(&gate->idle, NULL);
-	gate->sources = *sources;
-
-	if ((rv = nng_http_handler_alloc(&handler,
-	         url->u_path[0] != '\0' ? url->u_path : "/",
-	         metrics_http_cb)) != 0) {
-		metrics_gate_free(gate);
-		gate = NULL;
-		goto fail_nng;
+	m->sources = *sources;
+	path       = url->u_path[0] != '\0' ? url->u_path : "/";
+	struct zos_http_config config = {
+		.host         = url->u_hostname,
+		.port         = url->u_port,
+		.path         = path,
+		.token        = token,
+		.content_type = METRICS_CONTENT_TYPE,
+		.render       = metrics_http_render,
+		.render_arg   = m,
+	};
+	if ((rv = zos_http_start(&config, &m->http, why, sizeof(why))) != 0) {
+		snprintf(error, error_len, "cannot serve metrics on %s: %s",
+		    url_text, why);
+		free(m);
+		nng_url_free(url);
+		return rv == EADDRINUSE ? NNG_EADDRINUSE : NNG_EADDRINVAL;
 	}
-	/* From here the handler owns the gate. */
-	if ((rv = nng_http_handler_set_data(
-	         handler, gate, metrics_gate_free)) != 0) {
-		metrics_gate_free(gate);
-		gate = NULL;
-		nng_http_handler_free(handler);
-		goto fail_nng;
-	}
-	m->gate = gate;
-	if ((rv = nng_http_server_hold(&m->http, url)) != 0) {
-		nng_http_handler_free(handler);
-		goto fail_nng;
-	}
-	if ((rv = nng_http_server_add_handler(m->http, handler)) != 0) {
-		nng_http_handler_free(handler);
-		nng_http_server_release(m->http);
-		goto fail_nng;
-	}
-	/* From here the server owns the handler. */
-	if ((rv = nng_http_server_start(m->http)) != 0) {
-		nng_http_server_release(m->http);
-		goto fail_nng;
-	}
-	metrics_resolve_url(m, url);
+	v6 = strchr(url->u_hostname, ':') != NULL;
+	snprintf(m->url, sizeof(m->url), "http://%s%s%s:%u%s", v6 ? "[" : "",
+	    url->u_hostname, v6 ? "]" : "", zos_http_port(m->http), path);
 	nng_url_free(url);
 	*out = m;
 	return 0;
-
-fail_nomem:
-	snprintf(error, error_len, "cannot serve metrics on %s: %s", url_text,
-	    nng_strerror(rv));
-	free(gate);
-	free(m);
-	nng_url_free(url);
-	return rv;
-fail_nng:
-	snprintf(error, error_len, "cannot serve metrics on %s: %s", url_text,
-	    rv == NNG_EADDRINUSE ? "address already in use"
-	                         : nng_strerror(rv));
-	free(m);
-	nng_url_free(url);
-	return rv;
-fail:
-	nng_url_free(url);
-	return rv;
 }
 
 const char *
@@ -859,20 +717,9 @@ zos_metrics_url(const struct zos_metrics *m)
 void
 zos_metrics_stop(struct zos_metrics *m)
 {
-	struct metrics_gate *gate;
-
 	if (m == NULL) {
 		return;
 	}
-	gate = m->gate;
-	pthread_mutex_lock(&gate->mutex);
-	gate->closed = true;
-	while (gate->rendering > 0) {
-		pthread_cond_wait(&gate->idle, &gate->mutex);
-	}
-	pthread_mutex_unlock(&gate->mutex);
-	/* The gate may be freed by nng from here on. */
-	nng_http_server_stop(m->http);
-	nng_http_server_release(m->http);
+	zos_http_stop(m->http);
 	free(m);
 }

@@ -1,6 +1,6 @@
 /*
  * zosd's metrics endpoint: the Prometheus text format (version 0.0.4),
- * served over HTTP by nng's HTTP server at the path of --metrics-listen.
+ * served over HTTP (http_metrics.h) at the path of --metrics-listen.
  *
  * Nothing is kept between scrapes: each GET renders the whole text afresh
  * from the live counters. The zrpc runtime's counters and histograms are
@@ -9,8 +9,9 @@
  * session counts, routing metrics); so a scrape holds no zOS lock while it
  * formats or writes, and never two at once. Memory is bounded: the text of
  * one scrape is at most ZOS_METRICS_MAX_BYTES (a scrape that would exceed
- * it answers 500), and at most ZOS_METRICS_MAX_SCRAPES render at once (the
- * rest answer 503).
+ * it answers 500), scrapes render one at a time on the endpoint's one
+ * thread, and the HTTP server (http_metrics.h) bounds its connections, the
+ * time a request may take to arrive and its size.
  *
  * The metrics, with Prometheus's conventions (base units, _total for
  * counters, _seconds, _bytes):
@@ -53,7 +54,6 @@
 #include "zrpc/server.h"
 
 #define ZOS_METRICS_MAX_BYTES (4u << 20) /* text of one scrape */
-#define ZOS_METRICS_MAX_SCRAPES 4        /* rendering at once */
 
 /* What a scrape reports; either may be NULL (its metrics are left out). */
 struct zos_metrics_sources {
@@ -78,23 +78,25 @@ struct zos_metrics; /* opaque */
 /*
  * Starts serving SOURCES on URL (http://HOST:PORT/PATH; port 0 picks a
  * free port, see zos_metrics_url): GET (and HEAD) on PATH answer the
- * metrics, other methods 405, other paths 404. SOURCES must stay valid
- * until zos_metrics_stop. Returns 0 and *OUT, or an nng error with ERROR
- * saying what failed ("cannot serve metrics on URL: address already in
- * use").
+ * metrics, other methods 405, other paths 404, with the bounds of
+ * http_metrics.h. With TOKEN (NULL: none; copied) every request must
+ * carry "Authorization: Bearer TOKEN" or gets 401. SOURCES must stay
+ * valid until zos_metrics_stop. Returns 0 and *OUT, or an nng error with
+ * ERROR saying what failed ("cannot serve metrics on URL: address already
+ * in use").
  * Locking: none held; takes none.
  */
 int zos_metrics_start(const char     *url,
-    const struct zos_metrics_sources *sources, struct zos_metrics **out,
-    char *error, size_t error_len);
+    const struct zos_metrics_sources *sources, const char *token,
+    struct zos_metrics **out, char *error, size_t error_len);
 
 /* The URL being served, with the port resolved (owned by M). */
 const char *zos_metrics_url(const struct zos_metrics *m);
 
 /*
- * Stops serving: waits for the scrapes rendering right now (any later one
- * answers 503 without touching SOURCES, which may then be freed), closes
- * the listener and every connection, and frees M. NULL is a no-op.
+ * Stops serving: waits for the scrape rendering right now, stops the
+ * endpoint's thread (SOURCES may be freed once this returns), closes the
+ * listener and every connection, and frees M. NULL is a no-op.
  */
 void zos_metrics_stop(struct zos_metrics *m);
 

@@ -52,6 +52,7 @@ enum {
 	OPT_MAX_METADATA_ENTRIES,
 	OPT_MAX_METADATA_BYTES,
 	OPT_WS_ALLOWED_ORIGIN,
+	OPT_METRICS_TOKEN,
 	OPT_VERSION,
 	OPT_HELP,
 };
@@ -102,6 +103,7 @@ static const struct option options_long[] = {
 	    OPT_MAX_METADATA_BYTES },
 	{ "ws-allowed-origin", required_argument, NULL,
 	    OPT_WS_ALLOWED_ORIGIN },
+	{ "metrics-token", required_argument, NULL, OPT_METRICS_TOKEN },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
@@ -118,12 +120,13 @@ static const char options_usage[] =
     "            [--echo-fail-rate R]\n"
     "            [--tls-cert F --tls-key F [--tls-client-ca F]]\n"
     "            [--ipc-socket-mode MODE] [--auth-tokens FILE]\n"
-    "            [--allow-unauthenticated] [--session-ttl DURATION]\n"
-    "            [--max-sessions-per-token N] [--send-timeout-ms N]\n"
-    "            [--max-inflight-per-conn N] [--max-connections N]\n"
-    "            [--idle-timeout-ms N] [--max-buffered-bytes N]\n"
-    "            [--max-metadata-entries N] [--max-metadata-bytes N]\n"
-    "            [--ws-allowed-origin ORIGIN]... [--version] [--help]\n";
+    "            [--metrics-token FILE] [--allow-unauthenticated]\n"
+    "            [--session-ttl DURATION] [--max-sessions-per-token N]\n"
+    "            [--send-timeout-ms N] [--max-inflight-per-conn N]\n"
+    "            [--max-connections N] [--idle-timeout-ms N]\n"
+    "            [--max-buffered-bytes N] [--max-metadata-entries N]\n"
+    "            [--max-metadata-bytes N] [--ws-allowed-origin ORIGIN]...\n"
+    "            [--version] [--help]\n";
 
 void
 zos_options_help(FILE *out)
@@ -260,7 +263,10 @@ zos_options_help(FILE *out)
 	    "                           loopback, ipc:// or inproc:// "
 	    "(exit 2);\n"
 	    "                           this flag allows it, with a "
-	    "warning\n"
+	    "warning;\n"
+	    "                           it also allows a non-loopback "
+	    "--metrics-listen\n"
+	    "                           without --metrics-token\n"
 	    "  --send-timeout-ms N      a reply the peer does not take within "
 	    "N ms\n"
 	    "                           is dropped and the connection "
@@ -307,6 +313,15 @@ zos_options_help(FILE *out)
 	    "                           closed; no Origin (not a browser) is "
 	    "fine\n"
 	    "                           [default: none]\n"
+	    "  --metrics-token FILE     the metrics endpoint wants "
+	    "'Authorization:\n"
+	    "                           Bearer TOKEN', TOKEN being FILE's "
+	    "first line\n"
+	    "                           (a file, so that the token is not "
+	    "in ps);\n"
+	    "                           others get 401. Needed for a metrics "
+	    "URL\n"
+	    "                           whose host is not loopback\n"
 	    "  --version                print the version and exit\n"
 	    "  --help                   print this help and exit\n"
 	    "\n"
@@ -449,6 +464,29 @@ zos_options_duration(const char *text, int64_t *ms)
 	}
 	*ms = (int64_t) v * unit_ms[unit - units];
 	return true;
+}
+
+bool
+zos_options_metrics_url_loopback(const char *url)
+{
+	nng_url        *parsed;
+	struct in_addr  v4;
+	struct in6_addr v6;
+	bool            loopback = false;
+
+	if (nng_url_parse(&parsed, url) != 0) {
+		return false;
+	}
+	if (strcasecmp(parsed->u_hostname, "localhost") == 0) {
+		loopback = true;
+	} else if (inet_pton(AF_INET, parsed->u_hostname, &v4) == 1) {
+		loopback = (ntohl(v4.s_addr) >> 24) == 127;
+	} else if (inet_pton(AF_INET6, parsed->u_hostname, &v6) == 1) {
+		loopback = IN6_IS_ADDR_LOOPBACK(&v6) ||
+		    (IN6_IS_ADDR_V4MAPPED(&v6) && v6.s6_addr[12] == 127);
+	}
+	nng_url_free(parsed);
+	return loopback;
 }
 
 /* Parses a fraction in [0, 1] ("0.25"). */
@@ -767,6 +805,13 @@ zos_options_parse(struct zos_options *opts, int argc, char **argv, FILE *out,
 			}
 			opts->auth_tokens = optarg;
 			break;
+		case OPT_METRICS_TOKEN:
+			if (optarg[0] == '\0') {
+				return options_bad(
+				    err, "--metrics-token wants a file");
+			}
+			opts->metrics_token_file = optarg;
+			break;
 		case OPT_ALLOW_UNAUTHENTICATED:
 			opts->allow_unauthenticated = true;
 			break;
@@ -925,6 +970,17 @@ zos_options_parse(struct zos_options *opts, int argc, char **argv, FILE *out,
 				    opts->listen[i]);
 			}
 		}
+	}
+	/* Metrics name every method and model: on an address others can
+	 * reach, only with a token, unless asked for in so many words. */
+	if (!opts->metrics_off && opts->metrics_token_file == NULL &&
+	    !opts->allow_unauthenticated &&
+	    !zos_options_metrics_url_loopback(opts->metrics_listen)) {
+		return options_bad(err,
+		    "--metrics-listen %s is not a loopback address: give "
+		    "--metrics-token FILE (or --allow-unauthenticated, or "
+		    "--metrics-listen off)",
+		    opts->metrics_listen);
 	}
 	return ZOS_OPTIONS_OK;
 }

@@ -73,6 +73,11 @@ struct zos_options {
 	size_t      max_metadata_bytes;    /* default 16 KiB */
 	const char *ws_allowed_origins[ZOS_MAX_WS_ORIGINS]; /* into argv */
 	size_t      n_ws_allowed_origins;
+	/* --metrics-token FILE: the endpoint's bearer token is FILE's first
+	 * line (read by zosd at start-up); NULL = no token wanted. Without
+	 * it, or --allow-unauthenticated, a metrics URL whose host is not
+	 * loopback is a usage error. */
+	const char *metrics_token_file;
 	bool        show_help;
 	bool        show_version;
 
@@ -121,6 +126,13 @@ bool zos_options_url_is_loopback(const char *url);
  * "24h"), from 1 s to 87600 h (10 years), into *MS. False otherwise.
  */
 bool zos_options_duration(const char *text, int64_t *ms);
+
+/*
+ * True when the host of URL (an http:// URL that
+ * zos_options_metrics_url_valid accepts) is loopback: localhost,
+ * 127.0.0.0/8, ::1 or ::ffff:127.x.x.x. Any other name or address is not.
+ */
+bool zos_options_metrics_url_loopback(const char *url);
 
 /* Writes the full --help text to OUT. */
 void zos_options_help(FILE *out);

@@ -47,6 +47,7 @@
 #include <unistd.h>
 
 #include "backend.h"
+#include "http_metrics.h"
 #include "log.h"
 #include "metrics.h"
 #include "options.h"
@@ -724,8 +725,32 @@ main(int argc, char **argv)
 			.server = server,
 			.state  = state,
 		};
-		if (zos_metrics_start(opts.metrics_listen, &sources, &metrics,
-		        error, sizeof(error)) != 0) {
+		char *token = NULL;
+		bool  open_to_others;
+		int   rv;
+
+		if (opts.metrics_token_file != NULL) {
+			if (zos_http_read_token(opts.metrics_token_file,
+			        &token, &open_to_others, error,
+			        sizeof(error)) != 0) {
+				zos_log_printf(&log, ZRPC_LOG_ERROR,
+				    "cannot start: --metrics-token %s", error);
+				goto out;
+			}
+			if (open_to_others) {
+				zos_log_printf(&log, ZRPC_LOG_WARN,
+				    "--metrics-token %s can be read by group "
+				    "or others (chmod 600 it)",
+				    opts.metrics_token_file);
+			}
+		}
+		rv = zos_metrics_start(opts.metrics_listen, &sources, token,
+		    &metrics, error, sizeof(error));
+		if (token != NULL) {
+			explicit_bzero(token, strlen(token));
+			free(token);
+		}
+		if (rv != 0) {
 			zos_log_printf(&log, ZRPC_LOG_ERROR,
 			    "%s (--metrics-listen URL picks another address, "
 			    "--metrics-listen off serves none)",
