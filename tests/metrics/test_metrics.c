@@ -786,3 +786,50 @@ Test(metrics, a_non_loopback_endpoint_without_a_token_exits_two)
 		    strstr(p.text, "--metrics-token") != NULL, "%s", p.text);
 	}
 }
+
+/*
+ * What the per-peer bounds refuse is counted in /metrics by bound: here a
+ * call with more metadata entries than --max-metadata-entries (64).
+ */
+Test(metrics, refusals_of_the_per_peer_bounds_are_counted_by_reason)
+{
+	struct zrpc_metadata_entry md[65];
+	char                       keys[65][8];
+	Zos__V1__GetSkillsRequest  req  = ZOS__V1__GET_SKILLS_REQUEST__INIT;
+	Zos__V1__SkillVector      *v    = NULL;
+	zrpc_call_opts             opts = { .timeout_ms = 5000 };
+	struct zosd                z;
+	zrpc_client               *client;
+	zrpc_status                st;
+	char                      *text;
+
+	for (int i = 0; i < 65; i++) {
+		snprintf(keys[i], sizeof(keys[i]), "k%d", i);
+		md[i] = (struct zrpc_metadata_entry) { keys[i], "v" };
+	}
+	opts.metadata   = md;
+	opts.n_metadata = 65;
+	zosd_start(&z);
+	cr_assert_eq(zrpc_client_open(&client, z.url, NULL).code, ZRPC_OK);
+	st = zos_v1_skills_get(client, &req, &v, &opts);
+	cr_assert_eq(st.code, ZRPC_RESOURCE_EXHAUSTED, "%s", st.message);
+	skills_get(client); /* the connection still serves */
+
+	text = scrape(z.metrics_port);
+	cr_assert_eq(value_of(text,
+	                 "zrpc_server_requests_refused_total{reason="
+	                 "\"metadata\"}"),
+	    1);
+	cr_assert_eq(value_of(text,
+	                 "zrpc_server_requests_refused_total{reason="
+	                 "\"per_connection\"}"),
+	    0);
+	cr_assert_eq(value_of(text,
+	                 "zrpc_server_connections_closed_total{reason="
+	                 "\"send_timeout\"}"),
+	    0);
+	cr_assert_eq(value_of(text, "zrpc_server_connections"), 1);
+	free(text);
+	zrpc_client_close(client);
+	zosd_stop(&z);
+}

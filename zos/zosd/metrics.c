@@ -307,6 +307,60 @@ metrics_visit_durations(void *arg, const struct zrpc_method_stats *stats)
 	    stats->latency_ns, &ZOS_METRICS_CALL_BOUNDS);
 }
 
+/*
+ * What the per-peer bounds refused (zrpc_server_stats): one family per
+ * kind of refusal, so that an alert can name the attack, and the
+ * connections and bytes held now.
+ */
+static void
+metrics_render_bounds(struct metrics_text *t, const zrpc_server *server)
+{
+	struct zrpc_server_stats st;
+	struct metrics_label     reason;
+
+	zrpc_server_stats(server, &st);
+
+	const struct metrics_count {
+		const char *reason;
+		uint64_t    value;
+	} closed[] = {
+		{ "max_connections", st.connections_refused },
+		{ "idle", st.connections_idle_closed },
+		{ "ws_origin", st.connections_origin_refused },
+		{ "flooding", st.connections_flooding_closed },
+		{ "send_timeout", st.replies_dropped },
+	},
+	  refused[] = {
+		  { "per_connection", st.requests_conn_limited },
+		  { "buffered_bytes", st.requests_buffer_limited },
+		  { "metadata", st.requests_metadata_limited },
+	  };
+
+	metrics_family(t, "zrpc_server_connections_closed_total", "counter",
+	    "Connections the server closed or refused, by bound "
+	    "(send_timeout: a reply the peer did not take in time).");
+	for (size_t i = 0; i < sizeof(closed) / sizeof(closed[0]); i++) {
+		reason = (struct metrics_label) { "reason", closed[i].reason };
+		metrics_u64(t, "zrpc_server_connections_closed_total", &reason,
+		    1, closed[i].value);
+	}
+	metrics_family(t, "zrpc_server_requests_refused_total", "counter",
+	    "Requests answered RESOURCE_EXHAUSTED undecoded, by bound.");
+	for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+		reason =
+		    (struct metrics_label) { "reason", refused[i].reason };
+		metrics_u64(t, "zrpc_server_requests_refused_total", &reason,
+		    1, refused[i].value);
+	}
+	metrics_family(
+	    t, "zrpc_server_connections", "gauge", "Connections open now.");
+	metrics_u64(t, "zrpc_server_connections", NULL, 0, st.connections);
+	metrics_family(t, "zrpc_server_buffered_bytes", "gauge",
+	    "Bytes held for calls now (requests in flight, replies unsent).");
+	metrics_u64(
+	    t, "zrpc_server_buffered_bytes", NULL, 0, st.buffered_bytes);
+}
+
 static void
 metrics_render_server(struct metrics_text *t, const zrpc_server *server)
 {
@@ -334,6 +388,8 @@ metrics_render_server(struct metrics_text *t, const zrpc_server *server)
 	reason = (struct metrics_label) { "reason", "permission_denied" };
 	metrics_u64(t, "zrpc_auth_denials_total", &reason, 1,
 	    denials.permission_denied);
+
+	metrics_render_bounds(t, server);
 }
 
 /* ---- zOS state ---- */
