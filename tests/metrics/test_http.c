@@ -151,8 +151,8 @@ Test(http, malformed_requests_get_one_400_and_a_close)
 		"GET /metrics HTTP/1.1\r\nHost: h\x7f\r\n\r\n",
 		"GET /metrics HTTP/1.1\r\nHost: h\rx\r\n\r\n",
 		"G(T /metrics HTTP/1.1\r\nHost: h\r\n\r\n",
-		"GET /metrics HTTP/1.1\r\nHost: h\r\nAuthorization: a\r\n"
-		"Authorization: b\r\n\r\n",
+		("GET /metrics HTTP/1.1\r\nHost: h\r\nAuthorization: a\r\n"
+		 "Authorization: b\r\n\r\n"),
 	};
 	struct body      b    = { .len = 10 };
 	struct zos_http *http = test_start(&b, NULL);
