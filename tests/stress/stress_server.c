@@ -440,17 +440,25 @@ stress_churn(void)
 }
 
 int
-main(void)
+main(int argc, char **argv)
 {
 	char ipc[128];
 	int  failed = 0;
 
+	/* "churn" runs the connection churn alone: it is its own test, whose
+	 * leak check under ASan knows of nng's (see tests/stress/meson.build).
+	 */
+	if (argc > 1 && strcmp(argv[1], "churn") == 0) {
+		failed = stress_churn();
+		printf(
+		    failed ? "stress: FAILED\n" : "stress: all checks held\n");
+		return failed;
+	}
 	snprintf(
 	    ipc, sizeof(ipc), "ipc:///tmp/zos-stress-%d.sock", (int) getpid());
 	failed |= stress_run("inproc://zos-stress");
 	failed |= stress_run("tcp://127.0.0.1:0");
 	failed |= stress_run(ipc);
-	failed |= stress_churn();
 	unlink(ipc + 6);
 	printf(failed ? "stress: FAILED\n" : "stress: all checks held\n");
 	return failed;
