@@ -7,6 +7,7 @@
  */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -95,6 +96,24 @@ echo(zrpc_client *client, const char *text, const zrpc_call_opts *opts)
 	return status;
 }
 
+/* Writes all of DATA to the socket FD; false when it fails. */
+static bool
+send_all(int fd, const void *data, size_t len)
+{
+	const char *p = data;
+
+	while (len > 0) {
+		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+
+		if (n <= 0) {
+			return false;
+		}
+		p += n;
+		len -= (size_t) n;
+	}
+	return true;
+}
+
 Test(bounds, requests_beyond_the_per_connection_bound_are_refused)
 {
 	struct test_server       ts;
@@ -141,27 +160,57 @@ Test(bounds, requests_beyond_the_per_connection_bound_are_refused)
 	test_server_stop(&ts);
 }
 
+/*
+ * The connection beyond the cap is a raw TCP peer, not a zrpc client: a
+ * client's nng dialer redials the refused connection over and over, and
+ * nng 1.5.2 leaks a TCP pipe (and its endpoint) for good when the dialer
+ * is closed just as one of those redials finishes its SP handshake
+ * (tcptran_pipe_nego_cb parks it on a closed endpoint; fixed upstream in
+ * nng 5183093c). Under load LSan then failed this suite at the worker's
+ * exit, after every test had passed.
+ */
 Test(bounds, a_connection_beyond_the_cap_is_closed)
 {
-	struct test_server       ts;
-	zrpc_server_config       config = { .max_connections = 1 };
-	zrpc_client             *first, *second;
-	struct zrpc_server_stats stats;
-	zrpc_status              status;
+	struct test_server         ts;
+	zrpc_server_config         config = { .max_connections = 1 };
+	zrpc_client               *first;
+	struct zrpc_server_stats   stats;
+	static const unsigned char header[8] = { 0, 'S', 'P', 0, 0, 0x30, 0,
+		0 };
+	struct sockaddr_in         addr      = { .sin_family = AF_INET };
+	struct timeval             tv        = { .tv_sec = 5 };
+	unsigned char              buf[64];
+	size_t                     got = 0;
+	ssize_t                    n   = -1;
+	int                        fd, port;
 
 	test_server_start(&ts, "tcp", &config);
 	first = test_client_open(&ts);
 	cr_assert_eq(echo(first, "first", NULL).code, ZRPC_OK);
-	second = test_client_open(&ts);
-	status =
-	    echo(second, "second", &(zrpc_call_opts) { .timeout_ms = 300 });
-	cr_assert_neq(status.code, ZRPC_OK, "a second connection is served");
+	cr_assert(sscanf(strrchr(ts.url, ':') + 1, "%d", &port) == 1);
+	addr.sin_port        = htons((uint16_t) port);
+	addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	cr_assert_geq(fd = socket(AF_INET, SOCK_STREAM, 0), 0);
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	cr_assert_eq(connect(fd, (struct sockaddr *) &addr, sizeof(addr)), 0);
+	cr_assert(send_all(fd, header, sizeof(header)));
+	/* The server answers the SP header, then closes: end of stream (or
+	 * a reset), never a timeout, and nothing past the header. Bounded
+	 * by the 5 s receive timeout and the buffer. */
+	while (got < sizeof(buf) &&
+	    (n = recv(fd, buf + got, sizeof(buf) - got, 0)) > 0) {
+		got += (size_t) n;
+	}
+	cr_assert(n == 0 || errno == ECONNRESET, "recv: %s after %zu bytes",
+	    n < 0 ? strerror(errno) : "data", got);
+	cr_assert_leq(got, sizeof(header), "a second connection is served");
+	close(fd);
 	cr_assert(STATS_EVENTUALLY(
 	    ts.server, stats, stats.connections_refused >= 1));
 	cr_assert_eq(stats.connections, 1);
 	cr_assert_eq(echo(first, "still", NULL).code, ZRPC_OK);
 	cr_assert(test_log_wait(&ts, "connections open (max;"));
-	zrpc_client_close(second);
 	zrpc_client_close(first);
 	test_server_stop(&ts);
 }
@@ -318,23 +367,6 @@ Test(bounds, wire_count_counts_a_field_and_stops_at_the_cap)
 }
 
 /* ---- a peer that reads no replies ---- */
-
-static bool
-send_all(int fd, const void *data, size_t len)
-{
-	const char *p = data;
-
-	while (len > 0) {
-		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-
-		if (n <= 0) {
-			return false;
-		}
-		p += n;
-		len -= (size_t) n;
-	}
-	return true;
-}
 
 Test(bounds, a_reply_not_taken_in_time_is_dropped_and_its_peer_closed)
 {
