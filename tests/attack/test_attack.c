@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "proc.h"
+#include "sockio.h"
 #include "zos/v1/zos.zrpc.h"
 #include "zrpc/client.h"
 #include "zrpc/v1/envelope.pb-c.h"
@@ -288,8 +289,6 @@ rss_report(const char *name, long before, long during, long after,
 
 /* ---- raw SP over TCP ---- */
 
-static bool recv_all(int fd, void *data, size_t len);
-
 /* A TCP connection to PORT with the SP header of a req0 peer sent. */
 static int
 sp_connect(int port, int rcvbuf)
@@ -316,41 +315,6 @@ sp_connect(int port, int rcvbuf)
 	cr_assert(recv_all(fd, peer, sizeof(peer)), "SP header");
 	cr_assert_eq(peer[5], 0x31, "a rep0 peer");
 	return fd;
-}
-
-/* Sends all LEN bytes; false when the peer is gone or it timed out. */
-static bool
-send_all(int fd, const void *data, size_t len)
-{
-	const char *p = data;
-
-	while (len > 0) {
-		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-
-		if (n <= 0) {
-			return false;
-		}
-		p += n;
-		len -= (size_t) n;
-	}
-	return true;
-}
-
-static bool
-recv_all(int fd, void *data, size_t len)
-{
-	char *p = data;
-
-	while (len > 0) {
-		ssize_t n = recv(fd, p, len, 0);
-
-		if (n <= 0) {
-			return false;
-		}
-		p += n;
-		len -= (size_t) n;
-	}
-	return true;
 }
 
 /* Sends one request (the req0 header: request ID, then BODY). */

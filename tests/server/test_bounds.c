@@ -18,6 +18,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "sockio.h"
 #include "testserver.h"
 #include "wire_check.h"
 #include "zrpc/v1/envelope.pb-c.h"
@@ -94,24 +95,6 @@ echo(zrpc_client *client, const char *text, const zrpc_call_opts *opts)
 		ztest__v1__echo_reply__free_unpacked(reply, NULL);
 	}
 	return status;
-}
-
-/* Writes all of DATA to the socket FD; false when it fails. */
-static bool
-send_all(int fd, const void *data, size_t len)
-{
-	const char *p = data;
-
-	while (len > 0) {
-		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-
-		if (n <= 0) {
-			return false;
-		}
-		p += n;
-		len -= (size_t) n;
-	}
-	return true;
 }
 
 Test(bounds, requests_beyond_the_per_connection_bound_are_refused)
