@@ -43,6 +43,9 @@ struct writer {
 	Zos__V1__ProofState state;
 	uint64_t            skills_version;
 	atomic_uint        *acks; /* shared count of acknowledged changes */
+	/* Why the writer stopped before it was told to (read after join,
+	 * for the failure message): "" while it has not. */
+	char failure[ZRPC_STATUS_MESSAGE_MAX + 64];
 };
 
 static const Zos__V1__ProofState next_state[] = {
@@ -74,7 +77,9 @@ writer_main(void *arg)
 	    ZOS__V1__UPDATE_SKILLS_REQUEST__DELTAS_ENTRY__INIT;
 	Zos__V1__UpdateSkillsRequest__DeltasEntry *entries[1] = { &e };
 
+	w->failure[0] = '\0';
 	if (zrpc_client_open(&client, w->url, NULL).code != ZRPC_OK) {
+		snprintf(w->failure, sizeof(w->failure), "cannot connect");
 		return NULL;
 	}
 	e.key       = "induction";
@@ -90,13 +95,21 @@ writer_main(void *arg)
 		req.to_state = next_state[w->state];
 		st = zos_v1_session_transition(client, &req, &s, &opts);
 		if (st.code != ZRPC_OK) {
-			break; /* the server is gone */
+			/* The server is gone (or, if the test fails for
+			 * want of progress, whatever this says). */
+			snprintf(w->failure, sizeof(w->failure),
+			    "Transition: code %d: %s", (int) st.code,
+			    st.message);
+			break;
 		}
 		record(w, s);
 		zos__v1__proof_session__free_unpacked(s, NULL);
 		if (w->index < SKILL_WRITERS) {
 			st = zos_v1_skills_update(client, &up, &v, &opts);
 			if (st.code != ZRPC_OK) {
+				snprintf(w->failure, sizeof(w->failure),
+				    "Skills/Update: code %d: %s",
+				    (int) st.code, st.message);
 				break;
 			}
 			if (v->version > w->skills_version) {
@@ -244,8 +257,30 @@ Test(crash, every_acknowledged_change_survives_kill_9, .timeout = 3600)
 		     i++) {
 			usleep(500); /* bounded poll of the writers' count */
 		}
-		cr_assert_geq(atomic_load(&acks), target,
-		    "cycle %d: writers made no progress:\n%s", cycle, p.text);
+		if (atomic_load(&acks) < target) {
+			/* Say why: the writers' own failures, once they
+			 * are joined (each call is bounded by its
+			 * timeout), and zosd's output. */
+			char   why[WRITERS * (ZRPC_STATUS_MESSAGE_MAX + 96)];
+			size_t len = 0;
+
+			why[0] = '\0';
+			for (int i = 0; i < WRITERS; i++) {
+				atomic_store(&w[i].stop, true);
+				pthread_join(threads[i], NULL);
+				if (len < sizeof(why)) {
+					len += (size_t) snprintf(why + len,
+					    sizeof(why) - len,
+					    "writer %d: %s\n", i,
+					    w[i].failure[0] != '\0'
+					        ? w[i].failure
+					        : "no failure");
+				}
+			}
+			cr_assert_fail("cycle %d: writers made %u of %u "
+			               "changes:\n%szosd:\n%s",
+			    cycle, atomic_load(&acks), target, why, p.text);
+		}
 		proc_kill9(&p);
 		for (int i = 0; i < WRITERS; i++) {
 			atomic_store(&w[i].stop, true);
