@@ -657,8 +657,7 @@ zos_db_load_sessions(struct zos_db *db, struct zos_sessions_image *out,
 	}
 	rc = sqlite3_prepare_v2(db->conn,
 	    "SELECT id, problem_id, state, version, created_unix_ms, "
-	    "updated_unix_ms, owner FROM sessions "
-	    "ORDER BY created_unix_ms, id",
+	    "updated_unix_ms, owner FROM sessions",
 	    -1, &st, NULL);
 	if (rc != SQLITE_OK) {
 		db_error(db, "cannot be read", rc, error, error_len);
