@@ -30,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "helpers.h"
 #include "proc.h"
 #include "tmpdir.h"
 #include "zos/v1/zos.zrpc.h"
@@ -221,6 +222,50 @@ static void
 zosd_ready(struct proc *p, const struct fdir *d)
 {
 	zosd_ready_on(p, d->data, d->url);
+}
+
+/* zosd_ready with its metrics served on a TCP port of 127.0.0.1; the
+ * port in *PORT. */
+static void
+zosd_ready_metrics(struct proc *p, const struct fdir *d, int *port)
+{
+	char metrics[64];
+
+	*port = free_tcp_port();
+	snprintf(
+	    metrics, sizeof(metrics), "http://127.0.0.1:%d/metrics", *port);
+	char *argv[] = { (char *) env_path("ZOSD"), "--data-dir",
+		(char *) d->data, "--listen", (char *) d->url, "--log-format",
+		"text", "--log-level", "warn", "--metrics-listen", metrics,
+		NULL };
+	proc_start(p, argv);
+	cr_assert(proc_wait_for(p, "listening on"), "zosd did not start:\n%s",
+	    p->text);
+}
+
+/* The value of SERIES in zosd's /metrics on PORT (-1 when missing). */
+static double
+metric(int port, const char *series)
+{
+	struct http_reply r;
+	double            v = -1;
+
+	cr_assert(http_request(port, "GET", "/metrics", &r), "no metrics");
+	cr_assert_eq(r.status, 200);
+	if (!metric_value(r.body, series, &v)) {
+		v = -1;
+	}
+	http_reply_free(&r);
+	return v;
+}
+
+static void
+expect_metric(int port, const char *series, double want)
+{
+	double v = metric(port, series);
+
+	cr_assert_eq(
+	    v, want, "%s is %g (-1: missing), %g expected", series, v, want);
 }
 
 static void
@@ -779,10 +824,11 @@ check_cannot_commit(zrpc_client *c, const char *url, struct ackset *a,
 }
 
 /* After the fault is gone: SERVING again within 10 s, no restart, and
- * writes work; then a restart finds every acknowledged session. */
+ * writes work; then a restart finds every acknowledged session. PORT:
+ * zosd's metrics port (it serves them after the restart too), or NULL. */
 static void
-check_recovers(
-    zrpc_client **c, struct proc *p, const struct fdir *d, struct ackset *a)
+check_recovers(zrpc_client **c, struct proc *p, const struct fdir *d,
+    struct ackset *a, int *port)
 {
 	int         status;
 	zrpc_status st;
@@ -800,9 +846,16 @@ check_recovers(
 	cr_assert_eq(skills_add(*c, "cases", 0.0625).code, ZRPC_OK);
 	check_exactly(*c, a, "after recovery");
 	zrpc_client_close(*c);
+	if (port != NULL) {
+		expect_metric(*port, "zos_store_healthy", 1);
+	}
 	zosd_stop(p);
 
-	zosd_ready(p, d);
+	if (port != NULL) {
+		zosd_ready_metrics(p, d, port);
+	} else {
+		zosd_ready(p, d);
+	}
 	*c = client_open(d->url);
 	check_exactly(*c, a, "after a restart");
 }
@@ -829,20 +882,27 @@ Test(store_faults, disk_full_fails_writes_undone_and_recovers_without_restart,
 	struct proc          p;
 	zrpc_client         *c;
 	char                 filler[128];
+	int                  port;
 
 	fdir_make(&d);
 	tmpfs_mount(&d, "2m");
 	ackset_init(&a);
-	zosd_ready(&p, &d);
+	zosd_ready_metrics(&p, &d, &port);
 	c = client_open(d.url);
 	start_some(c, &a, 5);
 	cr_assert_eq(skills_add(c, "induction", 0.25).code, ZRPC_OK);
+	expect_metric(port, "zos_store_healthy", 1);
+	expect_metric(port, "zos_store_commit_failures_total", 0);
 
 	fill(d.data, filler, sizeof(filler));
 	check_cannot_commit(c, d.url, &a, full_causes);
+	expect_metric(port, "zos_store_healthy", 0);
+	cr_assert_geq(metric(port, "zos_store_commit_failures_total"), 1,
+	    "zos_store_commit_failures_total did not count the failure");
 
 	cr_assert_eq(unlink(filler), 0);
-	check_recovers(&c, &p, &d, &a);
+	check_recovers(&c, &p, &d, &a, &port);
+	expect_metric(port, "zos_store_healthy", 1);
 	zrpc_client_close(c);
 	zosd_stop(&p);
 }
@@ -904,7 +964,7 @@ Test(store_faults, read_only_fails_writes_undone_and_recovers_without_restart,
 	} else {
 		immutable(d.data, false);
 	}
-	check_recovers(&c, &p, &d, &a);
+	check_recovers(&c, &p, &d, &a, NULL);
 	zrpc_client_close(c);
 	zosd_stop(&p);
 }
