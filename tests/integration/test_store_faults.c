@@ -678,6 +678,8 @@ phase_writer(void *arg)
 			}
 		}
 		zrpc_client_close(c);
+	} else {
+		atomic_fetch_add(&ph->other, 1);
 	}
 	atomic_fetch_sub(&ph->writers_left, 1);
 	return NULL;
@@ -752,8 +754,8 @@ failing_phase(const char *url, struct ackset *a, const char *const *causes)
  * writes get UNAVAILABLE with the cause and are undone in memory, Health
  * is NOT_SERVING and stays so while the fault lasts (across the store's
  * retries), reads work. On entry the fault has just been made; A holds
- * the acknowledged sessions (at least 3), SKILL_VERSION the acknowledged
- * skill vector's version.
+ * the acknowledged sessions (at least 3, the first ANALYZING, the second
+ * AWAITING_SOLUTION).
  */
 static void
 check_cannot_commit(zrpc_client *c, const char *url, struct ackset *a,
