@@ -47,7 +47,8 @@ fake_init(struct fake *f)
 
 static int
 fake_write(void *arg, enum zos_store_part part, bool on_disk, uint64_t durable,
-    uint64_t *seq, bool *wrote, char *message, size_t message_len)
+    uint64_t *seq, bool *wrote, uint64_t *undone, char *message,
+    size_t message_len)
 {
 	struct fake *f = arg;
 	int          rv;

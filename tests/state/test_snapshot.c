@@ -53,20 +53,26 @@ fixture_fini(void)
 
 TestSuite(snapshot, .init = fixture_init, .fini = fixture_fini);
 
+static void
+spill(const uint8_t *buf, size_t len)
+{
+	FILE *f = fopen(fx.path, "wb");
+
+	cr_assert_not_null(f);
+	cr_assert_eq(fwrite(buf, 1, len, f), len);
+	fclose(f);
+}
+
 /* Frames LEN bytes of TEXT as PART at SEQ and writes them to fx.path. */
 static void
 write_ok(uint32_t part, const char *text, size_t len, uint64_t seq)
 {
 	uint8_t buf[ZOS_SNAPSHOT_HEADER_LEN + 256];
-	char    message[256];
 
 	cr_assert_leq(len, 256);
 	memcpy(buf + ZOS_SNAPSHOT_HEADER_LEN, text, len);
 	zos_snapshot_frame(buf, part, len, seq);
-	cr_assert_eq(
-	    zos_snapshot_write(&fx.dir, fx.path, fx.tmp_path, buf,
-	        ZOS_SNAPSHOT_HEADER_LEN + len, message, sizeof(message)),
-	    0, "%s", message);
+	spill(buf, ZOS_SNAPSHOT_HEADER_LEN + len);
 }
 
 /* The whole of fx.path into BUF; returns its length. */
@@ -80,16 +86,6 @@ slurp(uint8_t *buf, size_t size)
 	n = fread(buf, 1, size, f);
 	fclose(f);
 	return n;
-}
-
-static void
-spill(const uint8_t *buf, size_t len)
-{
-	FILE *f = fopen(fx.path, "wb");
-
-	cr_assert_not_null(f);
-	cr_assert_eq(fwrite(buf, 1, len, f), len);
-	fclose(f);
 }
 
 /* Reads fx.path as PART, expecting -1 with WHAT in the error. */
@@ -136,32 +132,6 @@ Test(snapshot, the_header_is_as_documented)
 	cr_assert_arr_eq(buf + ZOS_SNAPSHOT_HEADER_LEN, "hello", 5);
 }
 
-Test(snapshot, a_written_file_reads_back_and_replaces_the_old_one_whole)
-{
-	uint8_t *payload;
-	size_t   len;
-	uint64_t seq;
-	char     err[256];
-
-	cr_assert_eq(zos_snapshot_dir_open(&fx.dir), 0);
-	cr_assert_eq(zos_snapshot_read(&fx.dir, fx.path, 1, &payload, &len,
-	                 &seq, err, sizeof(err)),
-	    0, "no file yet");
-	write_ok(1, "first, longer payload", 21, 1);
-	write_ok(1, "second", 6, 2);
-	cr_assert_eq(access(fx.tmp_path, F_OK), -1, "tmp file left behind");
-	cr_assert_eq(zos_snapshot_read(&fx.dir, fx.path, 1, &payload, &len,
-	                 &seq, err, sizeof(err)),
-	    1, "%s", err);
-	cr_assert_eq(len, 6);
-	cr_assert_arr_eq(payload, "second", 6);
-	cr_assert_eq(seq, 2);
-	free(payload);
-	cr_assert_eq(atomic_load(&fx.dir.stats.commits), 2);
-	cr_assert_eq(atomic_load(&fx.dir.stats.bytes_written),
-	    2 * ZOS_SNAPSHOT_HEADER_LEN + 21 + 6);
-}
-
 Test(snapshot, an_empty_payload_is_a_valid_snapshot)
 {
 	uint8_t *payload;
@@ -177,30 +147,6 @@ Test(snapshot, an_empty_payload_is_a_valid_snapshot)
 	cr_assert_eq(len, 0);
 	cr_assert_eq(seq, 9);
 	free(payload);
-}
-
-Test(snapshot, a_failed_write_leaves_the_old_file_as_it_was)
-{
-	uint8_t buf[ZOS_SNAPSHOT_HEADER_LEN + 3];
-	uint8_t before[64], after[64];
-	size_t  n;
-	char    message[256];
-	char    bad_tmp[256];
-
-	cr_assert_eq(zos_snapshot_dir_open(&fx.dir), 0);
-	write_ok(1, "old", 3, 1);
-	n = slurp(before, sizeof(before));
-	memcpy(buf + ZOS_SNAPSHOT_HEADER_LEN, "new", 3);
-	zos_snapshot_frame(buf, 1, 3, 2);
-	snprintf(
-	    bad_tmp, sizeof(bad_tmp), "%s/missing/part.snap.tmp", fx.dir_path);
-	cr_assert_eq(zos_snapshot_write(&fx.dir, fx.path, bad_tmp, buf,
-	                 sizeof(buf), message, sizeof(message)),
-	    ENOENT);
-	cr_assert(strstr(message, bad_tmp) != NULL, "%s", message);
-	cr_assert_eq(slurp(after, sizeof(after)), n);
-	cr_assert_arr_eq(after, before, n);
-	cr_assert_eq(atomic_load(&fx.dir.stats.commits), 1);
 }
 
 Test(snapshot, every_kind_of_damage_is_reported_as_corrupt)

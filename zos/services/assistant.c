@@ -394,8 +394,8 @@ assistant_complete_blocking(
 	if (!changed) {
 		return status;
 	}
-	return zos_durable_reply(call, state, ZOS_STORE_SESSIONS,
-	    zos_sessions_seq(state->sessions), status);
+	return zos_durable_reply(
+	    call, state, ZOS_STORE_SESSIONS, s.change_seq, status);
 }
 
 /* The cache's copy lands in the call's arena. */

@@ -21,6 +21,23 @@ struct durable_wait {
 	zrpc_status status; /* the answer once durable */
 };
 
+/*
+ * The answer when the store could not make a change durable (ERROR, an
+ * errno value, and MESSAGE): the change was undone, so the caller may
+ * retry; UNAVAILABLE says so (disk full, read-only or replaced
+ * directory, I/O error), RESOURCE_EXHAUSTED when memory ran out.
+ */
+static zrpc_status
+durable_failure(int error, const char *message)
+{
+	if (error == ENOMEM) {
+		return zrpc_status_make(ZRPC_RESOURCE_EXHAUSTED,
+		    "the change was not made: out of memory: %s", message);
+	}
+	return zrpc_status_make(ZRPC_UNAVAILABLE,
+	    "the change was not made durable and was undone: %s", message);
+}
+
 /* The store's verdict (flusher thread): answer the suspended call. */
 static void
 durable_done(void *arg, int error, const char *message)
@@ -36,9 +53,7 @@ durable_done(void *arg, int error, const char *message)
 		        "%s",
 		        message));
 	} else {
-		zrpc_call_resume(d->call,
-		    zrpc_status_make(ZRPC_INTERNAL,
-		        "the change is made but not durable: %s", message));
+		zrpc_call_resume(d->call, durable_failure(error, message));
 	}
 }
 
@@ -54,10 +69,10 @@ zos_durable_reply(zrpc_call *call, struct zos_state *state,
 	if ((d = zrpc_call_alloc(call, sizeof(*d))) == NULL) {
 		char message[256];
 		/* No memory to wait asynchronously: wait here instead. */
-		if (zos_store_commit_wait(state->store, part, seq, message,
-		        sizeof(message)) != 0) {
-			return zrpc_status_make(ZRPC_INTERNAL,
-			    "the change is made but not durable: %s", message);
+		int error = zos_store_commit_wait(
+		    state->store, part, seq, message, sizeof(message));
+		if (error != 0) {
+			return durable_failure(error, message);
 		}
 		return status;
 	}

@@ -86,7 +86,9 @@ static zrpc_status
 session_service_durable(zrpc_call *call, struct zos_state *state,
     const struct zos_session *s, Zos__V1__ProofSession *reply)
 {
-	uint64_t seq = zos_sessions_seq(state->sessions);
+	/* The number of this change, taken with it under the lock: a number
+	 * read later could cover a change made after an undo. */
+	uint64_t seq = s->change_seq;
 
 	return zos_durable_reply(call, state, ZOS_STORE_SESSIONS, seq,
 	    session_service_fill(call, s, reply));

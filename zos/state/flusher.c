@@ -43,6 +43,8 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
 #define FLUSHER_MESSAGE_MAX 512
 
@@ -63,17 +65,37 @@ struct flusher_queue {
 	struct flusher_request **tail; /* &head when empty */
 };
 
+/*
+ * Numbers undone after failed writes: (lo, hi]. A request for one of
+ * them, even one made after the undo (its caller changed the part just
+ * before), is answered with the failure. Adjacent failures merge; the
+ * oldest ranges are forgotten past FLUSHER_UNDONE_MAX, which would take
+ * that many failed writes, each with a successful one between them,
+ * during the few microseconds between a change and its commit request.
+ */
+#define FLUSHER_UNDONE_MAX 32
+
+struct flusher_undone {
+	uint64_t lo, hi;
+};
+
 struct flusher_part {
 	bool                 on_disk;  /* guarded by: mtx; something durable */
 	uint64_t             durable;  /* guarded by: mtx; its number */
 	struct flusher_queue incoming; /* guarded by: mtx */
+	bool                 failing;  /* guarded by: mtx; last write failed */
+	int                  error; /* guarded by: mtx; of the last failure */
+	char message[FLUSHER_MESSAGE_MAX]; /* guarded by: mtx; its message */
+	struct flusher_undone undone[FLUSHER_UNDONE_MAX]; /* guarded by: mtx */
+	size_t                n_undone;                   /* guarded by: mtx */
 };
 
 /* What one write of one part came to. */
 struct flusher_result {
-	int      error; /* 0 or an errno value */
-	bool     wrote; /* a newer copy was made durable */
-	uint64_t seq;   /* of the copy, when one was taken */
+	int      error;  /* 0 or an errno value */
+	bool     wrote;  /* a newer copy was made durable */
+	uint64_t seq;    /* of the copy, when one was taken */
+	uint64_t undone; /* on error: the highest number undone */
 	char     message[FLUSHER_MESSAGE_MAX];
 };
 
@@ -170,6 +192,65 @@ flusher_settle(struct zos_flusher *flusher, struct flusher_request *list)
 	}
 }
 
+/* True when SEQ of P was undone. Called with the mutex held. */
+static bool
+flusher_is_undone(const struct flusher_part *p, uint64_t seq)
+{
+	for (size_t i = 0; i < p->n_undone; i++) {
+		if (seq > p->undone[i].lo && seq <= p->undone[i].hi) {
+			return true;
+		}
+	}
+	return false;
+}
+
+/* Records that (LO, HI] of P were undone. Called with the mutex held. */
+static void
+flusher_add_undone(struct flusher_part *p, uint64_t lo, uint64_t hi)
+{
+	struct flusher_undone *last =
+	    p->n_undone > 0 ? &p->undone[p->n_undone - 1] : NULL;
+
+	if (hi <= lo) {
+		return;
+	}
+	if (last != NULL && last->lo == lo) {
+		if (hi > last->hi) {
+			last->hi = hi;
+		}
+		return;
+	}
+	if (p->n_undone == FLUSHER_UNDONE_MAX) {
+		memmove(&p->undone[0], &p->undone[1],
+		    (FLUSHER_UNDONE_MAX - 1) * sizeof(p->undone[0]));
+		p->n_undone--;
+	}
+	p->undone[p->n_undone].lo = lo;
+	p->undone[p->n_undone].hi = hi;
+	p->n_undone++;
+}
+
+/* Moves the requests of Q that R undid to TO, failed with R's error. */
+static void
+flusher_queue_take_undone(struct flusher_queue *q,
+    const struct flusher_result *r, struct flusher_queue *to)
+{
+	struct flusher_request **link = &q->head;
+	struct flusher_request  *req;
+
+	while ((req = *link) != NULL) {
+		if (req->seq <= r->undone) {
+			*link        = req->next;
+			req->error   = r->error;
+			req->message = r->message;
+			flusher_queue_push(to, req);
+		} else {
+			link = &req->next;
+		}
+	}
+	q->tail = link;
+}
+
 /*
  * Settles BATCH (P's requests the copy in R was taken for) and the
  * requests of incoming that R made durable, moving them to DONE.
@@ -184,6 +265,13 @@ flusher_apply(struct flusher_part *p, const struct flusher_result *r,
 	if (r->wrote) {
 		p->on_disk = true;
 		p->durable = r->seq;
+	}
+	p->failing = r->error != 0;
+	if (r->error != 0) {
+		p->error = r->error;
+		snprintf(p->message, sizeof(p->message), "%s", r->message);
+		flusher_add_undone(p, p->durable, r->undone);
+		flusher_queue_take_undone(&p->incoming, r, done);
 	}
 	while ((q = batch) != NULL) {
 		batch = q->next;
@@ -214,13 +302,35 @@ flusher_write_part(struct zos_flusher *flusher, size_t index, bool on_disk,
 {
 	r->wrote      = false;
 	r->seq        = 0;
+	r->undone     = durable;
 	r->message[0] = '\0';
 	r->error      = flusher->write(flusher->write_arg,
 	         (enum zos_store_part)(index + 1), on_disk, durable, &r->seq,
-	         &r->wrote, r->message, sizeof(r->message));
+	         &r->wrote, &r->undone, r->message, sizeof(r->message));
 	if (r->error != 0) {
 		r->wrote = false;
 	}
+}
+
+/*
+ * Waits ZOS_FLUSHER_RETRY_MS for a request or for closing. Returns true
+ * when woken by one (the loop looks again), false when the retry is due.
+ * Called with the mutex held.
+ */
+static bool
+flusher_wait_retry(struct zos_flusher *flusher)
+{
+	struct timespec until;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += ZOS_FLUSHER_RETRY_MS / 1000;
+	until.tv_nsec += (long) (ZOS_FLUSHER_RETRY_MS % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
+	return pthread_cond_timedwait(&flusher->wake, &flusher->mtx, &until) !=
+	    ETIMEDOUT;
 }
 
 static void *
@@ -233,23 +343,29 @@ flusher_thread(void *arg)
 		struct flusher_request *batch[ZOS_FLUSHER_PARTS];
 		bool                    on_disk[ZOS_FLUSHER_PARTS];
 		uint64_t                durable[ZOS_FLUSHER_PARTS];
+		bool                    write[ZOS_FLUSHER_PARTS];
 		struct flusher_queue    done;
-		bool                    work = false;
+		bool                    work = false, failing = false;
 
 		for (size_t i = 0; i < ZOS_FLUSHER_PARTS; i++) {
 			work = work || flusher->parts[i].incoming.head != NULL;
+			failing = failing || flusher->parts[i].failing;
 		}
-		if (!work) {
-			if (flusher->closing) {
-				break;
-			}
+		if (!work && flusher->closing) {
+			break;
+		}
+		if (!work && !failing) {
 			pthread_cond_wait(&flusher->wake, &flusher->mtx);
 			continue;
+		}
+		if (!work && flusher_wait_retry(flusher)) {
+			continue; /* woken before the retry was due */
 		}
 		for (size_t i = 0; i < ZOS_FLUSHER_PARTS; i++) {
 			struct flusher_part *p = &flusher->parts[i];
 
 			batch[i]   = p->incoming.head;
+			write[i]   = batch[i] != NULL || p->failing;
 			on_disk[i] = p->on_disk;
 			durable[i] = p->durable;
 			flusher_queue_init(&p->incoming);
@@ -257,7 +373,7 @@ flusher_thread(void *arg)
 		pthread_mutex_unlock(&flusher->mtx);
 
 		for (size_t i = 0; i < ZOS_FLUSHER_PARTS; i++) {
-			if (batch[i] != NULL) {
+			if (write[i]) {
 				flusher_write_part(flusher, i, on_disk[i],
 				    durable[i], &flusher->results[i]);
 			}
@@ -266,7 +382,7 @@ flusher_thread(void *arg)
 		flusher_queue_init(&done);
 		pthread_mutex_lock(&flusher->mtx);
 		for (size_t i = 0; i < ZOS_FLUSHER_PARTS; i++) {
-			if (batch[i] != NULL) {
+			if (write[i]) {
 				flusher_apply(&flusher->parts[i],
 				    &flusher->results[i], batch[i], &done);
 			}
@@ -357,6 +473,16 @@ zos_flusher_commit(struct zos_flusher *flusher, enum zos_store_part part,
 	}
 	r = malloc(sizeof(*r));
 	pthread_mutex_lock(&flusher->mtx);
+	if (flusher_is_undone(p, seq)) {
+		char message[FLUSHER_MESSAGE_MAX];
+		int  error = p->error;
+
+		snprintf(message, sizeof(message), "%s", p->message);
+		pthread_mutex_unlock(&flusher->mtx);
+		free(r);
+		done(arg, error, message);
+		return;
+	}
 	if (p->on_disk && seq <= p->durable) {
 		pthread_mutex_unlock(&flusher->mtx);
 		free(r);

@@ -27,16 +27,24 @@
 #define ZOS_FLUSHER_PARTS 2 /* parts 1 .. ZOS_FLUSHER_PARTS */
 
 /*
- * Makes PART durable as far as it has come: takes one copy of it, and
- * writes it when it is newer than what is durable (ON_DISK false: nothing
- * is; otherwise up to DURABLE). Sets *SEQ to the copy's sequence number
- * and *WROTE when the copy was written and is durable. Returns 0 or an
- * errno value with MESSAGE filled. Runs on the flusher thread with no lock
- * held; it may block (I/O).
+ * Makes PART durable as far as it has come: takes its changes, and
+ * writes them when they are newer than what is durable (ON_DISK false:
+ * nothing is; otherwise up to DURABLE). Sets *SEQ to the number the
+ * changes reach and *WROTE when they were written and are durable.
+ * Returns 0 or an errno value with MESSAGE filled; on failure the write
+ * function has undone, in memory, every change of PART that is not
+ * durable, and sets *UNDONE to the highest number undone (DURABLE when
+ * none). Runs on the flusher thread with no lock held; it may block
+ * (I/O). It is also called with no request waiting, about once a
+ * second while the last write of PART failed, to find out whether the
+ * store can write again.
  */
 typedef int (*zos_flusher_write_fn)(void *arg, enum zos_store_part part,
-    bool on_disk, uint64_t durable, uint64_t *seq, bool *wrote, char *message,
-    size_t message_len);
+    bool on_disk, uint64_t durable, uint64_t *seq, bool *wrote,
+    uint64_t *undone, char *message, size_t message_len);
+
+/* How long the flusher waits before trying a failed part again. */
+#define ZOS_FLUSHER_RETRY_MS 1000
 
 struct zos_flusher; /* opaque */
 
@@ -61,9 +69,10 @@ int zos_flusher_start(
 /*
  * Asks for PART to be durable up to SEQ and calls DONE(ARG, ...) once:
  * error 0 when it is; the write's error when the write that should have
- * covered it failed; EINVAL for a part that does not exist or a number
- * the part had not reached when the copy for it was taken; ECANCELED when
- * the flusher is closing; ENOMEM. DONE runs on the flusher thread, or on
+ * covered it failed, or when SEQ was undone after a failed write (also
+ * for a request made after the undo); EINVAL for a part that does not exist or
+ * a number the part had not reached when the copy for it was taken; ECANCELED
+ * when the flusher is closing; ENOMEM. DONE runs on the flusher thread, or on
  * the caller's before this returns when the request is already covered
  * or refused. Never blocks on I/O.
  */

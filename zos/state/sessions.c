@@ -64,10 +64,16 @@
 
 /* A slot of the table. Links are slot + 1; 0 is "none". */
 struct sessions_slot {
-	struct zos_session s;
-	uint32_t           prev; /* finished list */
-	uint32_t           next; /* finished list, or free list */
-	bool               live;
+	struct zos_session s; /* the latest value: what writers see */
+	/* Non-NULL while S is not durable: the value that is (what readers
+	 * see), or, when FRESH, a buffer for it (the session is new: there
+	 * is none yet, and readers do not see it). */
+	struct zos_session *durable;
+	uint32_t            prev; /* finished list */
+	uint32_t            next; /* finished list, or free list */
+	bool                live;
+	bool                fresh; /* started, not durable yet */
+	bool                dirty; /* on the dirty list (kept while free) */
 };
 
 /* An owner's count; count 0 marks an empty entry of the map. */
@@ -97,6 +103,17 @@ struct zos_sessions {
 	uint32_t              *index;  /* slot + 1; 0 = empty */
 	struct sessions_owner *owners; /* NULL without a cap */
 	uint64_t               state_counts[ZOS_PROOF_STATE_COUNT];
+
+	/* Change tracking for the store (sessions.h, "Durability"). TRACK
+	 * is set before sharing. A slot is on DIRTY at most once (its flag
+	 * says so, and stays while the slot is free), so DIRTY needs no more
+	 * room than the slots allocated. */
+	bool      track;
+	uint32_t *dirty; /* slots changed since the last take */
+	size_t    n_dirty;
+	char (*removed)[ZOS_SESSION_ID_LEN + 1]; /* ids removed since */
+	size_t n_removed, removed_cap;
+	size_t n_fresh; /* live sessions not durable yet */
 
 	/* Written under session_state (write); read anywhere. */
 	atomic_uint_fast64_t seq;
@@ -219,6 +236,17 @@ sessions_expired(
 	    e->updated_unix_ms <= now - s->ttl_ms;
 }
 
+/* What readers see of slot E: its durable value, or NULL for a session
+ * that is not durable yet. */
+static const struct zos_session *
+sessions_visible(const struct sessions_slot *e)
+{
+	if (e->durable == NULL) {
+		return &e->s;
+	}
+	return e->fresh ? NULL : e->durable;
+}
+
 /* Slot of session ID (well formed) in the table, or -1. */
 static ptrdiff_t
 sessions_find(struct zos_sessions *s, const char *id)
@@ -238,7 +266,7 @@ sessions_find(struct zos_sessions *s, const char *id)
 	}
 }
 
-/* Slot of the live, unexpired session ID, or -1. */
+/* Slot of the live, unexpired session ID as writers see it, or -1. */
 static ptrdiff_t
 sessions_find_visible(struct zos_sessions *s, const char *id, int64_t now)
     ZOS_REQUIRES_SHARED(s->lock)
@@ -249,6 +277,63 @@ sessions_find_visible(struct zos_sessions *s, const char *id, int64_t now)
 		return -1;
 	}
 	return pos;
+}
+
+/* The durable, unexpired value of session ID as readers see it, or
+ * NULL. */
+static const struct zos_session *
+sessions_find_readable(struct zos_sessions *s, const char *id, int64_t now)
+    ZOS_REQUIRES_SHARED(s->lock)
+{
+	ptrdiff_t                 pos = sessions_find(s, id);
+	const struct zos_session *v;
+
+	if (pos < 0 || (v = sessions_visible(&s->slots[pos])) == NULL ||
+	    sessions_expired(s, v, now)) {
+		return NULL;
+	}
+	return v;
+}
+
+/*
+ * Records that slot POS is about to change: keeps its durable value (in
+ * *SPARE, which is taken) the first time it changes since it was last
+ * durable, and puts it on the dirty list. Nothing without tracking.
+ */
+static void
+sessions_mark(struct zos_sessions *s, size_t pos, struct zos_session **spare)
+    ZOS_REQUIRES(s->lock)
+{
+	struct sessions_slot *e = &s->slots[pos];
+
+	if (!s->track) {
+		return;
+	}
+	if (e->durable == NULL) {
+		e->durable = *spare;
+		*spare     = NULL;
+		if (!e->fresh) {
+			*e->durable = e->s;
+		}
+	}
+	if (!e->dirty) {
+		e->dirty               = true;
+		s->dirty[s->n_dirty++] = (uint32_t) pos;
+	}
+}
+
+/* A buffer for sessions_mark, allocated before the lock is taken; NULL
+ * when not tracking. *FAILED when tracking and out of memory. */
+static struct zos_session *
+sessions_spare(const struct zos_sessions *s, bool *failed)
+{
+	struct zos_session *spare = NULL;
+
+	*failed = false;
+	if (s->track && (spare = malloc(sizeof(*spare))) == NULL) {
+		*failed = true;
+	}
+	return spare;
 }
 
 /* Records slot POS under its session's id in the index. */
@@ -402,12 +487,35 @@ sessions_finished_unlink(struct zos_sessions *s, size_t pos)
 	e->prev = e->next = 0;
 }
 
+/*
+ * Notes that the durable session ID is gone, for the next take. Out of
+ * memory, the note is lost: the row then stays in the store, where it is
+ * a finished session past its TTL, swept again after a restart.
+ */
+static void
+sessions_record_removal(struct zos_sessions *s, const char *id)
+    ZOS_REQUIRES(s->lock)
+{
+	if (s->n_removed == s->removed_cap) {
+		size_t cap  = s->removed_cap < 64 ? 64 : 2 * s->removed_cap;
+		void  *more = realloc(s->removed, cap * sizeof(*s->removed));
+
+		if (more == NULL) {
+			return;
+		}
+		s->removed     = more;
+		s->removed_cap = cap;
+	}
+	memcpy(s->removed[s->n_removed++], id, ZOS_SESSION_ID_LEN + 1);
+}
+
 /* Removes the live session at slot POS from everything that holds it and
  * puts the slot on the free list. */
 static void
 sessions_remove(struct zos_sessions *s, size_t pos) ZOS_REQUIRES(s->lock)
 {
 	struct sessions_slot *e = &s->slots[pos];
+	bool                  dirty;
 
 	if (sessions_finished(e->s.state)) {
 		sessions_finished_unlink(s, pos);
@@ -416,7 +524,15 @@ sessions_remove(struct zos_sessions *s, size_t pos) ZOS_REQUIRES(s->lock)
 	sessions_owner_sub(s, e->s.owner);
 	s->state_counts[e->s.state]--;
 	s->count--;
+	if (e->fresh) {
+		s->n_fresh--;
+	} else if (s->track) {
+		sessions_record_removal(s, e->s.id);
+	}
+	free(e->durable);
+	dirty = e->dirty;
 	memset(e, 0, sizeof(*e));
+	e->dirty     = dirty;
 	e->next      = s->free_head;
 	s->free_head = (uint32_t) pos + 1;
 }
@@ -466,6 +582,14 @@ sessions_take_slot(struct zos_sessions *s) ZOS_REQUIRES(s->lock)
 		if (capacity > s->max_sessions) {
 			capacity = s->max_sessions;
 		}
+		if (s->track) {
+			uint32_t *dirty =
+			    realloc(s->dirty, capacity * sizeof(*dirty));
+			if (dirty == NULL) {
+				return -1;
+			}
+			s->dirty = dirty;
+		}
 		slots = realloc(s->slots, capacity * sizeof(*slots));
 		if (slots == NULL) {
 			return -1;
@@ -477,13 +601,15 @@ sessions_take_slot(struct zos_sessions *s) ZOS_REQUIRES(s->lock)
 }
 
 /* Sets E (at slot POS) to state TO, counting the change as one version
- * and one change of the table, and keeps the finished list. */
+ * and one change of the table, and keeps the finished list and the
+ * change tracking (SPARE: see sessions_mark). */
 static void
 sessions_apply(struct zos_sessions *s, size_t pos, enum zos_proof_state to,
-    int64_t now) ZOS_REQUIRES(s->lock)
+    int64_t now, struct zos_session **spare) ZOS_REQUIRES(s->lock)
 {
 	struct zos_session *e = &s->slots[pos].s;
 
+	sessions_mark(s, pos, spare);
 	if (sessions_finished(e->state)) {
 		sessions_finished_unlink(s, pos);
 	}
@@ -497,7 +623,8 @@ sessions_apply(struct zos_sessions *s, size_t pos, enum zos_proof_state to,
 	if (sessions_finished(to)) {
 		sessions_finished_push(s, pos);
 	}
-	atomic_fetch_add_explicit(&s->seq, 1, memory_order_release);
+	e->change_seq =
+	    atomic_fetch_add_explicit(&s->seq, 1, memory_order_release) + 1;
 }
 
 bool
@@ -549,6 +676,7 @@ zos_sessions_create(struct zos_sessions **out, struct zos_lock_domain *domain,
 	s->index_mask   = slots - 1;
 	s->ttl_ms       = ZOS_SESSIONS_DEFAULT_TTL_MS;
 	s->clock        = zos_clock_realtime_ms;
+	s->track        = false;
 	atomic_init(&s->seq, 0);
 	if ((s->index = calloc(slots, sizeof(*s->index))) == NULL) {
 		goto fail_index;
@@ -606,10 +734,23 @@ zos_sessions_destroy(struct zos_sessions *s)
 		return;
 	}
 	zos_lock_finish(&s->lock);
+	for (size_t i = 0; i < s->used; i++) {
+		free(s->slots[i].durable);
+	}
 	free(s->slots);
 	free(s->index);
 	free(s->owners);
+	free(s->dirty);
+	free(s->removed);
 	free(s);
+}
+
+/* Not shared yet: no lock (which the analysis cannot know). */
+void
+zos_sessions_track_changes(
+    struct zos_sessions *s, bool track) ZOS_NO_THREAD_SAFETY_ANALYSIS
+{
+	s->track = track;
 }
 
 struct zos_lock *
@@ -639,7 +780,7 @@ zos_sessions_max(const struct zos_sessions *s)
 static int
 sessions_try_start(struct zos_sessions *s, const char *problem_id, size_t len,
     uint64_t owner, const uint8_t random[16], bool *redraw,
-    struct zos_session *out)
+    struct zos_session **spare, struct zos_session *out)
 {
 	struct zos_session *e;
 	char                id[ZOS_SESSION_ID_LEN + 1];
@@ -671,7 +812,8 @@ sessions_try_start(struct zos_sessions *s, const char *problem_id, size_t len,
 		rv = ZOS_SESSION_INTERNAL;
 		goto out;
 	}
-	s->slots[pos].live = true;
+	s->slots[pos].live  = true;
+	s->slots[pos].fresh = s->track;
 	s->slots[pos].prev = s->slots[pos].next = 0;
 	e                                       = &s->slots[pos].s;
 	memcpy(e->id, id, sizeof(e->id));
@@ -685,8 +827,11 @@ sessions_try_start(struct zos_sessions *s, const char *problem_id, size_t len,
 	sessions_index_insert(s, (size_t) pos);
 	sessions_owner_add(s, owner);
 	s->count++;
+	s->n_fresh += s->track ? 1 : 0;
 	s->state_counts[ZOS_PROOF_AWAITING_SOLUTION]++;
-	atomic_fetch_add_explicit(&s->seq, 1, memory_order_release);
+	sessions_mark(s, (size_t) pos, spare);
+	e->change_seq =
+	    atomic_fetch_add_explicit(&s->seq, 1, memory_order_release) + 1;
 	*out = *e;
 	rv   = ZOS_SESSION_OK;
 out:
@@ -698,9 +843,11 @@ enum zos_session_code
 zos_sessions_start_owned(struct zos_sessions *s, const char *problem_id,
     uint64_t owner, struct zos_session *out)
 {
-	uint8_t random[16];
-	size_t  len;
-	int     draws = 0, rv;
+	struct zos_session *spare;
+	uint8_t             random[16];
+	size_t              len;
+	int                 draws = 0, rv;
+	bool                no_memory;
 
 	if (problem_id == NULL) {
 		return ZOS_SESSION_INVALID_ARGUMENT;
@@ -713,6 +860,10 @@ zos_sessions_start_owned(struct zos_sessions *s, const char *problem_id,
 	if (sessions_random(random, sizeof(random)) != 0) {
 		return ZOS_SESSION_INTERNAL;
 	}
+	spare = sessions_spare(s, &no_memory);
+	if (no_memory) {
+		return ZOS_SESSION_INTERNAL;
+	}
 	/* Each retry either removed a batch of expired sessions or drew a
 	 * fresh id, so the loop ends: after max_sessions / batch sweeps and
 	 * SESSIONS_ID_DRAWS draws at most. */
@@ -720,13 +871,15 @@ zos_sessions_start_owned(struct zos_sessions *s, const char *problem_id,
 		bool redraw = false;
 
 		rv = sessions_try_start(
-		    s, problem_id, len, owner, random, &redraw, out);
+		    s, problem_id, len, owner, random, &redraw, &spare, out);
 		if (rv >= 0) {
+			free(spare);
 			return (enum zos_session_code) rv;
 		}
 		if (redraw &&
 		    (++draws >= SESSIONS_ID_DRAWS ||
 		        sessions_random(random, sizeof(random)) != 0)) {
+			free(spare);
 			return ZOS_SESSION_INTERNAL;
 		}
 	}
@@ -758,17 +911,17 @@ enum zos_session_code
 zos_sessions_get(
     struct zos_sessions *s, const char *id, struct zos_session *out)
 {
-	ptrdiff_t pos;
+	const struct zos_session *v;
 
 	if (!sessions_id_valid(id)) {
 		return ZOS_SESSION_NOT_FOUND;
 	}
 	zos_lock_read(&s->lock);
-	if ((pos = sessions_find_visible(s, id, sessions_now_ms(s))) < 0) {
+	if ((v = sessions_find_readable(s, id, sessions_now_ms(s))) == NULL) {
 		zos_unlock_read(&s->lock);
 		return ZOS_SESSION_NOT_FOUND;
 	}
-	*out = s->slots[pos].s;
+	*out = *v;
 	zos_unlock_read(&s->lock);
 	return ZOS_SESSION_OK;
 }
@@ -778,10 +931,11 @@ zos_sessions_transition(struct zos_sessions *s, const char *id,
     enum zos_proof_state to_state, uint64_t expected_version,
     struct zos_session *out)
 {
-	struct zos_session   *e;
+	struct zos_session   *e, *spare;
 	ptrdiff_t             pos;
 	int64_t               now;
 	enum zos_session_code rv;
+	bool                  no_memory;
 
 	if (to_state <= ZOS_PROOF_STATE_UNSPECIFIED ||
 	    to_state >= ZOS_PROOF_STATE_COUNT) {
@@ -790,10 +944,15 @@ zos_sessions_transition(struct zos_sessions *s, const char *id,
 	if (!sessions_id_valid(id)) {
 		return ZOS_SESSION_NOT_FOUND;
 	}
+	spare = sessions_spare(s, &no_memory);
+	if (no_memory) {
+		return ZOS_SESSION_INTERNAL;
+	}
 	zos_lock_write(&s->lock);
 	now = sessions_now_ms(s);
 	if ((pos = sessions_find_visible(s, id, now)) < 0) {
 		zos_unlock_write(&s->lock);
+		free(spare);
 		return ZOS_SESSION_NOT_FOUND;
 	}
 	e = &s->slots[pos].s;
@@ -802,13 +961,14 @@ zos_sessions_transition(struct zos_sessions *s, const char *id,
 	} else if (!zos_proof_transition_allowed(e->state, to_state)) {
 		rv = ZOS_SESSION_FAILED_PRECONDITION;
 	} else {
-		sessions_apply(s, (size_t) pos, to_state, now);
+		sessions_apply(s, (size_t) pos, to_state, now, &spare);
 		rv = ZOS_SESSION_OK;
 	}
 	if (out != NULL) {
 		*out = *e;
 	}
 	zos_unlock_write(&s->lock);
+	free(spare);
 	return rv;
 }
 
@@ -816,23 +976,32 @@ enum zos_session_code
 zos_sessions_reset(
     struct zos_sessions *s, const char *id, struct zos_session *out)
 {
-	ptrdiff_t pos;
-	int64_t   now;
+	struct zos_session *spare;
+	ptrdiff_t           pos;
+	int64_t             now;
+	bool                no_memory;
 
 	if (!sessions_id_valid(id)) {
 		return ZOS_SESSION_NOT_FOUND;
+	}
+	spare = sessions_spare(s, &no_memory);
+	if (no_memory) {
+		return ZOS_SESSION_INTERNAL;
 	}
 	zos_lock_write(&s->lock);
 	now = sessions_now_ms(s);
 	if ((pos = sessions_find_visible(s, id, now)) < 0) {
 		zos_unlock_write(&s->lock);
+		free(spare);
 		return ZOS_SESSION_NOT_FOUND;
 	}
-	sessions_apply(s, (size_t) pos, ZOS_PROOF_AWAITING_SOLUTION, now);
+	sessions_apply(
+	    s, (size_t) pos, ZOS_PROOF_AWAITING_SOLUTION, now, &spare);
 	if (out != NULL) {
 		*out = s->slots[pos].s;
 	}
 	zos_unlock_write(&s->lock);
+	free(spare);
 	return ZOS_SESSION_OK;
 }
 
@@ -862,28 +1031,29 @@ zos_sessions_list(struct zos_sessions *s, uint32_t page_size,
 	zos_lock_read(&s->lock);
 	now = sessions_now_ms(s);
 	if (!from_start) {
-		ptrdiff_t found = sessions_find_visible(s, page_token, now);
-		if (found < 0) {
+		if (sessions_find_readable(s, page_token, now) == NULL) {
 			zos_unlock_read(&s->lock);
 			free(buf);
 			return ZOS_SESSION_INVALID_ARGUMENT;
 		}
-		pos = (size_t) found;
+		pos = (size_t) sessions_find(s, page_token);
 	}
 	for (; pos < s->used; pos++) {
 		const struct sessions_slot *e = &s->slots[pos];
+		const struct zos_session   *v;
 
-		if (!e->live || sessions_expired(s, &e->s, now)) {
+		if (!e->live || (v = sessions_visible(e)) == NULL ||
+		    sessions_expired(s, v, now)) {
 			continue;
 		}
 		if (n == page_size) {
-			memcpy(page->next_page_token, e->s.id,
+			memcpy(page->next_page_token, v->id,
 			    sizeof(page->next_page_token));
 			break;
 		}
-		buf[n++] = e->s;
+		buf[n++] = *v;
 	}
-	page->total = s->count;
+	page->total = s->count - s->n_fresh;
 	zos_unlock_read(&s->lock);
 
 	page->sessions = buf;
@@ -1021,6 +1191,8 @@ sessions_restore_undo(struct zos_sessions *s) ZOS_NO_THREAD_SAFETY_ANALYSIS
 		memset(s->owners, 0, (s->index_mask + 1) * sizeof(*s->owners));
 	}
 	free(s->slots);
+	free(s->dirty);
+	s->dirty     = NULL;
 	s->slots     = NULL;
 	s->capacity  = 0;
 	s->used      = 0;
@@ -1086,8 +1258,11 @@ zos_sessions_restore(struct zos_sessions *s,
 		capacity = s->max_sessions;
 	}
 	if ((slots = calloc(capacity, sizeof(*slots))) == NULL ||
-	    (finished = calloc(image->count, sizeof(*finished))) == NULL) {
+	    (finished = calloc(image->count, sizeof(*finished))) == NULL ||
+	    (s->track &&
+	        (s->dirty = calloc(capacity, sizeof(*s->dirty))) == NULL)) {
 		free(slots);
+		free(finished);
 		snprintf(error, error_len, "out of memory");
 		return ZOS_SESSION_INTERNAL;
 	}
@@ -1131,4 +1306,158 @@ zos_sessions_image_finish(struct zos_sessions_image *image)
 {
 	free(image->sessions);
 	memset(image, 0, sizeof(*image));
+}
+
+enum zos_session_code
+zos_sessions_take_changes(
+    struct zos_sessions *s, struct zos_sessions_changes *out)
+{
+	struct zos_session_change *rows = NULL, *bigger;
+	size_t                     have = 0, want, n = 0;
+
+	memset(out, 0, sizeof(*out));
+	/* Allocate for the count last seen, then take if it still fits. */
+	for (;;) {
+		zos_lock_write(&s->lock);
+		want = s->n_dirty + s->n_removed;
+		if (want <= have) {
+			break;
+		}
+		zos_unlock_write(&s->lock);
+		if ((bigger = realloc(rows, (want + 16) * sizeof(*rows))) ==
+		    NULL) {
+			free(rows);
+			return ZOS_SESSION_INTERNAL;
+		}
+		rows = bigger;
+		have = want + 16;
+	}
+	for (size_t i = 0; i < s->n_dirty; i++) {
+		struct sessions_slot *e = &s->slots[s->dirty[i]];
+
+		e->dirty = false;
+		if (e->live) {
+			rows[n].s       = e->s;
+			rows[n].removed = false;
+			rows[n].slot    = s->dirty[i];
+			n++;
+		}
+	}
+	for (size_t i = 0; i < s->n_removed; i++) {
+		memset(&rows[n], 0, sizeof(rows[n]));
+		memcpy(rows[n].s.id, s->removed[i], sizeof(rows[n].s.id));
+		rows[n].removed = true;
+		n++;
+	}
+	s->n_dirty   = 0;
+	s->n_removed = 0;
+	out->seq     = atomic_load_explicit(&s->seq, memory_order_relaxed);
+	zos_unlock_write(&s->lock);
+	out->rows  = rows;
+	out->count = n;
+	return ZOS_SESSION_OK;
+}
+
+/* The slot of row R of a take when it still holds R's session, or
+ * NULL (removed since, and perhaps reused). */
+static struct sessions_slot *
+sessions_row_slot(struct zos_sessions *s, const struct zos_session_change *r)
+    ZOS_REQUIRES(s->lock)
+{
+	struct sessions_slot *e;
+
+	if (r->removed || r->slot >= s->used) {
+		return NULL;
+	}
+	e = &s->slots[r->slot];
+	if (!e->live || strcmp(e->s.id, r->s.id) != 0) {
+		return NULL;
+	}
+	return e;
+}
+
+void
+zos_sessions_changes_durable(
+    struct zos_sessions *s, const struct zos_sessions_changes *changes)
+{
+	zos_lock_write(&s->lock);
+	for (size_t i = 0; i < changes->count; i++) {
+		const struct zos_session_change *r = &changes->rows[i];
+		struct sessions_slot            *e = sessions_row_slot(s, r);
+
+		if (e == NULL || e->durable == NULL) {
+			continue;
+		}
+		if (e->fresh) {
+			e->fresh = false;
+			s->n_fresh--;
+		}
+		if (e->s.change_seq == r->s.change_seq) {
+			free(e->durable); /* unchanged since: all durable */
+			e->durable = NULL;
+		} else {
+			*e->durable = r->s; /* changed again: still dirty */
+		}
+	}
+	zos_unlock_write(&s->lock);
+}
+
+/* Gives slot POS its durable value back, or removes it when it has none
+ * (a new session). */
+static void
+sessions_undo(struct zos_sessions *s, size_t pos) ZOS_REQUIRES(s->lock)
+{
+	struct sessions_slot *e = &s->slots[pos];
+
+	if (!e->live || e->durable == NULL) {
+		return;
+	}
+	if (e->fresh) {
+		sessions_remove(s, pos);
+		return;
+	}
+	if (sessions_finished(e->s.state)) {
+		sessions_finished_unlink(s, pos);
+	}
+	s->state_counts[e->s.state]--;
+	e->s = *e->durable;
+	s->state_counts[e->s.state]++;
+	if (sessions_finished(e->s.state)) {
+		sessions_finished_push(s, pos);
+	}
+	free(e->durable);
+	e->durable = NULL;
+}
+
+uint64_t
+zos_sessions_changes_failed(
+    struct zos_sessions *s, const struct zos_sessions_changes *changes)
+{
+	uint64_t seq;
+
+	zos_lock_write(&s->lock);
+	for (size_t i = 0; i < changes->count; i++) {
+		const struct zos_session_change *r = &changes->rows[i];
+
+		if (r->removed) {
+			sessions_record_removal(s, r->s.id);
+		} else if (sessions_row_slot(s, r) != NULL) {
+			sessions_undo(s, r->slot);
+		}
+	}
+	for (size_t i = 0; i < s->n_dirty; i++) {
+		sessions_undo(s, s->dirty[i]);
+		s->slots[s->dirty[i]].dirty = false;
+	}
+	s->n_dirty = 0;
+	seq        = atomic_load_explicit(&s->seq, memory_order_relaxed);
+	zos_unlock_write(&s->lock);
+	return seq;
+}
+
+void
+zos_sessions_changes_finish(struct zos_sessions_changes *changes)
+{
+	free(changes->rows);
+	memset(changes, 0, sizeof(*changes));
 }

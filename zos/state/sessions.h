@@ -93,6 +93,10 @@ struct zos_session {
 	int64_t              created_unix_ms;
 	int64_t              updated_unix_ms;
 	uint64_t             owner; /* owner key; never sent to callers */
+	/* The table's change number (zos_sessions_seq) of this session's
+	 * last change: what a writer asks the store to make durable. 0 for
+	 * a session restored and not changed since. */
+	uint64_t change_seq;
 };
 
 /* Wall clock in milliseconds since the epoch; injectable for tests. */
@@ -247,6 +251,78 @@ void zos_session_page_finish(struct zos_session_page *page);
  */
 uint64_t zos_sessions_count_by_state(
     struct zos_sessions *s, uint64_t counts[ZOS_PROOF_STATE_COUNT]);
+
+/*
+ * Durability (store.h). The table records which sessions changed since
+ * the store last took its changes, and keeps, for every session whose
+ * latest value is not durable yet, the value that is (or that there is
+ * none: a new session). Readers (zos_sessions_get, zos_sessions_list)
+ * see only durable values: a session started, or a change made, becomes
+ * visible to other callers once the store has committed it, so a crash
+ * never takes back something another caller has read. Writers
+ * (transition, reset, start) work on the latest value, so changes to one
+ * session chain without waiting. zos_sessions_count_by_state counts
+ * latest values (it feeds metrics, not callers). Tracking is off by
+ * default (a table in memory only: every change is visible at once and
+ * nothing is recorded); the state turns it on for a table it persists,
+ * with zos_sessions_track_changes(s, true).
+ */
+
+/* One changed row, as the store writes it. */
+struct zos_session_change {
+	struct zos_session s;       /* the value at the take (id always set) */
+	bool               removed; /* the session is gone: delete the row */
+	uint32_t           slot;    /* private to the table */
+};
+
+/* The changes taken for one commit. */
+struct zos_sessions_changes {
+	uint64_t                   seq; /* they cover every change up to it */
+	struct zos_session_change *rows;
+	size_t                     count;
+};
+
+/*
+ * Whether S records changes for a store (true) or shows every change at
+ * once (false, the default: no store). Call before sharing S.
+ * Locking: none (the table is not shared yet).
+ */
+void zos_sessions_track_changes(struct zos_sessions *s, bool track);
+
+/*
+ * Takes every change made since the last take into *OUT (released with
+ * zos_sessions_changes_finish): the latest value of each session that
+ * changed (once, however often it changed), and the ids of the sessions
+ * removed. OUT->seq is the table's change count at the take.
+ * Returns OK or INTERNAL (no memory; nothing taken).
+ * Locking: takes session_state (write); allocates outside it.
+ */
+enum zos_session_code zos_sessions_take_changes(
+    struct zos_sessions *s, struct zos_sessions_changes *out);
+
+/*
+ * The store committed CHANGES: their values become what readers see
+ * (unless changed again since the take: then the committed value is what
+ * readers see until the next commit).
+ * Locking: takes session_state (write).
+ */
+void zos_sessions_changes_durable(
+    struct zos_sessions *s, const struct zos_sessions_changes *changes);
+
+/*
+ * The store could not commit CHANGES: every change that is not durable
+ * (those taken in CHANGES and any made since) is undone, so the table
+ * holds what the store holds: new sessions go, changed ones get their
+ * durable value back. Removals are kept, to be written by the next
+ * commit. Returns the table's change count at the undo: every change
+ * numbered above the last durable one and up to it is gone.
+ * Locking: takes session_state (write).
+ */
+uint64_t zos_sessions_changes_failed(
+    struct zos_sessions *s, const struct zos_sessions_changes *changes);
+
+/* Frees CHANGES' rows and empties it. Safe on an empty one. */
+void zos_sessions_changes_finish(struct zos_sessions_changes *changes);
 
 /*
  * The whole table as a value: what the store (store.h) persists and

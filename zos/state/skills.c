@@ -127,12 +127,98 @@ void
 zos_skills_finish(struct zos_skills *skills)
 {
 	zos_skill_vector_unref(skills->current);
+	zos_skill_vector_unref(skills->durable);
 	skills->current = NULL;
+	skills->durable = NULL;
 	zos_lock_finish(&skills->lock);
+}
+
+/* Not shared yet: no lock (which the analysis cannot know). */
+void
+zos_skills_track(struct zos_skills *skills) ZOS_NO_THREAD_SAFETY_ANALYSIS
+{
+	skills->track = true;
+}
+
+/* What readers see. */
+static struct zos_skill_vector *
+skills_visible(struct zos_skills *skills) ZOS_REQUIRES_SHARED(skills->lock)
+{
+	return skills->durable != NULL ? skills->durable : skills->current;
+}
+
+/*
+ * OLD, the vector a change replaced, is what readers keep seeing when it
+ * is the newest durable one (tracking, and nothing newer pending);
+ * otherwise its reference is returned to be dropped outside the lock.
+ */
+static struct zos_skill_vector *
+skills_retire(struct zos_skills *skills, struct zos_skill_vector *old)
+    ZOS_REQUIRES(skills->lock)
+{
+	if (skills->track && skills->durable == NULL) {
+		skills->durable = old;
+		return NULL;
+	}
+	return old;
+}
+
+void
+zos_skills_durable(struct zos_skills *skills, const struct zos_skill_vector *v)
+{
+	struct zos_skill_vector *drop = NULL;
+
+	zos_lock_write(&skills->lock);
+	if (skills->durable != NULL) {
+		if (v == skills->current ||
+		    v->version >= skills->current->version) {
+			drop            = skills->durable;
+			skills->durable = NULL;
+		} else if (v->version > skills->durable->version) {
+			drop            = skills->durable;
+			skills->durable = zos_skill_vector_ref(
+			    (struct zos_skill_vector *) v);
+		}
+	}
+	zos_unlock_write(&skills->lock);
+	zos_skill_vector_unref(drop);
+}
+
+uint64_t
+zos_skills_undo(struct zos_skills *skills)
+{
+	struct zos_skill_vector *back, *drop = NULL, *drop2 = NULL;
+	uint64_t                 version;
+
+	zos_lock_write(&skills->lock);
+	version = skills->current->version;
+	if (skills->durable != NULL &&
+	    (back = skills_copy(skills->durable)) != NULL) {
+		back->version   = version;
+		drop            = skills->current;
+		drop2           = skills->durable;
+		skills->current = back;
+		skills->durable = NULL;
+	}
+	zos_unlock_write(&skills->lock);
+	zos_skill_vector_unref(drop);
+	zos_skill_vector_unref(drop2);
+	return version;
 }
 
 struct zos_skill_vector *
 zos_skills_get(struct zos_skills *skills)
+{
+	struct zos_skill_vector *v;
+
+	zos_lock_read(&skills->lock);
+	v = zos_skill_vector_ref(skills_visible(skills));
+	zos_unlock_read(&skills->lock);
+	return v;
+}
+
+struct zos_skill_vector *
+zos_skills_latest(struct zos_skills *skills)
 {
 	struct zos_skill_vector *v;
 
@@ -147,7 +233,7 @@ zos_skills_read(struct zos_skills *skills,
     void (*visit)(void *arg, const struct zos_skill_vector *v), void *arg)
 {
 	zos_lock_read(&skills->lock);
-	visit(arg, skills->current);
+	visit(arg, skills_visible(skills));
 	zos_unlock_read(&skills->lock);
 }
 
@@ -233,6 +319,7 @@ zos_skills_update(struct zos_skills *skills,
 	}
 	next->version   = old->version + 1;
 	skills->current = next;
+	old             = skills_retire(skills, old);
 	if (out != NULL) {
 		*out = zos_skill_vector_ref(next);
 	}
@@ -251,6 +338,7 @@ zos_skills_replace(struct zos_skills *skills, struct zos_skill_vector *fresh,
 	old             = skills->current;
 	fresh->version  = old->version + 1;
 	skills->current = fresh;
+	old             = skills_retire(skills, old);
 	if (out != NULL) {
 		*out = zos_skill_vector_ref(fresh);
 	}

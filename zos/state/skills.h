@@ -12,6 +12,7 @@
 #define ZOS_SKILLS_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -46,7 +47,11 @@ struct zos_skill_vector {
 
 struct zos_skills {
 	struct zos_lock          lock;    /* rank 1, "skills" */
-	struct zos_skill_vector *current; /* guarded by: lock */
+	struct zos_skill_vector *current; /* guarded by: lock; writers' */
+	/* With a store (zos_skills_track): while CURRENT is not durable,
+	 * the newest durable vector, which readers get; NULL otherwise. */
+	struct zos_skill_vector *durable; /* guarded by: lock */
+	bool                     track;   /* set before sharing */
 };
 
 /* One requested change: add DELTA to the level of skill NAME. */
@@ -98,10 +103,46 @@ int zos_skills_init(struct zos_skills *skills, struct zos_lock_domain *domain,
 void zos_skills_finish(struct zos_skills *skills);
 
 /*
- * The current vector, with a reference the caller drops.
+ * Durability (store.h). With tracking on, readers (zos_skills_get,
+ * zos_skills_read) see a change only once the store has made it durable
+ * and said so with zos_skills_durable; updates work on the latest
+ * vector, so they chain without waiting. Without (the default, no
+ * store), every change is visible at once. Call before sharing.
+ */
+void zos_skills_track(struct zos_skills *skills);
+
+/*
+ * The store made V durable: readers see it from now on (or a newer
+ * durable one).
+ * Locking: takes skills (write).
+ */
+void zos_skills_durable(struct zos_skills *skills,
+    const struct zos_skill_vector         *v) ZOS_EXCLUDES(skills->lock);
+
+/*
+ * The store could not make the latest vector durable: it is undone, so
+ * that what everyone sees holds the durable levels again. Versions never
+ * go back: the vector that replaces it has the durable skills and the
+ * latest version (it is written with the next commit). Returns that
+ * version (every version above the durable one and up to it is undone).
+ * Locking: takes skills (write); allocates under it (a few KiB at most).
+ */
+uint64_t zos_skills_undo(struct zos_skills *skills) ZOS_EXCLUDES(skills->lock);
+
+/*
+ * The vector readers see (the newest durable one when tracking), with a
+ * reference the caller drops.
  * Locking: takes skills (read), for a pointer copy.
  */
 struct zos_skill_vector *zos_skills_get(struct zos_skills *skills)
+    ZOS_EXCLUDES(skills->lock);
+
+/*
+ * The latest vector (what writers see; the store writes it), with a
+ * reference the caller drops.
+ * Locking: takes skills (read), for a pointer copy.
+ */
+struct zos_skill_vector *zos_skills_latest(struct zos_skills *skills)
     ZOS_EXCLUDES(skills->lock);
 
 /*

@@ -18,21 +18,12 @@
  * number lives in the header as well as in the payload so that the store
  * can cross-check the two (a payload pasted under another header).
  *
- * Modes: directories this module creates are 0700 and every file it
- * writes is 0600 (whatever the umask adds is only ever taken away).
- *
- * Why a file is never torn in place: a new snapshot goes to PART.snap.tmp,
- * is fsync'd, renamed over PART.snap (atomic on POSIX), and then the
- * directory is fsync'd so that the rename itself survives a crash. A
- * crash at any point leaves either the old file or the new one, plus at
- * worst a temporary file that was never acknowledged, which the store
- * removes at open. A file that still does not verify was damaged after
- * it was written, and that is reported, never repaired: the operator
- * decides.
- *
- * The store reads these files at open and the flusher writes them, one
- * at a time, with no lock held; this module has no state of its own
- * beyond the statistics in struct zos_snapshot_dir.
+ * Snapshot files were the store's format before the database (db.h):
+ * zosd now only reads them, to import an old data directory once
+ * (store.c), and makes the data directory itself (0700). Framing
+ * (zos_snapshot_frame) is kept so that tests and the fuzzer can build
+ * the old files the import reads. A file that does not verify is
+ * reported with its path, never repaired.
  */
 #include "snapshot.h"
 
@@ -132,24 +123,6 @@ snapshot_fsync(struct zos_snapshot_dir *dir, int fd)
 	    !atomic_compare_exchange_weak_explicit(&dir->stats.fsync_ns_max,
 	        &max, took, memory_order_relaxed, memory_order_relaxed)) { }
 	return rv;
-}
-
-/* Writes all LEN bytes of BUF to FD. Returns 0 or an errno value. */
-static int
-snapshot_write_all(int fd, const uint8_t *buf, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, buf, len);
-		if (n < 0) {
-			if (errno == EINTR) {
-				continue;
-			}
-			return errno;
-		}
-		buf += n;
-		len -= (size_t) n;
-	}
-	return 0;
 }
 
 /* Reads up to LEN bytes of FD into BUF, stopping early only at the end of
@@ -259,64 +232,6 @@ zos_snapshot_dir_close(struct zos_snapshot_dir *dir)
 }
 
 int
-zos_snapshot_write(struct zos_snapshot_dir *dir, const char *path,
-    const char *tmp_path, const uint8_t *buf, size_t len, char *message,
-    size_t message_len)
-{
-	int fd, rv;
-
-	zos_assert_no_locks_held(dir->locks, "write snapshot");
-	fd = open(tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		rv = errno;
-		snprintf(message, message_len, "open %s: %s", tmp_path,
-		    strerror(rv));
-		return rv;
-	}
-	if ((rv = snapshot_write_all(fd, buf, len)) != 0) {
-		snprintf(message, message_len, "write %s: %s", tmp_path,
-		    strerror(rv));
-		goto fail_fd;
-	}
-	if ((rv = snapshot_fsync(dir, fd)) != 0) {
-		snprintf(message, message_len, "fsync %s: %s", tmp_path,
-		    strerror(rv));
-		goto fail_fd;
-	}
-	if (close(fd) != 0) {
-		rv = errno;
-		snprintf(message, message_len, "close %s: %s", tmp_path,
-		    strerror(rv));
-		goto fail_tmp;
-	}
-	if (rename(tmp_path, path) != 0) {
-		rv = errno;
-		snprintf(message, message_len, "rename %s to %s: %s", tmp_path,
-		    path, strerror(rv));
-		goto fail_tmp;
-	}
-	/* The new file is in place; until the directory is synced it may
-	 * not survive a crash, so this is a failure too (and the next
-	 * write, of this copy or a newer one, makes it good). */
-	if ((rv = snapshot_fsync(dir, dir->fd)) != 0) {
-		snprintf(message, message_len, "fsync %s: %s", dir->path,
-		    strerror(rv));
-		return rv;
-	}
-	atomic_fetch_add_explicit(
-	    &dir->stats.commits, 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(
-	    &dir->stats.bytes_written, len, memory_order_relaxed);
-	return 0;
-
-fail_fd:
-	close(fd);
-fail_tmp:
-	unlink(tmp_path);
-	return rv;
-}
-
-int
 zos_snapshot_read(struct zos_snapshot_dir *dir, const char *path,
     uint32_t part, uint8_t **payload, size_t *len, uint64_t *seq, char *error,
     size_t error_len)
@@ -329,11 +244,18 @@ zos_snapshot_read(struct zos_snapshot_dir *dir, const char *path,
 
 	*payload = NULL;
 	zos_assert_no_locks_held(dir->locks, "read snapshot");
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+	/* No symbolic link, and no blocking on a FIFO: the file type is
+	 * checked below, before any read. */
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC)) <
+	    0) {
 		if (errno == ENOENT) {
 			return 0;
 		}
-		snprintf(error, error_len, "%s: %s", path, strerror(errno));
+		snprintf(error, error_len, "%s: %s", path,
+		    errno == ELOOP
+		        ? "is a symbolic link; the store reads only "
+		          "regular files"
+		        : strerror(errno));
 		return -1;
 	}
 	if (fstat(fd, &st) != 0) {

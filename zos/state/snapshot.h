@@ -61,19 +61,6 @@ void zos_snapshot_dir_close(struct zos_snapshot_dir *dir);
 void zos_snapshot_frame(uint8_t *buf, uint32_t part, size_t len, uint64_t seq);
 
 /*
- * Writes the framed snapshot BUF (LEN bytes, header included) to TMP_PATH
- * (mode 0600),
- * fsyncs it, renames it over PATH and fsyncs the directory. Returns 0 or
- * an errno value with MESSAGE filled ("write /d/sessions.snap.tmp: No
- * space left on device"); on failure PATH is as it was, except when only
- * the directory's fsync failed: then the new file is in place but not
- * known to be durable, and the caller must not count it as written.
- */
-int zos_snapshot_write(struct zos_snapshot_dir *dir, const char *path,
-    const char *tmp_path, const uint8_t *buf, size_t len, char *message,
-    size_t message_len);
-
-/*
  * Reads and verifies the snapshot at PATH, which must name PART: its
  * payload into *PAYLOAD (malloc'd, the caller's; *LEN bytes) and the
  * header's sequence number into *SEQ. Returns 1 when read, 0 when there is

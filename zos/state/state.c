@@ -29,9 +29,11 @@ state_open_store(struct zos_state *state,
     size_t error_len)
 {
 	struct zos_store_config store_config = {
-		.dir     = config->data_dir,
-		.log     = config->log,
-		.log_arg = config->log_arg,
+		.dir        = config->data_dir,
+		.log        = config->log,
+		.log_arg    = config->log_arg,
+		.health     = config->store_health,
+		.health_arg = config->store_health_arg,
 	};
 	char message[384];
 
@@ -97,12 +99,16 @@ zos_state_create(
 		snprintf(error, error_len, "cannot set up the skills");
 		goto fail_file;
 	}
+	if (state->store != NULL) {
+		zos_skills_track(&state->skills); /* readers see durable */
+	}
 	skills_version = state->skills.current->version; /* not shared yet */
 	if (zos_sessions_create(&state->sessions, &state->locks,
 	        config->max_sessions) != ZOS_SESSION_OK) {
 		snprintf(error, error_len, "cannot set up the sessions");
 		goto fail_skills;
 	}
+	zos_sessions_track_changes(state->sessions, state->store != NULL);
 	if (zos_sessions_configure(state->sessions, config->session_ttl_ms,
 	        config->max_sessions_per_owner, config->clock,
 	        config->clock_arg) != ZOS_SESSION_OK) {
@@ -117,7 +123,7 @@ zos_state_create(
 
 		zos_sessions_image_finish(&image);
 		if (code != ZOS_SESSION_OK) {
-			snprintf(error, error_len, "%s/sessions.snap: %s",
+			snprintf(error, error_len, "%s/zos.db: %s",
 			    config->data_dir, message);
 			goto fail_sessions;
 		}

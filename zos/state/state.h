@@ -48,6 +48,10 @@ struct zos_state_config {
 	 * seeds the skills only when the directory has none yet.
 	 */
 	const char *data_dir;
+	/* Told when the store can no longer commit, and when it can again
+	 * (store.h: config.health); NULL = nobody. */
+	void (*store_health)(void *arg, bool ok, const char *why);
+	void *store_health_arg;
 	/* Routes set on top of the defaults or the routing file: task
 	 * ROUTE_TASKS[i] gets primary model ROUTE_PRIMARIES[i]. */
 	const char *const *route_tasks;

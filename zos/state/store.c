@@ -3,36 +3,37 @@
  *
  * The store is a facade over three modules, each with one reason to
  * change:
- *   snapshot.c  the file format and how a file is replaced safely
- *               (header, CRC, tmp + fsync + rename + fsync dir, the
- *               corrupt and torn checks);
- *   codec.c     what the bytes mean: a skill vector or a sessions image
- *               <-> a zos.storage.v1 payload;
+ *   db.c        the database: schema, checks before open, statements,
+ *               one transaction per commit;
  *   flusher.c   when to write: one thread, commit requests grouped into
- *               one write, each answered exactly once.
+ *               one commit, each answered exactly once;
+ *   snapshot.c  and codec.c: the old snapshot files, read once to import
+ *               an old data directory.
  * What is left here is what ties them to a data directory and to the
- * state: opening (create, lock, clean up, read back), the write function
- * the flusher calls (copy the part, encode it, frame it, write it), and
- * closing in the right order. Replacing the snapshot files by a database
- * means a new write function and a new open; the flusher and its promise
- * stay, and the reader and codec stay for importing an old directory.
+ * state: opening (create, lock, import, read back), the write function
+ * the flusher calls (take the part's changes, write them, tell the part
+ * it is durable or undo it), the directory's identity check before each
+ * commit, health, and closing in the right order.
  *
- * Locks. The store takes zOS locks only inside zos_skills_get and
- * zos_sessions_snapshot, for a copy, on the flusher thread; encoding,
- * writing and fsync run with no lock at all. Until zos_store_start gives
- * it the state's lock domain, the store checks its own I/O against a
- * domain of its own (same abort-or-count rule as zosd), so open is checked
- * as well. The flusher's mutex (flusher.h) is the only lock of the store's
- * own, and it is a leaf.
+ * Locks. The store takes zOS locks only inside the parts' own functions
+ * (zos_sessions_take_changes and friends, zos_skills_latest, ...), for
+ * short in-memory steps on the flusher thread; every SQLite call runs
+ * with no lock at all. Until zos_store_start gives it the state's lock
+ * domain, the store checks its own I/O against a domain of its own (same
+ * abort-or-count rule as zosd), so open is checked as well. The flusher's
+ * mutex (flusher.h) is the only lock of the store's own, and it is a
+ * leaf; the health flags are atomics written by the flusher thread only.
  *
  * Ownership. The store owns its paths, the directory's descriptors (the
- * flock lives as long as LOCK_FD), the flusher, and what it read at open
- * until zos_store_take_skills and zos_store_take_sessions hand it over.
+ * flock lives as long as LOCK_FD), the database, the flusher, and what it
+ * read at open until zos_store_take_skills and zos_store_take_sessions
+ * hand it over.
  */
 #include "store.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -43,6 +44,7 @@
 #include <unistd.h>
 
 #include "codec.h"
+#include "db.h"
 #include "flusher.h"
 #include "snapshot.h"
 
@@ -51,23 +53,34 @@
 static const char *const store_part_names[ZOS_FLUSHER_PARTS] = { "skills",
 	"sessions" };
 
+#define STORE_DB_NAME "zos.db"
+
+/* An old snapshot file of a part, for the import. */
 struct store_part {
-	char *path;     /* immutable; DIR/PART.snap */
-	char *tmp_path; /* immutable; DIR/PART.snap.tmp */
+	char *path;          /* immutable; DIR/PART.snap */
+	char *tmp_path;      /* immutable; DIR/PART.snap.tmp */
+	char *imported_path; /* immutable; DIR/PART.snap.imported */
 };
 
 struct zos_store {
 	char       *dir;       /* immutable; as given */
 	char       *lock_path; /* immutable; DIR/LOCK */
+	char       *db_path;   /* immutable; DIR/zos.db */
 	int         lock_fd;   /* holds the flock */
+	dev_t       dir_dev;   /* immutable; the directory locked */
+	ino_t       dir_ino;
 	zrpc_log_fn log;
 	void       *log_arg;
+	void (*health)(void *arg, bool ok, const char *why);
+	void       *health_arg;
+	const char *crash_point; /* test hook: ZOS_TEST_CRASH_POINT */
 
 	/* I/O is checked against SNAPSHOTS.locks: OWN_LOCKS until start,
 	 * then the state's. Set before the flusher runs; read-only after. */
 	struct zos_lock_domain  own_locks;
 	struct zos_snapshot_dir snapshots;
 	struct store_part       parts[ZOS_FLUSHER_PARTS];
+	struct zos_db          *db; /* the opener's, then the flusher's */
 
 	/* Read at open, until taken (before start). */
 	struct zos_skill_vector  *loaded_skills;
@@ -81,8 +94,13 @@ struct zos_store {
 	struct zos_sessions *sessions;
 	bool                 started;
 
-	struct zos_flusher  *flusher;
-	atomic_uint_fast64_t failures; /* writes that failed */
+	struct zos_flusher *flusher;
+	/* The flusher thread's own. */
+	bool failing[ZOS_FLUSHER_PARTS];
+	bool replaced; /* the directory is not the one locked any more */
+	/* Written by the flusher thread; read by metrics. */
+	atomic_bool          healthy;
+	atomic_uint_fast64_t failures; /* commits that failed */
 };
 
 static void store_log(struct zos_store *store, zrpc_log_level level,
@@ -116,176 +134,338 @@ store_path(const char *dir, const char *name)
 	return path;
 }
 
+/* The test hook: dies by SIGKILL at step NAME of the import when the
+ * environment asked for it (tests/integration: a crash at each step). */
+static void
+store_step(void *arg, const char *name)
+{
+	struct zos_store *store = arg;
+
+	if (store->crash_point != NULL &&
+	    strcmp(store->crash_point, name) == 0) {
+		store_log(store, ZRPC_LOG_WARN,
+		    "store: ZOS_TEST_CRASH_POINT=%s: killing myself", name);
+		raise(SIGKILL);
+	}
+}
+
 /*
- * Copies the skill vector and, when its version is newer than what is
- * durable, encodes and frames it into *OUT (LEN bytes; NULL when not
- * newer). *SEQ is the copy's version. Returns 0 or an errno value.
+ * Checks that DIR still names the directory the store locked (the
+ * directory may have been removed and made again, by another zosd even,
+ * and writing on would write into a file nobody will read). Returns 0 or
+ * ESTALE with MESSAGE; once failed, always fails.
  */
 static int
-store_encode_skills(struct zos_store *store, bool on_disk, uint64_t durable,
-    uint8_t **out, size_t *len, uint64_t *seq, char *message,
+store_check_dir(struct zos_store *store, char *message, size_t message_len)
+{
+	struct stat st;
+
+	if (!store->replaced &&
+	    (stat(store->dir, &st) != 0 || st.st_dev != store->dir_dev ||
+	        st.st_ino != store->dir_ino)) {
+		store->replaced = true;
+	}
+	if (store->replaced) {
+		snprintf(message, message_len,
+		    "%s: the data directory was removed or replaced since "
+		    "zosd locked it (device/inode changed); nothing more is "
+		    "written: restart zosd",
+		    store->dir);
+		return ESTALE;
+	}
+	return 0;
+}
+
+/* Notes the outcome RV of a commit of PART; tells config.health when
+ * the store's health changed. Flusher thread. */
+static void
+store_note_health(struct zos_store *store, enum zos_store_part part, int rv,
+    const char *message)
+{
+	bool was = atomic_load_explicit(&store->healthy, memory_order_relaxed);
+	bool now;
+
+	store->failing[part - 1] = rv != 0;
+	now = !store->replaced && !store->failing[0] && !store->failing[1];
+	if (rv != 0) {
+		atomic_fetch_add_explicit(
+		    &store->failures, 1, memory_order_relaxed);
+	}
+	if (now == was) {
+		return;
+	}
+	atomic_store_explicit(&store->healthy, now, memory_order_relaxed);
+	if (now) {
+		store_log(store, ZRPC_LOG_INFO,
+		    "store: %s: commits work again", store->db_path);
+	} else {
+		store_log(store, ZRPC_LOG_ERROR,
+		    "store: cannot commit (%s); changes are undone and "
+		    "refused "
+		    "until a commit works again (retried every %d ms)",
+		    message, ZOS_FLUSHER_RETRY_MS);
+	}
+	if (store->health != NULL) {
+		store->health(store->health_arg, now, now ? "" : message);
+	}
+}
+
+/* Writes the latest skill vector when it is newer than what is durable
+ * (or, while failing, to find out whether commits work again). */
+static int
+store_write_skills(struct zos_store *store, bool on_disk, uint64_t durable,
+    uint64_t *seq, bool *wrote, uint64_t *undone, char *message,
     size_t message_len)
 {
-	struct zos_skill_vector *v = zos_skills_get(store->skills);
-	size_t                   payload_len;
-	int                      rv = 0;
+	struct zos_skill_vector *v = zos_skills_latest(store->skills);
+	int                      rv;
 
-	*out = NULL;
 	*seq = v->version;
-	if (on_disk && v->version <= durable) {
-		goto done; /* the file already has it, or newer */
+	if (on_disk && v->version <= durable &&
+	    !store->failing[ZOS_STORE_SKILLS - 1]) {
+		zos_skill_vector_unref(v);
+		return 0;
 	}
-	if ((rv = zos_codec_encode_skills(v, ZOS_SNAPSHOT_HEADER_LEN, out,
-	         &payload_len, message, message_len)) != 0) {
-		goto done;
+	if ((rv = store_check_dir(store, message, message_len)) == 0) {
+		rv = zos_db_write_skills(store->db, v, message, message_len);
 	}
-	zos_snapshot_frame(*out, ZOS_STORE_SKILLS, payload_len, v->version);
-	*len = ZOS_SNAPSHOT_HEADER_LEN + payload_len;
-
-done:
+	if (rv == 0) {
+		zos_skills_durable(store->skills, v);
+		*wrote = true;
+	} else {
+		*undone = zos_skills_undo(store->skills);
+	}
 	zos_skill_vector_unref(v);
 	return rv;
 }
 
-/* As store_encode_skills, for the session table. */
+/* Writes the session rows changed since the last commit (or, while
+ * failing, an empty commit to find out whether commits work again). */
 static int
-store_encode_sessions(struct zos_store *store, bool on_disk, uint64_t durable,
-    uint8_t **out, size_t *len, uint64_t *seq, char *message,
+store_write_sessions(struct zos_store *store, bool on_disk, uint64_t durable,
+    uint64_t *seq, bool *wrote, uint64_t *undone, char *message,
     size_t message_len)
 {
-	struct zos_sessions_image image;
-	size_t                    payload_len;
-	int                       rv = 0;
+	struct zos_sessions_changes changes;
+	int                         rv;
 
-	*out = NULL;
-	if (zos_sessions_snapshot(store->sessions, &image) != ZOS_SESSION_OK) {
-		snprintf(message, message_len, "copy sessions: out of memory");
+	if (zos_sessions_take_changes(store->sessions, &changes) !=
+	    ZOS_SESSION_OK) {
+		snprintf(message, message_len,
+		    "take the changed sessions: out of memory");
 		return ENOMEM;
 	}
-	*seq = image.seq;
-	if (on_disk && image.seq <= durable) {
-		goto done;
+	*seq = changes.seq;
+	if (on_disk && changes.count == 0 && changes.seq <= durable &&
+	    !store->failing[ZOS_STORE_SESSIONS - 1]) {
+		zos_sessions_changes_finish(&changes);
+		return 0;
 	}
-	if ((rv = zos_codec_encode_sessions(&image, ZOS_SNAPSHOT_HEADER_LEN,
-	         ZOS_SNAPSHOT_PAYLOAD_MAX, out, &payload_len, message,
-	         message_len)) != 0) {
-		goto done;
+	if ((rv = store_check_dir(store, message, message_len)) == 0) {
+		rv = zos_db_write_sessions(
+		    store->db, &changes, message, message_len);
 	}
-	zos_snapshot_frame(*out, ZOS_STORE_SESSIONS, payload_len, image.seq);
-	*len = ZOS_SNAPSHOT_HEADER_LEN + payload_len;
+	if (rv == 0) {
+		zos_sessions_changes_durable(store->sessions, &changes);
+		*wrote = true;
+	} else {
+		*undone =
+		    zos_sessions_changes_failed(store->sessions, &changes);
+	}
+	zos_sessions_changes_finish(&changes);
+	return rv;
+}
 
+/*
+ * The flusher's write function (flusher.h): one transaction of PART's
+ * changes. Runs on the flusher thread with no lock held.
+ */
+static int
+store_write_part(void *arg, enum zos_store_part part, bool on_disk,
+    uint64_t durable, uint64_t *seq, bool *wrote, uint64_t *undone,
+    char *message, size_t message_len)
+{
+	struct zos_store *store = arg;
+	int               rv;
+
+	*wrote = false;
+	zos_assert_no_locks_held(store->snapshots.locks, "store commit");
+	if (part == ZOS_STORE_SKILLS) {
+		rv = store_write_skills(store, on_disk, durable, seq, wrote,
+		    undone, message, message_len);
+	} else {
+		rv = store_write_sessions(store, on_disk, durable, seq, wrote,
+		    undone, message, message_len);
+	}
+	store_note_health(store, part, rv, message);
+	return rv;
+}
+
+/*
+ * Reads old snapshot file of part INDEX + 1 and decodes it into
+ * *SKILLS or *IMAGE (*HAVE). Returns 0 (also when there is none) or -1
+ * with ERROR.
+ */
+static int
+store_read_snapshot(struct zos_store *store, size_t index,
+    struct zos_skill_vector **skills, struct zos_sessions_image *image,
+    bool *have, char *error, size_t error_len)
+{
+	const struct store_part *p = &store->parts[index];
+	char                     message[384];
+	uint8_t                 *payload;
+	size_t                   len;
+	uint64_t                 seq;
+	int                      rv;
+
+	*have = false;
+	if ((rv = zos_snapshot_read(&store->snapshots, p->path,
+	         (uint32_t) (index + 1), &payload, &len, &seq, error,
+	         error_len)) <= 0) {
+		return rv;
+	}
+	if (index + 1 == ZOS_STORE_SKILLS) {
+		rv = zos_codec_decode_skills(
+		    payload, len, seq, skills, message, sizeof(message));
+	} else {
+		rv = zos_codec_decode_sessions(
+		    payload, len, seq, image, message, sizeof(message));
+	}
+	free(payload);
+	if (rv != 0) {
+		snprintf(error, error_len, "%s: %s", p->path, message);
+		return -1;
+	}
+	*have = true;
+	return 0;
+}
+
+/* True when the old snapshot file of part INDEX + 1 is there. Sets
+ * ERROR and returns -1 when it is there but not a regular file. */
+static int
+store_has_snapshot(
+    struct zos_store *store, size_t index, char *error, size_t error_len)
+{
+	const char *name = strrchr(store->parts[index].path, '/') + 1;
+
+	return zos_db_check_file(store->snapshots.fd, name,
+	    store->parts[index].path, error, error_len);
+}
+
+/* Renames the old snapshot files that were imported to *.snap.imported,
+ * fsyncing the directory after each. Returns 0 or -1 with ERROR. */
+static int
+store_retire_snapshots(struct zos_store *store, char *error, size_t error_len)
+{
+	for (size_t i = 0; i < ZOS_FLUSHER_PARTS; i++) {
+		const struct store_part *p = &store->parts[i];
+		int                      has;
+
+		if ((has = store_has_snapshot(store, i, error, error_len)) <
+		    0) {
+			return -1;
+		}
+		if (has == 0) {
+			continue;
+		}
+		if (rename(p->path, p->imported_path) != 0 ||
+		    fsync(store->snapshots.fd) != 0) {
+			snprintf(error, error_len, "rename %s to %s: %s",
+			    p->path, p->imported_path, strerror(errno));
+			return -1;
+		}
+		store_log(store, ZRPC_LOG_INFO,
+		    "store: %s imported into %s, kept as %s", p->path,
+		    store->db_path, p->imported_path);
+		if (i == 0) {
+			store_step(store, "import-renamed-one");
+		}
+	}
+	return 0;
+}
+
+/*
+ * Imports the old snapshot files (when any) into the new, empty
+ * database, in one transaction, then retires them; or makes the schema.
+ * Returns 0 or -1 with ERROR.
+ */
+static int
+store_import_or_create(struct zos_store *store, char *error, size_t error_len)
+{
+	struct zos_skill_vector  *skills = NULL;
+	struct zos_sessions_image image  = { 0 };
+	bool                      have_skills, have_sessions;
+	int                       rv = -1;
+
+	if (store_read_snapshot(store, 0, &skills, NULL, &have_skills, error,
+	        error_len) != 0 ||
+	    store_read_snapshot(store, 1, NULL, &image, &have_sessions, error,
+	        error_len) != 0) {
+		goto done;
+	}
+	if (!have_skills && !have_sessions) {
+		rv = zos_db_create(store->db, error, error_len);
+		goto done;
+	}
+	store_log(store, ZRPC_LOG_INFO,
+	    "store: importing the snapshot files of %s (%zu sessions) into "
+	    "%s",
+	    store->dir, have_sessions ? image.count : 0, store->db_path);
+	if (zos_db_import(store->db, have_skills ? skills : NULL,
+	        have_sessions ? &image : NULL, store_step, store, error,
+	        error_len) != 0) {
+		goto done;
+	}
+	store_step(store, "import-committed");
+	rv = store_retire_snapshots(store, error, error_len);
 done:
+	zos_skill_vector_unref(skills);
 	zos_sessions_image_finish(&image);
 	return rv;
 }
 
 /*
- * The flusher's write function (flusher.h): one copy of PART, written to
- * its snapshot file when it is newer than the file. Runs on the flusher
- * thread with no lock held.
+ * Opens DIR/zos.db (importing an old directory into a new database, or
+ * finishing an import a crash cut short) and reads every row into
+ * loaded_skills and loaded_sessions. Returns 0 or -1 with ERROR.
  */
 static int
-store_write_part(void *arg, enum zos_store_part part, bool on_disk,
-    uint64_t durable, uint64_t *seq, bool *wrote, char *message,
-    size_t message_len)
+store_open_db(struct zos_store *store, char *error, size_t error_len)
 {
-	struct zos_store        *store = arg;
-	const struct store_part *p     = &store->parts[part - 1];
-	uint8_t                 *buf   = NULL;
-	size_t                   len   = 0;
-	int                      rv;
+	uint64_t skills_version;
+	int64_t  imported;
+	bool     created, empty;
 
-	*wrote = false;
-	if (part == ZOS_STORE_SKILLS) {
-		rv = store_encode_skills(store, on_disk, durable, &buf, &len,
-		    seq, message, message_len);
-	} else {
-		rv = store_encode_sessions(store, on_disk, durable, &buf, &len,
-		    seq, message, message_len);
-	}
-	if (rv == 0 && buf != NULL) {
-		rv     = zos_snapshot_write(&store->snapshots, p->path,
-		        p->tmp_path, buf, len, message, message_len);
-		*wrote = rv == 0;
-	}
-	free(buf);
-	if (rv != 0) {
-		atomic_fetch_add_explicit(
-		    &store->failures, 1, memory_order_relaxed);
-		store_log(store, ZRPC_LOG_ERROR, "store: %s", message);
-	}
-	return rv;
-}
-
-/*
- * Reads and verifies part INDEX + 1's file. Returns 1 with *PAYLOAD
- * (malloc'd, *LEN bytes) and *SEQ, 0 when there is none, or -1 with ERROR.
- */
-static int
-store_read_part(struct zos_store *store, size_t index, uint8_t **payload,
-    size_t *len, uint64_t *seq, char *error, size_t error_len)
-{
-	return zos_snapshot_read(&store->snapshots, store->parts[index].path,
-	    (uint32_t) (index + 1), payload, len, seq, error, error_len);
-}
-
-/* Reads skills.snap into loaded_skills. Returns 0 or -1 with ERROR. */
-static int
-store_load_skills(struct zos_store *store, char *error, size_t error_len)
-{
-	const struct store_part *p = &store->parts[ZOS_STORE_SKILLS - 1];
-	char                     message[384];
-	uint8_t                 *payload;
-	size_t                   len;
-	uint64_t                 seq;
-	int                      rv;
-
-	if ((rv = store_read_part(store, ZOS_STORE_SKILLS - 1, &payload, &len,
-	         &seq, error, error_len)) <= 0) {
-		return rv;
-	}
-	rv = zos_codec_decode_skills(payload, len, seq, &store->loaded_skills,
-	    message, sizeof(message));
-	free(payload);
-	if (rv != 0) {
-		snprintf(error, error_len, "%s: %s", p->path, message);
+	if (zos_db_open(store->snapshots.fd, STORE_DB_NAME, store->db_path,
+	        &store->db, &created, &empty, error, error_len) != 0) {
 		return -1;
 	}
-	store->on_disk[ZOS_STORE_SKILLS - 1] = true;
-	store->durable[ZOS_STORE_SKILLS - 1] = seq;
-	return 0;
-}
-
-/* Reads sessions.snap into loaded_sessions. Returns 0 or -1 with ERROR.
- * The sessions themselves are checked by zos_sessions_restore. */
-static int
-store_load_sessions(struct zos_store *store, char *error, size_t error_len)
-{
-	const struct store_part *p = &store->parts[ZOS_STORE_SESSIONS - 1];
-	char                     message[384];
-	uint8_t                 *payload;
-	size_t                   len;
-	uint64_t                 seq;
-	int                      rv;
-
-	if ((rv = store_read_part(store, ZOS_STORE_SESSIONS - 1, &payload,
-	         &len, &seq, error, error_len)) <= 0) {
-		return rv;
+	if (empty && store_import_or_create(store, error, error_len) != 0) {
+		return -1;
 	}
-	rv = zos_codec_decode_sessions(payload, len, seq,
-	    &store->loaded_sessions, message, sizeof(message));
-	free(payload);
-	if (rv != 0) {
-		snprintf(error, error_len, "%s: %s", p->path, message);
+	if (!empty &&
+	    (zos_db_meta(store->db, "imported_snapshots", &imported, error,
+	         error_len) != 0 ||
+	        (imported != 0 &&
+	            store_retire_snapshots(store, error, error_len) != 0))) {
+		return -1;
+	}
+	if (zos_db_load_skills(store->db, &store->loaded_skills,
+	        &skills_version, error, error_len) != 0 ||
+	    zos_db_load_sessions(
+	        store->db, &store->loaded_sessions, error, error_len) != 0) {
 		return -1;
 	}
 	store->have_loaded_sessions            = true;
+	store->on_disk[ZOS_STORE_SKILLS - 1]   = store->loaded_skills != NULL;
+	store->durable[ZOS_STORE_SKILLS - 1]   = skills_version;
 	store->on_disk[ZOS_STORE_SESSIONS - 1] = true;
-	store->durable[ZOS_STORE_SESSIONS - 1] = seq;
+	store->durable[ZOS_STORE_SESSIONS - 1] = store->loaded_sessions.seq;
 	return 0;
 }
 
-/* Removes the temporary files a crash left. Returns 0 or -1 with ERROR. */
+/* Removes the temporary snapshot files an older zosd's crash left.
+ * Returns 0 or -1 with ERROR. */
 static int
 store_remove_leftovers(struct zos_store *store, char *error, size_t error_len)
 {
@@ -313,11 +493,22 @@ store_remove_leftovers(struct zos_store *store, char *error, size_t error_len)
 static int
 store_lock_dir(struct zos_store *store, char *error, size_t error_len)
 {
-	store->lock_fd =
-	    open(store->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (store->lock_fd < 0) {
+	struct stat st;
+
+	if (zos_db_check_file(store->snapshots.fd, "LOCK", store->lock_path,
+	        error, error_len) < 0) {
+		return -1;
+	}
+	store->lock_fd = openat(store->snapshots.fd, "LOCK",
+	    O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
+	if (store->lock_fd < 0 || fstat(store->lock_fd, &st) != 0) {
 		snprintf(error, error_len, "%s: %s", store->lock_path,
 		    strerror(errno));
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(error, error_len, "%s: is not a regular file",
+		    store->lock_path);
 		return -1;
 	}
 	/* One made by an earlier version may be 0644. */
@@ -368,10 +559,43 @@ store_free(struct zos_store *store)
 	for (size_t i = 0; i < ZOS_FLUSHER_PARTS; i++) {
 		free(store->parts[i].path);
 		free(store->parts[i].tmp_path);
+		free(store->parts[i].imported_path);
 	}
+	free(store->db_path);
 	free(store->lock_path);
 	free(store->dir);
 	free(store);
+}
+
+/* Makes STORE's paths. Returns 0 or -1 (out of memory). */
+static int
+store_make_paths(struct zos_store *store, const char *dir)
+{
+	if ((store->dir = strdup(dir)) == NULL ||
+	    (store->lock_path = store_path(dir, "LOCK")) == NULL ||
+	    (store->db_path = store_path(dir, STORE_DB_NAME)) == NULL) {
+		return -1;
+	}
+	for (size_t i = 0; i < ZOS_FLUSHER_PARTS; i++) {
+		struct store_part *p = &store->parts[i];
+		char               name[32];
+
+		snprintf(name, sizeof(name), "%s.snap", store_part_names[i]);
+		if ((p->path = store_path(dir, name)) == NULL) {
+			return -1;
+		}
+		snprintf(
+		    name, sizeof(name), "%s.snap.tmp", store_part_names[i]);
+		if ((p->tmp_path = store_path(dir, name)) == NULL) {
+			return -1;
+		}
+		snprintf(name, sizeof(name), "%s.snap.imported",
+		    store_part_names[i]);
+		if ((p->imported_path = store_path(dir, name)) == NULL) {
+			return -1;
+		}
+	}
+	return 0;
 }
 
 int
@@ -379,6 +603,7 @@ zos_store_open(const struct zos_store_config *config, struct zos_store **out,
     char *error, size_t error_len)
 {
 	struct zos_store *store;
+	struct stat       st;
 	char              message[384];
 	int               rv;
 
@@ -390,70 +615,60 @@ zos_store_open(const struct zos_store_config *config, struct zos_store **out,
 		snprintf(error, error_len, "out of memory");
 		return -1;
 	}
-	store->log     = config->log;
-	store->log_arg = config->log_arg;
-	store->lock_fd = -1;
+	store->log         = config->log;
+	store->log_arg     = config->log_arg;
+	store->health      = config->health;
+	store->health_arg  = config->health_arg;
+	store->crash_point = getenv("ZOS_TEST_CRASH_POINT");
+	store->lock_fd     = -1;
+	atomic_init(&store->healthy, true);
+	atomic_init(&store->failures, 0);
 	zos_lock_domain_init(&store->own_locks, ZOS_LOCK_CHECKS != 0,
 	    config->log, config->log_arg);
 	store->snapshots.fd    = -1;
 	store->snapshots.locks = &store->own_locks;
-	snprintf(error, error_len, "out of memory");
-	if ((store->dir = strdup(config->dir)) == NULL ||
-	    (store->lock_path = store_path(config->dir, "LOCK")) == NULL) {
+	if (store_make_paths(store, config->dir) != 0) {
+		snprintf(error, error_len, "out of memory");
 		goto fail_dir;
 	}
 	store->snapshots.path = store->dir;
-	for (size_t i = 0; i < ZOS_FLUSHER_PARTS; i++) {
-		struct store_part *p = &store->parts[i];
-		char               name[32];
-
-		snprintf(name, sizeof(name), "%s.snap", store_part_names[i]);
-		if ((p->path = store_path(config->dir, name)) == NULL) {
-			goto fail_dir;
-		}
-		snprintf(
-		    name, sizeof(name), "%s.snap.tmp", store_part_names[i]);
-		if ((p->tmp_path = store_path(config->dir, name)) == NULL) {
-			goto fail_dir;
-		}
-	}
 
 	if ((rv = zos_snapshot_dir_open(&store->snapshots)) != 0) {
 		snprintf(
 		    error, error_len, "%s: %s", config->dir, strerror(rv));
 		goto fail_dir;
 	}
+	if (fstat(store->snapshots.fd, &st) != 0) {
+		snprintf(
+		    error, error_len, "%s: %s", config->dir, strerror(errno));
+		goto fail_lock;
+	}
+	store->dir_dev = st.st_dev;
+	store->dir_ino = st.st_ino;
 	store_check_dir_mode(store);
 	if (store_lock_dir(store, error, error_len) != 0 ||
 	    store_remove_leftovers(store, error, error_len) != 0 ||
-	    store_load_skills(store, error, error_len) != 0) {
-		goto fail_lock;
-	}
-	if (store_load_sessions(store, error, error_len) != 0) {
-		goto fail_skills;
+	    store_open_db(store, error, error_len) != 0) {
+		goto fail_db;
 	}
 	if (zos_flusher_create(&store->flusher, store->on_disk, store->durable,
 	        message, sizeof(message)) != 0) {
 		snprintf(error, error_len, "%s: %s", config->dir, message);
-		goto fail_sessions;
+		goto fail_db;
 	}
-	if (!store->on_disk[0] && !store->on_disk[1]) {
-		store_log(store, ZRPC_LOG_INFO,
-		    "data directory %s: new, nothing stored yet", config->dir);
-	} else {
-		store_log(store, ZRPC_LOG_INFO,
-		    "data directory %s: skills at version %llu, sessions at "
-		    "change %llu",
-		    config->dir, (unsigned long long) store->durable[0],
-		    (unsigned long long) store->durable[1]);
-	}
+	store_log(store, ZRPC_LOG_INFO,
+	    "data directory %s: %zu sessions (change %llu), skills at "
+	    "version %llu",
+	    store->db_path, store->loaded_sessions.count,
+	    (unsigned long long) store->durable[ZOS_STORE_SESSIONS - 1],
+	    (unsigned long long) store->durable[ZOS_STORE_SKILLS - 1]);
 	*out = store;
 	return 0;
 
-fail_sessions:
+fail_db:
 	zos_sessions_image_finish(&store->loaded_sessions);
-fail_skills:
 	zos_skill_vector_unref(store->loaded_skills);
+	zos_db_close(store->db);
 fail_lock:
 	if (store->lock_fd >= 0) {
 		close(store->lock_fd); /* drops the flock, if taken */
@@ -526,21 +741,13 @@ zos_store_commit_wait(struct zos_store *store, enum zos_store_part part,
 void
 zos_store_stats(const struct zos_store *store, struct zos_store_stats *out)
 {
-	const struct zos_snapshot_dir *d = &store->snapshots;
-
-	out->commits =
-	    atomic_load_explicit(&d->stats.commits, memory_order_relaxed);
+	zos_db_stats(store->db, &out->commits, &out->bytes_written,
+	    &out->commit_ns_sum, &out->commit_ns_max);
 	out->commit_waiters = zos_flusher_commit_waiters(store->flusher);
 	out->failures =
 	    atomic_load_explicit(&store->failures, memory_order_relaxed);
-	out->bytes_written = atomic_load_explicit(
-	    &d->stats.bytes_written, memory_order_relaxed);
-	out->fsync_ns_sum =
-	    atomic_load_explicit(&d->stats.fsync_ns_sum, memory_order_relaxed);
-	out->fsync_count =
-	    atomic_load_explicit(&d->stats.fsync_count, memory_order_relaxed);
-	out->fsync_ns_max =
-	    atomic_load_explicit(&d->stats.fsync_ns_max, memory_order_relaxed);
+	out->healthy =
+	    atomic_load_explicit(&store->healthy, memory_order_relaxed);
 }
 
 const char *
@@ -555,8 +762,9 @@ zos_store_close(struct zos_store *store)
 	if (store == NULL) {
 		return;
 	}
-	/* First: the flusher may still copy from the parts and write. */
+	/* First: the flusher may still take changes and write. */
 	zos_flusher_destroy(store->flusher);
+	zos_db_close(store->db);
 	zos_skill_vector_unref(store->loaded_skills);
 	zos_sessions_image_finish(&store->loaded_sessions);
 	close(store->lock_fd); /* drops the flock */

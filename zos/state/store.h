@@ -1,43 +1,56 @@
 /*
- * Durable skills and sessions: snapshot files in a data directory, written
- * outside every lock by one flusher thread, with group commit.
+ * Durable skills and sessions: a SQLite database in a data directory
+ * (DIR/zos.db, WAL, synchronous=FULL; schema in db.h), written outside
+ * every lock by one flusher thread, with group commit.
  *
  * A change is made in memory first (skills.h, sessions.h: each part has a
  * sequence number that grows with every accepted change: the skill
- * vector's version, the session table's change count). The caller then asks
- * the store to make its part durable up to that number and answers its own
- * caller only when the store says so. The flusher takes a copy of the part
- * (a short read-locked copy), writes it to PART.snap.tmp, fsyncs the file,
- * renames it over PART.snap and fsyncs the directory; then every waiter
- * whose number the copy covers is told. Waiters that arrive while a write
+ * vector's version, the session table's change count). The caller then
+ * asks the store to make its part durable up to that number and answers
+ * its own caller only when the store says so. The flusher takes the
+ * part's changes since the last commit (a short locked step: the rows
+ * that changed, each once however often it changed, and the sessions
+ * removed) and writes them in one transaction; then every waiter whose
+ * number the commit covers is told. Waiters that arrive while a commit
  * is under way are all covered by the next one: however many callers
- * change sessions at once, each write costs one fsync pair (group commit).
- * One thread writes, and only a copy newer than what is on disk, so an
- * older snapshot never replaces a newer one.
+ * change sessions at once, each commit costs one fsync of the WAL, and
+ * its size is what changed, not what is stored.
  *
- * File format (both files): a 32-byte header, then the payload.
- *   bytes  0..7   magic "ZOSSNAP1"
- *   bytes  8..11  part: 1 skills, 2 sessions (little endian)
- *   bytes 12..15  payload length in bytes (little endian, <= 256 MiB)
- *   bytes 16..23  sequence number of the copy (little endian)
- *   bytes 24..27  CRC-32 (zlib) of bytes 8..23 and the payload
- *   bytes 28..31  zero
- *   payload: zos.storage.v1.SkillsSnapshot or SessionsSnapshot (protobuf)
- * rename(2) makes a snapshot replace the previous one whole, so a crash
- * leaves either the old file or the new one; a file that does not verify
- * (short, bad magic, bad CRC, undecodable payload, sequence mismatch) is
- * corruption, reported with its path; the store never repairs, replaces or
- * truncates it. Leftover PART.snap.tmp files were never acknowledged and
- * are removed at open (logged).
+ * What a reader sees. Readers (Session/Get and List, Skills/Get, the
+ * assistant's skill vector) see a change only once it is durable: until
+ * its commit returns, they see the value before it, and a new session is
+ * not there. So a crash never takes back something another caller has
+ * read. Writers work on the latest values, so changes chain without
+ * waiting for each other's commits.
  *
- * The directory is locked (flock on DIR/LOCK) while a store has it open,
- * so two zosd never share one.
+ * Failure. When a commit fails (disk full, the directory read-only or
+ * replaced), every change not durable is undone in memory (new sessions
+ * go, changed ones get their durable value back), so readers keep seeing
+ * what is on disk; the calls waiting on it, and any whose change was
+ * undone, are told (ENOSPC, EROFS, ESTALE, EIO with the cause). The store
+ * is then unhealthy (config.health is told: zosd's Health answers
+ * NOT_SERVING) and tries a commit about once a second; the first that
+ * succeeds makes it healthy again, with no restart. A data directory
+ * whose device and inode changed (removed and made again, say) is never
+ * written again by this store.
  *
- * Permissions: the store keeps what it holds to its owner. A directory it
- * creates is 0700 and every file it writes (snapshots, LOCK) is 0600. An
- * existing data directory that group or others may use is narrowed to
- * 0700 at open, with a warning naming the old mode (when that chmod is
- * not allowed, the warning says so and the store opens anyway).
+ * Files. The store opens only regular files (no symbolic link, no FIFO:
+ * checked before open, without blocking), through the directory it
+ * locked (flock on DIR/LOCK), and checks before every commit that DIR
+ * still names that directory. A corrupt or unreadable database, or a
+ * schema newer than this zosd's, fails open with a message that names
+ * the file, which is left untouched.
+ *
+ * Old directories. A directory with skills.snap / sessions.snap and no
+ * database is imported once, in one transaction, and the files renamed
+ * *.snap.imported (never deleted). A crash at any step leaves either the
+ * old directory (imported again at the next start) or the new one (the
+ * renames are finished at the next start).
+ *
+ * Permissions: the directory is 0700 and every file 0600; an existing
+ * data directory that group or others may use is narrowed to 0700 at
+ * open, with a warning (when that chmod is not allowed, the warning says
+ * so and the store opens anyway).
  */
 #ifndef ZOS_STORE_H
 #define ZOS_STORE_H
@@ -62,49 +75,55 @@ struct zos_store_config {
 	    *dir; /* the data directory; created (with parents) if missing */
 	zrpc_log_fn log; /* NULL = no logging */
 	void       *log_arg;
+	/* Told (on the flusher thread) when the store becomes unable to
+	 * commit (OK false, WHY the cause) and when it can again; NULL =
+	 * nobody. Must not block. */
+	void (*health)(void *arg, bool ok, const char *why);
+	void *health_arg;
 };
 
 /* Counters for the metrics endpoint; read with zos_store_stats. */
 struct zos_store_stats {
-	uint64_t commits;        /* snapshot files written and renamed in */
+	uint64_t commits;        /* transactions committed */
 	uint64_t commit_waiters; /* commit requests answered OK */
-	uint64_t failures;       /* writes that failed */
-	uint64_t bytes_written;
-	uint64_t fsync_ns_sum; /* time in fsync (file and directory) */
-	uint64_t fsync_count;
-	uint64_t fsync_ns_max;
+	uint64_t failures;       /* commits that failed */
+	uint64_t bytes_written;  /* database pages written */
+	uint64_t commit_ns_sum;  /* time in those transactions */
+	uint64_t commit_ns_max;
+	bool     healthy; /* the last commit succeeded */
 };
 
 struct zos_store; /* opaque */
 
 /*
  * Opens the data directory in CONFIG: creates it if missing, locks it,
- * removes leftover temporary files and reads and verifies skills.snap and
- * sessions.snap when they exist. Performs I/O: call with no zOS lock held.
- * Returns 0 and *OUT, or -1 with ERROR naming the path and what is wrong
- * ("/d/sessions.snap: checksum mismatch (file is corrupt)", "/d: in use by
- * another zosd", "/d: Permission denied").
+ * opens (or creates, or imports) DIR/zos.db, checks it and reads every
+ * row. Performs I/O: call with no zOS lock held. Returns 0 and *OUT, or
+ * -1 with ERROR naming the path and what is wrong ("/d/zos.db: is
+ * corrupt ...", "/d: in use by another zosd", "/d: Permission denied").
  */
 int zos_store_open(const struct zos_store_config *config,
     struct zos_store **out, char *error, size_t error_len);
 
 /*
  * The skill vector read at open (one reference, the caller's), or NULL
- * when the directory held no skills.snap. Call once, before start.
+ * when the directory held none. Call once, before start.
  */
 struct zos_skill_vector *zos_store_take_skills(struct zos_store *store);
 
 /*
  * Moves the sessions read at open into *OUT (the caller finishes it with
  * zos_sessions_image_finish). Returns false (and leaves *OUT empty) when
- * the directory held no sessions.snap. Call once, before start.
+ * the directory held none. Call once, before start.
  */
 bool zos_store_take_sessions(
     struct zos_store *store, struct zos_sessions_image *out);
 
 /*
- * Starts the flusher thread, which copies from SKILLS and SESSIONS (both
- * must outlive the store or zos_store_close). Returns 0 or an errno value.
+ * Starts the flusher thread, which takes changes from SKILLS and SESSIONS
+ * (both must outlive the store or zos_store_close, and track changes:
+ * zos_store_open's caller restores them and turns tracking on before
+ * sharing them). Returns 0 or an errno value.
  */
 int zos_store_start(struct zos_store *store, struct zos_skills *skills,
     struct zos_sessions *sessions);
@@ -112,9 +131,10 @@ int zos_store_start(struct zos_store *store, struct zos_skills *skills,
 /*
  * Called once when a commit request is settled: ERROR 0 means PART is
  * durable up to the requested sequence number; otherwise ERROR is an errno
- * value and MESSAGE says what failed ("write /d/sessions.snap.tmp: No space
- * left on device"). Runs on the flusher thread (or on the caller's thread
- * when the request is already covered); must not block.
+ * value and MESSAGE says what failed ("/d/zos.db: commit failed: database
+ * or disk is full"): the change was undone. Runs on the flusher thread (or
+ * on the caller's thread when the request is already covered); must not
+ * block.
  */
 typedef void (*zos_store_done_fn)(void *arg, int error, const char *message);
 
@@ -143,7 +163,8 @@ const char *zos_store_dir(const struct zos_store *store);
 
 /*
  * Writes whatever is pending, settles every waiter, stops the flusher,
- * unlocks the directory and frees STORE. NULL is a no-op.
+ * closes the database, unlocks the directory and frees STORE. NULL is a
+ * no-op.
  */
 void zos_store_close(struct zos_store *store);
 

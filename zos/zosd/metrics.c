@@ -525,23 +525,26 @@ metrics_render_store(struct metrics_text *t, struct zos_state *state)
 		zos_store_stats(state->store, &ss);
 	}
 	metrics_family(t, "zos_store_commits_total", "counter",
-	    "Snapshot files written to the data directory (0 in memory).");
+	    "Transactions committed to the data directory's database (0 in "
+	    "memory).");
 	metrics_u64(t, "zos_store_commits_total", NULL, 0, ss.commits);
 	metrics_family(t, "zos_store_commit_failures_total", "counter",
-	    "Snapshot writes that failed.");
+	    "Commits that failed (their changes were undone).");
 	metrics_u64(
 	    t, "zos_store_commit_failures_total", NULL, 0, ss.failures);
 	metrics_family(t, "zos_store_bytes_written_total", "counter",
-	    "Bytes of snapshot files written.");
+	    "Bytes of database pages written by commits.");
 	metrics_u64(
 	    t, "zos_store_bytes_written_total", NULL, 0, ss.bytes_written);
-	metrics_family(t, "zos_store_fsyncs_total", "counter",
-	    "fsync calls on snapshot files and the data directory.");
-	metrics_u64(t, "zos_store_fsyncs_total", NULL, 0, ss.fsync_count);
-	metrics_family(t, "zos_store_fsync_seconds_total", "counter",
-	    "Time spent in those fsync calls.");
+	metrics_family(t, "zos_store_commit_seconds_total", "counter",
+	    "Time spent in commits (fsync of the WAL included).");
 	metrics_seconds(
-	    t, "zos_store_fsync_seconds_total", NULL, 0, ss.fsync_ns_sum);
+	    t, "zos_store_commit_seconds_total", NULL, 0, ss.commit_ns_sum);
+	metrics_family(t, "zos_store_healthy", "gauge",
+	    "1 while the store can commit (or there is none), 0 while "
+	    "commits fail.");
+	metrics_u64(t, "zos_store_healthy", NULL, 0,
+	    state->store == NULL || ss.healthy ? 1 : 0);
 }
 
 /* ---- the process ---- */

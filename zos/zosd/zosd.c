@@ -82,6 +82,45 @@ struct zosd_signals {
 	const char *auth_path; /* guarded by: mu */
 };
 
+/*
+ * The store's health, passed on to the server's Health service: "" is
+ * NOT_SERVING while the store cannot commit. The store is opened before
+ * the server exists and may report from its flusher thread at any time,
+ * so the server is attached once made and detached before it stops.
+ */
+struct zosd_store_health {
+	pthread_mutex_t mu;
+	zrpc_server    *server; /* guarded by: mu; NULL: not attached */
+	bool            ok;     /* guarded by: mu; the store's last word */
+};
+
+/* The store's callback (state.h: store_health). Flusher thread. */
+static void
+zosd_store_health(void *arg, bool ok, const char *why)
+{
+	struct zosd_store_health *h = arg;
+
+	(void) why; /* the store logs it */
+	pthread_mutex_lock(&h->mu);
+	h->ok = ok;
+	if (h->server != NULL) {
+		zrpc_server_set_serving(h->server, "", ok);
+	}
+	pthread_mutex_unlock(&h->mu);
+}
+
+/* Attaches SERVER (NULL detaches), telling it the store's health. */
+static void
+zosd_store_health_attach(struct zosd_store_health *h, zrpc_server *server)
+{
+	pthread_mutex_lock(&h->mu);
+	h->server = server;
+	if (server != NULL && !h->ok) {
+		zrpc_server_set_serving(server, "", false);
+	}
+	pthread_mutex_unlock(&h->mu);
+}
+
 static const char *
 zosd_signal_name(int sig)
 {
@@ -552,6 +591,10 @@ main(int argc, char **argv)
 		 .mu   = PTHREAD_MUTEX_INITIALIZER,
 		 .stop = PTHREAD_COND_INITIALIZER,
 	};
+	struct zosd_store_health store_health = {
+		.mu = PTHREAD_MUTEX_INITIALIZER,
+		.ok = true,
+	};
 	struct timespec next_sweep;
 	pthread_t       signal_thread;
 	int             sig, exit_code = 1;
@@ -632,6 +675,8 @@ main(int argc, char **argv)
 		.skills_file            = opts.skills_file,
 		.routing_file           = opts.routing_file,
 		.data_dir           = opts.in_memory ? NULL : opts.data_dir,
+		.store_health       = zosd_store_health,
+		.store_health_arg   = &store_health,
 		.route_tasks        = route_tasks,
 		.route_primaries    = route_primaries,
 		.n_route_overrides  = opts.n_backends,
@@ -764,6 +809,7 @@ main(int argc, char **argv)
 		    &log, ZRPC_LOG_ERROR, "cannot start: %s", status.message);
 		goto out;
 	}
+	zosd_store_health_attach(&store_health, server);
 	/* Serving from here on: a signal now asks for a drain. Before the
 	 * ready lines, which tell tests and supervisors that it does. */
 	pthread_mutex_lock(&signals.mu);
@@ -800,6 +846,8 @@ main(int argc, char **argv)
 	zos_log_printf(&log, ZRPC_LOG_INFO,
 	    "received %s; draining calls in flight (grace %u ms)",
 	    zosd_signal_name(sig), opts.shutdown_grace_ms);
+	/* A store that recovers during the drain must not say SERVING. */
+	zosd_store_health_attach(&store_health, NULL);
 	unsigned left = zrpc_server_stop(server, opts.shutdown_grace_ms);
 	if (left > 0) {
 		zos_log_printf(&log, ZRPC_LOG_WARN,
@@ -825,6 +873,7 @@ main(int argc, char **argv)
 
 out:
 	zos_metrics_stop(metrics);
+	zosd_store_health_attach(&store_health, NULL);
 	zrpc_server_destroy(server);
 	zos_backends_destroy(backends);
 	pthread_mutex_lock(&signals.mu);
