@@ -287,10 +287,10 @@ client_open(const char *url)
 	return c;
 }
 
-/* Health/Check of "" (the whole server): its status, or -1 when the call
- * itself failed. */
+/* Health/Check of SERVICE ("": the whole server): its status, or -1 when
+ * the call itself failed. */
 static int
-health(zrpc_client *c)
+health_of(zrpc_client *c, const char *service)
 {
 	Zrpc__V1__HealthCheckRequest req =
 	    ZRPC__V1__HEALTH_CHECK_REQUEST__INIT;
@@ -298,7 +298,7 @@ health(zrpc_client *c)
 	zrpc_status                    st;
 	int                            status;
 
-	req.service = "";
+	req.service = (char *) service;
 	st          = zrpc_v1_health_check(c, &req, &reply, &opts);
 	if (st.code != ZRPC_OK) {
 		return -1;
@@ -306,6 +306,12 @@ health(zrpc_client *c)
 	status = (int) reply->status;
 	zrpc__v1__health_check_response__free_unpacked(reply, NULL);
 	return status;
+}
+
+static int
+health(zrpc_client *c)
+{
+	return health_of(c, "");
 }
 
 static long
@@ -790,7 +796,8 @@ check_cannot_commit(zrpc_client *c, const char *url, struct ackset *a,
 	    3000);
 	cr_assert_eq(status,
 	    ZRPC__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING,
-	    "Health is %d after a failed commit", status);
+	    "Health is %d after a failed commit (zos.v1.Session's: %d)",
+	    status, health_of(c, "zos.v1.Session"));
 
 	/* A transition and a skills update fail too, and are undone. */
 	before = a->s[1];
@@ -804,7 +811,13 @@ check_cannot_commit(zrpc_client *c, const char *url, struct ackset *a,
 	    (int) st.code, st.message);
 	version_after =
 	    skills_of(c, "induction", &level_after, &attempts_after);
-	cr_assert_eq(version_after, version, "a failed skills update stayed");
+	cr_assert_eq(version_after, version,
+	    "a failed skills update stayed: version %llu, then %llu after "
+	    "an UNAVAILABLE update (induction %g -> %g, attempts %llu -> "
+	    "%llu)",
+	    (unsigned long long) version, (unsigned long long) version_after,
+	    level, level_after, (unsigned long long) attempts,
+	    (unsigned long long) attempts_after);
 	cr_assert_float_eq(level_after, level, 1e-12);
 	cr_assert_eq(attempts_after, attempts);
 
@@ -834,6 +847,8 @@ check_recovers(zrpc_client **c, struct proc *p, const struct fdir *d,
 {
 	int         status;
 	zrpc_status st;
+	uint64_t    skills_version, attempts, attempts_after;
+	double      level, level_after;
 
 	status = health_wait(*c,
 	    ZRPC__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING, 10000);
@@ -847,6 +862,7 @@ check_recovers(zrpc_client **c, struct proc *p, const struct fdir *d,
 	    st.code, ZRPC_OK, "Transition after recovery: %s", st.message);
 	cr_assert_eq(skills_add(*c, "cases", 0.0625).code, ZRPC_OK);
 	check_exactly(*c, a, "after recovery");
+	skills_version = skills_of(*c, "cases", &level, &attempts);
 	zrpc_client_close(*c);
 	if (port != NULL) {
 		expect_metric(*port, "zos_store_healthy", 1);
@@ -860,6 +876,10 @@ check_recovers(zrpc_client **c, struct proc *p, const struct fdir *d,
 	}
 	*c = client_open(d->url);
 	check_exactly(*c, a, "after a restart");
+	cr_assert_eq(skills_of(*c, "cases", &level_after, &attempts_after),
+	    skills_version, "the skill vector's version changed in a restart");
+	cr_assert_float_eq(level_after, level, 1e-12);
+	cr_assert_eq(attempts_after, attempts);
 }
 
 /* Starts N sessions, and moves the first to ANALYZING. */
@@ -1021,7 +1041,8 @@ Test(store_faults, a_replaced_directory_is_never_written, .timeout = 240)
 	    3000);
 	cr_assert_eq(status,
 	    ZRPC__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING,
-	    "A's Health is %d", status);
+	    "A's Health is %d (zos.v1.Session's: %d)", status,
+	    health_of(ca, "zos.v1.Session"));
 	/* A still reads what it had. */
 	check_exactly(ca, &a_acked, "A after the replacement");
 	/* And stays refused past its retries. */
@@ -1389,8 +1410,9 @@ exists(const struct fdir *d, const char *name)
 	return lstat(path, &st) == 0;
 }
 
-/* The directory is fully imported: zos.db, both *.snap.imported, no
- * *.snap; zosd on it serves the fixture's sessions and skill vector. */
+/* zosd on D (importing it, if it still holds old files) serves the
+ * fixture's sessions and skill vector, and afterwards the directory is
+ * fully imported: zos.db, both *.snap.imported, no *.snap. */
 static void
 check_imported(const struct fdir *d, const char *when)
 {
@@ -1399,14 +1421,6 @@ check_imported(const struct fdir *d, const char *when)
 	static char  ids[64][33];
 	uint64_t     total, attempts, version;
 	double       level;
-
-	cr_assert(exists(d, "zos.db"), "%s: no zos.db", when);
-	cr_assert(exists(d, "skills.snap.imported"),
-	    "%s: no skills.snap.imported", when);
-	cr_assert(exists(d, "sessions.snap.imported"),
-	    "%s: no sessions.snap.imported", when);
-	cr_assert(!exists(d, "skills.snap"), "%s: skills.snap left", when);
-	cr_assert(!exists(d, "sessions.snap"), "%s: sessions.snap left", when);
 
 	zosd_ready(&p, d);
 	c = client_open(d->url);
@@ -1441,6 +1455,13 @@ check_imported(const struct fdir *d, const char *when)
 	cr_assert_eq(attempts, 0, "%s", when);
 	zrpc_client_close(c);
 	zosd_stop(&p);
+	cr_assert(exists(d, "zos.db"), "%s: no zos.db", when);
+	cr_assert(exists(d, "skills.snap.imported"),
+	    "%s: no skills.snap.imported", when);
+	cr_assert(exists(d, "sessions.snap.imported"),
+	    "%s: no sessions.snap.imported", when);
+	cr_assert(!exists(d, "skills.snap"), "%s: skills.snap left", when);
+	cr_assert(!exists(d, "sessions.snap"), "%s: sessions.snap left", when);
 }
 
 Test(store_faults, old_snapshot_files_are_imported_once, .timeout = 120)
