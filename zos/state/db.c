@@ -55,6 +55,10 @@ static const char *const db_sql[DB_STMT_COUNT] = {
 	[DB_SESSION_DEL]  = "DELETE FROM sessions WHERE id = ?1",
 };
 
+/* Why a database cannot be opened, when SQLite cannot read it at all. */
+#define DB_UNREADABLE \
+	"cannot be read (corrupt, or not a zosd database; left as it is)"
+
 static const char db_schema[] =
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) "
     "WITHOUT ROWID;"
@@ -178,12 +182,12 @@ db_quick_check(struct zos_db *db, char *error, size_t error_len)
 
 	rc = sqlite3_prepare_v2(db->conn, "PRAGMA quick_check", -1, &st, NULL);
 	if (rc != SQLITE_OK) {
-		db_error(db, "cannot be read", rc, error, error_len);
+		db_error(db, DB_UNREADABLE, rc, error, error_len);
 		return -1;
 	}
 	rc = sqlite3_step(st);
 	if (rc != SQLITE_ROW) {
-		db_error(db, "cannot be read", rc, error, error_len);
+		db_error(db, DB_UNREADABLE, rc, error, error_len);
 		sqlite3_finalize(st);
 		return -1;
 	}

@@ -597,6 +597,7 @@ sessions_take_slot(struct zos_sessions *s) ZOS_REQUIRES(s->lock)
 		s->slots    = slots;
 		s->capacity = capacity;
 	}
+	memset(&s->slots[s->used], 0, sizeof(s->slots[0]));
 	return (ptrdiff_t) s->used++;
 }
 
@@ -922,6 +923,25 @@ zos_sessions_get(
 		return ZOS_SESSION_NOT_FOUND;
 	}
 	*out = *v;
+	zos_unlock_read(&s->lock);
+	return ZOS_SESSION_OK;
+}
+
+enum zos_session_code
+zos_sessions_get_latest(
+    struct zos_sessions *s, const char *id, struct zos_session *out)
+{
+	ptrdiff_t pos;
+
+	if (!sessions_id_valid(id)) {
+		return ZOS_SESSION_NOT_FOUND;
+	}
+	zos_lock_read(&s->lock);
+	if ((pos = sessions_find_visible(s, id, sessions_now_ms(s))) < 0) {
+		zos_unlock_read(&s->lock);
+		return ZOS_SESSION_NOT_FOUND;
+	}
+	*out = s->slots[pos].s;
 	zos_unlock_read(&s->lock);
 	return ZOS_SESSION_OK;
 }

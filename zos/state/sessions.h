@@ -197,6 +197,14 @@ enum zos_session_code zos_sessions_get(
     struct zos_sessions *s, const char *id, struct zos_session *out);
 
 /*
+ * As zos_sessions_get, but the latest value, durable or not: for a caller
+ * that reads in order to change the session (sessions.h, "Durability").
+ * Locking: takes session_state (read).
+ */
+enum zos_session_code zos_sessions_get_latest(
+    struct zos_sessions *s, const char *id, struct zos_session *out);
+
+/*
  * Moves session ID to TO_STATE if the state machine above allows it and
  * EXPECTED_VERSION is 0 or the session's version. On OK, *OUT (may be
  * NULL) receives the changed session; on ABORTED and FAILED_PRECONDITION
