@@ -19,6 +19,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -257,6 +258,29 @@ metric(int port, const char *series)
 	}
 	http_reply_free(&r);
 	return v;
+}
+
+/* What zosd P has written so far (read without waiting), for the
+ * messages of failed assertions. */
+static const char *
+zosd_output(struct proc *p)
+{
+	for (int i = 0; i < 64; i++) {
+		struct pollfd pfd = { .fd = p->out, .events = POLLIN };
+		ssize_t       n;
+
+		if (p->len + 1 >= sizeof(p->text) || poll(&pfd, 1, 0) <= 0) {
+			break;
+		}
+		n = read(
+		    p->out, p->text + p->len, sizeof(p->text) - 1 - p->len);
+		if (n <= 0) {
+			break;
+		}
+		p->len += (size_t) n;
+		p->text[p->len] = '\0';
+	}
+	return p->text;
 }
 
 static void
@@ -764,8 +788,8 @@ failing_phase(const char *url, struct ackset *a, const char *const *causes)
  * AWAITING_SOLUTION).
  */
 static void
-check_cannot_commit(zrpc_client *c, const char *url, struct ackset *a,
-    const char *const *causes)
+check_cannot_commit(struct proc *p, zrpc_client *c, const char *url,
+    struct ackset *a, const char *const *causes)
 {
 	zrpc_status  st;
 	struct acked before;
@@ -784,8 +808,8 @@ check_cannot_commit(zrpc_client *c, const char *url, struct ackset *a,
 		}
 	}
 	cr_assert_eq(st.code, ZRPC_UNAVAILABLE,
-	    "no Start failed with UNAVAILABLE: code %d: %s", (int) st.code,
-	    st.message);
+	    "no Start failed with UNAVAILABLE: code %d: %s; zosd:\n%s",
+	    (int) st.code, st.message, zosd_output(p));
 	cr_assert(names_cause(st.message, causes),
 	    "UNAVAILABLE without its cause: \"%s\"", st.message);
 	cr_log_info("the first failed commit: %s", st.message);
@@ -796,8 +820,9 @@ check_cannot_commit(zrpc_client *c, const char *url, struct ackset *a,
 	    3000);
 	cr_assert_eq(status,
 	    ZRPC__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING,
-	    "Health is %d after a failed commit (zos.v1.Session's: %d)",
-	    status, health_of(c, "zos.v1.Session"));
+	    "Health is %d after a failed commit (zos.v1.Session's: %d); "
+	    "zosd:\n%s",
+	    status, health_of(c, "zos.v1.Session"), zosd_output(p));
 
 	/* A transition and a skills update fail too, and are undone. */
 	before = a->s[1];
@@ -917,7 +942,7 @@ Test(store_faults, disk_full_fails_writes_undone_and_recovers_without_restart,
 	expect_metric(port, "zos_store_commit_failures_total", 0);
 
 	fill(d.data, filler, sizeof(filler));
-	check_cannot_commit(c, d.url, &a, full_causes);
+	check_cannot_commit(&p, c, d.url, &a, full_causes);
 	expect_metric(port, "zos_store_healthy", 0);
 	cr_assert_geq(metric(port, "zos_store_commit_failures_total"), 1,
 	    "zos_store_commit_failures_total did not count the failure");
@@ -978,7 +1003,7 @@ Test(store_faults, read_only_fails_writes_undone_and_recovers_without_restart,
 		            "open for writing): chattr +i instead");
 		immutable(d.data, true);
 	}
-	check_cannot_commit(c, d.url, &a, readonly_causes);
+	check_cannot_commit(&p, c, d.url, &a, readonly_causes);
 
 	if (remounted) {
 		cr_assert_eq(mount(NULL, d.data, NULL, MS_REMOUNT, NULL), 0,
