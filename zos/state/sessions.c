@@ -43,6 +43,21 @@
  * for a page and randomness for an id happen before the lock is taken,
  * and no function here performs I/O.
  *
+ * Change tracking (sessions.h, "Durability"), when a store persists the
+ * table. Every change marks its slot: the first change since the slot
+ * was last durable keeps the durable value in a buffer allocated before
+ * the lock was taken (a new session keeps none: it is FRESH), and puts
+ * the slot on the dirty list, once. Readers see the durable value of a
+ * marked slot, and nothing of a fresh one. A take empties the dirty list
+ * into rows (the latest values) and the removed ids; when the store
+ * committed them, a slot not changed since (same change_seq) drops its
+ * buffer, and one changed since keeps the committed value in it; when
+ * the store failed, every marked slot, taken or changed since, gets its
+ * durable value back (fresh ones are removed). Invariants: a slot has a
+ * buffer exactly while its latest value is not durable, and is then on
+ * the dirty list or in a take the store has not answered yet; n_fresh
+ * counts the live fresh slots.
+ *
  * Persistence (store.h) needs a number that says how far the table has
  * come: seq. It is changed only under the write lock, so a copy taken
  * under the read lock (zos_sessions_snapshot) holds exactly the changes
@@ -526,7 +541,9 @@ sessions_remove(struct zos_sessions *s, size_t pos) ZOS_REQUIRES(s->lock)
 	s->count--;
 	if (e->fresh) {
 		s->n_fresh--;
-	} else if (s->track) {
+	}
+	if (s->track) {
+		/* Even a fresh one: a commit under way may be writing it. */
 		sessions_record_removal(s, e->s.id);
 	}
 	free(e->durable);

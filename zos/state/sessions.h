@@ -235,6 +235,7 @@ enum zos_session_code zos_sessions_reset(
  * session of that page), into *PAGE, which the caller releases with
  * zos_session_page_finish(). Table order is creation order until a
  * session is removed; a new session may then take a removed one's place.
+ * A table restored from a store starts in the store's order (by id).
  * A session keeps its place for its life, so a walk from "" visits every
  * session that lives throughout it exactly once; when the session a
  * token names has expired, the token is refused and the walk starts
