@@ -57,6 +57,15 @@ fake_bump(struct fake_server *s, enum fake_counter counter)
 	pthread_mutex_unlock(&s->mtx);
 }
 
+/* opts.refuse: closes each new connection before nng adds it. */
+static void
+fake_refuse(nng_pipe pipe, nng_pipe_ev event, void *arg)
+{
+	(void) event;
+	nng_pipe_close(pipe);
+	fake_bump(arg, FAKE_REFUSED);
+}
+
 /* Copies at most FAKE_TEXT_MAX - 1 bytes of SRC into DST. */
 static void
 fake_copy(char *dst, const char *src)
@@ -477,6 +486,11 @@ fake_server_start(struct fake_server **out, const char *url,
 
 	if ((rv = nng_rep0_open(&s->socket)) != 0) {
 		goto fail;
+	}
+	if (opts != NULL && opts->refuse &&
+	    (rv = nng_pipe_notify(
+	         s->socket, NNG_PIPE_EV_ADD_PRE, fake_refuse, s)) != 0) {
+		goto fail_socket;
 	}
 	if ((rv = nng_listener_create(&s->listener, s->socket, url)) != 0) {
 		goto fail_socket;

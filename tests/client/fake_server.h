@@ -48,6 +48,7 @@ enum fake_counter {
 	FAKE_GATED,        /* Gate calls that reached the gate */
 	FAKE_GATE_REPLIED, /* Gate replies handed to nng after release */
 	FAKE_DROPPED,      /* Drop calls executed */
+	FAKE_REFUSED,      /* connections refused (opts.refuse) */
 	FAKE_COUNTERS,
 };
 
@@ -72,6 +73,9 @@ struct fake_server_opts {
 	int         workers;      /* 0 = 4 */
 	const char *tls_cert_pem; /* with tls+tcp:// URLs */
 	const char *tls_key_pem;
+	/* Closes every connection as soon as it is made, as a zrpc server
+	 * at its max_connections does (in nng's ADD_PRE notification). */
+	bool refuse;
 };
 
 /*
