@@ -31,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../client/nng_lost_request.h"
 #include "proc.h"
 #include "sockio.h"
 #include "zos/v1/zos.zrpc.h"
@@ -552,6 +553,11 @@ Test(attack, idle_and_half_sent_connections_at_the_cap, .timeout = 60)
 	size_t                   n_closed              = 0;
 	bool                     closed[CAP_ATTACKERS] = { false };
 
+	/* The late client's connections are refused while it calls: nng
+	 * 1.5.2 can lose a request then (tests/client/nng_lost_request.h;
+	 * client::calls_to_a_server_refusing_every_connection_fail_cleanly
+	 * reproduces it). */
+	test_forgive_nng_lost_requests();
 	zosd_start(&z, NULL, extra);
 	cr_assert_eq(zrpc_client_open(&client, z.url, NULL).code, ZRPC_OK);
 	before = baseline_rss(client, &z);
