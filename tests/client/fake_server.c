@@ -41,6 +41,7 @@ struct fake_server {
 	bool               killed;    /* guarded by: mtx */
 	bool               closed;    /* guarded by: mtx: nng_close returned */
 	bool               abandoned; /* guarded by: mtx: stop gave up on it */
+	bool               refusing;  /* guarded by: mtx (opts.refuse) */
 	int                released;  /* guarded by: mtx */
 	int                passed;    /* guarded by: mtx */
 	int                counters[FAKE_COUNTERS]; /* guarded by: mtx */
@@ -61,9 +62,25 @@ fake_bump(struct fake_server *s, enum fake_counter counter)
 static void
 fake_refuse(nng_pipe pipe, nng_pipe_ev event, void *arg)
 {
+	struct fake_server *s = arg;
+	bool                refusing;
+
 	(void) event;
-	nng_pipe_close(pipe);
-	fake_bump(arg, FAKE_REFUSED);
+	pthread_mutex_lock(&s->mtx);
+	refusing = s->refusing;
+	pthread_mutex_unlock(&s->mtx);
+	if (refusing) {
+		nng_pipe_close(pipe);
+		fake_bump(s, FAKE_REFUSED);
+	}
+}
+
+void
+fake_server_refuse(struct fake_server *s, bool refuse)
+{
+	pthread_mutex_lock(&s->mtx);
+	s->refusing = refuse;
+	pthread_mutex_unlock(&s->mtx);
 }
 
 /* Copies at most FAKE_TEXT_MAX - 1 bytes of SRC into DST. */
@@ -487,7 +504,8 @@ fake_server_start(struct fake_server **out, const char *url,
 	if ((rv = nng_rep0_open(&s->socket)) != 0) {
 		goto fail;
 	}
-	if (opts != NULL && opts->refuse &&
+	s->refusing = opts != NULL && opts->refuse;
+	if (s->refusing &&
 	    (rv = nng_pipe_notify(
 	         s->socket, NNG_PIPE_EV_ADD_PRE, fake_refuse, s)) != 0) {
 		goto fail_socket;

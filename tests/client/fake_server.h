@@ -74,7 +74,8 @@ struct fake_server_opts {
 	const char *tls_cert_pem; /* with tls+tcp:// URLs */
 	const char *tls_key_pem;
 	/* Closes every connection as soon as it is made, as a zrpc server
-	 * at its max_connections does (in nng's ADD_PRE notification). */
+	 * at its max_connections does (in nng's ADD_PRE notification),
+	 * until fake_server_refuse(server, false). */
 	bool refuse;
 };
 
@@ -96,6 +97,12 @@ void fake_server_kill(struct fake_server *server);
 
 /* Kills the server, joins its workers and frees it. NULL is a no-op. */
 void fake_server_stop(struct fake_server *server);
+
+/*
+ * A server started with opts.refuse: whether it goes on refusing new
+ * connections (true) or serves them (false).
+ */
+void fake_server_refuse(struct fake_server *server, bool refuse);
 
 /* Lets N more Gate calls through. */
 void fake_server_release(struct fake_server *server, int n);

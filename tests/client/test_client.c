@@ -1480,9 +1480,11 @@ Test(client, calls_to_a_server_refusing_every_connection_fail_cleanly,
 	zrpc_client_opts        copts = {
 		       .connect_timeout_ms = TEST_REFUSED_CONNECT_MS,
 	};
+	zrpc_call_opts      opts = { .timeout_ms = TEST_REFUSED_TIMEOUT_MS };
 	struct test_refused threads[TEST_REFUSED_THREADS];
 	struct fake_server *server = NULL;
 	zrpc_client        *client;
+	zrpc_status         status;
 	char                url[128];
 	int                 i;
 
@@ -1518,6 +1520,26 @@ Test(client, calls_to_a_server_refusing_every_connection_fail_cleanly,
 		    "thread %d: %.0f ms", i, threads[i].slowest_ms);
 	}
 	cr_expect_gt(fake_server_count(server, FAKE_REFUSED), 0);
+
+	/*
+	 * The client is let in before anything closes: nng 1.5.2 leaks a TCP
+	 * pipe for good when a dialer, or a listener, closes just as a
+	 * connection finishes its SP handshake (see tests/server/
+	 * test_bounds.c), which closing either side while the client is
+	 * being refused and redials does now and then. Once a call is
+	 * served the client holds one connection and redials no more.
+	 */
+	fake_server_refuse(server, false);
+	for (i = 0; i < 100; i++) {
+		status =
+		    test_call(client, &method_echo, "let in", NULL, 0, &opts);
+		if (status.code == ZRPC_OK) {
+			break;
+		}
+		cr_assert_eq(status.code, ZRPC_UNAVAILABLE, "%s: %s",
+		    zrpc_status_name(status.code), status.message);
+	}
+	cr_assert_lt(i, 100, "the client was never served");
 	zrpc_client_close(client);
 	for (i = 0; i < TEST_REFUSED_THREADS; i++) {
 		cr_expect_eq(atomic_load(&threads[i].slot.calls),
