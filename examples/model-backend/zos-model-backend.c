@@ -39,6 +39,7 @@
 #include <protobuf-c/protobuf-c.h>
 
 #include "zos/v1/zos.zrpc.h"
+#include "zrpc/clock.h"
 #include "zrpc/server.h"
 
 #define MODEL_BACKEND_DEFAULT_LISTEN "tcp://127.0.0.1:7500"
@@ -74,13 +75,7 @@ model_backend_sleep(uint32_t ms)
 {
 	struct timespec until;
 
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_sec += ms / 1000;
-	until.tv_nsec += (long) (ms % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
+	until = zrpc_timespec_after_ms(CLOCK_MONOTONIC, (uint32_t) ms);
 	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &until, NULL) ==
 	    EINTR) { }
 }

@@ -12,6 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "services.h"
 #include "state.h"
 #include "tmpdir.h"
@@ -66,22 +68,28 @@ fixture_fini(void)
 
 TestSuite(durable_reply, .init = fixture_init, .fini = fixture_fini);
 
-/* The sequence number in the header of the data directory's file NAME. */
+/* meta's sessions_seq in the data directory's zos.db (read by a
+ * connection of the test's own, as an operator's sqlite3 would). */
 static uint64_t
-file_seq(const char *name)
+db_sessions_seq(void)
 {
-	unsigned char header[32];
+	sqlite3      *db;
+	sqlite3_stmt *st;
 	char          path[128];
 	uint64_t      seq = 0;
-	FILE         *f;
 
-	snprintf(path, sizeof(path), "%s/%s", fx.root, name);
-	cr_assert_not_null(f = fopen(path, "rb"), "%s", path);
-	cr_assert_eq(fread(header, 1, sizeof(header), f), sizeof(header));
-	fclose(f);
-	for (int i = 7; i >= 0; i--) {
-		seq = (seq << 8) | header[16 + i];
+	snprintf(path, sizeof(path), "%s/zos.db", fx.root);
+	cr_assert_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL),
+	    SQLITE_OK, "%s", path);
+	cr_assert_eq(sqlite3_prepare_v2(db,
+	                 "SELECT value FROM meta WHERE key = 'sessions_seq'",
+	                 -1, &st, NULL),
+	    SQLITE_OK, "%s", sqlite3_errmsg(db));
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		seq = (uint64_t) sqlite3_column_int64(st, 0);
 	}
+	sqlite3_finalize(st);
+	sqlite3_close(db);
 	return seq;
 }
 
@@ -112,8 +120,8 @@ Test(durable_reply, a_change_is_on_disk_before_its_caller_hears_ok)
 		st = start_session("p", &version);
 		cr_assert_eq(st.code, ZRPC_OK, "%s", st.message);
 		cr_assert_eq(version, 1);
-		/* No wait: the answer came after the write. */
-		cr_assert_geq(file_seq("sessions.snap"), i);
+		/* No wait: the answer came after the commit. */
+		cr_assert_geq(db_sessions_seq(), i);
 	}
 	zos_store_stats(fx.state->store, &stats);
 	cr_assert_geq(stats.commit_waiters, 3);
@@ -121,24 +129,38 @@ Test(durable_reply, a_change_is_on_disk_before_its_caller_hears_ok)
 
 Test(durable_reply, a_change_that_cannot_be_made_durable_is_never_ok)
 {
-	char        tmp[128];
-	uint64_t    version = 0;
-	zrpc_status st;
+	Zos__V1__GetSessionRequest get = ZOS__V1__GET_SESSION_REQUEST__INIT;
+	Zos__V1__ProofSession     *got = NULL;
+	char                       moved[96];
+	uint64_t                   version = 0;
+	zrpc_status                st;
 
 	cr_assert_eq(start_session("first", &version).code, ZRPC_OK);
-	/* A directory where the temporary file goes: the write fails
-	 * (EISDIR), even for root. */
-	snprintf(tmp, sizeof(tmp), "%s/sessions.snap.tmp", fx.root);
-	cr_assert_eq(mkdir(tmp, 0755), 0);
+	/* The directory is replaced under the store (removed and made
+	 * again): it must not write on into a directory nobody reads. */
+	snprintf(moved, sizeof(moved), "%s.moved", fx.root);
+	cr_assert_eq(rename(fx.root, moved), 0);
+	cr_assert_eq(mkdir(fx.root, 0700), 0);
 	st = start_session("second", &version);
-	cr_assert_eq(st.code, ZRPC_INTERNAL, "%d %s", st.code, st.message);
-	cr_assert(strstr(st.message, "not durable") != NULL, "%s", st.message);
-	cr_assert(strstr(st.message, tmp) != NULL, "%s", st.message);
-	cr_assert_eq(file_seq("sessions.snap"), 1);
+	cr_assert_eq(st.code, ZRPC_UNAVAILABLE, "%d %s", st.code, st.message);
+	cr_assert(strstr(st.message, "undone") != NULL, "%s", st.message);
+	cr_assert(strstr(st.message, "replaced") != NULL, "%s", st.message);
+	/* Nothing was written in either directory after the first. */
+	cr_assert_eq(access(fx.root, F_OK), 0);
+	test_tmpdir_remove(fx.root);
+	cr_assert_eq(rename(moved, fx.root), 0);
+	cr_assert_eq(db_sessions_seq(), 1);
 
-	/* Space again: the next change makes both durable. */
-	cr_assert_eq(rmdir(tmp), 0);
-	st = start_session("third", &version);
-	cr_assert_eq(st.code, ZRPC_OK, "%s", st.message);
-	cr_assert_eq(file_seq("sessions.snap"), 3);
+	/* And the store stays refused: the change is undone each time, and
+	 * nobody can read it meanwhile (a new session is not there). */
+	Zos__V1__StartSessionRequest req =
+	    ZOS__V1__START_SESSION_REQUEST__INIT;
+	Zos__V1__ProofSession *s = NULL;
+	req.problem_id           = "third";
+	st = zos_v1_session_start(fx.client, &req, &s, &opts);
+	cr_assert_eq(st.code, ZRPC_UNAVAILABLE, "%s", st.message);
+	cr_assert_null(s);
+	get.id = "00000000000000000000000000000000";
+	cr_assert_eq(zos_v1_session_get(fx.client, &get, &got, &opts).code,
+	    ZRPC_NOT_FOUND);
 }

@@ -86,7 +86,7 @@ struct run {
 	atomic_uint attempts;        /* attempts over OK replies */
 	atomic_uint computed_tries;  /* attempts over OK, cached = false */
 	atomic_uint unavailable;     /* Completes no model answered */
-	atomic_uint durable_replies; /* changing calls: one commit each */
+	atomic_uint durable_replies; /* commit requests of changing calls */
 };
 
 struct worker {
@@ -262,7 +262,10 @@ stress_complete(struct worker *w, bool with_session, unsigned r)
 			uint64_t expect = w->version + moves - 1;
 
 			if (moves == 2) {
-				atomic_fetch_add(&run->durable_replies, 1);
+				/* The move to ANALYZING asks for its own
+				 * commit (readers see it once durable), and
+				 * the reply waits for it. */
+				atomic_fetch_add(&run->durable_replies, 2);
 			}
 			stress_resync(w);
 			if (w->state != ZOS_PROOF_ANALYZING ||
@@ -313,7 +316,8 @@ stress_complete(struct worker *w, bool with_session, unsigned r)
 	} else {
 		Zos__V1__ProofSession *s = reply->session;
 
-		atomic_fetch_add(&run->durable_replies, 1);
+		/* The reply's commit, and the move to ANALYZING's own. */
+		atomic_fetch_add(&run->durable_replies, moves == 2 ? 2 : 1);
 		if (strcmp(s->id, w->id) != 0 ||
 		    s->state != ZOS__V1__PROOF_STATE__FEEDBACK_READY ||
 		    s->version != w->version + moves) {

@@ -5,6 +5,8 @@
 
 #include <time.h>
 
+#include "zrpc/clock.h"
+
 void
 test_waiter_init(struct test_waiter *w)
 {
@@ -52,13 +54,8 @@ test_waiter_wait(struct test_waiter *w, int n, int timeout_ms)
 	struct timespec deadline;
 	int             done;
 
-	clock_gettime(CLOCK_MONOTONIC, &deadline);
-	deadline.tv_sec += timeout_ms / 1000;
-	deadline.tv_nsec += (long) (timeout_ms % 1000) * 1000000L;
-	if (deadline.tv_nsec >= 1000000000L) {
-		deadline.tv_sec++;
-		deadline.tv_nsec -= 1000000000L;
-	}
+	deadline =
+	    zrpc_timespec_after_ms(CLOCK_MONOTONIC, (uint32_t) timeout_ms);
 	pthread_mutex_lock(&w->mtx);
 	while (w->done < n &&
 	    pthread_cond_timedwait(&w->cv, &w->mtx, &deadline) == 0) { }

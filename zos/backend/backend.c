@@ -33,6 +33,7 @@
 
 #include "zos/v1/zos.zrpc.h"
 #include "zrpc/client.h"
+#include "zrpc/clock.h"
 
 /* What separates the words max_tokens counts (isspace in the C locale). */
 #define BACKEND_SPACE " \t\n\r\f\v"
@@ -270,13 +271,7 @@ backend_sleep(uint32_t delay_ms, uint32_t timeout_ms)
 	if (ms == 0) {
 		return delay_ms <= timeout_ms;
 	}
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_sec += ms / 1000;
-	until.tv_nsec += (long) (ms % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
+	until = zrpc_timespec_after_ms(CLOCK_MONOTONIC, (uint32_t) ms);
 	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &until, NULL) ==
 	    EINTR) { }
 	return delay_ms <= timeout_ms;

@@ -233,13 +233,16 @@ assistant_session_status(enum zos_session_code code, const char *id)
  * is moved to ANALYZING. *CHANGED tells whether that was a change.
  */
 static zrpc_status
-assistant_session_begin(struct zos_sessions *sessions, const char *id,
+assistant_session_begin(struct zos_state *state, const char *id,
     struct zos_session *s, bool *changed)
 {
+	struct zos_sessions  *sessions = state->sessions;
 	enum zos_session_code code;
 
 	*changed = false;
-	if ((code = zos_sessions_get(sessions, id, s)) != ZOS_SESSION_OK) {
+	/* A read to change: the latest value, as the transition sees it. */
+	if ((code = zos_sessions_get_latest(sessions, id, s)) !=
+	    ZOS_SESSION_OK) {
 		return assistant_session_status(code, id);
 	}
 	if (s->state == ZOS_PROOF_ANALYZING) {
@@ -254,6 +257,9 @@ assistant_session_begin(struct zos_sessions *sessions, const char *id,
 	if (code != ZOS_SESSION_OK) {
 		return assistant_session_status(code, id);
 	}
+	/* Readers see ANALYZING once it is durable: ask for that now, not
+	 * waiting (the reply waits for the change at the end). */
+	zos_state_commit_soon(state, ZOS_STORE_SESSIONS, s->change_seq);
 	*changed = true;
 	return zrpc_status_ok();
 }
@@ -368,7 +374,7 @@ assistant_complete_blocking(
 
 	if (has_session) {
 		status = assistant_session_begin(
-		    state->sessions, request->session_id, &s, &changed);
+		    state, request->session_id, &s, &changed);
 		if (!zrpc_status_is_ok(&status)) {
 			return status;
 		}

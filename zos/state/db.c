@@ -55,6 +55,14 @@ static const char *const db_sql[DB_STMT_COUNT] = {
 	[DB_SESSION_DEL]  = "DELETE FROM sessions WHERE id = ?1",
 };
 
+/* SQLite's page cache, in KiB (a million sessions take about 75 MiB of
+ * pages, their inner pages well under 1 MiB). */
+#define DB_CACHE_KIB "16384"
+
+/* Why a database cannot be opened, when SQLite cannot read it at all. */
+#define DB_UNREADABLE \
+	"cannot be read (corrupt, or not a zosd database; left as it is)"
+
 static const char db_schema[] =
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) "
     "WITHOUT ROWID;"
@@ -178,12 +186,12 @@ db_quick_check(struct zos_db *db, char *error, size_t error_len)
 
 	rc = sqlite3_prepare_v2(db->conn, "PRAGMA quick_check", -1, &st, NULL);
 	if (rc != SQLITE_OK) {
-		db_error(db, "cannot be read", rc, error, error_len);
+		db_error(db, DB_UNREADABLE, rc, error, error_len);
 		return -1;
 	}
 	rc = sqlite3_step(st);
 	if (rc != SQLITE_ROW) {
-		db_error(db, "cannot be read", rc, error, error_len);
+		db_error(db, DB_UNREADABLE, rc, error, error_len);
 		sqlite3_finalize(st);
 		return -1;
 	}
@@ -199,23 +207,23 @@ db_quick_check(struct zos_db *db, char *error, size_t error_len)
 	return 0;
 }
 
-/* The number of tables in the database into *N. */
+/* The one integer SQL (a count) gives, into *N. Returns 0 or -1 with
+ * ERROR. */
 static int
-db_count_tables(struct zos_db *db, int64_t *n, char *error, size_t error_len)
+db_scalar(struct zos_db *db, const char *sql, int64_t *n, char *error,
+    size_t error_len)
 {
-	sqlite3_stmt *st;
+	sqlite3_stmt *st = NULL;
 	int           rc;
 
-	rc = sqlite3_prepare_v2(db->conn,
-	    "SELECT count(*) FROM sqlite_schema WHERE type = 'table'", -1, &st,
-	    NULL);
+	rc = sqlite3_prepare_v2(db->conn, sql, -1, &st, NULL);
 	if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		*n = sqlite3_column_int64(st, 0);
 		rc = SQLITE_OK;
 	}
 	sqlite3_finalize(st);
 	if (rc != SQLITE_OK) {
-		db_error(db, "cannot be read", rc, error, error_len);
+		db_error(db, DB_UNREADABLE, rc, error, error_len);
 		return -1;
 	}
 	return 0;
@@ -352,7 +360,9 @@ zos_db_open(int dir_fd, const char *name, const char *path,
 	sqlite3_extended_result_codes(db->conn, 1);
 	/* Read before anything is written. */
 	if (db_quick_check(db, error, error_len) != 0 ||
-	    db_count_tables(db, &tables, error, error_len) != 0) {
+	    db_scalar(db,
+	        "SELECT count(*) FROM sqlite_schema WHERE type = 'table'",
+	        &tables, error, error_len) != 0) {
 		goto fail;
 	}
 	if (tables > 0 && db_check_schema(db, error, error_len) != 0) {
@@ -360,7 +370,10 @@ zos_db_open(int dir_fd, const char *name, const char *path,
 	}
 	if (db_exec(db, "PRAGMA journal_mode = WAL") != SQLITE_OK ||
 	    db_exec(db, "PRAGMA synchronous = FULL") != SQLITE_OK ||
-	    db_exec(db, "PRAGMA trusted_schema = OFF") != SQLITE_OK) {
+	    db_exec(db, "PRAGMA trusted_schema = OFF") != SQLITE_OK ||
+	    /* Room for the inner pages of a large table: a commit then
+	     * reads no more than the leaves it changes. */
+	    db_exec(db, "PRAGMA cache_size = -" DB_CACHE_KIB) != SQLITE_OK) {
 		db_error(db, "cannot be set up (WAL, synchronous=FULL)",
 		    SQLITE_ERROR, error, error_len);
 		goto fail;
@@ -514,6 +527,22 @@ db_put_session(struct zos_db *db, const struct zos_session *e)
 	return db_run(st);
 }
 
+/* Makes the schema and its statements (inside a transaction). Returns
+ * SQLite's code; ERROR is filled when the statements do not prepare. */
+static int
+db_make_schema(struct zos_db *db, char *error, size_t error_len)
+{
+	int rc = db_exec(db, db_schema);
+
+	if (rc == SQLITE_OK && db_prepare(db, error, error_len) != 0) {
+		rc = SQLITE_ERROR;
+	}
+	if (rc == SQLITE_OK) {
+		rc = db_meta_set(db, "schema_version", ZOS_DB_SCHEMA_VERSION);
+	}
+	return rc;
+}
+
 int
 zos_db_create(struct zos_db *db, char *error, size_t error_len)
 {
@@ -521,13 +550,7 @@ zos_db_create(struct zos_db *db, char *error, size_t error_len)
 	int      rc    = db_begin(db);
 
 	if (rc == SQLITE_OK) {
-		rc = db_exec(db, db_schema);
-	}
-	if (rc == SQLITE_OK && db_prepare(db, error, error_len) != 0) {
-		rc = SQLITE_ERROR;
-	}
-	if (rc == SQLITE_OK) {
-		rc = db_meta_set(db, "schema_version", ZOS_DB_SCHEMA_VERSION);
+		rc = db_make_schema(db, error, error_len);
 	}
 	return db_end(db, rc, start, error, error_len) == 0 ? 0 : -1;
 }
@@ -629,15 +652,10 @@ zos_db_load_sessions(struct zos_db *db, struct zos_sessions_image *out,
 	if (zos_db_meta(db, "sessions_seq", &seq, error, error_len) != 0) {
 		return -1;
 	}
-	rc = sqlite3_prepare_v2(
-	    db->conn, "SELECT count(*) FROM sessions", -1, &st, NULL);
-	if (rc != SQLITE_OK || (rc = sqlite3_step(st)) != SQLITE_ROW) {
-		db_error(db, "cannot be read", rc, error, error_len);
-		sqlite3_finalize(st);
+	if (db_scalar(db, "SELECT count(*) FROM sessions", &count, error,
+	        error_len) != 0) {
 		return -1;
 	}
-	count = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
 	if (count < 0 || (uint64_t) count > ZOS_SESSIONS_LIMIT_MAX) {
 		snprintf(error, error_len,
 		    "%s: %" PRId64 " sessions, more than any zosd keeps (%d)",
@@ -653,8 +671,7 @@ zos_db_load_sessions(struct zos_db *db, struct zos_sessions_image *out,
 	}
 	rc = sqlite3_prepare_v2(db->conn,
 	    "SELECT id, problem_id, state, version, created_unix_ms, "
-	    "updated_unix_ms, owner FROM sessions "
-	    "ORDER BY created_unix_ms, id",
+	    "updated_unix_ms, owner FROM sessions",
 	    -1, &st, NULL);
 	if (rc != SQLITE_OK) {
 		db_error(db, "cannot be read", rc, error, error_len);
@@ -748,14 +765,10 @@ zos_db_import(struct zos_db *db, const struct zos_skill_vector *skills,
 	int      rc    = db_begin(db);
 
 	if (rc == SQLITE_OK) {
-		rc = db_exec(db, db_schema);
-	}
-	if (rc == SQLITE_OK && db_prepare(db, error, error_len) != 0) {
-		rc = SQLITE_ERROR;
+		rc = db_make_schema(db, error, error_len);
 	}
 	if (rc == SQLITE_OK) {
 		step(arg, "import-begun");
-		rc = db_meta_set(db, "schema_version", ZOS_DB_SCHEMA_VERSION);
 	}
 	if (rc == SQLITE_OK && skills != NULL) {
 		rc = db_put_skills(db, skills);

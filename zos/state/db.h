@@ -78,7 +78,8 @@ int zos_db_load_skills(struct zos_db *db, struct zos_skill_vector **out,
     uint64_t *version, char *error, size_t error_len);
 
 /*
- * Reads every session into *OUT (sessions ordered by creation) with the
+ * Reads every session into *OUT (in the table's key order: by id; no
+ * sort, so that a million rows load in one pass) with the
  * change count as OUT->seq. Rows that do not fit a session (an id or a
  * problem id too long, a state out of range) are corruption.
  */

@@ -38,6 +38,8 @@
  */
 #include "flusher.h"
 
+#include "zrpc/clock.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -320,15 +322,9 @@ flusher_write_part(struct zos_flusher *flusher, size_t index, bool on_disk,
 static bool
 flusher_wait_retry(struct zos_flusher *flusher)
 {
-	struct timespec until;
+	struct timespec until =
+	    zrpc_timespec_after_ms(CLOCK_MONOTONIC, ZOS_FLUSHER_RETRY_MS);
 
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += ZOS_FLUSHER_RETRY_MS / 1000;
-	until.tv_nsec += (long) (ZOS_FLUSHER_RETRY_MS % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
 	return pthread_cond_timedwait(&flusher->wake, &flusher->mtx, &until) !=
 	    ETIMEDOUT;
 }
@@ -395,6 +391,23 @@ flusher_thread(void *arg)
 	return NULL;
 }
 
+/* Initialises CV on CLOCK_MONOTONIC (the retry's timed wait). */
+static int
+flusher_cond_init(pthread_cond_t *cv)
+{
+	pthread_condattr_t attr;
+	int                rv;
+
+	if ((rv = pthread_condattr_init(&attr)) != 0) {
+		return rv;
+	}
+	if ((rv = pthread_condattr_setclock(&attr, CLOCK_MONOTONIC)) == 0) {
+		rv = pthread_cond_init(cv, &attr);
+	}
+	pthread_condattr_destroy(&attr);
+	return rv;
+}
+
 int
 zos_flusher_create(struct zos_flusher **out,
     const bool                          on_disk[ZOS_FLUSHER_PARTS],
@@ -410,7 +423,7 @@ zos_flusher_create(struct zos_flusher **out,
 		snprintf(error, error_len, "cannot create a mutex");
 		goto fail_flusher;
 	}
-	if (pthread_cond_init(&flusher->wake, NULL) != 0) {
+	if (flusher_cond_init(&flusher->wake) != 0) {
 		snprintf(
 		    error, error_len, "cannot create a condition variable");
 		goto fail_mutex;

@@ -43,6 +43,21 @@
  * for a page and randomness for an id happen before the lock is taken,
  * and no function here performs I/O.
  *
+ * Change tracking (sessions.h, "Durability"), when a store persists the
+ * table. Every change marks its slot: the first change since the slot
+ * was last durable keeps the durable value in a buffer allocated before
+ * the lock was taken (a new session keeps none: it is FRESH), and puts
+ * the slot on the dirty list, once. Readers see the durable value of a
+ * marked slot, and nothing of a fresh one. A take empties the dirty list
+ * into rows (the latest values) and the removed ids; when the store
+ * committed them, a slot not changed since (same change_seq) drops its
+ * buffer, and one changed since keeps the committed value in it; when
+ * the store failed, every marked slot, taken or changed since, gets its
+ * durable value back (fresh ones are removed). Invariants: a slot has a
+ * buffer exactly while its latest value is not durable, and is then on
+ * the dirty list or in a take the store has not answered yet; n_fresh
+ * counts the live fresh slots.
+ *
  * Persistence (store.h) needs a number that says how far the table has
  * come: seq. It is changed only under the write lock, so a copy taken
  * under the read lock (zos_sessions_snapshot) holds exactly the changes
@@ -526,7 +541,9 @@ sessions_remove(struct zos_sessions *s, size_t pos) ZOS_REQUIRES(s->lock)
 	s->count--;
 	if (e->fresh) {
 		s->n_fresh--;
-	} else if (s->track) {
+	}
+	if (s->track) {
+		/* Even a fresh one: a commit under way may be writing it. */
 		sessions_record_removal(s, e->s.id);
 	}
 	free(e->durable);
@@ -597,6 +614,7 @@ sessions_take_slot(struct zos_sessions *s) ZOS_REQUIRES(s->lock)
 		s->slots    = slots;
 		s->capacity = capacity;
 	}
+	memset(&s->slots[s->used], 0, sizeof(s->slots[0]));
 	return (ptrdiff_t) s->used++;
 }
 
@@ -922,6 +940,25 @@ zos_sessions_get(
 		return ZOS_SESSION_NOT_FOUND;
 	}
 	*out = *v;
+	zos_unlock_read(&s->lock);
+	return ZOS_SESSION_OK;
+}
+
+enum zos_session_code
+zos_sessions_get_latest(
+    struct zos_sessions *s, const char *id, struct zos_session *out)
+{
+	ptrdiff_t pos;
+
+	if (!sessions_id_valid(id)) {
+		return ZOS_SESSION_NOT_FOUND;
+	}
+	zos_lock_read(&s->lock);
+	if ((pos = sessions_find_visible(s, id, sessions_now_ms(s))) < 0) {
+		zos_unlock_read(&s->lock);
+		return ZOS_SESSION_NOT_FOUND;
+	}
+	*out = s->slots[pos].s;
 	zos_unlock_read(&s->lock);
 	return ZOS_SESSION_OK;
 }

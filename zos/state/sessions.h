@@ -197,6 +197,14 @@ enum zos_session_code zos_sessions_get(
     struct zos_sessions *s, const char *id, struct zos_session *out);
 
 /*
+ * As zos_sessions_get, but the latest value, durable or not: for a caller
+ * that reads in order to change the session (sessions.h, "Durability").
+ * Locking: takes session_state (read).
+ */
+enum zos_session_code zos_sessions_get_latest(
+    struct zos_sessions *s, const char *id, struct zos_session *out);
+
+/*
  * Moves session ID to TO_STATE if the state machine above allows it and
  * EXPECTED_VERSION is 0 or the session's version. On OK, *OUT (may be
  * NULL) receives the changed session; on ABORTED and FAILED_PRECONDITION
@@ -227,6 +235,7 @@ enum zos_session_code zos_sessions_reset(
  * session of that page), into *PAGE, which the caller releases with
  * zos_session_page_finish(). Table order is creation order until a
  * session is removed; a new session may then take a removed one's place.
+ * A table restored from a store starts in the store's order (by id).
  * A session keeps its place for its life, so a walk from "" visits every
  * session that lives throughout it exactly once; when the session a
  * token names has expired, the token is refused and the walk starts

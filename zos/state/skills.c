@@ -120,6 +120,8 @@ zos_skills_init(struct zos_skills *skills, struct zos_lock_domain *domain,
 		return rv;
 	}
 	skills->current = initial;
+	skills->durable = NULL;
+	skills->track   = false;
 	return 0;
 }
 

@@ -201,15 +201,24 @@ zos_state_locks(struct zos_state *state, struct zos_lock *out[4])
 	out[3] = &state->cache.lock;
 }
 
-/* The store's answer to a sweep's write: nobody waits for it (a failed
- * write is logged and counted by the store, and the next write covers the
- * removal again). */
+/* The store's answer to a commit nobody waits for (a failed one is
+ * logged and counted by the store). */
 static void
-state_expire_done(void *arg, int error, const char *message)
+state_commit_soon_done(void *arg, int error, const char *message)
 {
 	(void) arg;
 	(void) error;
 	(void) message;
+}
+
+void
+zos_state_commit_soon(
+    struct zos_state *state, enum zos_store_part part, uint64_t seq)
+{
+	if (state->store != NULL) {
+		zos_store_commit(
+		    state->store, part, seq, state_commit_soon_done, NULL);
+	}
 }
 
 size_t
@@ -225,10 +234,9 @@ zos_state_expire_sessions(struct zos_state *state)
 		    state->sessions, ZOS_SESSIONS_SWEEP_MAX);
 		total += n;
 	} while (n == ZOS_SESSIONS_SWEEP_MAX && rounds-- > 0);
-	if (total > 0 && state->store != NULL) {
-		zos_store_commit(state->store, ZOS_STORE_SESSIONS,
-		    zos_sessions_seq(state->sessions), state_expire_done,
-		    NULL);
+	if (total > 0) {
+		zos_state_commit_soon(state, ZOS_STORE_SESSIONS,
+		    zos_sessions_seq(state->sessions));
 	}
 	return total;
 }

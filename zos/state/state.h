@@ -95,6 +95,16 @@ void zos_state_locks(struct zos_state *state, struct zos_lock *out[4]);
  */
 size_t zos_state_expire_sessions(struct zos_state *state);
 
+/*
+ * Asks the store (when the state has one) to make PART durable up to SEQ
+ * without waiting for it: for a change nobody waits for but readers
+ * should see soon (they see only durable values, store.h). A failure is
+ * logged and counted by the store, and undoes the change.
+ * Locking: call with no lock held.
+ */
+void zos_state_commit_soon(
+    struct zos_state *state, enum zos_store_part part, uint64_t seq);
+
 /* Frees the state; no thread may still use it. NULL is a no-op. */
 void zos_state_destroy(struct zos_state *state);
 

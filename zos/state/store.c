@@ -440,6 +440,11 @@ store_open_db(struct zos_store *store, char *error, size_t error_len)
 	        &store->db, &created, &empty, error, error_len) != 0) {
 		return -1;
 	}
+	/* SQLite opened it by name: the name must still lead into the
+	 * directory locked (and checked) through its descriptor. */
+	if (store_check_dir(store, error, error_len) != 0) {
+		return -1;
+	}
 	if (empty && store_import_or_create(store, error, error_len) != 0) {
 		return -1;
 	}

@@ -911,13 +911,8 @@ server_reaper_main(void *arg)
 				continue;
 			}
 		}
-		clock_gettime(CLOCK_MONOTONIC, &until);
-		until.tv_sec += tick_ms / 1000;
-		until.tv_nsec += (long) (tick_ms % 1000) * 1000000L;
-		if (until.tv_nsec >= 1000000000L) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000L;
-		}
+		until = zrpc_timespec_after_ms(
+		    CLOCK_MONOTONIC, (uint32_t) tick_ms);
 		(void) pthread_cond_timedwait(
 		    &server->reaper_wake, &server->conns_mutex, &until);
 	}
@@ -1476,13 +1471,7 @@ server_close_wait(zrpc_server *server, int wait_ms)
 	struct timespec until;
 	bool            done;
 
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_sec += wait_ms / 1000;
-	until.tv_nsec += (long) (wait_ms % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
+	until = zrpc_timespec_after_ms(CLOCK_MONOTONIC, (uint32_t) wait_ms);
 	pthread_mutex_lock(&server->close_mutex);
 	while (!server->close_done) {
 		if (pthread_cond_timedwait(&server->close_cond,
@@ -1529,13 +1518,7 @@ zrpc_server_stop(zrpc_server *server, unsigned grace_ms)
 	    "draining: %u calls in flight, grace %u ms",
 	    atomic_load(&server->active), grace_ms);
 
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_sec += grace_ms / 1000;
-	until.tv_nsec += (long) (grace_ms % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
+	until = zrpc_timespec_after_ms(CLOCK_MONOTONIC, (uint32_t) grace_ms);
 	pthread_mutex_lock(&server->drain_mutex);
 	while (atomic_load(&server->active) > 0 ||
 	    atomic_load(&server->sending) > 0) {

@@ -28,6 +28,26 @@ zrpc_now_ns(void)
 	return (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
 }
 
+/*
+ * The time MS milliseconds from now on CLOCK, as the absolute timespec
+ * that pthread_cond_timedwait (on a condition variable of that clock) and
+ * clock_nanosleep with TIMER_ABSTIME want.
+ */
+static inline struct timespec
+zrpc_timespec_after_ms(clockid_t clock, uint32_t ms)
+{
+	struct timespec ts;
+
+	(void) clock_gettime(clock, &ts);
+	ts.tv_sec += (time_t) (ms / 1000u);
+	ts.tv_nsec += (long) (ms % 1000u) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	return ts;
+}
+
 #ifdef __cplusplus
 }
 #endif
