@@ -1142,6 +1142,13 @@ Test(store, close_flushes_pending_requests_and_answers_each_once)
 /* ------------------------------------------------------------------ */
 /* What readers see: only what is durable. */
 
+/* zos_skills_read's visitor: the level of "induction". */
+static void
+read_induction(void *arg, const struct zos_skill_vector *v)
+{
+	*(double *) arg = level_of(v, "induction");
+}
+
 Test(store, readers_see_a_change_only_once_its_commit_is_durable)
 {
 	struct parts             p;
@@ -1150,7 +1157,7 @@ Test(store, readers_see_a_change_only_once_its_commit_is_durable)
 	struct zos_skill_vector *v;
 	struct zos_skill_delta   d  = { "induction", 0.25 };
 	struct counted           cs = { 0 }, ck = { 0 };
-	double                   level;
+	double                   level, seen    = -1;
 	char                     err[256];
 
 	/* A durable session A, then the flusher is held back (a store
@@ -1190,6 +1197,8 @@ Test(store, readers_see_a_change_only_once_its_commit_is_durable)
 	v = zos_skills_get(&p.skills);
 	cr_assert_eq(level_of(v, "induction"), level);
 	zos_skill_vector_unref(v);
+	zos_skills_read(&p.skills, read_induction, &seen);
+	cr_assert_eq(seen, level, "the assistant's read saw it early");
 
 	/* The flusher runs: both are durable, and then seen. */
 	parts_start(&p);
@@ -1207,6 +1216,8 @@ Test(store, readers_see_a_change_only_once_its_commit_is_durable)
 	v = zos_skills_get(&p.skills);
 	cr_assert_eq(level_of(v, "induction"), level + 0.25);
 	zos_skill_vector_unref(v);
+	zos_skills_read(&p.skills, read_induction, &seen);
+	cr_assert_eq(seen, level + 0.25);
 	parts_down(&p);
 }
 
@@ -1802,6 +1813,31 @@ Test(store, the_directory_is_0700_and_every_file_0600)
 	umask(old);
 }
 
+/* A backup put back with cp (mode 0644 under the usual umask) must not
+ * make the database, or the -wal and -shm SQLite gives its mode, readable
+ * by others. */
+Test(store, a_restored_database_readable_by_others_is_narrowed_to_0600)
+{
+	struct parts       p;
+	struct zos_session s;
+	char               path[256];
+	const char        *files[] = { "zos.db", "zos.db-wal", "zos.db-shm" };
+	mode_t             old     = umask(0);
+
+	make_data(NULL);
+	path_in(path, sizeof(path), "zos.db");
+	cr_assert_eq(chmod(path, 0644), 0);
+	parts_up(&p);
+	start_durable(&p, "p", &s);
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		path_in(path, sizeof(path), files[i]);
+		cr_assert_eq(
+		    mode_of(path), 0600, "%s: %04o", path, mode_of(path));
+	}
+	parts_down(&p);
+	umask(old);
+}
+
 Test(store, an_open_directory_is_narrowed_to_0700_with_a_warning)
 {
 	struct zos_store *store;
@@ -2183,6 +2219,35 @@ Test(store, an_import_cut_short_before_its_renames_finishes_them)
 	path_in(from, sizeof(from), "sessions.snap.imported");
 	path_in(to, sizeof(to), "sessions.snap");
 	cr_assert_eq(rename(from, to), 0);
+
+	check_not_imported_again(&image);
+	old_files_check_retired(&old);
+	old_files_free(&old);
+	zos_skill_vector_unref(v);
+	zos_sessions_image_finish(&image);
+}
+
+Test(store, an_import_cut_short_before_any_rename_finishes_both)
+{
+	struct zos_sessions_image image;
+	struct zos_skill_vector  *v;
+	struct zos_store         *store;
+	struct old_files          old;
+	const char               *names[] = { "skills.snap", "sessions.snap" };
+	char                      from[300], to[256];
+
+	make_old_dir(&image, &v);
+	old_files_read(&old);
+	store = open_ok(fx.dir);
+	check_imported(store, &image, v);
+	zos_store_close(store);
+	change_after_import(&image);
+	/* As a crash right after the import's commit leaves it. */
+	for (size_t i = 0; i < 2; i++) {
+		path_in(to, sizeof(to), names[i]);
+		snprintf(from, sizeof(from), "%s.imported", to);
+		cr_assert_eq(rename(from, to), 0);
+	}
 
 	check_not_imported_again(&image);
 	old_files_check_retired(&old);
