@@ -228,6 +228,25 @@ Test(server, health_reports_serving_and_unknown_services)
 	    ZRPC__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVICE_UNKNOWN);
 	zrpc__v1__health_check_response__free_unpacked(reply, NULL);
 
+	/* "" is the whole server: it and every service, and back. */
+	for (int serving = 0; serving <= 1; serving++) {
+		Zrpc__V1__HealthCheckResponse__ServingStatus want = serving
+		    ? ZRPC__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
+		    : ZRPC__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING;
+
+		zrpc_server_set_serving(ts.server, "", serving != 0);
+		req.service = "";
+		status      = zrpc_v1_health_check(client, &req, &reply, NULL);
+		cr_assert_eq(status.code, ZRPC_OK);
+		cr_assert_eq(
+		    reply->status, want, "\"\" after set %d", serving);
+		zrpc__v1__health_check_response__free_unpacked(reply, NULL);
+		req.service = "ztest.v1.Echo";
+		status      = zrpc_v1_health_check(client, &req, &reply, NULL);
+		cr_assert_eq(reply->status, want);
+		zrpc__v1__health_check_response__free_unpacked(reply, NULL);
+	}
+
 	zrpc_client_close(client);
 	test_server_stop(&ts);
 }

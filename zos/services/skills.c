@@ -102,7 +102,7 @@ skills_service_update(zrpc_call        *call,
 		return zrpc_status_make((zrpc_code) result, "%s", error);
 	}
 	status = skills_service_reply(call, v, reply);
-	seq    = v->version;
+	seq    = v->change_seq;
 	zos_skill_vector_unref(v);
 	return zos_durable_reply(call, state, ZOS_STORE_SKILLS, seq, status);
 }
@@ -135,7 +135,7 @@ skills_service_reload(zrpc_call        *call,
 	}
 	zos_skills_replace(&state->skills, fresh, &now);
 	status = skills_service_reply(call, now, reply);
-	seq    = now->version;
+	seq    = now->change_seq;
 	zos_skill_vector_unref(now);
 	return zos_durable_reply(call, state, ZOS_STORE_SKILLS, seq, status);
 }

@@ -373,7 +373,9 @@ zos_db_open(int dir_fd, const char *name, const char *path,
 	    db_exec(db, "PRAGMA trusted_schema = OFF") != SQLITE_OK ||
 	    /* Room for the inner pages of a large table: a commit then
 	     * reads no more than the leaves it changes. */
-	    db_exec(db, "PRAGMA cache_size = -" DB_CACHE_KIB) != SQLITE_OK) {
+	    db_exec(db, "PRAGMA cache_size = -" DB_CACHE_KIB) != SQLITE_OK ||
+	    /* The WAL file shrinks back to this after a checkpoint. */
+	    db_exec(db, "PRAGMA journal_size_limit = 4194304") != SQLITE_OK) {
 		db_error(db, "cannot be set up (WAL, synchronous=FULL)",
 		    SQLITE_ERROR, error, error_len);
 		goto fail;

@@ -36,9 +36,10 @@ zos_skill_vector_new(size_t n, const char *const *names, const double *levels)
 		return NULL;
 	}
 	atomic_init(&v->refs, 1);
-	v->version = 0;
-	v->n       = n;
-	text       = (char *) &v->skills[n];
+	v->version    = 0;
+	v->change_seq = 0;
+	v->n          = n;
+	text          = (char *) &v->skills[n];
 	for (size_t i = 0; i < n; i++) {
 		size_t len = strlen(names[i]) + 1;
 
@@ -80,7 +81,8 @@ skills_copy(const struct zos_skill_vector *v)
 	if ((copy = zos_skill_vector_new(v->n, names, levels)) == NULL) {
 		return NULL;
 	}
-	copy->version = v->version;
+	copy->version    = v->version;
+	copy->change_seq = v->change_seq;
 	for (size_t i = 0; i < v->n; i++) {
 		copy->skills[i].attempts = v->skills[i].attempts;
 	}
@@ -119,9 +121,11 @@ zos_skills_init(struct zos_skills *skills, struct zos_lock_domain *domain,
 		zos_skill_vector_unref(initial);
 		return rv;
 	}
-	skills->current = initial;
-	skills->durable = NULL;
-	skills->track   = false;
+	skills->current     = initial;
+	skills->durable     = NULL;
+	skills->track       = false;
+	skills->seq         = initial->version;
+	initial->change_seq = skills->seq;
 	return 0;
 }
 
@@ -172,11 +176,10 @@ zos_skills_durable(struct zos_skills *skills, const struct zos_skill_vector *v)
 
 	zos_lock_write(&skills->lock);
 	if (skills->durable != NULL) {
-		if (v == skills->current ||
-		    v->version >= skills->current->version) {
+		if (v->change_seq >= skills->current->change_seq) {
 			drop            = skills->durable;
 			skills->durable = NULL;
-		} else if (v->version > skills->durable->version) {
+		} else if (v->change_seq > skills->durable->change_seq) {
 			drop            = skills->durable;
 			skills->durable = zos_skill_vector_ref(
 			    (struct zos_skill_vector *) v);
@@ -189,23 +192,19 @@ zos_skills_durable(struct zos_skills *skills, const struct zos_skill_vector *v)
 uint64_t
 zos_skills_undo(struct zos_skills *skills)
 {
-	struct zos_skill_vector *back, *drop = NULL, *drop2 = NULL;
-	uint64_t                 version;
+	struct zos_skill_vector *drop = NULL;
+	uint64_t                 undone;
 
 	zos_lock_write(&skills->lock);
-	version = skills->current->version;
-	if (skills->durable != NULL &&
-	    (back = skills_copy(skills->durable)) != NULL) {
-		back->version   = version;
+	undone = skills->current->change_seq;
+	if (skills->durable != NULL) {
 		drop            = skills->current;
-		drop2           = skills->durable;
-		skills->current = back;
+		skills->current = skills->durable; /* its reference moves */
 		skills->durable = NULL;
 	}
 	zos_unlock_write(&skills->lock);
 	zos_skill_vector_unref(drop);
-	zos_skill_vector_unref(drop2);
-	return version;
+	return undone;
 }
 
 struct zos_skill_vector *
@@ -319,9 +318,10 @@ zos_skills_update(struct zos_skills *skills,
 		s->level = skills_clamp(s->level + deltas[i].delta);
 		s->attempts++;
 	}
-	next->version   = old->version + 1;
-	skills->current = next;
-	old             = skills_retire(skills, old);
+	next->version    = old->version + 1;
+	next->change_seq = ++skills->seq;
+	skills->current  = next;
+	old              = skills_retire(skills, old);
 	if (out != NULL) {
 		*out = zos_skill_vector_ref(next);
 	}
@@ -337,10 +337,11 @@ zos_skills_replace(struct zos_skills *skills, struct zos_skill_vector *fresh,
 	struct zos_skill_vector *old;
 
 	zos_lock_write(&skills->lock);
-	old             = skills->current;
-	fresh->version  = old->version + 1;
-	skills->current = fresh;
-	old             = skills_retire(skills, old);
+	old               = skills->current;
+	fresh->version    = old->version + 1;
+	fresh->change_seq = ++skills->seq;
+	skills->current   = fresh;
+	old               = skills_retire(skills, old);
 	if (out != NULL) {
 		*out = zos_skill_vector_ref(fresh);
 	}

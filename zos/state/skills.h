@@ -39,8 +39,13 @@ struct zos_skill {
 
 /* An immutable snapshot once published; free with zos_skill_vector_unref. */
 struct zos_skill_vector {
-	atomic_uint      refs;
-	uint64_t         version;
+	atomic_uint refs;
+	uint64_t    version;
+	/* The skills' change number when this vector became the latest
+	 * (zos_skills.seq): what a writer asks the store to make durable.
+	 * Unlike the version it never goes back, not even when an undo
+	 * (zos_skills_undo) takes the version back. */
+	uint64_t         change_seq;
 	size_t           n;
 	struct zos_skill skills[];
 };
@@ -52,6 +57,7 @@ struct zos_skills {
 	 * the newest durable vector, which readers get; NULL otherwise. */
 	struct zos_skill_vector *durable; /* guarded by: lock */
 	bool                     track;   /* set before sharing */
+	uint64_t                 seq;     /* guarded by: lock; changes made */
 };
 
 /* One requested change: add DELTA to the level of skill NAME. */
@@ -120,12 +126,12 @@ void zos_skills_durable(struct zos_skills *skills,
     const struct zos_skill_vector         *v) ZOS_EXCLUDES(skills->lock);
 
 /*
- * The store could not make the latest vector durable: it is undone, so
- * that what everyone sees holds the durable levels again. Versions never
- * go back: the vector that replaces it has the durable skills and the
- * latest version (it is written with the next commit). Returns that
- * version (every version above the durable one and up to it is undone).
- * Locking: takes skills (write); allocates under it (a few KiB at most).
+ * The store could not make the latest vector durable: it is undone, and
+ * the newest durable vector is the latest again (its version too, so the
+ * next accepted update takes the version after it, as on disk). Returns
+ * the change number of the vector undone (every change number above the
+ * durable one and up to it is undone; change numbers never go back).
+ * Locking: takes skills (write).
  */
 uint64_t zos_skills_undo(struct zos_skills *skills) ZOS_EXCLUDES(skills->lock);
 

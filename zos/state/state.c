@@ -102,7 +102,8 @@ zos_state_create(
 	if (state->store != NULL) {
 		zos_skills_track(&state->skills); /* readers see durable */
 	}
-	skills_version = state->skills.current->version; /* not shared yet */
+	skills_version =
+	    state->skills.current->change_seq; /* not shared yet */
 	if (zos_sessions_create(&state->sessions, &state->locks,
 	        config->max_sessions) != ZOS_SESSION_OK) {
 		snprintf(error, error_len, "cannot set up the sessions");

@@ -220,8 +220,8 @@ store_write_skills(struct zos_store *store, bool on_disk, uint64_t durable,
 	struct zos_skill_vector *v = zos_skills_latest(store->skills);
 	int                      rv;
 
-	*seq = v->version;
-	if (on_disk && v->version <= durable &&
+	*seq = v->change_seq;
+	if (on_disk && v->change_seq <= durable &&
 	    !store->failing[ZOS_STORE_SKILLS - 1]) {
 		zos_skill_vector_unref(v);
 		return 0;

@@ -159,8 +159,8 @@ zosd_flush_state(const struct zos_log *log, struct zos_state *state)
 	if (state == NULL || state->store == NULL) {
 		return;
 	}
-	v          = zos_skills_get(&state->skills);
-	skills_seq = v->version;
+	v          = zos_skills_latest(&state->skills);
+	skills_seq = v->change_seq;
 	zos_skill_vector_unref(v);
 	if (zos_store_commit_wait(state->store, ZOS_STORE_SKILLS, skills_seq,
 	        message, sizeof(message)) != 0) {

@@ -70,6 +70,7 @@ zrpc_registry_init(struct zrpc_registry *registry)
 {
 	memset(registry, 0, sizeof(*registry));
 	atomic_init(&registry->stopping, false);
+	atomic_init(&registry->serving, true);
 	return registry_stats_init(&registry->unmatched);
 }
 
@@ -230,6 +231,7 @@ zrpc_registry_set_serving(
 	struct zrpc_registry_service *svc;
 
 	if (service[0] == '\0') {
+		atomic_store(&registry->serving, serving);
 		for (size_t i = 0; i < registry->n_services; i++) {
 			atomic_store(&registry->services[i]->serving, serving);
 		}
@@ -256,7 +258,8 @@ zrpc_registry_health(const struct zrpc_registry *registry, const char *service)
 	if (atomic_load(&registry->stopping)) {
 		return ZRPC_REGISTRY_NOT_SERVING;
 	}
-	if (svc == NULL || atomic_load(&svc->serving)) {
+	if (svc == NULL ? atomic_load(&registry->serving)
+	                : atomic_load(&svc->serving)) {
 		return ZRPC_REGISTRY_SERVING;
 	}
 	return ZRPC_REGISTRY_NOT_SERVING;

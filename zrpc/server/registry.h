@@ -66,6 +66,8 @@ struct zrpc_registry {
 
 	/* Set when the server drains: every service reports NOT_SERVING. */
 	atomic_bool stopping;
+	/* The whole server's status (service ""), set with "". */
+	atomic_bool serving;
 };
 
 /* Health values, equal to zrpc.v1.HealthCheckResponse.ServingStatus. */

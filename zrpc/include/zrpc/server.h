@@ -218,7 +218,8 @@ unsigned zrpc_server_stop(zrpc_server *server, unsigned grace_ms);
 void zrpc_server_destroy(zrpc_server *server);
 
 /*
- * Sets the health status reported for SERVICE ("" = the whole server).
+ * Sets the health status reported for SERVICE; "" is the whole server:
+ * Health/Check of "" and of every registered service.
  * Registered services start SERVING.
  */
 void zrpc_server_set_serving(
