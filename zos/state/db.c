@@ -645,8 +645,8 @@ int
 zos_db_load_sessions(struct zos_db *db, struct zos_sessions_image *out,
     char *error, size_t error_len)
 {
-	sqlite3_stmt *st = NULL;
-	int64_t       count, seq;
+	sqlite3_stmt *st    = NULL;
+	int64_t       count = 0, seq = 0;
 	size_t        n = 0;
 	int           rc;
 
