@@ -31,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../client/nng_lost_request.h"
 #include "proc.h"
 #include "sockio.h"
 #include "zos/v1/zos.zrpc.h"
@@ -53,8 +54,13 @@
 #define ATTACK_RSS_BACK_KB (16 * 1024)
 /* How long "falls back" may take (polled). */
 #define ATTACK_SETTLE_MS 10000
-/* The normal client's deadline per call. */
-#define ATTACK_CALL_TIMEOUT_MS 2000
+/*
+ * The normal client's deadline per call. Served or starved is what is
+ * tested, not how fast: a starved client (the attacks as first found)
+ * never gets an answer, while a loaded CI machine under ASan has taken
+ * just over 2 s to answer one. 10 s tells the two apart without luck.
+ */
+#define ATTACK_CALL_TIMEOUT_MS 10000
 
 TestSuite(attack, .fini = proc_kill_left);
 
@@ -552,6 +558,11 @@ Test(attack, idle_and_half_sent_connections_at_the_cap, .timeout = 60)
 	size_t                   n_closed              = 0;
 	bool                     closed[CAP_ATTACKERS] = { false };
 
+	/* The late client's connections are refused while it calls: nng
+	 * 1.5.2 can lose a request then (tests/client/nng_lost_request.h;
+	 * client::calls_to_a_server_refusing_every_connection_fail_cleanly
+	 * reproduces it). */
+	test_forgive_nng_lost_requests();
 	zosd_start(&z, NULL, extra);
 	cr_assert_eq(zrpc_client_open(&client, z.url, NULL).code, ZRPC_OK);
 	before = baseline_rss(client, &z);
@@ -831,14 +842,53 @@ ws_health_check(int port, const char *origin)
 	return code;
 }
 
+/*
+ * nng 1.5.2's ws transport never frees a message whose send fails: a
+ * failed write leaves it on the transport's own aio (wstran_pipe_send_cb
+ * passes the error on, the websocket layer frees only what it sent, and
+ * rep0 frees only what is left on its aio). A peer that reads its reply
+ * and closes at once can make nng see the write fail (NNG_ECLOSED: the
+ * close is handled before the write's completion) although the bytes
+ * went out, and zosd then loses that reply (in about 1 of 30 runs of
+ * these tests under ASan; a probe in a rebuilt nng 1.5.2 showed the
+ * failed write; zrpc cannot take it back). The ws tests below, whose
+ * peers do just that, start zosd with a LeakSanitizer suppression of
+ * leaked replies (zrpc_call_encode) in a file that lives until the test
+ * ends; setenv changes this test's own process (Criterion gives each
+ * test one) and the zosd it starts, whose LeakSanitizer reads the file
+ * when it checks, at exit. Without ASan it does nothing.
+ */
+static void
+ws_forgive_nng_lost_replies(char *path, size_t len)
+{
+	static const char supp[] = "leak:zrpc_call_encode\n";
+	const char       *old    = getenv("LSAN_OPTIONS");
+	char              options[512];
+	int               fd;
+
+	path[0] = '\0';
+	if (!ATTACK_ASAN) {
+		return;
+	}
+	snprintf(path, len, "/tmp/zos-attack-lsan-%d-XXXXXX", (int) getpid());
+	cr_assert_geq(fd = mkstemp(path), 0, "%s: %s", path, strerror(errno));
+	cr_assert_eq(write(fd, supp, strlen(supp)), (ssize_t) strlen(supp));
+	close(fd);
+	snprintf(options, sizeof(options), "%s%ssuppressions=%s",
+	    old != NULL ? old : "", old != NULL && old[0] != '\0' ? ":" : "",
+	    path);
+	cr_assert_eq(setenv("LSAN_OPTIONS", options, 1), 0);
+}
+
 Test(attack, ws_origin_checked_against_the_allowed_list, .timeout = 30)
 {
 	static const char *const extra[] = { "--ws-allowed-origin",
 		"http://good.example", NULL };
 	struct zosd              z;
-	char                     listen[64];
+	char                     listen[64], supp[64];
 	int                      port = free_port();
 
+	ws_forgive_nng_lost_replies(supp, sizeof(supp));
 	snprintf(listen, sizeof(listen), "ws://127.0.0.1:%d/zos", port);
 	zosd_start(&z, listen, extra);
 	/* not a browser: no Origin, served */
@@ -851,18 +901,25 @@ Test(attack, ws_origin_checked_against_the_allowed_list, .timeout = 30)
 	cr_assert(proc_wait_for(&z.proc, "origin 'http://evil.example'"), "%s",
 	    z.proc.text);
 	zosd_stop(&z);
+	if (supp[0] != '\0') {
+		unlink(supp);
+	}
 }
 
 /* Without --ws-allowed-origin no browser origin is accepted. */
 Test(attack, ws_origin_none_allowed_by_default, .timeout = 30)
 {
 	struct zosd z;
-	char        listen[64];
+	char        listen[64], supp[64];
 	int         port = free_port();
 
+	ws_forgive_nng_lost_replies(supp, sizeof(supp));
 	snprintf(listen, sizeof(listen), "ws://127.0.0.1:%d/zos", port);
 	zosd_start(&z, listen, NULL);
 	cr_assert_eq(ws_health_check(port, NULL), ZRPC_OK);
 	cr_assert_eq(ws_health_check(port, "http://localhost"), -1);
 	zosd_stop(&z);
+	if (supp[0] != '\0') {
+		unlink(supp);
+	}
 }

@@ -41,6 +41,7 @@ struct fake_server {
 	bool               killed;    /* guarded by: mtx */
 	bool               closed;    /* guarded by: mtx: nng_close returned */
 	bool               abandoned; /* guarded by: mtx: stop gave up on it */
+	bool               refusing;  /* guarded by: mtx (opts.refuse) */
 	int                released;  /* guarded by: mtx */
 	int                passed;    /* guarded by: mtx */
 	int                counters[FAKE_COUNTERS]; /* guarded by: mtx */
@@ -54,6 +55,31 @@ fake_bump(struct fake_server *s, enum fake_counter counter)
 	pthread_mutex_lock(&s->mtx);
 	s->counters[counter]++;
 	pthread_cond_broadcast(&s->cv);
+	pthread_mutex_unlock(&s->mtx);
+}
+
+/* opts.refuse: closes each new connection before nng adds it. */
+static void
+fake_refuse(nng_pipe pipe, nng_pipe_ev event, void *arg)
+{
+	struct fake_server *s = arg;
+	bool                refusing;
+
+	(void) event;
+	pthread_mutex_lock(&s->mtx);
+	refusing = s->refusing;
+	pthread_mutex_unlock(&s->mtx);
+	if (refusing) {
+		nng_pipe_close(pipe);
+		fake_bump(s, FAKE_REFUSED);
+	}
+}
+
+void
+fake_server_refuse(struct fake_server *s, bool refuse)
+{
+	pthread_mutex_lock(&s->mtx);
+	s->refusing = refuse;
 	pthread_mutex_unlock(&s->mtx);
 }
 
@@ -477,6 +503,12 @@ fake_server_start(struct fake_server **out, const char *url,
 
 	if ((rv = nng_rep0_open(&s->socket)) != 0) {
 		goto fail;
+	}
+	s->refusing = opts != NULL && opts->refuse;
+	if (s->refusing &&
+	    (rv = nng_pipe_notify(
+	         s->socket, NNG_PIPE_EV_ADD_PRE, fake_refuse, s)) != 0) {
+		goto fail_socket;
 	}
 	if ((rv = nng_listener_create(&s->listener, s->socket, url)) != 0) {
 		goto fail_socket;

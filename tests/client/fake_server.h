@@ -48,6 +48,7 @@ enum fake_counter {
 	FAKE_GATED,        /* Gate calls that reached the gate */
 	FAKE_GATE_REPLIED, /* Gate replies handed to nng after release */
 	FAKE_DROPPED,      /* Drop calls executed */
+	FAKE_REFUSED,      /* connections refused (opts.refuse) */
 	FAKE_COUNTERS,
 };
 
@@ -72,6 +73,10 @@ struct fake_server_opts {
 	int         workers;      /* 0 = 4 */
 	const char *tls_cert_pem; /* with tls+tcp:// URLs */
 	const char *tls_key_pem;
+	/* Closes every connection as soon as it is made, as a zrpc server
+	 * at its max_connections does (in nng's ADD_PRE notification),
+	 * until fake_server_refuse(server, false). */
+	bool refuse;
 };
 
 /*
@@ -92,6 +97,12 @@ void fake_server_kill(struct fake_server *server);
 
 /* Kills the server, joins its workers and frees it. NULL is a no-op. */
 void fake_server_stop(struct fake_server *server);
+
+/*
+ * A server started with opts.refuse: whether it goes on refusing new
+ * connections (true) or serves them (false).
+ */
+void fake_server_refuse(struct fake_server *server, bool refuse);
 
 /* Lets N more Gate calls through. */
 void fake_server_release(struct fake_server *server, int n);

@@ -9,14 +9,14 @@
  * the next 8 bytes are a sequence number (little endian) and the rest the
  * payload, framed here with a correct header and CRC (zos_snapshot_frame)
  * so that the fuzzer reaches the codec and the restore without having to
- * forge a CRC-32. The file lives in a memfd, read through /proc/self/fd,
+ * forge a CRC-32. The file lives on tmpfs (/dev/shm) when there is one,
  * so the target does no disk I/O.
  */
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include "codec.h"
@@ -33,21 +33,62 @@ struct fuzz_snapshot {
 	struct zos_lock_domain  locks;
 	struct zos_snapshot_dir dir;
 	int                     fd;
-	char                    path[64];
+	char                    dir_path[64];
+	char                    path[96];
 };
 
+/* The one target's file, for the exit handler. */
+static struct fuzz_snapshot fuzz_snapshot_files;
+
+static void
+fuzz_snapshot_cleanup(void)
+{
+	unlink(fuzz_snapshot_files.path);
+	rmdir(fuzz_snapshot_files.dir_path);
+}
+
+/*
+ * The reader opens only regular files, never through a symbolic link
+ * (so not /proc/self/fd/N of a memfd): the file is a real one, in a
+ * directory of its own on tmpfs (/dev/shm) when there is one, removed at
+ * exit. Checked once: a framed empty payload must read back, or every
+ * input would stop at the open and the target would fuzz nothing.
+ */
 static void
 fuzz_snapshot_init(struct fuzz_snapshot *f)
 {
+	uint8_t  header[ZOS_SNAPSHOT_HEADER_LEN];
+	uint8_t *payload;
+	size_t   len;
+	uint64_t seq;
+	char     error[512];
+
 	zos_lock_domain_init(&f->locks, true, NULL, NULL);
-	f->dir.path  = "fuzz";
-	f->dir.fd    = -1;
-	f->dir.locks = &f->locks;
-	if ((f->fd = memfd_create("snapshot", MFD_CLOEXEC)) < 0) {
-		perror("fuzz: memfd_create");
+	snprintf(f->dir_path, sizeof(f->dir_path), "%s/zos-fuzz-XXXXXX",
+	    access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
+	if (mkdtemp(f->dir_path) == NULL) {
+		perror("fuzz: mkdtemp");
 		abort();
 	}
-	snprintf(f->path, sizeof(f->path), "/proc/self/fd/%d", f->fd);
+	snprintf(f->path, sizeof(f->path), "%s/part.snap", f->dir_path);
+	f->dir.path  = f->dir_path;
+	f->dir.fd    = -1;
+	f->dir.locks = &f->locks;
+	if ((f->fd = open(f->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0) {
+		perror("fuzz: create the snapshot file");
+		abort();
+	}
+	atexit(fuzz_snapshot_cleanup);
+	zos_snapshot_frame(header, ZOS_STORE_SKILLS, 0, 0);
+	if (pwrite(f->fd, header, sizeof(header), 0) !=
+	        (ssize_t) sizeof(header) ||
+	    zos_snapshot_read(&f->dir, f->path, ZOS_STORE_SKILLS, &payload,
+	        &len, &seq, error, sizeof(error)) != 1) {
+		fprintf(stderr, "fuzz: a valid snapshot does not read: %s\n",
+		    error);
+		abort();
+	}
+	free(payload);
 }
 
 /* Replaces the file's contents with LEN bytes at BUF. */
@@ -56,7 +97,7 @@ fuzz_snapshot_put(struct fuzz_snapshot *f, const uint8_t *buf, size_t len)
 {
 	if (ftruncate(f->fd, 0) != 0 ||
 	    (len > 0 && pwrite(f->fd, buf, len, 0) != (ssize_t) len)) {
-		perror("fuzz: write the memfd");
+		perror("fuzz: write the snapshot file");
 		abort();
 	}
 }
@@ -104,12 +145,12 @@ fuzz_snapshot_load(struct fuzz_snapshot *f, uint32_t part)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static struct fuzz_snapshot f;
 	static bool                 ready;
+	struct fuzz_snapshot *const f = &fuzz_snapshot_files;
 	uint32_t                    part;
 
 	if (!ready) {
-		fuzz_snapshot_init(&f);
+		fuzz_snapshot_init(f);
 		ready = true;
 	}
 	if (size == 0) {
@@ -117,7 +158,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	part = (data[0] & 1) != 0 ? ZOS_STORE_SESSIONS : ZOS_STORE_SKILLS;
 	if ((data[0] & 2) == 0) {
-		fuzz_snapshot_put(&f, data + 1, size - 1);
+		fuzz_snapshot_put(f, data + 1, size - 1);
 	} else {
 		uint64_t seq = 0;
 		size_t   len;
@@ -135,9 +176,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		memcpy(buf + ZOS_SNAPSHOT_HEADER_LEN, data + 9, len);
 		zos_snapshot_frame(buf, part, len, seq);
-		fuzz_snapshot_put(&f, buf, ZOS_SNAPSHOT_HEADER_LEN + len);
+		fuzz_snapshot_put(f, buf, ZOS_SNAPSHOT_HEADER_LEN + len);
 		free(buf);
 	}
-	fuzz_snapshot_load(&f, part);
+	fuzz_snapshot_load(f, part);
 	return 0;
 }

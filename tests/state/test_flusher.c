@@ -13,6 +13,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "flusher.h"
 
@@ -21,12 +22,16 @@ struct fake {
 	atomic_uint_fast64_t seq; /* the part's number, as changes made it */
 	pthread_mutex_t      mtx;
 	pthread_cond_t       cv;
-	bool                 gated;     /* guarded by: mtx; writes wait */
-	unsigned             writing;   /* guarded by: mtx; writes under way */
-	unsigned             writes;    /* guarded by: mtx; copies written */
-	unsigned             calls;     /* guarded by: mtx; write calls */
-	int                  fail;      /* guarded by: mtx; next error */
-	enum zos_store_part  last_part; /* guarded by: mtx */
+	bool                 gated;   /* guarded by: mtx; writes wait */
+	unsigned             writing; /* guarded by: mtx; writes under way */
+	unsigned             writes;  /* guarded by: mtx; copies written */
+	unsigned             calls;   /* guarded by: mtx; write calls */
+	int                  fail;    /* guarded by: mtx; next error */
+	/* guarded by: mtx; a failed write undid up to this number (as
+	 * the store's does: every change not durable, including those made
+	 * during the write); 0 = none undone */
+	uint64_t            undo_to;
+	enum zos_store_part last_part; /* guarded by: mtx */
 };
 
 /* One request's answers; each must come exactly once. */
@@ -65,6 +70,9 @@ fake_write(void *arg, enum zos_store_part part, bool on_disk, uint64_t durable,
 	f->writing--;
 	rv      = f->fail;
 	f->fail = 0;
+	if (rv != 0 && f->undo_to != 0) {
+		*undone = f->undo_to;
+	}
 	if (rv == 0 && (!on_disk || *seq > durable)) {
 		f->writes++;
 		*wrote = true;
@@ -268,4 +276,116 @@ Test(flusher, requests_wait_for_start_and_are_cancelled_if_it_never_comes)
 	cr_assert_eq(atomic_load(&never.answers), 1);
 	cr_assert_eq(never.error, ECANCELED);
 	zos_flusher_destroy(NULL);
+}
+
+static unsigned
+fake_calls(struct fake *f)
+{
+	unsigned n;
+
+	pthread_mutex_lock(&f->mtx);
+	n = f->calls;
+	pthread_mutex_unlock(&f->mtx);
+	return n;
+}
+
+Test(flusher, numbers_a_failed_write_undid_are_refused_even_asked_later)
+{
+	struct fake         f;
+	struct zos_flusher *flusher = flusher_new();
+	struct answer       late    = { 0 };
+	char                message[128];
+
+	fake_init(&f);
+	cr_assert_eq(zos_flusher_start(flusher, fake_write, &f), 0);
+	atomic_store(&f.seq, 3);
+	f.fail    = ENOSPC;
+	f.undo_to = 3;
+	cr_assert_eq(zos_flusher_commit_wait(flusher, ZOS_STORE_SESSIONS, 3,
+	                 message, sizeof(message)),
+	    ENOSPC);
+	/* A caller whose change (2) was undone asks only now: refused at
+	 * once, on its own thread, with the failure's cause. */
+	zos_flusher_commit(flusher, ZOS_STORE_SESSIONS, 2, answer_done, &late);
+	cr_assert_eq(atomic_load(&late.answers), 1);
+	cr_assert_eq(late.error, ENOSPC);
+	cr_assert_str_eq(late.message, "fake write failed");
+	/* A change made after the undo is written and answered. */
+	atomic_store(&f.seq, 4);
+	cr_assert_eq(zos_flusher_commit_wait(flusher, ZOS_STORE_SESSIONS, 4,
+	                 message, sizeof(message)),
+	    0, "%s", message);
+	/* Durable past it now, yet 3 never was. */
+	cr_assert_eq(zos_flusher_commit_wait(flusher, ZOS_STORE_SESSIONS, 3,
+	                 message, sizeof(message)),
+	    ENOSPC);
+	cr_assert_eq(zos_flusher_commit_wait(flusher, ZOS_STORE_SESSIONS, 4,
+	                 message, sizeof(message)),
+	    0);
+	zos_flusher_destroy(flusher);
+}
+
+Test(flusher, requests_that_a_failed_write_undid_while_queued_fail_with_it)
+{
+	struct fake         f;
+	struct zos_flusher *flusher = flusher_new();
+	struct answer       first = { 0 }, during = { 0 };
+
+	fake_init(&f);
+	fake_gate(&f, true);
+	cr_assert_eq(zos_flusher_start(flusher, fake_write, &f), 0);
+	atomic_store(&f.seq, 1);
+	zos_flusher_commit(
+	    flusher, ZOS_STORE_SESSIONS, 1, answer_done, &first);
+	fake_wait_writing(&f);
+	/* Changed during the write, which then fails and undoes it too. */
+	atomic_store(&f.seq, 2);
+	zos_flusher_commit(
+	    flusher, ZOS_STORE_SESSIONS, 2, answer_done, &during);
+	pthread_mutex_lock(&f.mtx);
+	f.fail    = EROFS;
+	f.undo_to = 2;
+	pthread_mutex_unlock(&f.mtx);
+	fake_gate(&f, false);
+	zos_flusher_destroy(flusher);
+	cr_assert_eq(atomic_load(&first.answers), 1);
+	cr_assert_eq(first.error, EROFS);
+	cr_assert_eq(atomic_load(&during.answers), 1);
+	cr_assert_eq(during.error, EROFS, "%s", during.message);
+	cr_assert_eq(fake_writes(&f), 0);
+}
+
+Test(flusher, a_failing_part_is_tried_again_by_itself_until_it_works,
+    .timeout = 30)
+{
+	struct fake         f;
+	struct zos_flusher *flusher = flusher_new();
+	char                message[128];
+
+	fake_init(&f);
+	cr_assert_eq(zos_flusher_start(flusher, fake_write, &f), 0);
+	atomic_store(&f.seq, 1);
+	f.fail = EIO;
+	cr_assert_eq(zos_flusher_commit_wait(flusher, ZOS_STORE_SKILLS, 1,
+	                 message, sizeof(message)),
+	    EIO);
+	cr_assert_eq(fake_calls(&f), 1);
+	/* No request: the flusher tries on its own (about once a second)
+	 * and, the cause gone, writes. Bounded: 10 s. */
+	for (int i = 0; i < 1000 && fake_writes(&f) == 0; i++) {
+		struct timespec ms = { 0, 10 * 1000000 };
+
+		nanosleep(&ms, NULL);
+	}
+	cr_assert_eq(fake_writes(&f), 1);
+	cr_assert_geq(fake_calls(&f), 2);
+	/* Healthy again, it stops trying. */
+	{
+		unsigned        calls = fake_calls(&f);
+		struct timespec wait  = { 2 * ZOS_FLUSHER_RETRY_MS / 1000, 0 };
+
+		nanosleep(&wait, NULL);
+		cr_assert_eq(fake_calls(&f), calls, "it kept writing");
+	}
+	zos_flusher_destroy(flusher);
 }

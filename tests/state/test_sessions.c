@@ -2,6 +2,7 @@
  * Tests for the proof session table (zos/state/sessions.c).
  */
 #include <criterion/criterion.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -1278,4 +1279,375 @@ Test(sessions, ids_of_earlier_versions_still_restore_and_resolve)
 	    zos_sessions_get(f.s, "0123456789abcdef0123456789abcde", &got),
 	    ZOS_SESSION_NOT_FOUND);
 	sessions_fixture_fini(&f);
+}
+
+/*
+ * Durability (sessions.h): with tracking on, readers see only what the
+ * store made durable; the store takes each changed session once, and
+ * undoes what it could not commit.
+ */
+
+/* A table that tracks its changes, as zosd's state makes it for a store
+ * (TTL one hour on the clock *NOW, PER_OWNER cap). */
+static void
+tracked_init(struct sessions_fixture *f, int64_t *now, size_t per_owner)
+{
+	lifecycle_init(f, 0, 3600 * 1000, per_owner, now);
+	zos_sessions_track_changes(f->s, true);
+}
+
+/* Takes the changes and reports them durable, as a commit that worked;
+ * returns the number of rows taken. */
+static size_t
+commit_all(struct zos_sessions *s)
+{
+	struct zos_sessions_changes c;
+	size_t                      n;
+
+	cr_assert_eq(zos_sessions_take_changes(s, &c), ZOS_SESSION_OK);
+	cr_assert_eq(c.seq, zos_sessions_seq(s));
+	zos_sessions_changes_durable(s, &c);
+	n = c.count;
+	zos_sessions_changes_finish(&c);
+	return n;
+}
+
+/* The total of a first page of List, and its count into *COUNT. */
+static uint64_t
+list_total(struct zos_sessions *s, size_t *count)
+{
+	struct zos_session_page page;
+	uint64_t                total;
+
+	cr_assert_eq(zos_sessions_list(s, 0, NULL, &page), ZOS_SESSION_OK);
+	total  = page.total;
+	*count = page.count;
+	zos_session_page_finish(&page);
+	return total;
+}
+
+Test(sessions, tracked_a_new_session_is_not_found_until_durable)
+{
+	struct sessions_fixture f;
+	struct zos_session      s, got;
+	uint64_t                counts[ZOS_PROOF_STATE_COUNT];
+	int64_t                 now = 1700000000000;
+	size_t                  count;
+
+	tracked_init(&f, &now, 0);
+	cr_assert_eq(zos_sessions_start(f.s, "p", &s), ZOS_SESSION_OK);
+	cr_assert_eq(s.change_seq, 1);
+	cr_assert_eq(zos_sessions_get(f.s, s.id, &got), ZOS_SESSION_NOT_FOUND);
+	cr_assert_eq(list_total(f.s, &count), 0);
+	cr_assert_eq(count, 0);
+	/* Metrics count what was accepted; writers work on it. */
+	cr_assert_eq(zos_sessions_count_by_state(f.s, counts), 1);
+	cr_assert_eq(
+	    zos_sessions_transition(f.s, s.id, ZOS_PROOF_ANALYZING, 1, &got),
+	    ZOS_SESSION_OK);
+	cr_assert_eq(zos_sessions_get(f.s, s.id, &got), ZOS_SESSION_NOT_FOUND);
+
+	cr_assert_eq(commit_all(f.s), 1);
+	cr_assert_eq(zos_sessions_get(f.s, s.id, &got), ZOS_SESSION_OK);
+	cr_assert_eq(got.state, ZOS_PROOF_ANALYZING);
+	cr_assert_eq(got.version, 2);
+	cr_assert_eq(list_total(f.s, &count), 1);
+	cr_assert_eq(count, 1);
+	cr_assert_eq(commit_all(f.s), 0, "nothing changed since");
+	sessions_fixture_fini(&f);
+}
+
+Test(sessions, tracked_readers_see_the_old_state_until_a_change_is_durable)
+{
+	struct sessions_fixture f;
+	struct zos_session      s, got;
+	struct zos_session_page page;
+	int64_t                 now = 1700000000000;
+
+	tracked_init(&f, &now, 0);
+	cr_assert_eq(zos_sessions_start(f.s, "p", &s), ZOS_SESSION_OK);
+	cr_assert_eq(commit_all(f.s), 1);
+	cr_assert_eq(
+	    zos_sessions_transition(f.s, s.id, ZOS_PROOF_ANALYZING, 0, NULL),
+	    ZOS_SESSION_OK);
+	cr_assert_eq(zos_sessions_get(f.s, s.id, &got), ZOS_SESSION_OK);
+	cr_assert_eq(got.state, ZOS_PROOF_AWAITING_SOLUTION);
+	cr_assert_eq(got.version, 1);
+	cr_assert_eq(zos_sessions_list(f.s, 0, NULL, &page), ZOS_SESSION_OK);
+	cr_assert_eq(page.count, 1);
+	cr_assert_eq(page.sessions[0].state, ZOS_PROOF_AWAITING_SOLUTION);
+	zos_session_page_finish(&page);
+	/* A writer with the reader's version is behind the latest. */
+	cr_assert_eq(
+	    zos_sessions_transition(f.s, s.id, ZOS_PROOF_ABANDONED, 1, &got),
+	    ZOS_SESSION_ABORTED);
+	cr_assert_eq(got.version, 2);
+
+	cr_assert_eq(commit_all(f.s), 1);
+	cr_assert_eq(zos_sessions_get(f.s, s.id, &got), ZOS_SESSION_OK);
+	cr_assert_eq(got.state, ZOS_PROOF_ANALYZING);
+	cr_assert_eq(got.version, 2);
+	sessions_fixture_fini(&f);
+}
+
+Test(sessions, a_session_changed_several_times_is_taken_once_at_its_latest)
+{
+	struct sessions_fixture     f;
+	struct zos_session          a, b;
+	struct zos_sessions_changes c;
+	int64_t                     now = 1700000000000;
+
+	tracked_init(&f, &now, 0);
+	cr_assert_eq(zos_sessions_start(f.s, "a", &a), ZOS_SESSION_OK);
+	cr_assert_eq(commit_all(f.s), 1);
+	cr_assert_eq(
+	    zos_sessions_transition(f.s, a.id, ZOS_PROOF_ANALYZING, 0, NULL),
+	    ZOS_SESSION_OK);
+	cr_assert_eq(zos_sessions_transition(
+	                 f.s, a.id, ZOS_PROOF_FEEDBACK_READY, 0, NULL),
+	    ZOS_SESSION_OK);
+	cr_assert_eq(zos_sessions_reset(f.s, a.id, NULL), ZOS_SESSION_OK);
+	cr_assert_eq(zos_sessions_start(f.s, "b", &b), ZOS_SESSION_OK);
+	cr_assert_eq(
+	    zos_sessions_transition(f.s, b.id, ZOS_PROOF_ABANDONED, 0, NULL),
+	    ZOS_SESSION_OK);
+
+	cr_assert_eq(zos_sessions_take_changes(f.s, &c), ZOS_SESSION_OK);
+	cr_assert_eq(c.count, 2, "%zu rows for two sessions", c.count);
+	cr_assert_eq(c.seq, 6);
+	for (size_t i = 0; i < c.count; i++) {
+		const struct zos_session *r = &c.rows[i].s;
+
+		cr_assert_not(c.rows[i].removed);
+		if (strcmp(r->id, a.id) == 0) {
+			cr_assert_eq(r->version, 4);
+			cr_assert_eq(r->state, ZOS_PROOF_AWAITING_SOLUTION);
+		} else {
+			cr_assert_str_eq(r->id, b.id);
+			cr_assert_eq(r->version, 2);
+			cr_assert_eq(r->state, ZOS_PROOF_ABANDONED);
+		}
+	}
+	zos_sessions_changes_durable(f.s, &c);
+	zos_sessions_changes_finish(&c);
+	sessions_fixture_fini(&f);
+}
+
+Test(sessions, a_change_made_after_the_take_waits_for_the_next_commit)
+{
+	struct sessions_fixture     f;
+	struct zos_session          s, got;
+	struct zos_sessions_changes c;
+	int64_t                     now = 1700000000000;
+
+	tracked_init(&f, &now, 0);
+	cr_assert_eq(zos_sessions_start(f.s, "p", &s), ZOS_SESSION_OK);
+	cr_assert_eq(zos_sessions_take_changes(f.s, &c), ZOS_SESSION_OK);
+	/* While that commit is under way, the session moves on. */
+	cr_assert_eq(
+	    zos_sessions_transition(f.s, s.id, ZOS_PROOF_ANALYZING, 0, NULL),
+	    ZOS_SESSION_OK);
+	zos_sessions_changes_durable(f.s, &c);
+	zos_sessions_changes_finish(&c);
+	/* What was committed is seen, not what came after. */
+	cr_assert_eq(zos_sessions_get(f.s, s.id, &got), ZOS_SESSION_OK);
+	cr_assert_eq(got.state, ZOS_PROOF_AWAITING_SOLUTION);
+	cr_assert_eq(got.version, 1);
+	cr_assert_eq(commit_all(f.s), 1);
+	cr_assert_eq(zos_sessions_get(f.s, s.id, &got), ZOS_SESSION_OK);
+	cr_assert_eq(got.state, ZOS_PROOF_ANALYZING);
+	sessions_fixture_fini(&f);
+}
+
+Test(sessions, a_failed_commit_undoes_new_and_changed_sessions)
+{
+	struct sessions_fixture     f;
+	struct zos_session          a, d, b, e, got;
+	struct zos_sessions_changes c;
+	uint64_t                    counts[ZOS_PROOF_STATE_COUNT];
+	int64_t                     now = 1700000000000;
+	uint64_t                    undone;
+	size_t                      count;
+
+	tracked_init(&f, &now, 0);
+	cr_assert_eq(zos_sessions_start(f.s, "a", &a), ZOS_SESSION_OK);
+	cr_assert_eq(zos_sessions_start(f.s, "d", &d), ZOS_SESSION_OK);
+	cr_assert_eq(
+	    zos_sessions_transition(f.s, d.id, ZOS_PROOF_ABANDONED, 0, NULL),
+	    ZOS_SESSION_OK);
+	cr_assert_eq(commit_all(f.s), 2);
+
+	/* Taken for the commit that fails: A moved, B new. */
+	cr_assert_eq(
+	    zos_sessions_transition(f.s, a.id, ZOS_PROOF_ANALYZING, 0, NULL),
+	    ZOS_SESSION_OK);
+	cr_assert_eq(zos_sessions_start(f.s, "b", &b), ZOS_SESSION_OK);
+	cr_assert_eq(zos_sessions_take_changes(f.s, &c), ZOS_SESSION_OK);
+	/* Made during it: A moved again, D reset, E new. */
+	cr_assert_eq(zos_sessions_transition(
+	                 f.s, a.id, ZOS_PROOF_FEEDBACK_READY, 0, NULL),
+	    ZOS_SESSION_OK);
+	cr_assert_eq(zos_sessions_reset(f.s, d.id, NULL), ZOS_SESSION_OK);
+	cr_assert_eq(zos_sessions_start(f.s, "e", &e), ZOS_SESSION_OK);
+	undone = zos_sessions_changes_failed(f.s, &c);
+	zos_sessions_changes_finish(&c);
+	cr_assert_eq(undone, zos_sessions_seq(f.s));
+	cr_assert_eq(undone, 8);
+
+	/* Everything since the last commit is gone, for readers and
+	 * writers alike. */
+	cr_assert_eq(zos_sessions_get(f.s, b.id, &got), ZOS_SESSION_NOT_FOUND);
+	cr_assert_eq(zos_sessions_get(f.s, e.id, &got), ZOS_SESSION_NOT_FOUND);
+	cr_assert_eq(
+	    zos_sessions_reset(f.s, e.id, NULL), ZOS_SESSION_NOT_FOUND);
+	cr_assert_eq(zos_sessions_get(f.s, a.id, &got), ZOS_SESSION_OK);
+	cr_assert_eq(got.state, ZOS_PROOF_AWAITING_SOLUTION);
+	cr_assert_eq(got.version, 1);
+	cr_assert_eq(
+	    zos_sessions_transition(f.s, a.id, ZOS_PROOF_ABANDONED, 2, &got),
+	    ZOS_SESSION_ABORTED, "the writer still sees the undone version");
+	cr_assert_eq(got.version, 1);
+	cr_assert_eq(zos_sessions_get(f.s, d.id, &got), ZOS_SESSION_OK);
+	cr_assert_eq(got.state, ZOS_PROOF_ABANDONED);
+	cr_assert_eq(got.version, 2);
+	cr_assert_eq(zos_sessions_count_by_state(f.s, counts), 2);
+	cr_assert_eq(counts[ZOS_PROOF_AWAITING_SOLUTION], 1);
+	cr_assert_eq(counts[ZOS_PROOF_ANALYZING], 0);
+	cr_assert_eq(counts[ZOS_PROOF_FEEDBACK_READY], 0);
+	cr_assert_eq(counts[ZOS_PROOF_ABANDONED], 1);
+	cr_assert_eq(list_total(f.s, &count), 2);
+	cr_assert_eq(count, 2);
+	/* Nothing undone is written again; the new sessions' rows are
+	 * deleted (a commit under way might have written them). */
+	cr_assert_eq(zos_sessions_take_changes(f.s, &c), ZOS_SESSION_OK);
+	for (size_t i = 0; i < c.count; i++) {
+		cr_assert(c.rows[i].removed, "undone %s is written again",
+		    c.rows[i].s.id);
+		cr_assert(strcmp(c.rows[i].s.id, b.id) == 0 ||
+		        strcmp(c.rows[i].s.id, e.id) == 0,
+		    "%s removed", c.rows[i].s.id);
+	}
+	zos_sessions_changes_durable(f.s, &c);
+	zos_sessions_changes_finish(&c);
+
+	/* And the table goes on from there. */
+	cr_assert_eq(
+	    zos_sessions_transition(f.s, a.id, ZOS_PROOF_ANALYZING, 1, NULL),
+	    ZOS_SESSION_OK);
+	cr_assert_eq(zos_sessions_start(f.s, "f", &got), ZOS_SESSION_OK);
+	cr_assert_eq(commit_all(f.s), 2);
+	cr_assert_eq(list_total(f.s, &count), 3);
+	sessions_fixture_fini(&f);
+}
+
+Test(sessions, an_undone_session_gives_its_owner_its_place_back)
+{
+	struct sessions_fixture     f;
+	struct zos_session          s;
+	struct zos_sessions_changes c;
+	int64_t                     now = 1700000000000;
+
+	tracked_init(&f, &now, 1);
+	cr_assert_eq(
+	    zos_sessions_start_owned(f.s, "p", 7, &s), ZOS_SESSION_OK);
+	cr_assert_eq(zos_sessions_start_owned(f.s, "p", 7, &s),
+	    ZOS_SESSION_OWNER_LIMIT);
+	cr_assert_eq(zos_sessions_take_changes(f.s, &c), ZOS_SESSION_OK);
+	(void) zos_sessions_changes_failed(f.s, &c);
+	zos_sessions_changes_finish(&c);
+	cr_assert_eq(
+	    zos_sessions_start_owned(f.s, "p", 7, &s), ZOS_SESSION_OK);
+	sessions_fixture_fini(&f);
+}
+
+Test(sessions, a_removal_is_kept_for_the_next_commit_when_one_fails)
+{
+	struct sessions_fixture     f;
+	struct zos_session          s;
+	struct zos_sessions_changes c;
+	int64_t                     now     = 1700000000000;
+	bool                        removed = false;
+
+	tracked_init(&f, &now, 0);
+	cr_assert_eq(zos_sessions_start(f.s, "p", &s), ZOS_SESSION_OK);
+	cr_assert_eq(
+	    zos_sessions_transition(f.s, s.id, ZOS_PROOF_ABANDONED, 0, NULL),
+	    ZOS_SESSION_OK);
+	cr_assert_eq(commit_all(f.s), 1);
+	now += 3600 * 1000;
+	cr_assert_eq(zos_sessions_expire(f.s, 0), 1);
+	cr_assert_eq(zos_sessions_take_changes(f.s, &c), ZOS_SESSION_OK);
+	cr_assert_eq(c.count, 1);
+	cr_assert(c.rows[0].removed);
+	(void) zos_sessions_changes_failed(f.s, &c);
+	zos_sessions_changes_finish(&c);
+
+	cr_assert_eq(zos_sessions_take_changes(f.s, &c), ZOS_SESSION_OK);
+	for (size_t i = 0; i < c.count; i++) {
+		removed = removed ||
+		    (c.rows[i].removed && strcmp(c.rows[i].s.id, s.id) == 0);
+	}
+	cr_assert(removed, "the removal was lost with the failed commit");
+	zos_sessions_changes_durable(f.s, &c);
+	zos_sessions_changes_finish(&c);
+	sessions_fixture_fini(&f);
+}
+
+Test(sessions, untracked_every_change_is_seen_at_once_and_nothing_recorded)
+{
+	struct sessions_fixture     f;
+	struct zos_session          s, got;
+	struct zos_sessions_changes c;
+
+	sessions_fixture_init(&f, 0);
+	cr_assert_eq(zos_sessions_start(f.s, "p", &s), ZOS_SESSION_OK);
+	cr_assert_eq(zos_sessions_get(f.s, s.id, &got), ZOS_SESSION_OK);
+	cr_assert_eq(
+	    zos_sessions_transition(f.s, s.id, ZOS_PROOF_ANALYZING, 0, NULL),
+	    ZOS_SESSION_OK);
+	cr_assert_eq(zos_sessions_get(f.s, s.id, &got), ZOS_SESSION_OK);
+	cr_assert_eq(got.state, ZOS_PROOF_ANALYZING);
+	cr_assert_eq(zos_sessions_take_changes(f.s, &c), ZOS_SESSION_OK);
+	cr_assert_eq(c.count, 0);
+	zos_sessions_changes_finish(&c);
+	sessions_fixture_fini(&f);
+}
+
+/*
+ * A slot the table grows into holds whatever malloc left there. Made
+ * deterministic with glibc's M_PERTURB (meson test sets MALLOC_PERTURB_,
+ * ASan fills new memory too): every new session must be found, and with
+ * tracking, taken once for the store and then seen.
+ */
+Test(sessions, new_slots_start_clean_whatever_malloc_hands_out)
+{
+	struct sessions_fixture f;
+	struct zos_session      s[100], got;
+	int64_t                 now = 1700000000000;
+
+	/* Under ASan (which fills new memory itself) this is refused. */
+	(void) mallopt(M_PERTURB, 0xa5);
+	sessions_fixture_init(&f, 0);
+	for (int i = 0; i < 100; i++) {
+		cr_assert_eq(
+		    zos_sessions_start(f.s, "p", &s[i]), ZOS_SESSION_OK);
+	}
+	for (int i = 0; i < 100; i++) {
+		cr_assert_eq(zos_sessions_get(f.s, s[i].id, &got),
+		    ZOS_SESSION_OK, "untracked session %d", i);
+	}
+	sessions_fixture_fini(&f);
+
+	tracked_init(&f, &now, 0);
+	for (int i = 0; i < 100; i++) {
+		cr_assert_eq(
+		    zos_sessions_start(f.s, "p", &s[i]), ZOS_SESSION_OK);
+	}
+	cr_assert_eq(commit_all(f.s), 100, "a new session was not taken");
+	for (int i = 0; i < 100; i++) {
+		cr_assert_eq(zos_sessions_get(f.s, s[i].id, &got),
+		    ZOS_SESSION_OK, "tracked session %d", i);
+	}
+	sessions_fixture_fini(&f);
+	(void) mallopt(M_PERTURB, 0);
 }

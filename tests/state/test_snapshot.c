@@ -1,8 +1,11 @@
 /*
- * Tests for the snapshot files (zos/state/snapshot.c) on their own: the
- * header's bytes, a write that replaces a file whole, and a reader that
- * refuses anything it cannot verify. Payloads here are plain bytes; what
- * they mean is test_codec.c's business, the store's use of both is
+ * Tests for the snapshot files (zos/state/snapshot.c) on their own. The
+ * store no longer writes them (zos.db does that); it reads them once, to
+ * import a data directory an earlier zosd left. So: the header's bytes
+ * (zos_snapshot_frame, which the import tests use to make old files), and
+ * a reader that refuses anything it cannot verify, and anything that is
+ * not a regular file, without blocking. Payloads here are plain bytes;
+ * what they mean is test_codec.c's business, the import is
  * test_store.c's.
  *
  * Each test works in its own directory under /tmp, removed by the fixture.
@@ -210,4 +213,26 @@ Test(snapshot, a_leftover_tmp_file_is_removed_once)
 	    zos_snapshot_remove_tmp(&fx.dir, fx.tmp_path, err, sizeof(err)),
 	    1);
 	cr_assert_eq(access(fx.tmp_path, F_OK), -1);
+}
+
+Test(snapshot, a_fifo_or_a_symbolic_link_is_refused_without_blocking,
+    .timeout = 20)
+{
+	char real[256];
+
+	cr_assert_eq(zos_snapshot_dir_open(&fx.dir), 0);
+	/* A FIFO opened for reading would wait for a writer forever. */
+	cr_assert_eq(mkfifo(fx.path, 0600), 0);
+	read_fails(1, "not a regular file");
+	cr_assert_eq(unlink(fx.path), 0);
+
+	/* A link, even to a good snapshot, is not read through. */
+	write_ok(1, "payload", 7, 4);
+	snprintf(real, sizeof(real), "%s/real.snap", fx.dir_path);
+	cr_assert_eq(rename(fx.path, real), 0);
+	cr_assert_eq(symlink(real, fx.path), 0);
+	read_fails(1, "symbolic link");
+	cr_assert_eq(unlink(fx.path), 0);
+	cr_assert_eq(symlink("/nonexistent/part.snap", fx.path), 0);
+	read_fails(1, "symbolic link");
 }

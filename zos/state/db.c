@@ -67,7 +67,7 @@ static const char db_schema[] =
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) "
     "WITHOUT ROWID;"
     "CREATE TABLE skills (name TEXT PRIMARY KEY, level REAL NOT NULL, "
-    "attempts INTEGER NOT NULL) WITHOUT ROWID;"
+    "attempts INTEGER NOT NULL);"
     "CREATE TABLE sessions (id TEXT PRIMARY KEY, problem_id TEXT NOT NULL, "
     "state INTEGER NOT NULL, version INTEGER NOT NULL, "
     "created_unix_ms INTEGER NOT NULL, updated_unix_ms INTEGER NOT NULL, "
@@ -577,7 +577,7 @@ zos_db_load_skills(struct zos_db *db, struct zos_skill_vector **out,
 		return -1;
 	}
 	rc = sqlite3_prepare_v2(db->conn,
-	    "SELECT name, level, attempts FROM skills ORDER BY name", -1, &st,
+	    "SELECT name, level, attempts FROM skills ORDER BY rowid", -1, &st,
 	    NULL);
 	if (rc != SQLITE_OK) {
 		db_error(db, "cannot be read", rc, error, error_len);
@@ -645,8 +645,8 @@ int
 zos_db_load_sessions(struct zos_db *db, struct zos_sessions_image *out,
     char *error, size_t error_len)
 {
-	sqlite3_stmt *st = NULL;
-	int64_t       count, seq;
+	sqlite3_stmt *st    = NULL;
+	int64_t       count = 0, seq = 0;
 	size_t        n = 0;
 	int           rc;
 

@@ -11,7 +11,9 @@
  *       -- 'schema_version', 'skills_version', 'sessions_seq',
  *       -- 'imported_snapshots' (1 once old snapshot files were imported)
  *   CREATE TABLE skills (name TEXT PRIMARY KEY, level REAL NOT NULL,
- *       attempts INTEGER NOT NULL) WITHOUT ROWID;
+ *       attempts INTEGER NOT NULL);
+ *       -- rewritten whole by each commit, in the vector's order, which
+ *       -- the rowids keep
  *   CREATE TABLE sessions (id TEXT PRIMARY KEY, problem_id TEXT NOT NULL,
  *       state INTEGER NOT NULL, version INTEGER NOT NULL,
  *       created_unix_ms INTEGER NOT NULL, updated_unix_ms INTEGER NOT NULL,

@@ -27,6 +27,13 @@
  * One thread writes, and only a copy newer than what is durable, so an
  * older copy never replaces a newer one.
  *
+ * Threads. The flusher thread writes; a second, settling thread calls
+ * the DONE callbacks of each write's requests (a resumed call encodes
+ * and sends its reply there) while the flusher already makes the next
+ * write, so answering N callers overlaps the next fsync instead of
+ * delaying it. A failed request carries its own copy of the write's
+ * message, since the flusher's result is overwritten by the next write.
+ *
  * Locks. The mutex guards the request lists, the durable numbers and
  * closing; it is a leaf (flusher.h). The write function and every DONE
  * run without it.
@@ -58,7 +65,8 @@ struct flusher_request {
 	void                   *arg;
 	/* The outcome, set just before it is settled. */
 	int         error;
-	const char *message;
+	const char *message; /* static, or OWNED */
+	char       *owned;   /* a failure's message, freed with the request */
 };
 
 /* A FIFO of requests. */
@@ -106,12 +114,18 @@ struct zos_flusher {
 	zos_flusher_write_fn write;
 	void                *write_arg;
 	pthread_t            thread;
+	pthread_t            settler;
 	bool                 started;
 
 	pthread_mutex_t     mtx;
 	pthread_cond_t      wake;    /* the thread: a request, or closing */
 	bool                closing; /* guarded by: mtx */
 	struct flusher_part parts[ZOS_FLUSHER_PARTS];
+	/* Requests settled by a write, for the settling thread to answer
+	 * while the flusher goes on with the next write. */
+	struct flusher_queue settling;     /* guarded by: mtx */
+	pthread_cond_t       settle_wake;  /* the settling thread */
+	bool                 flusher_done; /* guarded by: mtx */
 
 	/* The thread's own, between taking a batch and settling it. */
 	struct flusher_result results[ZOS_FLUSHER_PARTS];
@@ -190,8 +204,25 @@ flusher_settle(struct zos_flusher *flusher, struct flusher_request *list)
 			    &flusher->commit_waiters, 1, memory_order_relaxed);
 		}
 		r->done(r->arg, r->error, r->message);
+		free(r->owned);
 		free(r);
 	}
+}
+
+/*
+ * Fails R with RESULT's error and a copy of its message: the result is
+ * the flusher's, overwritten by the next write while the settling thread
+ * may still be answering R.
+ */
+static void
+flusher_request_fail(
+    struct flusher_request *r, const struct flusher_result *result)
+{
+	r->error   = result->error;
+	r->owned   = strdup(result->message);
+	r->message = r->owned != NULL
+	    ? r->owned
+	    : "store: the commit failed (no memory to say why)";
 }
 
 /* True when SEQ of P was undone. Called with the mutex held. */
@@ -242,9 +273,8 @@ flusher_queue_take_undone(struct flusher_queue *q,
 
 	while ((req = *link) != NULL) {
 		if (req->seq <= r->undone) {
-			*link        = req->next;
-			req->error   = r->error;
-			req->message = r->message;
+			*link = req->next;
+			flusher_request_fail(req, r);
 			flusher_queue_push(to, req);
 		} else {
 			link = &req->next;
@@ -278,8 +308,7 @@ flusher_apply(struct flusher_part *p, const struct flusher_result *r,
 	while ((q = batch) != NULL) {
 		batch = q->next;
 		if (r->error != 0) {
-			q->error   = r->error;
-			q->message = r->message;
+			flusher_request_fail(q, r);
 		} else if (p->on_disk && q->seq <= p->durable) {
 			q->error   = 0;
 			q->message = "";
@@ -383,8 +412,41 @@ flusher_thread(void *arg)
 				    &flusher->results[i], batch[i], &done);
 			}
 		}
+		/* Answered by the settling thread, while this one writes
+		 * the next batch (its fsync leaves the CPU to them). */
+		if (done.head != NULL) {
+			flusher_queue_move(&done, &flusher->settling);
+			pthread_cond_signal(&flusher->settle_wake);
+		}
+	}
+	flusher->flusher_done = true;
+	pthread_cond_signal(&flusher->settle_wake);
+	pthread_mutex_unlock(&flusher->mtx);
+	return NULL;
+}
+
+/* The settling thread: answers what the flusher settled, in order,
+ * until the flusher is done and nothing is left. */
+static void *
+flusher_settler(void *arg)
+{
+	struct zos_flusher *flusher = arg;
+
+	pthread_mutex_lock(&flusher->mtx);
+	for (;;) {
+		struct flusher_request *list = flusher->settling.head;
+
+		if (list == NULL) {
+			if (flusher->flusher_done) {
+				break;
+			}
+			pthread_cond_wait(
+			    &flusher->settle_wake, &flusher->mtx);
+			continue;
+		}
+		flusher_queue_init(&flusher->settling);
 		pthread_mutex_unlock(&flusher->mtx);
-		flusher_settle(flusher, done.head);
+		flusher_settle(flusher, list);
 		pthread_mutex_lock(&flusher->mtx);
 	}
 	pthread_mutex_unlock(&flusher->mtx);
@@ -428,6 +490,13 @@ zos_flusher_create(struct zos_flusher **out,
 		    error, error_len, "cannot create a condition variable");
 		goto fail_mutex;
 	}
+	if (pthread_cond_init(&flusher->settle_wake, NULL) != 0) {
+		snprintf(
+		    error, error_len, "cannot create a condition variable");
+		pthread_cond_destroy(&flusher->wake);
+		goto fail_mutex;
+	}
+	flusher_queue_init(&flusher->settling);
 	for (size_t i = 0; i < ZOS_FLUSHER_PARTS; i++) {
 		flusher->parts[i].on_disk = on_disk[i];
 		flusher->parts[i].durable = durable[i];
@@ -456,7 +525,16 @@ zos_flusher_start(
 	flusher->write     = write;
 	flusher->write_arg = arg;
 	if ((rv = pthread_create(
+	         &flusher->settler, NULL, flusher_settler, flusher)) != 0) {
+		return rv;
+	}
+	if ((rv = pthread_create(
 	         &flusher->thread, NULL, flusher_thread, flusher)) != 0) {
+		pthread_mutex_lock(&flusher->mtx);
+		flusher->flusher_done = true;
+		pthread_cond_signal(&flusher->settle_wake);
+		pthread_mutex_unlock(&flusher->mtx);
+		pthread_join(flusher->settler, NULL);
 		return rv;
 	}
 	flusher->started = true;
@@ -517,9 +595,10 @@ zos_flusher_commit(struct zos_flusher *flusher, enum zos_store_part part,
 		}
 		return;
 	}
-	r->seq  = seq;
-	r->done = done;
-	r->arg  = arg;
+	r->seq   = seq;
+	r->done  = done;
+	r->arg   = arg;
+	r->owned = NULL;
 	flusher_queue_push(&p->incoming, r);
 	pthread_cond_signal(&flusher->wake);
 	pthread_mutex_unlock(&flusher->mtx);
@@ -585,8 +664,10 @@ zos_flusher_destroy(struct zos_flusher *flusher)
 	pthread_cond_signal(&flusher->wake);
 	pthread_mutex_unlock(&flusher->mtx);
 	if (flusher->started) {
-		/* The thread writes what is queued, then returns. */
+		/* The thread writes what is queued, then returns; the
+		 * settling thread answers it all, then returns. */
 		pthread_join(flusher->thread, NULL);
+		pthread_join(flusher->settler, NULL);
 	}
 	/* Never started: nothing can write what was asked for. */
 	flusher_queue_init(&left);
@@ -605,6 +686,7 @@ zos_flusher_destroy(struct zos_flusher *flusher)
 	pthread_mutex_unlock(&flusher->mtx);
 	flusher_settle(flusher, left.head);
 
+	pthread_cond_destroy(&flusher->settle_wake);
 	pthread_cond_destroy(&flusher->wake);
 	pthread_mutex_destroy(&flusher->mtx);
 	free(flusher);

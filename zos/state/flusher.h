@@ -72,9 +72,10 @@ int zos_flusher_start(
  * covered it failed, or when SEQ was undone after a failed write (also
  * for a request made after the undo); EINVAL for a part that does not exist or
  * a number the part had not reached when the copy for it was taken; ECANCELED
- * when the flusher is closing; ENOMEM. DONE runs on the flusher thread, or on
- * the caller's before this returns when the request is already covered
- * or refused. Never blocks on I/O.
+ * when the flusher is closing; ENOMEM. DONE runs on the flusher's settling
+ * thread (which answers one write's requests while the flusher makes the
+ * next write), or on the caller's before this returns when the request is
+ * already covered or refused. Never blocks on I/O.
  */
 void zos_flusher_commit(struct zos_flusher *flusher, enum zos_store_part part,
     uint64_t seq, zos_store_done_fn done, void *arg);

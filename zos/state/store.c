@@ -261,6 +261,18 @@ store_write_sessions(struct zos_store *store, bool on_disk, uint64_t durable,
 		zos_sessions_changes_finish(&changes);
 		return 0;
 	}
+	if (on_disk && changes.seq < durable) {
+		/* A table behind the database (not restored from it): its
+		 * rows would set the change count back below the versions
+		 * stored. Never written; its waiters hear EINVAL. */
+		store_log(store, ZRPC_LOG_ERROR,
+		    "store: the session table (change %llu) is behind %s "
+		    "(change %llu); not written",
+		    (unsigned long long) changes.seq, store->db_path,
+		    (unsigned long long) durable);
+		zos_sessions_changes_finish(&changes);
+		return 0;
+	}
 	if ((rv = store_check_dir(store, message, message_len)) == 0) {
 		rv = zos_db_write_sessions(
 		    store->db, &changes, message, message_len);
@@ -352,13 +364,21 @@ store_has_snapshot(
 	    store->parts[index].path, error, error_len);
 }
 
-/* Renames the old snapshot files that were imported to *.snap.imported,
- * fsyncing the directory after each. Returns 0 or -1 with ERROR. */
+/*
+ * Renames the old snapshot files that were imported to *.snap.imported,
+ * fsyncing the directory after each. AFTER_CRASH: the import committed
+ * at an earlier start, which a crash cut short before its renames; a
+ * part whose *.snap.imported is there already was renamed then, and a
+ * *.snap beside it came later: it is left alone (never read, never
+ * renamed over the first), with a warning. Returns 0 or -1 with ERROR.
+ */
 static int
-store_retire_snapshots(struct zos_store *store, char *error, size_t error_len)
+store_retire_snapshots(
+    struct zos_store *store, bool after_crash, char *error, size_t error_len)
 {
 	for (size_t i = 0; i < ZOS_FLUSHER_PARTS; i++) {
 		const struct store_part *p = &store->parts[i];
+		struct stat              st;
 		int                      has;
 
 		if ((has = store_has_snapshot(store, i, error, error_len)) <
@@ -366,6 +386,14 @@ store_retire_snapshots(struct zos_store *store, char *error, size_t error_len)
 			return -1;
 		}
 		if (has == 0) {
+			continue;
+		}
+		if (after_crash && lstat(p->imported_path, &st) == 0) {
+			store_log(store, ZRPC_LOG_WARN,
+			    "store: %s is ignored: %s holds the data "
+			    "(imported "
+			    "from %s); move the file away",
+			    p->path, store->db_path, p->imported_path);
 			continue;
 		}
 		if (rename(p->path, p->imported_path) != 0 ||
@@ -417,11 +445,46 @@ store_import_or_create(struct zos_store *store, char *error, size_t error_len)
 		goto done;
 	}
 	store_step(store, "import-committed");
-	rv = store_retire_snapshots(store, error, error_len);
+	rv = store_retire_snapshots(store, false, error, error_len);
 done:
 	zos_skill_vector_unref(skills);
 	zos_sessions_image_finish(&image);
 	return rv;
+}
+
+/*
+ * Narrows zos.db and SQLite's files beside it to 0600 when group or
+ * others may read them (a backup copied in with cp is 0644, and SQLite
+ * gives -wal and -shm the database's mode), with a warning. Only regular
+ * files: anything else is refused by zos_db_open.
+ */
+static void
+store_narrow_db_modes(struct zos_store *store)
+{
+	static const char *const names[] = { STORE_DB_NAME,
+		STORE_DB_NAME "-wal", STORE_DB_NAME "-shm" };
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		struct stat st;
+
+		if (fstatat(store->snapshots.fd, names[i], &st,
+		        AT_SYMLINK_NOFOLLOW) != 0 ||
+		    !S_ISREG(st.st_mode) || (st.st_mode & 077) == 0) {
+			continue;
+		}
+		if (fchmodat(store->snapshots.fd, names[i], 0600, 0) == 0) {
+			store_log(store, ZRPC_LOG_WARN,
+			    "%s/%s had mode %04o (group or others could read "
+			    "it); changed to 0600",
+			    store->dir, names[i],
+			    (unsigned) (st.st_mode & 07777));
+		} else {
+			store_log(store, ZRPC_LOG_WARN,
+			    "%s/%s has mode %04o and cannot be changed: %s",
+			    store->dir, names[i],
+			    (unsigned) (st.st_mode & 07777), strerror(errno));
+		}
+	}
 }
 
 /*
@@ -436,6 +499,7 @@ store_open_db(struct zos_store *store, char *error, size_t error_len)
 	int64_t  imported;
 	bool     created, empty;
 
+	store_narrow_db_modes(store);
 	if (zos_db_open(store->snapshots.fd, STORE_DB_NAME, store->db_path,
 	        &store->db, &created, &empty, error, error_len) != 0) {
 		return -1;
@@ -452,7 +516,8 @@ store_open_db(struct zos_store *store, char *error, size_t error_len)
 	    (zos_db_meta(store->db, "imported_snapshots", &imported, error,
 	         error_len) != 0 ||
 	        (imported != 0 &&
-	            store_retire_snapshots(store, error, error_len) != 0))) {
+	            store_retire_snapshots(store, true, error, error_len) !=
+	                0))) {
 		return -1;
 	}
 	if (zos_db_load_skills(store->db, &store->loaded_skills,
@@ -461,7 +526,8 @@ store_open_db(struct zos_store *store, char *error, size_t error_len)
 	        store->db, &store->loaded_sessions, error, error_len) != 0) {
 		return -1;
 	}
-	store->have_loaded_sessions            = true;
+	store->have_loaded_sessions =
+	    store->loaded_sessions.count > 0 || store->loaded_sessions.seq > 0;
 	store->on_disk[ZOS_STORE_SKILLS - 1]   = store->loaded_skills != NULL;
 	store->durable[ZOS_STORE_SKILLS - 1]   = skills_version;
 	store->on_disk[ZOS_STORE_SESSIONS - 1] = true;

@@ -132,9 +132,9 @@ int zos_store_start(struct zos_store *store, struct zos_skills *skills,
  * Called once when a commit request is settled: ERROR 0 means PART is
  * durable up to the requested sequence number; otherwise ERROR is an errno
  * value and MESSAGE says what failed ("/d/zos.db: commit failed: database
- * or disk is full"): the change was undone. Runs on the flusher thread (or
- * on the caller's thread when the request is already covered); must not
- * block.
+ * or disk is full"): the change was undone. Runs on the flusher's
+ * settling thread (or on the caller's thread when the request is already
+ * covered); must not block.
  */
 typedef void (*zos_store_done_fn)(void *arg, int error, const char *message);
 

@@ -394,6 +394,23 @@ client_call_end(struct client_call *call)
  * request to a pipe; while no pipe is connected the send waits for one,
  * at most until the call's connect deadline (its own deadline wins when
  * sooner).
+ *
+ * Once nng_ctx_send has MSG, nng frees it, except in one race of nng
+ * 1.5.2's req0 that loses it (nng issue #1713, fixed in 1.6.0): when the
+ * peer closes the connection, req0_pipe_close stops the pipe's send aio
+ * before it takes the socket lock and takes the pipe off the ready list;
+ * a send holding that lock meanwhile (this one, or req0's own send
+ * callback dispatching a queued request) still picks the pipe, hands it a
+ * clone of the request, and the transport's pipe_send, finding the aio
+ * stopped, returns without freeing it or completing the aio. Our send
+ * completes as if sent and the call fails UNAVAILABLE when the pipe goes,
+ * like any call whose connection dropped; the request (112 bytes plus
+ * its body) stays allocated inside nng for good. Nothing here can take it
+ * back: nng 1.5.2 has no public way to keep a reference to a message
+ * given to nng_ctx_send, and no sign of which sends were lost. The tests
+ * that call a server refusing connections, where the race is frequent,
+ * forgive exactly these leaks (tests/client/nng_lost_request.h).
+ *
  * Locking: requires client->mtx.
  */
 static void
