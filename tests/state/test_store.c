@@ -2298,3 +2298,44 @@ Test(store, a_corrupt_old_snapshot_fails_the_import_naming_it)
 	zos_skill_vector_unref(v);
 	zos_sessions_image_finish(&image);
 }
+
+/* Size of fx.dir's NAME in bytes (0 when missing). */
+static off_t
+file_size(const char *name)
+{
+	struct stat st;
+	char        path[PATH_MAX];
+
+	path_in(path, sizeof(path), name);
+	return stat(path, &st) == 0 ? st.st_size : 0;
+}
+
+Test(store, the_checkpointer_copies_the_wal_into_the_database_while_open)
+{
+	struct parts       p;
+	struct zos_session s;
+	off_t              db_before;
+	int                polls = 0;
+
+	parts_up(&p);
+	db_before = file_size("zos.db");
+	/* One commit per Start: each appends frames to the WAL, and past
+	 * 1000 of them the checkpointer (not the commit) copies them into
+	 * zos.db, which then grows while the store is still open. */
+	for (int i = 0; i < 1500; i++) {
+		cr_assert_eq(
+		    zos_sessions_start(p.sessions, "p", &s), ZOS_SESSION_OK);
+		commit_ok(p.store, ZOS_STORE_SESSIONS, s.change_seq);
+	}
+	while (file_size("zos.db") <= db_before && polls++ < 1000) {
+		struct timespec ms = { 0, 10 * 1000 * 1000 };
+		nanosleep(&ms, NULL); /* bounded poll: 10 s at most */
+	}
+	cr_assert_gt(file_size("zos.db"), db_before,
+	    "zos.db still %lld bytes, the WAL %lld: nothing was checkpointed",
+	    (long long) file_size("zos.db"),
+	    (long long) file_size("zos.db-wal"));
+	/* Bounded: far below what 1500 commits appended. */
+	cr_assert_lt(file_size("zos.db-wal"), 64ll << 20);
+	parts_down(&p);
+}

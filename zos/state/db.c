@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,6 +60,14 @@ static const char *const db_sql[DB_STMT_COUNT] = {
  * pages, their inner pages well under 1 MiB). */
 #define DB_CACHE_KIB "16384"
 
+/* WAL frames after which the checkpointer copies them into zos.db, and
+ * after which it makes the WAL start over (about 16 MiB). */
+#define DB_CHECKPOINT_FRAMES 1000
+#define DB_CHECKPOINT_RESTART_FRAMES 4000
+/* WAL frames at which the committing connection checkpoints itself
+ * (about 64 MiB): the bound of the WAL when commits outrun the disk. */
+#define DB_CHECKPOINT_HARD_FRAMES 16384
+
 /* Why a database cannot be opened, when SQLite cannot read it at all. */
 #define DB_UNREADABLE \
 	"cannot be read (corrupt, or not a zosd database; left as it is)"
@@ -73,11 +82,24 @@ static const char db_schema[] =
     "created_unix_ms INTEGER NOT NULL, updated_unix_ms INTEGER NOT NULL, "
     "owner INTEGER NOT NULL) WITHOUT ROWID;";
 
+/* The checkpointer: a thread and a connection of its own that copy the
+ * WAL back into zos.db, so that commits never wait for it. */
+struct db_checkpointer {
+	sqlite3        *conn;
+	pthread_t       thread;
+	bool            started;
+	pthread_mutex_t mu;
+	pthread_cond_t  cv;
+	bool            wanted; /* guarded by: mu; the WAL has grown */
+	bool            stop;   /* guarded by: mu */
+};
+
 struct zos_db {
-	sqlite3      *conn;
-	char         *path;
-	sqlite3_stmt *stmt[DB_STMT_COUNT];
-	int           page_size;
+	sqlite3               *conn;
+	char                  *path;
+	sqlite3_stmt          *stmt[DB_STMT_COUNT];
+	int                    page_size;
+	struct db_checkpointer ckpt;
 	/* Written by the thread using the database; read by metrics. */
 	atomic_uint_fast64_t commits;
 	atomic_uint_fast64_t bytes_written;
@@ -281,6 +303,156 @@ db_check_schema(struct zos_db *db, char *error, size_t error_len)
 	return 0;
 }
 
+/*
+ * SQLite's WAL hook on the committing connection: after a commit that
+ * leaves FRAMES frames in the WAL, wakes the checkpointer once there are
+ * DB_CHECKPOINT_FRAMES (what SQLite's own autocheckpoint would wait for),
+ * and checkpoints itself past DB_CHECKPOINT_HARD_FRAMES.
+ */
+static int
+db_wal_hook(void *arg, sqlite3 *conn, const char *name, int frames)
+{
+	struct db_checkpointer *c = arg;
+
+	if (frames >= DB_CHECKPOINT_HARD_FRAMES) {
+		/* Commits outrun the checkpointer: this one copies the WAL
+		 * itself, holding up the next commit, as SQLite's own
+		 * autocheckpoint would have (so the WAL stays bounded). */
+		(void) sqlite3_wal_checkpoint_v2(
+		    conn, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+		return SQLITE_OK;
+	}
+	if (frames >= DB_CHECKPOINT_FRAMES) {
+		pthread_mutex_lock(&c->mu);
+		c->wanted = true;
+		pthread_cond_signal(&c->cv);
+		pthread_mutex_unlock(&c->mu);
+	}
+	return SQLITE_OK;
+}
+
+/*
+ * One checkpoint. A PASSIVE one copies what it can without holding up
+ * the writer; under steady commits it never reaches the WAL's end, and
+ * SQLite restarts the WAL only once a checkpoint has. So when the WAL
+ * still holds DB_CHECKPOINT_RESTART_FRAMES after it, a RESTART copies
+ * the few frames left and makes the next commit start the WAL over: the
+ * writer waits (its busy timeout) only for those.
+ */
+static void
+db_checkpoint(struct db_checkpointer *c)
+{
+	int frames = 0, copied = 0;
+
+	if (sqlite3_wal_checkpoint_v2(c->conn, "main",
+	        SQLITE_CHECKPOINT_PASSIVE, &frames, &copied) == SQLITE_OK &&
+	    frames >= DB_CHECKPOINT_RESTART_FRAMES) {
+		(void) sqlite3_wal_checkpoint_v2(
+		    c->conn, "main", SQLITE_CHECKPOINT_RESTART, NULL, NULL);
+	}
+}
+
+/* The checkpointer's thread: a PASSIVE checkpoint (it never waits for
+ * the writer, nor the writer for it) each time the WAL has grown. A
+ * failed one (disk full) is tried again at the next wake; meanwhile the
+ * WAL grows, and commits still work while it can. */
+static void *
+db_checkpointer_main(void *arg)
+{
+	struct db_checkpointer *c = arg;
+
+	pthread_mutex_lock(&c->mu);
+	for (;;) {
+		while (!c->wanted && !c->stop) {
+			pthread_cond_wait(&c->cv, &c->mu);
+		}
+		if (c->stop) {
+			break;
+		}
+		c->wanted = false;
+		pthread_mutex_unlock(&c->mu);
+		db_checkpoint(c);
+		pthread_mutex_lock(&c->mu);
+	}
+	pthread_mutex_unlock(&c->mu);
+	return NULL;
+}
+
+/* Stops DB's checkpointer, if started, and closes its connection. */
+static void
+db_checkpointer_stop(struct zos_db *db)
+{
+	struct db_checkpointer *c = &db->ckpt;
+
+	if (!c->started) {
+		return;
+	}
+	pthread_mutex_lock(&c->mu);
+	c->stop = true;
+	pthread_cond_signal(&c->cv);
+	pthread_mutex_unlock(&c->mu);
+	pthread_join(c->thread, NULL);
+	sqlite3_wal_hook(db->conn, NULL, NULL);
+	sqlite3_close(c->conn);
+	pthread_cond_destroy(&c->cv);
+	pthread_mutex_destroy(&c->mu);
+	c->started = false;
+}
+
+int
+zos_db_start_checkpointer(struct zos_db *db, char *error, size_t error_len)
+{
+	struct db_checkpointer *c = &db->ckpt;
+	int                     rc;
+
+	if (c->started) {
+		return 0;
+	}
+	rc = sqlite3_open_v2(db->path, &c->conn,
+	    SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_NOMUTEX,
+	    NULL);
+	if (rc != SQLITE_OK) {
+		snprintf(error, error_len,
+		    "%s: cannot open for checkpoints: %s", db->path,
+		    c->conn != NULL ? sqlite3_errmsg(c->conn)
+		                    : sqlite3_errstr(rc));
+		sqlite3_close(c->conn);
+		c->conn = NULL;
+		return -1;
+	}
+	sqlite3_busy_timeout(c->conn, 5000); /* a RESTART waits for commits */
+	/* A connection knows the database is in WAL mode (and so has a WAL
+	 * to checkpoint) only once it has read it. */
+	rc = sqlite3_exec(
+	    c->conn, "SELECT count(*) FROM sqlite_schema", NULL, NULL, NULL);
+	if (rc != SQLITE_OK) {
+		snprintf(error, error_len,
+		    "%s: cannot read for checkpoints: %s", db->path,
+		    sqlite3_errmsg(c->conn));
+		sqlite3_close(c->conn);
+		c->conn = NULL;
+		return -1;
+	}
+	pthread_mutex_init(&c->mu, NULL);
+	pthread_cond_init(&c->cv, NULL);
+	c->wanted = c->stop = false;
+	if ((rc = pthread_create(&c->thread, NULL, db_checkpointer_main, c)) !=
+	    0) {
+		snprintf(error, error_len,
+		    "%s: cannot start the checkpointer: %s", db->path,
+		    strerror(rc));
+		pthread_cond_destroy(&c->cv);
+		pthread_mutex_destroy(&c->mu);
+		sqlite3_close(c->conn);
+		c->conn = NULL;
+		return -1;
+	}
+	c->started = true;
+	/* Replaces SQLite's autocheckpoint, which ran in the commit. */
+	sqlite3_wal_hook(db->conn, db_wal_hook, c);
+	return 0;
+}
+
 /* Creates NAME in DIR_FD, empty and 0600. Returns 0 or -1 with ERROR. */
 static int
 db_create_file(int dir_fd, const char *name, const char *path, char *error,
@@ -301,6 +473,7 @@ db_create_file(int dir_fd, const char *name, const char *path, char *error,
 static void
 db_free(struct zos_db *db)
 {
+	db_checkpointer_stop(db);
 	for (int i = 0; i < DB_STMT_COUNT; i++) {
 		sqlite3_finalize(db->stmt[i]);
 	}

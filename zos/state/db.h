@@ -110,6 +110,16 @@ int zos_db_import(struct zos_db *db, const struct zos_skill_vector *skills,
     void (*step)(void *arg, const char *name), void *arg, char *error,
     size_t error_len);
 
+/*
+ * Starts the checkpointer: a thread with a connection of its own that
+ * copies the WAL back into zos.db (a PASSIVE checkpoint) whenever it has
+ * grown by about 4 MiB, in place of SQLite's autocheckpoint, which would
+ * run inside a commit and hold up every caller waiting for it. It stops
+ * with zos_db_close. Returns 0 or -1 with ERROR.
+ */
+int zos_db_start_checkpointer(
+    struct zos_db *db, char *error, size_t error_len);
+
 /* Counters: commits made, bytes of pages written. */
 void zos_db_stats(const struct zos_db *db, uint64_t *commits,
     uint64_t *bytes_written, uint64_t *commit_ns_sum, uint64_t *commit_ns_max);

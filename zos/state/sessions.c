@@ -1290,10 +1290,11 @@ zos_sessions_restore(struct zos_sessions *s,
 		atomic_store(&s->seq, image->seq);
 		return ZOS_SESSION_OK;
 	}
-	capacity = image->count < 16 ? 16 : image->count;
-	if (capacity > s->max_sessions) {
-		capacity = s->max_sessions;
-	}
+	/* Room for the whole bound at once: the first start after a large
+	 * restore would otherwise copy every slot to a bigger array under
+	 * the lock. Pages never written cost no memory (calloc maps them
+	 * on first touch). */
+	capacity = s->max_sessions;
 	if ((slots = calloc(capacity, sizeof(*slots))) == NULL ||
 	    (finished = calloc(image->count, sizeof(*finished))) == NULL ||
 	    (s->track &&

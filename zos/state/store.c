@@ -775,10 +775,16 @@ int
 zos_store_start(struct zos_store *store, struct zos_skills *skills,
     struct zos_sessions *sessions)
 {
-	int rv;
+	char message[384];
+	int  rv;
 
 	if (store->started) {
 		return EALREADY;
+	}
+	if (zos_db_start_checkpointer(store->db, message, sizeof(message)) !=
+	    0) {
+		/* SQLite's own checkpoints, in the commits, then. */
+		store_log(store, ZRPC_LOG_WARN, "store: %s", message);
 	}
 	store->skills          = skills;
 	store->sessions        = sessions;
