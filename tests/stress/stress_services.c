@@ -48,6 +48,7 @@
 #include "backend.h"
 #include "services.h"
 #include "state.h"
+#include "stress_host.h"
 #include "zos/v1/zos.zrpc.h"
 #include "zrpc/client.h"
 #include "zrpc/clock.h"
@@ -72,12 +73,8 @@ static const char *const tasks[] = { "hint", "grading", "default" };
 #define N_TASKS (sizeof(tasks) / sizeof(tasks[0]))
 
 struct run {
-	struct zos_state    *state;
-	struct zos_backends *backends;
-	struct zos_services  services;
-	zrpc_server         *server;
-	zrpc_client         *client;
-	atomic_bool          broken;
+	struct stress_host host;
+	atomic_bool        broken;
 	/* Acknowledged outcomes, summed over the threads. */
 	atomic_uint skill_updates;   /* OK Skills/Update */
 	atomic_uint completes;       /* Complete calls made */
@@ -138,7 +135,7 @@ stress_get(struct worker *w, Zos__V1__ProofSession **out)
 	zrpc_status                st;
 
 	req.id = w->id;
-	st     = zos_v1_session_get(w->run->client, &req, out, &opts);
+	st     = zos_v1_session_get(w->run->host.client, &req, out, &opts);
 	if (st.code != ZRPC_OK) {
 		stress_fail(w->run, "thread %u: Get: %s: %s", w->n,
 		    zrpc_status_name(st.code), st.message);
@@ -177,7 +174,7 @@ stress_skills_update(struct worker *w, double delta)
 	entry.value  = delta;
 	req.n_deltas = 1;
 	req.deltas   = entries;
-	st           = zos_v1_skills_update(run->client, &req, &reply, &opts);
+	st = zos_v1_skills_update(run->host.client, &req, &reply, &opts);
 	if (st.code != ZRPC_OK) {
 		stress_fail(run, "thread %u: Skills/Update: %s: %s", w->n,
 		    zrpc_status_name(st.code), st.message);
@@ -208,7 +205,7 @@ stress_transition(struct worker *w, enum zos_proof_state to)
 	req.id               = w->id;
 	req.to_state         = (Zos__V1__ProofState) to;
 	req.expected_version = w->version;
-	st = zos_v1_session_transition(run->client, &req, &s, &opts);
+	st = zos_v1_session_transition(run->host.client, &req, &s, &opts);
 	if (st.code != ZRPC_OK) {
 		stress_fail(run,
 		    "thread %u: Transition to %s at v%llu: %s: %s", w->n,
@@ -253,7 +250,7 @@ stress_complete(struct worker *w, bool with_session, unsigned r)
 	req.task_type  = (char *) tasks[(r / N_PROMPTS) % N_TASKS];
 	req.prompt     = (char *) prompt;
 	atomic_fetch_add(&run->completes, 1);
-	st = zos_v1_assistant_complete(run->client, &req, &reply, &opts);
+	st = zos_v1_assistant_complete(run->host.client, &req, &reply, &opts);
 	if (st.code == ZRPC_UNAVAILABLE) {
 		/* Every model failed (the echo's simulated failures): the
 		 * session stays ANALYZING, moved there durably. */
@@ -351,7 +348,7 @@ stress_thread(void *arg)
 
 	snprintf(problem, sizeof(problem), "stress-%u", w->n);
 	req.problem_id = problem;
-	st             = zos_v1_session_start(run->client, &req, &s, &opts);
+	st = zos_v1_session_start(run->host.client, &req, &s, &opts);
 	if (st.code != ZRPC_OK) {
 		stress_fail(run, "thread %u: Start: %s: %s", w->n,
 		    zrpc_status_name(st.code), st.message);
@@ -491,66 +488,23 @@ stress_remove_dir(const char *dir)
 static bool
 stress_start(struct run *run, const char *dir, const char *url)
 {
-	struct zos_state_config    config  = { .cache_capacity = CAPACITY,
-		    .abort_on_violation                        = true,
-		    .data_dir                                  = dir };
 	struct zos_backends_config backend = {
 		.echo_delay_ms  = 1,
 		.echo_fail_rate = 0.2,
 		.echo_seed      = 42,
 	};
-	char        error[512];
-	zrpc_status st;
 
-	if ((run->state = zos_state_create(&config, error, sizeof(error))) ==
-	    NULL) {
-		fprintf(stderr, "FAIL: state: %s\n", error);
-		return false;
-	}
-	if (zos_backends_create(
-	        &backend, &run->backends, error, sizeof(error)) != 0) {
-		fprintf(stderr, "FAIL: backends: %s\n", error);
-		return false;
-	}
-	run->services = (struct zos_services) { .state = run->state,
-		.backends                              = run->backends,
-		.retry_pause_ms                        = 2 };
-	st            = zrpc_server_create(
-	               &run->server, &(zrpc_server_config) { .workers = WORKERS });
-	if (st.code == ZRPC_OK) {
-		st = zos_services_register(run->server, &run->services);
-	}
-	if (st.code == ZRPC_OK) {
-		st = zrpc_server_listen(run->server, url);
-	}
-	if (st.code == ZRPC_OK) {
-		st = zrpc_server_start(run->server);
-	}
-	if (st.code == ZRPC_OK) {
-		st = zrpc_client_open(&run->client, url, NULL);
-	}
-	if (st.code != ZRPC_OK) {
-		fprintf(stderr, "FAIL: server: %s\n", st.message);
-		return false;
-	}
-	return true;
+	return stress_host_start(
+	    &run->host, dir, url, CAPACITY, &backend, WORKERS);
 }
 
 /* Stops and frees whatever stress_start made. */
 static void
 stress_stop(struct run *run)
 {
-	zrpc_client_close(run->client);
-	run->client = NULL;
-	if (run->server != NULL && zrpc_server_stop(run->server, 1000) != 0) {
+	if (stress_host_stop(&run->host) != 0) {
 		stress_fail(run, "calls were still unfinished at stop");
 	}
-	zrpc_server_destroy(run->server);
-	run->server = NULL;
-	zos_backends_destroy(run->backends);
-	run->backends = NULL;
-	zos_state_destroy(run->state); /* closes the store */
-	run->state = NULL;
 }
 
 /* The checks on the live server once every call has been answered. */
@@ -558,7 +512,7 @@ static void
 stress_check_live(struct run *run, const struct worker *w,
     uint64_t skills_version0, uint64_t attempts0, uint64_t waiters0)
 {
-	struct zos_state         *state = run->state;
+	struct zos_state         *state = run->host.state;
 	struct zos_model_metrics *m     = NULL;
 	struct zos_cache_stats    cs;
 	struct zos_store_stats    ss;
@@ -666,8 +620,8 @@ main(void)
 		stress_remove_dir(dir);
 		return 1;
 	}
-	stress_skills(run.state, &version0, &attempts0);
-	zos_store_stats(run.state->store, &ss);
+	stress_skills(run.host.state, &version0, &attempts0);
+	zos_store_stats(run.host.state->store, &ss);
 
 	for (unsigned i = 0; i < THREADS; i++) {
 		w[i] = (struct worker) {
@@ -698,7 +652,7 @@ main(void)
 	    atomic_load(&run.unavailable),
 	    (unsigned long long) ((zrpc_now_ns() - began) / 1000000u));
 	stress_check_live(&run, w, version0, attempts0, ss.commit_waiters);
-	stress_skills(run.state, &version, &attempts);
+	stress_skills(run.host.state, &version, &attempts);
 	stress_stop(&run);
 
 	/* Restore: a new state on the same directory. */

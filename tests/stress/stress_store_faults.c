@@ -41,6 +41,7 @@
 #include "backend.h"
 #include "services.h"
 #include "state.h"
+#include "stress_host.h"
 #include "zos/v1/zos.zrpc.h"
 #include "zrpc/client.h"
 #include "zrpc/clock.h"
@@ -54,16 +55,12 @@
 #define MAX_STARTED 4096
 
 struct run {
-	struct zos_state    *state;
-	struct zos_backends *backends;
-	struct zos_services  services;
-	zrpc_server         *server;
-	zrpc_client         *client;
-	atomic_bool          broken;
-	atomic_bool          stop;
-	atomic_uint          ok;            /* OK writes */
-	atomic_uint          unavailable;   /* UNAVAILABLE writes */
-	atomic_uint          skill_updates; /* OK Skills/Update */
+	struct stress_host host;
+	atomic_bool        broken;
+	atomic_bool        stop;
+	atomic_uint        ok;            /* OK writes */
+	atomic_uint        unavailable;   /* UNAVAILABLE writes */
+	atomic_uint        skill_updates; /* OK Skills/Update */
 	/* Sessions started with an OK: the first MAX_STARTED ids. */
 	pthread_mutex_t mtx;
 	char            started[MAX_STARTED][ZOS_SESSION_ID_LEN + 1];
@@ -120,7 +117,7 @@ stress_start_session(struct run *run, Zos__V1__ProofSession **out)
 
 	req.problem_id = "stress-faults";
 	*out           = NULL;
-	return zos_v1_session_start(run->client, &req, out, &opts);
+	return zos_v1_session_start(run->host.client, &req, out, &opts);
 }
 
 static void
@@ -150,7 +147,7 @@ stress_check_own(struct worker *w, const char *when)
 	zrpc_status                st;
 
 	req.id = w->id;
-	st     = zos_v1_session_get(w->run->client, &req, &s, &opts);
+	st     = zos_v1_session_get(w->run->host.client, &req, &s, &opts);
 	if (st.code != ZRPC_OK) {
 		stress_fail(w->run, "%s: Get %s: %s", when, w->id, st.message);
 		return;
@@ -181,7 +178,7 @@ stress_round(struct worker *w)
 
 	tr.id       = w->id;
 	tr.to_state = (Zos__V1__ProofState) next_state[w->state];
-	st          = zos_v1_session_transition(run->client, &tr, &s, &opts);
+	st = zos_v1_session_transition(run->host.client, &tr, &s, &opts);
 	if (stress_outcome(run, "Transition", &st)) {
 		if (st.code == ZRPC_OK) {
 			if (s->version != w->version + 1) {
@@ -201,7 +198,7 @@ stress_round(struct worker *w)
 	e.value     = w->rounds % 2 == 0 ? 0.001 : -0.001;
 	up.n_deltas = 1;
 	up.deltas   = entries;
-	st          = zos_v1_skills_update(run->client, &up, &v, &opts);
+	st          = zos_v1_skills_update(run->host.client, &up, &v, &opts);
 	if (stress_outcome(run, "Skills/Update", &st) && st.code == ZRPC_OK) {
 		atomic_fetch_add(&run->skill_updates, 1);
 		zos__v1__skill_vector__free_unpacked(v, NULL);
@@ -233,61 +230,18 @@ stress_thread(void *arg)
 static bool
 stress_start(struct run *run, const char *dir, const char *url)
 {
-	struct zos_state_config    config  = { .cache_capacity = 4,
-		    .abort_on_violation                        = true,
-		    .data_dir                                  = dir };
 	struct zos_backends_config backend = { .echo_delay_ms = 0 };
-	char                       error[512];
-	zrpc_status                st;
 
-	if ((run->state = zos_state_create(&config, error, sizeof(error))) ==
-	    NULL) {
-		fprintf(stderr, "FAIL: state: %s\n", error);
-		return false;
-	}
-	if (zos_backends_create(
-	        &backend, &run->backends, error, sizeof(error)) != 0) {
-		fprintf(stderr, "FAIL: backends: %s\n", error);
-		return false;
-	}
-	run->services = (struct zos_services) { .state = run->state,
-		.backends                              = run->backends,
-		.retry_pause_ms                        = 2 };
-	st            = zrpc_server_create(
-	               &run->server, &(zrpc_server_config) { .workers = WORKERS });
-	if (st.code == ZRPC_OK) {
-		st = zos_services_register(run->server, &run->services);
-	}
-	if (st.code == ZRPC_OK) {
-		st = zrpc_server_listen(run->server, url);
-	}
-	if (st.code == ZRPC_OK) {
-		st = zrpc_server_start(run->server);
-	}
-	if (st.code == ZRPC_OK) {
-		st = zrpc_client_open(&run->client, url, NULL);
-	}
-	if (st.code != ZRPC_OK) {
-		fprintf(stderr, "FAIL: server: %s\n", st.message);
-		return false;
-	}
-	return true;
+	return stress_host_start(&run->host, dir, url, 4, &backend, WORKERS);
 }
 
+/* Stops and frees whatever stress_start made. */
 static void
 stress_stop(struct run *run)
 {
-	zrpc_client_close(run->client);
-	run->client = NULL;
-	if (run->server != NULL && zrpc_server_stop(run->server, 1000) != 0) {
+	if (stress_host_stop(&run->host) != 0) {
 		stress_fail(run, "calls were still unfinished at stop");
 	}
-	zrpc_server_destroy(run->server);
-	run->server = NULL;
-	zos_backends_destroy(run->backends);
-	run->backends = NULL;
-	zos_state_destroy(run->state); /* closes the store */
-	run->state = NULL;
 }
 
 static uint64_t
@@ -298,7 +252,7 @@ stress_skills(struct run *run, uint64_t *attempts)
 	zrpc_status               st;
 	uint64_t                  version;
 
-	st = zos_v1_skills_get(run->client, &req, &v, &opts);
+	st = zos_v1_skills_get(run->host.client, &req, &v, &opts);
 	if (st.code != ZRPC_OK) {
 		stress_fail(run, "Skills/Get: %s", st.message);
 		*attempts = 0;
@@ -325,7 +279,7 @@ stress_list_total(struct run *run)
 	uint64_t                       total;
 
 	req.page_size = 1;
-	st            = zos_v1_session_list(run->client, &req, &r, &opts);
+	st            = zos_v1_session_list(run->host.client, &req, &r, &opts);
 	if (st.code != ZRPC_OK) {
 		stress_fail(run, "List: %s", st.message);
 		return 0;
@@ -359,7 +313,7 @@ stress_check_all(struct run *run, struct worker *w, uint64_t version0,
 		zrpc_status            st;
 
 		req.id = run->started[i];
-		st     = zos_v1_session_get(run->client, &req, &s, &opts);
+		st     = zos_v1_session_get(run->host.client, &req, &s, &opts);
 		if (st.code != ZRPC_OK) {
 			stress_fail(run, "%s: started %s: %s", when,
 			    run->started[i], st.message);

@@ -1,0 +1,68 @@
+/* The stress programs' host; see stress_host.h. */
+#include "stress_host.h"
+
+#include <stdio.h>
+
+bool
+stress_host_start(struct stress_host *h, const char *dir, const char *url,
+    size_t cache_capacity, const struct zos_backends_config *backend,
+    unsigned workers)
+{
+	struct zos_state_config config = { .cache_capacity = cache_capacity,
+		.abort_on_violation                        = true,
+		.data_dir                                  = dir };
+	char                    error[512];
+	zrpc_status             st;
+
+	if ((h->state = zos_state_create(&config, error, sizeof(error))) ==
+	    NULL) {
+		fprintf(stderr, "FAIL: state: %s\n", error);
+		return false;
+	}
+	if (zos_backends_create(backend, &h->backends, error, sizeof(error)) !=
+	    0) {
+		fprintf(stderr, "FAIL: backends: %s\n", error);
+		return false;
+	}
+	h->services = (struct zos_services) {
+		.state = h->state, .backends = h->backends, .retry_pause_ms = 2
+	};
+	st = zrpc_server_create(
+	    &h->server, &(zrpc_server_config) { .workers = workers });
+	if (st.code == ZRPC_OK) {
+		st = zos_services_register(h->server, &h->services);
+	}
+	if (st.code == ZRPC_OK) {
+		st = zrpc_server_listen(h->server, url);
+	}
+	if (st.code == ZRPC_OK) {
+		st = zrpc_server_start(h->server);
+	}
+	if (st.code == ZRPC_OK) {
+		st = zrpc_client_open(&h->client, url, NULL);
+	}
+	if (st.code != ZRPC_OK) {
+		fprintf(stderr, "FAIL: server: %s\n", st.message);
+		return false;
+	}
+	return true;
+}
+
+unsigned
+stress_host_stop(struct stress_host *h)
+{
+	unsigned left = 0;
+
+	zrpc_client_close(h->client);
+	h->client = NULL;
+	if (h->server != NULL) {
+		left = zrpc_server_stop(h->server, 1000);
+	}
+	zrpc_server_destroy(h->server);
+	h->server = NULL;
+	zos_backends_destroy(h->backends);
+	h->backends = NULL;
+	zos_state_destroy(h->state); /* closes the store */
+	h->state = NULL;
+	return left;
+}
