@@ -60,10 +60,8 @@ static const char *const db_sql[DB_STMT_COUNT] = {
  * pages, their inner pages well under 1 MiB). */
 #define DB_CACHE_KIB "16384"
 
-/* WAL frames after which the checkpointer copies them into zos.db, and
- * after which it makes the WAL start over (about 16 MiB). */
+/* WAL frames after which the checkpointer copies them into zos.db. */
 #define DB_CHECKPOINT_FRAMES 1000
-#define DB_CHECKPOINT_RESTART_FRAMES 4000
 /* WAL frames at which the committing connection checkpoints itself
  * (about 64 MiB): the bound of the WAL when commits outrun the disk. */
 #define DB_CHECKPOINT_HARD_FRAMES 16384
@@ -332,24 +330,17 @@ db_wal_hook(void *arg, sqlite3 *conn, const char *name, int frames)
 }
 
 /*
- * One checkpoint. A PASSIVE one copies what it can without holding up
- * the writer; under steady commits it never reaches the WAL's end, and
- * SQLite restarts the WAL only once a checkpoint has. So when the WAL
- * still holds DB_CHECKPOINT_RESTART_FRAMES after it, a RESTART copies
- * the few frames left and makes the next commit start the WAL over: the
- * writer waits (its busy timeout) only for those.
+ * One checkpoint: PASSIVE, so it never waits for the writer nor the
+ * writer for it. Under steady commits it may not reach the WAL's end (and
+ * SQLite restarts the WAL only once one has); the committing connection
+ * then checkpoints itself past DB_CHECKPOINT_HARD_FRAMES (db_wal_hook),
+ * which bounds the WAL.
  */
 static void
 db_checkpoint(struct db_checkpointer *c)
 {
-	int frames = 0, copied = 0;
-
-	if (sqlite3_wal_checkpoint_v2(c->conn, "main",
-	        SQLITE_CHECKPOINT_PASSIVE, &frames, &copied) == SQLITE_OK &&
-	    frames >= DB_CHECKPOINT_RESTART_FRAMES) {
-		(void) sqlite3_wal_checkpoint_v2(
-		    c->conn, "main", SQLITE_CHECKPOINT_RESTART, NULL, NULL);
-	}
+	(void) sqlite3_wal_checkpoint_v2(
+	    c->conn, "main", SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
 }
 
 /* The checkpointer's thread: a PASSIVE checkpoint (it never waits for
@@ -420,7 +411,6 @@ zos_db_start_checkpointer(struct zos_db *db, char *error, size_t error_len)
 		c->conn = NULL;
 		return -1;
 	}
-	sqlite3_busy_timeout(c->conn, 5000); /* a RESTART waits for commits */
 	/* A connection knows the database is in WAL mode (and so has a WAL
 	 * to checkpoint) only once it has read it. */
 	rc = sqlite3_exec(
