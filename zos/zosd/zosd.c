@@ -412,6 +412,28 @@ zosd_sweep(const struct zos_log *log, struct zos_state *state, int64_t ttl_ms,
 	}
 }
 
+/*
+ * The access log's trace fields, appended to FIELDS at N (room for two
+ * more): `traceparent`, the valid one the caller sent, and `trace_id`, the
+ * call's trace (the caller's, or the one started for its backend calls).
+ * Returns the new count; a call without a trace adds none.
+ */
+static int
+zosd_access_log_trace(zrpc_call *call, struct zos_log_field *fields, int n)
+{
+	const char *traceparent = zrpc_call_traceparent(call);
+	const char *trace_id    = zrpc_call_trace_id(call);
+
+	if (traceparent != NULL) {
+		fields[n++] =
+		    (struct zos_log_field) { "traceparent", traceparent };
+	}
+	if (trace_id != NULL) {
+		fields[n++] = (struct zos_log_field) { "trace_id", trace_id };
+	}
+	return n;
+}
+
 /* The access log: one line per call, at info level. */
 static void
 zosd_access_log(
@@ -419,7 +441,8 @@ zosd_access_log(
 {
 	const struct zos_log *log = arg;
 	char                  latency[32];
-	struct zos_log_field  fields[6];
+	struct zos_log_field  fields[6 + 2];
+	int                   n;
 
 	if (!zos_log_enabled(log, ZRPC_LOG_INFO)) {
 		return;
@@ -438,7 +461,8 @@ zosd_access_log(
 	 * token. */
 	fields[5] = (struct zos_log_field) { "role",
 		zrpc_role_name(zrpc_call_role(call)) };
-	zos_log_event(log, ZRPC_LOG_INFO, "call", fields, 6);
+	n         = zosd_access_log_trace(call, fields, 6);
+	zos_log_event(log, ZRPC_LOG_INFO, "call", fields, n);
 }
 
 /* One line per lock: how often it was taken, wait and hold p99. Written at
