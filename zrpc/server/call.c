@@ -15,14 +15,14 @@
  *
  * Queue time. A call's latency counts from zrpc_call_arrived (the
  * receive completion); its queue time is the part of it before the
- * handler starts, read from the clock that zrpc_call_run reads anyway for
- * the deadline check, plus, for a call handed on to a worker, the wait
- * between the hand-off and the worker taking it.
+ * handler starts, from one clock read as the handler starts (which the
+ * deadline check shares), plus, for a call handed on to a worker, the
+ * wait between the hand-off and the worker taking it.
  *
- * Trace context. The traceparent is looked for while decoding, by the
- * same scan of the metadata as the request id (nothing to scan when the
- * request has none), checked strictly (W3C trace context, version 00) and
- * kept as a pointer into the decoded request. Ids for outgoing calls come
+ * Trace context. The traceparent is looked for while decoding, by one
+ * scan of the request's metadata (none for a request without metadata),
+ * checked strictly (W3C trace context, version 00) and kept as a pointer
+ * into the decoded request. Ids for outgoing calls come
  * from splitmix64 over a random per-server seed and an atomic counter:
  * distinct for 2^64 draws, never zero, and no system call per id.
  */
