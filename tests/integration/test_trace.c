@@ -53,8 +53,8 @@ setup_start(struct setup *s)
 	snprintf(backend, sizeof(backend), "hint=%s", s->model_url);
 	char *zosd_argv[] = { (char *) env_path("ZOSD"), "--in-memory",
 		"--listen", s->zosd_url, "--metrics-listen", "off",
-		"--log-format", "json", "--log-level", "info", "--backend",
-		backend, NULL };
+		"--log-format", "json", "--log-level", "info", "--access-log",
+		"all", "--backend", backend, NULL };
 	proc_start(&s->zosd, zosd_argv);
 	cr_assert(proc_wait_for(&s->zosd, "listening on"), "%s", s->zosd.text);
 }

@@ -578,6 +578,26 @@ metrics_render_store(struct metrics_text *t, struct zos_state *state)
 	    state->store == NULL || ss.healthy ? 1 : 0);
 }
 
+/* ---- the log queue ---- */
+
+static void
+metrics_render_log(struct metrics_text *t, zrpc_logq *queue)
+{
+	struct zrpc_logq_stats ls;
+
+	zrpc_logq_stats(queue, &ls);
+	metrics_family(t, "zos_log_lines_dropped_total", "counter",
+	    "Log lines lost: the log queue was full (stderr is read too "
+	    "slowly or not at all) or writing them failed.");
+	metrics_u64(t, "zos_log_lines_dropped_total", NULL, 0, ls.dropped);
+	metrics_family(t, "zos_log_lines_written_total", "counter",
+	    "Log lines written to stderr.");
+	metrics_u64(t, "zos_log_lines_written_total", NULL, 0, ls.written);
+	metrics_family(t, "zos_log_queue_lines", "gauge",
+	    "Log lines waiting in the queue for stderr.");
+	metrics_u64(t, "zos_log_queue_lines", NULL, 0, ls.queued_lines);
+}
+
 /* ---- the process ---- */
 
 /* Reads up to LEN - 1 bytes of PATH into BUF; false when unreadable. */
@@ -707,6 +727,9 @@ zos_metrics_render(const struct zos_metrics_sources *sources, size_t *len)
 		}
 		metrics_render_sessions(&t, sources->state);
 		metrics_render_store(&t, sources->state);
+	}
+	if (sources->log_queue != NULL) {
+		metrics_render_log(&t, sources->log_queue);
 	}
 	metrics_render_process(&t);
 	if (t.failed) {

@@ -35,6 +35,9 @@
  *   zos_store_commits_total, zos_store_commit_failures_total,
  *   zos_store_bytes_written_total, zos_store_fsyncs_total,
  *   zos_store_fsync_seconds_total                   counters (0 in memory)
+ *   zos_log_lines_dropped_total, zos_log_lines_written_total
+ *                                                   counters (log.h)
+ *   zos_log_queue_lines                             gauge
  *   process_resident_memory_bytes, process_virtual_memory_bytes,
  *   process_start_time_seconds                      gauges
  *   process_cpu_seconds_total                       counter
@@ -57,14 +60,16 @@
 #include <stdint.h>
 
 #include "state.h"
+#include "zrpc/logq.h"
 #include "zrpc/server.h"
 
 #define ZOS_METRICS_MAX_BYTES (4u << 20) /* text of one scrape */
 
-/* What a scrape reports; either may be NULL (its metrics are left out). */
+/* What a scrape reports; any may be NULL (its metrics are left out). */
 struct zos_metrics_sources {
 	const zrpc_server *server;
 	struct zos_state  *state;
+	zrpc_logq         *log_queue; /* the log's queue (log.h) */
 };
 
 /* Lock wait and hold bounds: 1 us to 1 s, in nanoseconds, le in seconds.
