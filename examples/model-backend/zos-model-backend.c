@@ -17,6 +17,17 @@
  *      with sigwait: no signal handler, no global flag. Then a graceful
  *      stop lets calls in flight finish.
  *
+ * Each Generate call writes one line to stderr with the caller's request
+ * id and trace context, as a service that wants its logs joined with its
+ * callers' would (--quiet turns it off):
+ *
+ *   zos-model-backend: generate request_id=R traceparent=00-...-01
+ *
+ * The runtime has checked the traceparent (zrpc_call_traceparent is NULL
+ * unless it is valid W3C trace context, "-" is written then); the request
+ * id is the caller's text, so bytes outside printable ASCII are written
+ * as '?' and a line is always one line.
+ *
  * The model itself is a stand-in for testing zosd: it answers "PREFIX
  * PROMPT" (PREFIX is "[MODEL]", the request's model name, unless --prefix
  * says otherwise), keeping only the prompt's first max_tokens words when
@@ -53,6 +64,7 @@ struct model_backend {
 	uint64_t    fail_first; /* calls 1..fail_first fail */
 	double      fail_rate;  /* then this fraction of calls fails */
 	const char *prefix;     /* NULL: "[MODEL]" */
+	bool        quiet;      /* no line per call */
 	/* Calls so far; every handler thread counts here. */
 	atomic_uint_fast64_t calls;
 };
@@ -100,6 +112,40 @@ model_backend_words(const char *prompt, uint32_t max_words)
 	return (size_t) (end - prompt);
 }
 
+/* Copies TEXT into OUT (LEN bytes) with anything but printable ASCII as
+ * '?', so that a caller's bytes cannot break or forge a log line. */
+static void
+model_backend_printable(const char *text, char *out, size_t len)
+{
+	size_t n = 0;
+
+	for (; text[n] != '\0' && n + 1 < len; n++) {
+		out[n] = text[n] >= 0x20 && text[n] <= 0x7e ? text[n] : '?';
+	}
+	out[n] = '\0';
+}
+
+/* The call's line: its request id and traceparent ("-" for none), in
+ * one write so that lines from many threads never interleave. */
+static void
+model_backend_log_call(zrpc_call *call)
+{
+	const char *traceparent = zrpc_call_traceparent(call);
+	char        request_id[129], line[256];
+	int         n;
+
+	model_backend_printable(
+	    zrpc_call_request_id(call), request_id, sizeof(request_id));
+	n = snprintf(line, sizeof(line),
+	    "zos-model-backend: generate request_id=%s traceparent=%s\n",
+	    request_id, traceparent != NULL ? traceparent : "-");
+	if (n > 0) {
+		fwrite(line, 1,
+		    (size_t) n < sizeof(line) ? (size_t) n : sizeof(line) - 1,
+		    stderr);
+	}
+}
+
 /*
  * Step 2: the handler for /zos.v1.ModelBackend/Generate. REQUEST belongs
  * to the runtime; REPLY is initialised and ours to fill, with memory from
@@ -114,6 +160,9 @@ model_backend_generate(zrpc_call   *call,
 	const char           *prefix  = backend->prefix;
 	size_t                prefix_len, prompt_len;
 
+	if (!backend->quiet) {
+		model_backend_log_call(call);
+	}
 	if (n < backend->fail_first) {
 		return zrpc_status_make(ZRPC_UNAVAILABLE,
 		    "simulated failure (call %llu of the first %llu)",
@@ -171,7 +220,8 @@ model_backend_generate(zrpc_call   *call,
 static const char model_backend_usage_text[] =
     "usage: zos-model-backend [--listen URL]... [--delay-ms N]\n"
     "                         [--fail-first N] [--fail-rate R]\n"
-    "                         [--prefix TEXT] [--version] [--help]\n";
+    "                         [--prefix TEXT] [--quiet] [--version] "
+    "[--help]\n";
 
 static void
 model_backend_help(FILE *out)
@@ -201,6 +251,10 @@ model_backend_help(FILE *out)
 	      "  --prefix TEXT    start every answer with TEXT [default "
 	      "\"[MODEL]\",\n"
 	      "                   the model name of the request in brackets]\n"
+	      "  --quiet          no line per call (by default each Generate "
+	      "writes\n"
+	      "                   'generate request_id=R traceparent=T' to "
+	      "stderr)\n"
 	      "  --version        print the version and exit\n"
 	      "  --help           print this help and exit\n"
 	      "\n"
@@ -267,6 +321,7 @@ model_backend_parse(struct model_backend *backend, const char **urls,
 		OPT_FAIL_FIRST,
 		OPT_FAIL_RATE,
 		OPT_PREFIX,
+		OPT_QUIET,
 		OPT_VERSION,
 		OPT_HELP
 	};
@@ -276,6 +331,7 @@ model_backend_parse(struct model_backend *backend, const char **urls,
 		{ "fail-first", required_argument, NULL, OPT_FAIL_FIRST },
 		{ "fail-rate", required_argument, NULL, OPT_FAIL_RATE },
 		{ "prefix", required_argument, NULL, OPT_PREFIX },
+		{ "quiet", no_argument, NULL, OPT_QUIET },
 		{ "version", no_argument, NULL, OPT_VERSION },
 		{ "help", no_argument, NULL, OPT_HELP },
 		{ NULL, 0, NULL, 0 },
@@ -324,6 +380,9 @@ model_backend_parse(struct model_backend *backend, const char **urls,
 			break;
 		case OPT_PREFIX:
 			backend->prefix = optarg;
+			break;
+		case OPT_QUIET:
+			backend->quiet = true;
 			break;
 		case OPT_VERSION:
 			printf(

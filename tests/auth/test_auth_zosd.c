@@ -69,7 +69,7 @@ start_zosd(struct zosd *z)
 	char *argv[] = { (char *) env_path("ZOSD"), "--in-memory", "--listen",
 		"tcp://127.0.0.1:0", "--log-format", "text", "--auth-tokens",
 		z->tokens, "--metrics-listen", "http://127.0.0.1:0/metrics",
-		NULL };
+		"--access-log", "all", NULL };
 
 	tracked_start(&z->p, argv);
 	cr_assert(proc_wait_for(&z->p, "metrics on"), "%s", z->p.text);

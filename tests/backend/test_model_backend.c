@@ -279,6 +279,70 @@ Test(model_backend, answers_generate_through_the_backend_set)
 	    m.proc.text);
 }
 
+#define TRACEPARENT "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+Test(model_backend, each_call_logs_its_request_id_and_traceparent)
+{
+	struct model_server              m;
+	char                            *text = NULL;
+	zrpc_status                      st;
+	const struct zos_backend_context traced = {
+		.request_id  = "req-model-1",
+		.traceparent = TRACEPARENT,
+		.tracestate  = "zos=1",
+	};
+	const struct zos_backend_context forged = {
+		.request_id = "evil\nzos-model-backend: generate request_id=x",
+		.traceparent = "00-not-a-valid-one",
+	};
+
+	model_server_start(&m, NULL);
+	struct zos_backends *b = backends_for(m.url);
+
+	st = zos_backends_generate_for(
+	    b, &traced, m.url, "hello", 0, 5000, &text);
+	cr_assert_eq(st.code, ZRPC_OK, "%s", st.message);
+	free(text);
+	cr_assert(proc_wait_for(&m.proc,
+	              "zos-model-backend: generate request_id=req-model-1 "
+	              "traceparent=" TRACEPARENT "\n"),
+	    "%s", m.proc.text);
+
+	/* An invalid traceparent is not passed to the handler; a request
+	 * id cannot forge a second line. */
+	st = zos_backends_generate_for(
+	    b, &forged, m.url, "hello", 0, 5000, &text);
+	cr_assert_eq(st.code, ZRPC_OK, "%s", st.message);
+	free(text);
+	cr_assert(proc_wait_for(&m.proc,
+	              "generate request_id=evil?zos-model-backend: generate "
+	              "request_id=x traceparent=-\n"),
+	    "%s", m.proc.text);
+	zos_backends_destroy(b);
+	model_server_stop(&m, SIGTERM);
+}
+
+Test(model_backend, quiet_logs_no_line_per_call)
+{
+	struct model_server m;
+	char               *extra[] = { "--quiet", NULL };
+	char               *text    = NULL;
+	zrpc_status         st;
+
+	model_server_start(&m, extra);
+	struct zos_backends *b = backends_for(m.url);
+
+	st = zos_backends_generate(b, m.url, "hello", 0, 5000, &text);
+	cr_assert_eq(st.code, ZRPC_OK, "%s", st.message);
+	free(text);
+	zos_backends_destroy(b);
+	model_server_stop(&m, SIGTERM);
+	cr_assert(strstr(m.proc.text, "stopped after 1 calls") != NULL, "%s",
+	    m.proc.text);
+	cr_assert_null(
+	    strstr(m.proc.text, "generate request_id="), "%s", m.proc.text);
+}
+
 Test(model_backend, prefix_replaces_the_model_name)
 {
 	struct model_server m;
@@ -414,7 +478,7 @@ Test(model_backend, address_in_use_exits_one_with_a_clear_message)
 Test(model_backend, help_exits_zero_and_explains_every_flag)
 {
 	const char *flags[] = { "--listen URL", "--delay-ms N",
-		"--fail-first N", "--fail-rate R", "--prefix TEXT",
+		"--fail-first N", "--fail-rate R", "--prefix TEXT", "--quiet",
 		"--version", "--help" };
 	char       *argv[]  = { program(), "--help", NULL };
 	struct proc p;

@@ -12,6 +12,7 @@
 #include "zrpc/clock.h"
 #include "zrpc/histogram.h"
 #include "zrpc/log.h"
+#include "zrpc/logq.h"
 #include "zrpc/server.h"
 #include "zrpc/service.h"
 #include "zrpc/status.h"

@@ -62,9 +62,10 @@ Test(buckets, a_bound_inside_a_bucket_counts_that_whole_bucket)
 
 Test(buckets, counts_are_cumulative_and_end_at_the_total)
 {
-	const struct zos_metrics_bounds *bounds = &ZOS_METRICS_CALL_BOUNDS;
-	struct zrpc_histogram           *h;
-	uint64_t                         counts[32], total, expect;
+	const struct zrpc_histogram_bounds *bounds =
+	    &zrpc_histogram_latency_bounds;
+	struct zrpc_histogram *h;
+	uint64_t               counts[32], total, expect;
 
 	cr_assert_leq(bounds->n, 32);
 	cr_assert_eq(zrpc_histogram_create(&h, 5), 0);
@@ -72,7 +73,8 @@ Test(buckets, counts_are_cumulative_and_end_at_the_total)
 	for (uint64_t v = 1000; v < 100000000000ull; v += v / 64 + 1) {
 		zrpc_histogram_record(h, v);
 	}
-	total = zrpc_histogram_cumulative(h, bounds->ns, bounds->n, counts);
+	total =
+	    zrpc_histogram_cumulative(h, bounds->values, bounds->n, counts);
 	cr_assert_eq(total, zrpc_histogram_count(h));
 	for (size_t i = 0; i < bounds->n; i++) {
 		cr_assert_leq(counts[i], total);
@@ -83,31 +85,32 @@ Test(buckets, counts_are_cumulative_and_end_at_the_total)
 		 * 2^-5 of it. */
 		expect = 0;
 		for (uint64_t v = 1000; v < 100000000000ull; v += v / 64 + 1) {
-			expect += v <= bounds->ns[i];
+			expect += v <= bounds->values[i];
 		}
 		cr_assert_geq(counts[i], expect, "le=%s", bounds->le[i]);
 		uint64_t slack = 0;
 		for (uint64_t v = 1000; v < 100000000000ull; v += v / 64 + 1) {
-			slack += v > bounds->ns[i] &&
-			    v <= bounds->ns[i] + bounds->ns[i] / 32;
+			slack += v > bounds->values[i] &&
+			    v <= bounds->values[i] + bounds->values[i] / 32;
 		}
 		cr_assert_leq(
 		    counts[i], expect + slack, "le=%s", bounds->le[i]);
 	}
-	cr_assert_lt(counts[bounds->n - 1], total, "some above 10 s");
+	cr_assert_lt(counts[bounds->n - 1], total, "some above 60 s");
 	zrpc_histogram_destroy(h);
 }
 
 Test(buckets, values_beyond_the_range_land_only_in_inf)
 {
-	struct zrpc_histogram           *h;
-	uint64_t                         counts[32], total;
-	const struct zos_metrics_bounds *bounds = &ZOS_METRICS_LOCK_BOUNDS;
+	struct zrpc_histogram              *h;
+	uint64_t                            counts[32], total;
+	const struct zrpc_histogram_bounds *bounds = &ZOS_METRICS_LOCK_BOUNDS;
 
 	cr_assert_eq(zrpc_histogram_create(&h, 4), 0);
 	zrpc_histogram_record(h, UINT64_MAX); /* clamped in the last */
 	zrpc_histogram_record(h, 0);
-	total = zrpc_histogram_cumulative(h, bounds->ns, bounds->n, counts);
+	total =
+	    zrpc_histogram_cumulative(h, bounds->values, bounds->n, counts);
 	cr_assert_eq(total, 2);
 	for (size_t i = 0; i < bounds->n; i++) {
 		cr_assert_eq(counts[i], 1, "le=%s", bounds->le[i]);
@@ -130,22 +133,32 @@ Test(buckets, an_empty_histogram_counts_zero)
 
 Test(buckets, the_le_texts_are_the_bounds_in_seconds)
 {
-	const struct zos_metrics_bounds *all[] = { &ZOS_METRICS_CALL_BOUNDS,
-		&ZOS_METRICS_LOCK_BOUNDS };
+	const struct zrpc_histogram_bounds *all[] = {
+		&zrpc_histogram_latency_bounds, &ZOS_METRICS_LOCK_BOUNDS
+	};
 
 	for (size_t t = 0; t < 2; t++) {
 		for (size_t i = 0; i < all[t]->n; i++) {
 			double s = strtod(all[t]->le[i], NULL);
-			cr_assert_float_eq(s * 1e9, (double) all[t]->ns[i],
+			cr_assert_float_eq(s * 1e9, (double) all[t]->values[i],
 			    1e-3, "%s", all[t]->le[i]);
 			if (i > 0) {
-				cr_assert_gt(all[t]->ns[i], all[t]->ns[i - 1]);
+				cr_assert_gt(
+				    all[t]->values[i], all[t]->values[i - 1]);
 			}
 		}
 	}
-	cr_assert_eq(ZOS_METRICS_CALL_BOUNDS.ns[0], 50000, "50 us");
-	cr_assert_eq(ZOS_METRICS_CALL_BOUNDS.ns[ZOS_METRICS_CALL_BOUNDS.n - 1],
-	    10000000000ull, "10 s");
+	cr_assert_eq(zrpc_histogram_latency_bounds.values[0], 1000, "1 us");
+	cr_assert_eq(zrpc_histogram_latency_bounds
+	                 .values[zrpc_histogram_latency_bounds.n - 1],
+	    60000000000ull, "60 s");
+	/* Four per decade or finer: no bound more than 10^(1/4) (with the
+	 * two-digit rounding, 1.875 at most) times the one before. */
+	for (size_t i = 1; i < zrpc_histogram_latency_bounds.n; i++) {
+		cr_assert_leq(zrpc_histogram_latency_bounds.values[i] * 1000,
+		    zrpc_histogram_latency_bounds.values[i - 1] * 1875, "%s",
+		    zrpc_histogram_latency_bounds.le[i]);
+	}
 }
 
 /* ---- the rendered text ---- */

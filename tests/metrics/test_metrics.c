@@ -189,7 +189,8 @@ check_duration_histogram(const char *text, const char *method, double count)
 		buckets++;
 		line = sp;
 	}
-	cr_assert_eq(buckets, 18, "17 bounds and +Inf for %s", method);
+	cr_assert_eq(
+	    buckets, 33, "32 bounds (1 us to 60 s) and +Inf for %s", method);
 	cr_assert(inf, "ends with +Inf");
 	cr_assert_eq(last, count, "+Inf counts every call of %s", method);
 	snprintf(series, sizeof(series),
@@ -235,6 +236,22 @@ Test(metrics, a_scrape_counts_calls_by_method_and_code)
 	check_duration_histogram(text, "/zos.v1.Skills/Get", 7);
 	check_duration_histogram(text, "/zos.v1.Session/Get", 3);
 	check_duration_histogram(text, "/zos.v1.Session/Start", 0);
+	/* Every one of those calls ran its handler: each has a queue time,
+	 * which is part of its duration. */
+	cr_assert_eq(value_of(text,
+	                 "zrpc_server_queue_seconds_count{method=\"/zos.v1."
+	                 "Skills/Get\"}"),
+	    7);
+	cr_assert_eq(value_of(text,
+	                 "zrpc_server_queue_seconds_bucket{method=\"/zos.v1."
+	                 "Session/Get\",le=\"+Inf\"}"),
+	    3);
+	cr_assert_leq(value_of(text,
+	                  "zrpc_server_queue_seconds_sum{method=\"/zos.v1."
+	                  "Skills/Get\"}"),
+	    value_of(text,
+	        "zrpc_server_call_duration_seconds_sum{method=\"/zos.v1."
+	        "Skills/Get\"}"));
 	cr_assert_eq(value_of(text, "zrpc_server_calls_in_flight"), 0);
 	cr_assert_eq(value_of(text, "zos_cache_capacity"), 200);
 	cr_assert_eq(

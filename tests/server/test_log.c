@@ -155,3 +155,114 @@ Test(log, levels_and_formats_parse)
 	cr_assert_eq(format, ZOS_LOG_TEXT);
 	cr_assert_not(zos_log_parse_format("yaml", &format));
 }
+
+Test(log, number_fields_are_json_numbers_and_bad_numbers_stay_strings)
+{
+	struct zos_log_field fields[] = {
+		{ "latency_ms", "0.153", true },
+		{ "count", "12", true },
+		{ "big", "-1.5e+10", true },
+		{ "not", "0.1.2", true },
+		{ "lead", "01", true },
+		{ "empty", "", true },
+		{ "text", "12", false },
+	};
+	const char *line = capture(
+	    ZOS_LOG_JSON, ZRPC_LOG_DEBUG, ZRPC_LOG_INFO, "call", fields, 7);
+	struct json_object *obj, *v;
+
+	cr_assert(strstr(line,
+	              "\"latency_ms\":0.153,\"count\":12,\"big\":-1.5e+10,"
+	              "\"not\":\"0.1.2\",\"lead\":\"01\",\"empty\":\"\","
+	              "\"text\":\"12\"}") != NULL,
+	    "%s", line);
+	obj = json_tokener_parse(line);
+	cr_assert_not_null(obj, "valid JSON: %s", line);
+	cr_assert(json_object_object_get_ex(obj, "latency_ms", &v));
+	cr_assert(json_object_is_type(v, json_type_double));
+	cr_assert(json_object_get_double(v) == 0.153);
+	cr_assert(json_object_object_get_ex(obj, "count", &v));
+	cr_assert(json_object_is_type(v, json_type_int));
+	json_object_put(obj);
+
+	/* Text lines write numbers as any value. */
+	line = capture(
+	    ZOS_LOG_TEXT, ZRPC_LOG_DEBUG, ZRPC_LOG_INFO, "call", fields, 1);
+	cr_assert(
+	    strstr(line, " info call latency_ms=0.153\n") != NULL, "%s", line);
+}
+
+Test(log, a_queued_log_writes_through_the_queue)
+{
+	int            fds[2];
+	char           buf[256];
+	ssize_t        got;
+	zrpc_logq     *q;
+	struct zos_log log;
+
+	cr_assert_eq(pipe(fds), 0);
+	cr_assert_eq(
+	    zrpc_logq_create(&q, &(zrpc_logq_config) { .fd = fds[1] }).code,
+	    ZRPC_OK);
+	/* fd -1: a line that went to write(2) would be lost. */
+	log = (struct zos_log) { .level = ZRPC_LOG_INFO,
+		.format                 = ZOS_LOG_TEXT,
+		.fd                     = -1,
+		.queue                  = q };
+	zos_log_printf(&log, ZRPC_LOG_INFO, "through %s", "the queue");
+	cr_assert_eq(zrpc_logq_close(q, 5000), 0);
+	close(fds[1]);
+	got = read(fds[0], buf, sizeof(buf) - 1);
+	close(fds[0]);
+	cr_assert_gt(got, 0);
+	buf[got] = '\0';
+	cr_assert(strstr(buf, " info through the queue\n") != NULL, "%s", buf);
+}
+
+Test(log, access_log_modes_select_calls_and_the_sampler_is_exact)
+{
+	struct zos_log log = {
+		.level = ZRPC_LOG_INFO, .format = ZOS_LOG_JSON, .fd = -1
+	};
+	struct zos_log quiet = {
+		.level = ZRPC_LOG_WARN, .format = ZOS_LOG_JSON, .fd = -1
+	};
+	struct zos_access_log    a;
+	enum zos_access_log_mode mode;
+	int                      kept = 0;
+
+	cr_assert(zos_access_log_parse_mode("all", &mode));
+	cr_assert_eq(mode, ZOS_ACCESS_LOG_ALL);
+	cr_assert(zos_access_log_parse_mode("errors", &mode));
+	cr_assert_eq(mode, ZOS_ACCESS_LOG_ERRORS);
+	cr_assert(zos_access_log_parse_mode("off", &mode));
+	cr_assert_eq(mode, ZOS_ACCESS_LOG_OFF);
+	cr_assert_not(zos_access_log_parse_mode("none", &mode));
+
+	zos_access_log_init(&a, &log, ZOS_ACCESS_LOG_ERRORS, 1.0);
+	cr_assert_not(zos_access_log_wanted(&a, ZRPC_OK));
+	cr_assert(zos_access_log_wanted(&a, ZRPC_NOT_FOUND));
+	zos_access_log_init(&a, &log, ZOS_ACCESS_LOG_OFF, 1.0);
+	cr_assert_not(zos_access_log_wanted(&a, ZRPC_INTERNAL));
+	zos_access_log_init(&a, &quiet, ZOS_ACCESS_LOG_ALL, 1.0);
+	cr_assert_not(zos_access_log_wanted(&a, ZRPC_INTERNAL),
+	    "info lines are below --log-level warn");
+
+	/* 0.01: exactly one OK call in 100, the 100th, 200th...; every
+	 * error kept whatever the rate. */
+	zos_access_log_init(&a, &log, ZOS_ACCESS_LOG_ALL, 0.01);
+	for (int i = 1; i <= 1000; i++) {
+		bool want = zos_access_log_wanted(&a, ZRPC_OK);
+
+		cr_assert_eq(want, i % 100 == 0, "call %d", i);
+		kept += want;
+		cr_assert(zos_access_log_wanted(&a, ZRPC_UNAVAILABLE));
+	}
+	cr_assert_eq(kept, 10);
+	zos_access_log_init(&a, &log, ZOS_ACCESS_LOG_ALL, 0.3);
+	kept = 0;
+	for (int i = 0; i < 1000; i++) {
+		kept += zos_access_log_wanted(&a, ZRPC_OK);
+	}
+	cr_assert(kept == 300 || kept == 299, "%d of 1000 at 0.3", kept);
+}

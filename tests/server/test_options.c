@@ -484,3 +484,51 @@ Test(options, per_peer_bounds_refuse_bad_values_by_name)
 		cr_assert(strstr(err, bad[i][0]) != NULL, "%s", err);
 	}
 }
+
+Test(options, access_log_flags_are_read_and_checked)
+{
+	struct zos_options o;
+	const char        *none[] = { NULL };
+	const char *all[]    = { "--access-log", "all", "--access-log-sample",
+		   "0.01", NULL };
+	const char *off[]    = { "--access-log", "off", NULL };
+	const char *errors[] = { "--access-log", "errors", NULL };
+	const char *cases[][3] = {
+		{ "--access-log", "some", NULL },
+		{ "--access-log", "ALL", NULL },
+		{ "--access-log-sample", "0", NULL },
+		{ "--access-log-sample", "1.5", NULL },
+		{ "--access-log-sample", "-0.5", NULL },
+		{ "--access-log-sample", "nan", NULL },
+		{ "--access-log-sample", "half", NULL },
+	};
+
+	cr_assert_eq(parse(&o, out, err, none), ZOS_OPTIONS_OK);
+	cr_assert_eq(o.access_log, ZOS_ACCESS_LOG_ERRORS, "errors by default");
+	cr_assert(o.access_log_sample == 1.0);
+	cr_assert_eq(parse(&o, out, err, all), ZOS_OPTIONS_OK, "%s", err);
+	cr_assert_eq(o.access_log, ZOS_ACCESS_LOG_ALL);
+	cr_assert(o.access_log_sample == 0.01);
+	cr_assert_eq(parse(&o, out, err, off), ZOS_OPTIONS_OK);
+	cr_assert_eq(o.access_log, ZOS_ACCESS_LOG_OFF);
+	cr_assert_eq(parse(&o, out, err, errors), ZOS_OPTIONS_OK);
+	cr_assert_eq(o.access_log, ZOS_ACCESS_LOG_ERRORS);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		cr_assert_eq(parse(&o, out, err, cases[i]), ZOS_OPTIONS_USAGE,
+		    "%s %s", cases[i][0], cases[i][1]);
+		cr_assert(strstr(err, cases[i][0]) != NULL, "%s", err);
+	}
+}
+
+Test(options, help_documents_the_access_log)
+{
+	struct zos_options o;
+	const char        *help[] = { "--help", NULL };
+
+	cr_assert_eq(parse(&o, out, err, help), ZOS_OPTIONS_EXIT);
+	cr_assert(
+	    strstr(out, "[--access-log all|errors|off]") != NULL, "%s", out);
+	cr_assert(strstr(out, "--access-log-sample R") != NULL);
+	cr_assert(strstr(out, "[default errors]") != NULL);
+	cr_assert(strstr(out, "zos_log_lines_dropped_total") != NULL);
+}

@@ -314,6 +314,13 @@ void
 test_server_start(struct test_server *ts, const char *transport,
     const zrpc_server_config *given)
 {
+	test_server_start_with(ts, transport, given, NULL);
+}
+
+void
+test_server_start_with(struct test_server *ts, const char *transport,
+    const zrpc_server_config *given, const struct zrpc_interceptor *extra)
+{
 	zrpc_server_config                  config   = { 0 };
 	const struct ztest_v1_echo_handlers handlers = {
 		.echo                   = test_echo,
@@ -347,6 +354,11 @@ test_server_start(struct test_server *ts, const char *transport,
 	        .before                        = test_note_deadline,
 	        .arg                           = ts });
 	cr_assert_eq(status.code, ZRPC_OK, "register: %s", status.message);
+	if (extra != NULL) {
+		status = zrpc_server_add_interceptor(ts->server, extra);
+		cr_assert_eq(
+		    status.code, ZRPC_OK, "interceptor: %s", status.message);
+	}
 	status = zrpc_server_listen(
 	    ts->server, test_unique_url(transport, url, sizeof(url)));
 	cr_assert_eq(

@@ -53,6 +53,11 @@ const char *test_unique_url(const char *transport, char *buf, size_t len);
 void test_server_start(struct test_server *ts, const char *transport,
     const zrpc_server_config *config);
 
+/* The same, with EXTRA (copied; NULL = none) appended to the server's
+ * interceptors. */
+void test_server_start_with(struct test_server *ts, const char *transport,
+    const zrpc_server_config *config, const struct zrpc_interceptor *extra);
+
 /* Opens the gate, stops and frees the server. */
 void test_server_stop(struct test_server *ts);
 

@@ -338,16 +338,36 @@ backend_echo(struct zos_backends *backends, const char *model,
 	return zrpc_status_ok();
 }
 
-/* A remote model: one Generate call through the URL's shared client. */
+/*
+ * A remote model: one Generate call through the URL's shared client, with
+ * CONTEXT's fields (those set) as its metadata.
+ */
 static zrpc_status
-backend_remote_generate(struct backend_remote *remote, const char *prompt,
+backend_remote_generate(struct backend_remote *remote,
+    const struct zos_backend_context *context, const char *prompt,
     uint32_t max_tokens, uint32_t timeout_ms, char **out_text)
 {
 	Zos__V1__GenerateRequest   request = ZOS__V1__GENERATE_REQUEST__INIT;
 	Zos__V1__GenerateResponse *reply   = NULL;
-	const zrpc_call_opts       opts    = { .timeout_ms = timeout_ms };
+	struct zrpc_metadata_entry metadata[3];
+	zrpc_call_opts             opts = { .timeout_ms = timeout_ms };
 	zrpc_status                status;
 	size_t                     len;
+
+	if (context != NULL) {
+		const struct zrpc_metadata_entry given[3] = {
+			{ "x-request-id", context->request_id },
+			{ "traceparent", context->traceparent },
+			{ "tracestate", context->tracestate },
+		};
+
+		for (size_t i = 0; i < 3; i++) {
+			if (given[i].value != NULL) {
+				metadata[opts.n_metadata++] = given[i];
+			}
+		}
+		opts.metadata = metadata;
+	}
 
 	/* The server knows itself by URL only: that is the model name. */
 	request.model      = remote->url;
@@ -378,6 +398,16 @@ zos_backends_generate(struct zos_backends *backends, const char *model,
     const char *prompt, uint32_t max_tokens, uint32_t timeout_ms,
     char **out_text)
 {
+	return zos_backends_generate_for(
+	    backends, NULL, model, prompt, max_tokens, timeout_ms, out_text);
+}
+
+zrpc_status
+zos_backends_generate_for(struct zos_backends *backends,
+    const struct zos_backend_context *context, const char *model,
+    const char *prompt, uint32_t max_tokens, uint32_t timeout_ms,
+    char **out_text)
+{
 	struct backend_remote *remote;
 
 	if (out_text == NULL) {
@@ -405,5 +435,5 @@ zos_backends_generate(struct zos_backends *backends, const char *model,
 		    ZRPC_UNAVAILABLE, "no backend for model %s", model);
 	}
 	return backend_remote_generate(
-	    remote, prompt, max_tokens, timeout_ms, out_text);
+	    remote, context, prompt, max_tokens, timeout_ms, out_text);
 }

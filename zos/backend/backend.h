@@ -84,6 +84,29 @@ zrpc_status zos_backends_generate(struct zos_backends *backends,
     const char *model, const char *prompt, uint32_t max_tokens,
     uint32_t timeout_ms, char **out_text);
 
+/*
+ * What a backend call carries of the call it is made for, so that the
+ * model's logs can be joined with zosd's: sent to a remote model as
+ * request metadata under these keys (the built-in echo model has no use
+ * for it). Any field may be NULL (not sent); the strings are the
+ * caller's and need only live during the call.
+ */
+struct zos_backend_context {
+	const char *request_id;  /* x-request-id: the caller's request id */
+	const char *traceparent; /* traceparent: zrpc_call_child_traceparent */
+	const char *tracestate;  /* tracestate: as the caller sent it */
+};
+
+/*
+ * zos_backends_generate for a call with CONTEXT (NULL = none): a remote
+ * model's Generate carries its request id and trace context.
+ * Locking: none; blocks; no zOS lock may be held.
+ */
+zrpc_status zos_backends_generate_for(struct zos_backends *backends,
+    const struct zos_backend_context *context, const char *model,
+    const char *prompt, uint32_t max_tokens, uint32_t timeout_ms,
+    char **out_text);
+
 /* Closes every client and frees BACKENDS; no call may be in progress. */
 void zos_backends_destroy(struct zos_backends *backends);
 

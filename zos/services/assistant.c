@@ -15,7 +15,10 @@
  *   5. The session moves ANALYZING -> FEEDBACK_READY, and the reply waits
  *      until that is durable.
  *
- * Every backend call happens with no zOS lock held (the cache asserts it)
+ * Every backend call happens with no zOS lock held (the cache asserts it),
+ * carries the call's request id and a child of its trace context (same
+ * trace id, a new span id per backend call: zrpc_call_child_traceparent,
+ * which starts a trace when the caller sent none) with its tracestate,
  * and gets the call's remaining time as its timeout; a retry or a
  * fallback starts only when the time left covers the pause and the
  * model's mean latency so far (at least 1 ms). When the time runs out the
@@ -124,6 +127,12 @@ assistant_compute(void *arg, const char *model, const char *prompt, char **out)
 	                 : ASSISTANT_DEFAULT_PAUSE_MS;
 	zrpc_status           status   = zrpc_status_make(
 	                ZRPC_DEADLINE_EXCEEDED, "no time left to ask %s", model);
+	char                             traceparent[ZRPC_TRACEPARENT_LEN + 1];
+	const struct zos_backend_context context = {
+		.request_id  = zrpc_call_request_id(t->call),
+		.traceparent = traceparent,
+		.tracestate  = zrpc_call_tracestate(t->call),
+	};
 
 	t->computed = true;
 	for (unsigned i = 0; i < t->tries; i++) {
@@ -142,9 +151,10 @@ assistant_compute(void *arg, const char *model, const char *prompt, char **out)
 		if (i > 0) {
 			assistant_pause(pause_ms);
 		}
-		started = zrpc_now_ns();
-		status  = zos_backends_generate(
-		     t->services->backends, model, prompt, 0, budget, out);
+		zrpc_call_child_traceparent(t->call, traceparent);
+		started    = zrpc_now_ns();
+		status     = zos_backends_generate_for(t->services->backends,
+		        &context, model, prompt, 0, budget, out);
 		latency_ms = (zrpc_now_ns() - started) / 1000000u;
 		t->attempts++;
 		zos_routing_record_outcome(routing, model,

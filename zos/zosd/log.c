@@ -264,6 +264,48 @@ log_text_needs_quotes(const char *s)
 	return false;
 }
 
+/*
+ * True when S is a JSON number (RFC 8259: -?(0|[1-9][0-9]*)(.[0-9]+)?
+ * ([eE][+-]?[0-9]+)?), so that a field said to be one can go unquoted.
+ */
+static bool
+log_is_json_number(const char *s)
+{
+	if (*s == '-') {
+		s++;
+	}
+	if (*s == '0') {
+		s++;
+	} else if (*s >= '1' && *s <= '9') {
+		while (*s >= '0' && *s <= '9') {
+			s++;
+		}
+	} else {
+		return false;
+	}
+	if (*s == '.') {
+		if (*++s < '0' || *s > '9') {
+			return false;
+		}
+		while (*s >= '0' && *s <= '9') {
+			s++;
+		}
+	}
+	if (*s == 'e' || *s == 'E') {
+		s++;
+		if (*s == '+' || *s == '-') {
+			s++;
+		}
+		if (*s < '0' || *s > '9') {
+			return false;
+		}
+		while (*s >= '0' && *s <= '9') {
+			s++;
+		}
+	}
+	return *s == '\0';
+}
+
 static void
 log_append_timestamp(struct log_line *line)
 {
@@ -309,7 +351,14 @@ zos_log_event(const struct zos_log *log, zrpc_log_level level,
 				log_append_str(&line, ",");
 				log_append_json_string(&line, fields[i].key);
 				log_append_str(&line, ":");
-				log_append_json_string(&line, fields[i].value);
+				if (fields[i].number &&
+				    log_is_json_number(fields[i].value)) {
+					log_append(&line, fields[i].value,
+					    strlen(fields[i].value));
+				} else {
+					log_append_json_string(
+					    &line, fields[i].value);
+				}
 				if (line.full) {
 					/* Drop the field that did not fit. */
 					line.len = field_start;
@@ -335,6 +384,11 @@ zos_log_event(const struct zos_log *log, zrpc_log_level level,
 		log_append_closing(&line, "...");
 	}
 	log_append_closing(&line, "\n");
+	if (log->queue != NULL) {
+		/* A refused line is counted by the queue. */
+		(void) zrpc_logq_push(log->queue, line.buf, line.len);
+		return;
+	}
 	rv = write(log->fd, line.buf, line.len);
 	(void) rv; /* nowhere to report a failed log write */
 }
@@ -359,4 +413,55 @@ void
 zos_log_sink(void *arg, zrpc_log_level level, const char *message)
 {
 	zos_log_event(arg, level, message, NULL, 0);
+}
+
+bool
+zos_access_log_parse_mode(const char *name, enum zos_access_log_mode *mode)
+{
+	static const struct {
+		const char              *name;
+		enum zos_access_log_mode mode;
+	} modes[] = {
+		{ "all", ZOS_ACCESS_LOG_ALL },
+		{ "errors", ZOS_ACCESS_LOG_ERRORS },
+		{ "off", ZOS_ACCESS_LOG_OFF },
+	};
+
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		if (strcmp(name, modes[i].name) == 0) {
+			*mode = modes[i].mode;
+			return true;
+		}
+	}
+	return false;
+}
+
+void
+zos_access_log_init(struct zos_access_log *a, const struct zos_log *log,
+    enum zos_access_log_mode mode, double sample)
+{
+	a->log    = log;
+	a->mode   = mode;
+	a->sample = sample;
+	atomic_init(&a->ok_calls, 0);
+}
+
+bool
+zos_access_log_wanted(struct zos_access_log *a, zrpc_code code)
+{
+	uint64_t n;
+
+	if (a->mode == ZOS_ACCESS_LOG_OFF ||
+	    (code == ZRPC_OK && a->mode != ZOS_ACCESS_LOG_ALL) ||
+	    !zos_log_enabled(a->log, ZRPC_LOG_INFO)) {
+		return false;
+	}
+	if (code != ZRPC_OK || a->sample >= 1.0) {
+		return true;
+	}
+	/* The n-th OK call is kept when floor(n * R) steps: exactly
+	 * floor(N * R) or one more of N, evenly spread. */
+	n = atomic_fetch_add_explicit(&a->ok_calls, 1, memory_order_relaxed);
+	return (uint64_t) ((double) (n + 1) * a->sample) !=
+	    (uint64_t) ((double) n * a->sample);
 }

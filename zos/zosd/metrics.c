@@ -28,21 +28,10 @@
 #define METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
 #define METRICS_INITIAL_BYTES (64u << 10)
 
-/* The bounds in nanoseconds, and as the le label writes them (seconds, as
- * Go's strconv.FormatFloat(v, 'g', -1, 64) would). */
+/* Lock bounds in nanoseconds, and as the le label writes them (seconds,
+ * as Go's strconv.FormatFloat(v, 'g', -1, 64) would). Calls use the
+ * runtime's zrpc_histogram_latency_bounds. */
 /* clang-format off */
-static const uint64_t metrics_call_ns[] = {
-	50000, 100000, 250000, 500000,
-	1000000, 2500000, 5000000, 10000000, 25000000, 50000000,
-	100000000, 250000000, 500000000,
-	1000000000, 2500000000, 5000000000, 10000000000,
-};
-static const char *const metrics_call_le[] = {
-	"5e-05", "0.0001", "0.00025", "0.0005",
-	"0.001", "0.0025", "0.005", "0.01", "0.025", "0.05",
-	"0.1", "0.25", "0.5",
-	"1", "2.5", "5", "10",
-};
 static const uint64_t metrics_lock_ns[] = {
 	1000, 2500, 10000, 25000, 100000, 250000,
 	1000000, 2500000, 10000000, 25000000, 100000000, 250000000,
@@ -57,27 +46,14 @@ static const char *const metrics_lock_le[] = {
 
 #define METRICS_COUNT(a) (sizeof(a) / sizeof((a)[0]))
 _Static_assert(
-    METRICS_COUNT(metrics_call_ns) == METRICS_COUNT(metrics_call_le),
-    "one le text per call bound");
-_Static_assert(
     METRICS_COUNT(metrics_lock_ns) == METRICS_COUNT(metrics_lock_le),
     "one le text per lock bound");
 
-const struct zos_metrics_bounds ZOS_METRICS_CALL_BOUNDS = {
-	.n  = METRICS_COUNT(metrics_call_ns),
-	.ns = metrics_call_ns,
-	.le = metrics_call_le,
+const struct zrpc_histogram_bounds ZOS_METRICS_LOCK_BOUNDS = {
+	.n      = METRICS_COUNT(metrics_lock_ns),
+	.values = metrics_lock_ns,
+	.le     = metrics_lock_le,
 };
-const struct zos_metrics_bounds ZOS_METRICS_LOCK_BOUNDS = {
-	.n  = METRICS_COUNT(metrics_lock_ns),
-	.ns = metrics_lock_ns,
-	.le = metrics_lock_le,
-};
-
-#define METRICS_MAX_BOUNDS 32 /* room for a histogram's counts */
-_Static_assert(METRICS_COUNT(metrics_call_ns) <= METRICS_MAX_BOUNDS &&
-        METRICS_COUNT(metrics_lock_ns) <= METRICS_MAX_BOUNDS,
-    "bounds fit the counts array");
 
 /* ---- the text ---- */
 
@@ -243,32 +219,73 @@ metrics_seconds(struct metrics_text *t, const char *name,
 	    ns % 1000000000u);
 }
 
+static void
+metrics_text_write(void *arg, const char *text, size_t len)
+{
+	metrics_put(arg, text, len);
+}
+
 /*
- * One histogram's series: NAME_bucket for every bound and +Inf, then
- * NAME_sum (seconds) and NAME_count, all from one pass over H's buckets
- * so that +Inf and _count agree.
+ * LABELS as they go between the braces, escaped, into BUF (LEN bytes);
+ * false when they do not fit.
+ */
+static bool
+metrics_labels_text(
+    char *buf, size_t len, const struct metrics_label *labels, size_t n_labels)
+{
+	size_t at = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < n_labels; i++) {
+		const char *v = labels[i].value;
+		int         n = snprintf(buf + at, len - at, "%s%s=\"",
+                    i > 0 ? "," : "", labels[i].key);
+
+		if (n < 0 || (size_t) n >= len - at) {
+			return false;
+		}
+		at += (size_t) n;
+		for (; *v != '\0'; v++) {
+			const char *esc  = *v == '\\' ? "\\\\"
+			     : *v == '"'              ? "\\\""
+			     : *v == '\n'             ? "\\n"
+			                              : NULL;
+			size_t      need = esc != NULL ? 2 : 1;
+
+			if (at + need + 2 > len) { /* room for '"' and NUL */
+				return false;
+			}
+			if (esc != NULL) {
+				memcpy(buf + at, esc, 2);
+			} else {
+				buf[at] = *v;
+			}
+			at += need;
+		}
+		buf[at++] = '"';
+		buf[at]   = '\0';
+	}
+	return true;
+}
+
+/*
+ * One histogram's series, written by the runtime
+ * (zrpc_histogram_write_prometheus): NAME_bucket for every bound and
+ * +Inf, then NAME_sum (seconds) and NAME_count.
  */
 static void
 metrics_histogram(struct metrics_text *t, const char *name,
     const struct metrics_label *labels, size_t n_labels,
-    const struct zrpc_histogram *h, const struct zos_metrics_bounds *bounds)
+    const struct zrpc_histogram *h, const struct zrpc_histogram_bounds *bounds)
 {
-	uint64_t counts[METRICS_MAX_BOUNDS];
-	uint64_t total;
-	char     series[128];
+	char text[1024];
 
-	total = zrpc_histogram_cumulative(h, bounds->ns, bounds->n, counts);
-	snprintf(series, sizeof(series), "%s_bucket", name);
-	for (size_t i = 0; i < bounds->n; i++) {
-		metrics_series(t, series, labels, n_labels, bounds->le[i]);
-		metrics_printf(t, "%" PRIu64 "\n", counts[i]);
+	if (!metrics_labels_text(text, sizeof(text), labels, n_labels)) {
+		t->failed = true;
+		return;
 	}
-	metrics_series(t, series, labels, n_labels, "+Inf");
-	metrics_printf(t, "%" PRIu64 "\n", total);
-	snprintf(series, sizeof(series), "%s_sum", name);
-	metrics_seconds(t, series, labels, n_labels, zrpc_histogram_sum(h));
-	snprintf(series, sizeof(series), "%s_count", name);
-	metrics_u64(t, series, labels, n_labels, total);
+	zrpc_histogram_write_prometheus(
+	    h, name, text, bounds, metrics_text_write, t);
 }
 
 /* ---- zrpc server ---- */
@@ -304,7 +321,16 @@ metrics_visit_durations(void *arg, const struct zrpc_method_stats *stats)
 	struct metrics_label label = { "method", metrics_method_label(stats) };
 
 	metrics_histogram(arg, "zrpc_server_call_duration_seconds", &label, 1,
-	    stats->latency_ns, &ZOS_METRICS_CALL_BOUNDS);
+	    stats->latency_ns, &zrpc_histogram_latency_bounds);
+}
+
+static void
+metrics_visit_queues(void *arg, const struct zrpc_method_stats *stats)
+{
+	struct metrics_label label = { "method", metrics_method_label(stats) };
+
+	metrics_histogram(arg, "zrpc_server_queue_seconds", &label, 1,
+	    stats->queue_ns, &zrpc_histogram_latency_bounds);
 }
 
 /*
@@ -368,8 +394,13 @@ metrics_render_server(struct metrics_text *t, const zrpc_server *server)
 	    "Calls answered, by method and status code.");
 	zrpc_server_foreach_method_stats(server, metrics_visit_calls, t);
 	metrics_family(t, "zrpc_server_call_duration_seconds", "histogram",
-	    "Time from a request's arrival to its reply, by method.");
+	    "Time from taking a request off the socket to handing its reply "
+	    "to the transport (queue included), by method.");
 	zrpc_server_foreach_method_stats(server, metrics_visit_durations, t);
+	metrics_family(t, "zrpc_server_queue_seconds", "histogram",
+	    "Time from taking a request off the socket to its handler "
+	    "starting (decoding, waiting for a worker), by method.");
+	zrpc_server_foreach_method_stats(server, metrics_visit_queues, t);
 	metrics_family(t, "zrpc_server_calls_in_flight", "gauge",
 	    "Calls being served right now.");
 	metrics_u64(t, "zrpc_server_calls_in_flight", NULL, 0,
@@ -547,6 +578,26 @@ metrics_render_store(struct metrics_text *t, struct zos_state *state)
 	    state->store == NULL || ss.healthy ? 1 : 0);
 }
 
+/* ---- the log queue ---- */
+
+static void
+metrics_render_log(struct metrics_text *t, zrpc_logq *queue)
+{
+	struct zrpc_logq_stats ls;
+
+	zrpc_logq_stats(queue, &ls);
+	metrics_family(t, "zos_log_lines_dropped_total", "counter",
+	    "Log lines lost: the log queue was full (stderr is read too "
+	    "slowly or not at all) or writing them failed.");
+	metrics_u64(t, "zos_log_lines_dropped_total", NULL, 0, ls.dropped);
+	metrics_family(t, "zos_log_lines_written_total", "counter",
+	    "Log lines written to stderr.");
+	metrics_u64(t, "zos_log_lines_written_total", NULL, 0, ls.written);
+	metrics_family(t, "zos_log_queue_lines", "gauge",
+	    "Log lines waiting in the queue for stderr.");
+	metrics_u64(t, "zos_log_queue_lines", NULL, 0, ls.queued_lines);
+}
+
 /* ---- the process ---- */
 
 /* Reads up to LEN - 1 bytes of PATH into BUF; false when unreadable. */
@@ -676,6 +727,9 @@ zos_metrics_render(const struct zos_metrics_sources *sources, size_t *len)
 		}
 		metrics_render_sessions(&t, sources->state);
 		metrics_render_store(&t, sources->state);
+	}
+	if (sources->log_queue != NULL) {
+		metrics_render_log(&t, sources->log_queue);
 	}
 	metrics_render_process(&t);
 	if (t.failed) {

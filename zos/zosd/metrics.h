@@ -18,6 +18,7 @@
  *
  *   zrpc_server_calls_total{method,code}            counter
  *   zrpc_server_call_duration_seconds{method}       histogram
+ *   zrpc_server_queue_seconds{method}               histogram
  *   zrpc_server_calls_in_flight                     gauge
  *   zrpc_auth_denials_total{reason}                 counter
  *     (reason: unauthenticated, permission_denied)
@@ -34,6 +35,9 @@
  *   zos_store_commits_total, zos_store_commit_failures_total,
  *   zos_store_bytes_written_total, zos_store_fsyncs_total,
  *   zos_store_fsync_seconds_total                   counters (0 in memory)
+ *   zos_log_lines_dropped_total, zos_log_lines_written_total
+ *                                                   counters (log.h)
+ *   zos_log_queue_lines                             gauge
  *   process_resident_memory_bytes, process_virtual_memory_bytes,
  *   process_start_time_seconds                      gauges
  *   process_cpu_seconds_total                       counter
@@ -41,8 +45,13 @@
  * method is the wire name ("/zos.v1.Skills/Get"), or "other" for calls
  * that matched no registered method (as gRPC's metrics name them), so
  * that callers cannot create label values. Histogram buckets are fixed
- * (ZOS_METRICS_CALL_BOUNDS, ZOS_METRICS_LOCK_BOUNDS) and computed from the
- * runtime's log-linear histograms with zrpc_histogram_cumulative.
+ * (zrpc_histogram_latency_bounds for calls, 1 us to 60 s at four per
+ * decade; ZOS_METRICS_LOCK_BOUNDS) and written from the runtime's
+ * log-linear histograms by zrpc_histogram_write_prometheus. A call's
+ * duration runs from the moment the server takes its request off the
+ * socket to the reply being handed to nng, so it includes the queue; the
+ * queue histogram is the part before the handler started (waiting for a
+ * worker, decoding), see zrpc_call_queue_ns.
  */
 #ifndef ZOS_METRICS_H
 #define ZOS_METRICS_H
@@ -51,27 +60,21 @@
 #include <stdint.h>
 
 #include "state.h"
+#include "zrpc/logq.h"
 #include "zrpc/server.h"
 
 #define ZOS_METRICS_MAX_BYTES (4u << 20) /* text of one scrape */
 
-/* What a scrape reports; either may be NULL (its metrics are left out). */
+/* What a scrape reports; any may be NULL (its metrics are left out). */
 struct zos_metrics_sources {
 	const zrpc_server *server;
 	struct zos_state  *state;
+	zrpc_logq         *log_queue; /* the log's queue (log.h) */
 };
 
-/* Fixed Prometheus bucket bounds: N upper bounds in nanoseconds, and the
- * same in seconds as the text of the le label. */
-struct zos_metrics_bounds {
-	size_t             n;
-	const uint64_t    *ns;
-	const char *const *le;
-};
-
-/* Calls: 50 us to 10 s. Locks: 1 us to 1 s. */
-extern const struct zos_metrics_bounds ZOS_METRICS_CALL_BOUNDS;
-extern const struct zos_metrics_bounds ZOS_METRICS_LOCK_BOUNDS;
+/* Lock wait and hold bounds: 1 us to 1 s, in nanoseconds, le in seconds.
+ * Calls use the runtime's zrpc_histogram_latency_bounds (1 us to 60 s). */
+extern const struct zrpc_histogram_bounds ZOS_METRICS_LOCK_BOUNDS;
 
 struct zos_metrics; /* opaque */
 

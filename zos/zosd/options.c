@@ -53,6 +53,9 @@ enum {
 	OPT_MAX_METADATA_BYTES,
 	OPT_WS_ALLOWED_ORIGIN,
 	OPT_METRICS_TOKEN,
+	/* the access log */
+	OPT_ACCESS_LOG,
+	OPT_ACCESS_LOG_SAMPLE,
 	OPT_VERSION,
 	OPT_HELP,
 };
@@ -104,6 +107,10 @@ static const struct option options_long[] = {
 	{ "ws-allowed-origin", required_argument, NULL,
 	    OPT_WS_ALLOWED_ORIGIN },
 	{ "metrics-token", required_argument, NULL, OPT_METRICS_TOKEN },
+	/* the access log */
+	{ "access-log", required_argument, NULL, OPT_ACCESS_LOG },
+	{ "access-log-sample", required_argument, NULL,
+	    OPT_ACCESS_LOG_SAMPLE },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
@@ -113,6 +120,7 @@ static const char options_usage[] =
     "usage: zosd [--listen URL]... [--workers N] [--max-inflight N]\n"
     "            [--max-message-bytes N] [--shutdown-grace-ms N]\n"
     "            [--log-level L] [--log-format json|text]\n"
+    "            [--access-log all|errors|off] [--access-log-sample R]\n"
     "            [--data-dir DIR | --in-memory] [--metrics-listen URL|off]\n"
     "            [--cache-capacity N] [--max-sessions N] [--skills-file F]\n"
     "            [--routing-file F] [--backend TASK=URL]...\n"
@@ -174,6 +182,28 @@ zos_options_help(FILE *out)
 	    "[default info]\n"
 	    "  --log-format F           json or text [default json, text "
 	    "on a tty]\n"
+	    "  --access-log MODE        a line per call (msg \"call\": "
+	    "method, "
+	    "code,\n"
+	    "                           latency_ms, request_id, peer, role; "
+	    "message\n"
+	    "                           on errors) for 'all' calls, only "
+	    "'errors'\n"
+	    "                           (code not OK), or 'off' [default "
+	    "errors]\n"
+	    "  --access-log-sample R    keep a fraction R (0 < R <= 1) of the "
+	    "OK\n"
+	    "                           lines, evenly: 0.01 keeps every "
+	    "100th;\n"
+	    "                           error lines are all kept [default 1]\n"
+	    "                           Lines go through a queue (8192 lines, "
+	    "1 MiB)\n"
+	    "                           written by a thread of their own: a "
+	    "slow\n"
+	    "                           stderr never slows a call; when the "
+	    "queue is\n"
+	    "                           full a line is dropped and counted\n"
+	    "                           (zos_log_lines_dropped_total)\n"
 	    "  --data-dir DIR           keep skills and sessions in "
 	    "DIR/zos.db "
 	    "(SQLite),\n"
@@ -625,6 +655,9 @@ zos_options_parse(struct zos_options *opts, int argc, char **argv, FILE *out,
 	opts->max_buffered_bytes   = (size_t) 256 * 1024 * 1024;
 	opts->max_metadata_entries = 64;
 	opts->max_metadata_bytes   = 16 * 1024;
+	/* the access log */
+	opts->access_log        = ZOS_ACCESS_LOG_ERRORS;
+	opts->access_log_sample = 1.0;
 
 	optind = 0; /* full reset, so that tests can parse many times */
 	opterr = 0;
@@ -918,6 +951,25 @@ zos_options_parse(struct zos_options *opts, int argc, char **argv, FILE *out,
 			}
 			opts->ws_allowed_origins
 			    [opts->n_ws_allowed_origins++] = optarg;
+			break;
+		/* the access log */
+		case OPT_ACCESS_LOG:
+			if (!zos_access_log_parse_mode(
+			        optarg, &opts->access_log)) {
+				return options_bad(err,
+				    "--access-log wants all, errors or off, "
+				    "not '%s'",
+				    optarg);
+			}
+			break;
+		case OPT_ACCESS_LOG_SAMPLE:
+			if (!options_rate(optarg, &opts->access_log_sample) ||
+			    opts->access_log_sample <= 0.0) {
+				return options_bad(err,
+				    "--access-log-sample wants a fraction "
+				    "above 0 and at most 1, not '%s'",
+				    optarg);
+			}
 			break;
 		case OPT_VERSION:
 			opts->show_version = true;

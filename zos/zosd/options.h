@@ -90,6 +90,12 @@ struct zos_options {
 	const char *tls_client_ca;
 	/* --ipc-socket-mode: mode of ipc:// socket files; default 0600 */
 	unsigned ipc_socket_mode;
+
+	/* --access-log all|errors|off (default errors) and
+	 * --access-log-sample R (0 < R <= 1, default 1: the fraction of OK
+	 * lines kept); log.h says what each writes. */
+	enum zos_access_log_mode access_log;
+	double                   access_log_sample;
 };
 
 enum zos_options_result {

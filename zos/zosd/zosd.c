@@ -62,6 +62,20 @@
 #define ZOSD_WATCHDOG_MS 1750u
 
 /*
+ * The log queue (log.h): lines and bytes it holds for a slow stderr, and
+ * how long an exit waits for it. _exit paths wait ZOSD_LOG_EXIT_MS at
+ * most (the watchdog's exit has 250 ms for the store and itself); the
+ * end of main waits up to ZOSD_LOG_FLUSH_MS, but never past grace +
+ * 1.5 s after the stop signal, so that a stalled stderr cannot hold zosd
+ * beyond its grace + 2 s.
+ */
+#define ZOSD_LOG_LINES 8192u
+#define ZOSD_LOG_BYTES (1u << 20)
+#define ZOSD_LOG_EXIT_MS 100u
+#define ZOSD_LOG_FLUSH_MS 1000u
+#define ZOSD_LOG_FLUSH_BY_MS 1500u
+
+/*
  * What main and the signal thread share; on main's stack. The thread is
  * never joined: it waits in sigwait until the process ends.
  */
@@ -143,6 +157,38 @@ zosd_signal_name(int sig)
 		return "SIGPWR";
 	}
 	return "a signal";
+}
+
+/* Before an _exit: gives the log queue a short while to write what is
+ * queued (the last lines say why zosd exits). */
+static void
+zosd_log_flush_exit(const struct zos_log *log)
+{
+	if (log->queue != NULL) {
+		(void) zrpc_logq_flush(log->queue, ZOSD_LOG_EXIT_MS);
+	}
+}
+
+/*
+ * How long the end of main waits for the log queue after a stop: until
+ * grace + 1.5 s after the stop signal (at STOP_AT), between
+ * ZOSD_LOG_EXIT_MS and ZOSD_LOG_FLUSH_MS.
+ */
+static unsigned
+zosd_log_flush_ms(unsigned grace_ms, const struct timespec *stop_at)
+{
+	struct timespec now;
+	int64_t         left;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	left = (int64_t) grace_ms + ZOSD_LOG_FLUSH_BY_MS -
+	    ((int64_t) (now.tv_sec - stop_at->tv_sec) * 1000 +
+	        (now.tv_nsec - stop_at->tv_nsec) / 1000000);
+	if (left < (int64_t) ZOSD_LOG_EXIT_MS) {
+		return ZOSD_LOG_EXIT_MS;
+	}
+	return left > (int64_t) ZOSD_LOG_FLUSH_MS ? ZOSD_LOG_FLUSH_MS
+	                                          : (unsigned) left;
 }
 
 /*
@@ -315,6 +361,7 @@ zosd_watchdog_exit(struct zosd_signals *s)
 	if (!closing) {
 		zosd_flush_state(s->log, state);
 	}
+	zosd_log_flush_exit(s->log);
 	_exit(3);
 }
 
@@ -369,6 +416,7 @@ zosd_signal_thread(void *arg)
 			zos_log_printf(s->log, ZRPC_LOG_WARN,
 			    "received %s during start-up; exiting",
 			    zosd_signal_name(sig));
+			zosd_log_flush_exit(s->log);
 			_exit(128 + sig);
 		}
 		zos_log_printf(s->log, ZRPC_LOG_WARN,
@@ -376,6 +424,7 @@ zosd_signal_thread(void *arg)
 		    "without waiting for the calls in flight",
 		    zosd_signal_name(sig));
 		zosd_flush_state(s->log, state);
+		zosd_log_flush_exit(s->log);
 		_exit(128 + sig);
 	}
 	return NULL;
@@ -412,33 +461,67 @@ zosd_sweep(const struct zos_log *log, struct zos_state *state, int64_t ttl_ms,
 	}
 }
 
-/* The access log: one line per call, at info level. */
+/*
+ * The access log's trace fields, appended to FIELDS at N (room for two
+ * more): `traceparent`, the valid one the caller sent, and `trace_id`, the
+ * call's trace (the caller's, or the one started for its backend calls).
+ * Returns the new count; a call without a trace adds none.
+ */
+static int
+zosd_access_log_trace(zrpc_call *call, struct zos_log_field *fields, int n)
+{
+	const char *traceparent = zrpc_call_traceparent(call);
+	const char *trace_id    = zrpc_call_trace_id(call);
+
+	if (traceparent != NULL) {
+		fields[n++] = (struct zos_log_field) { "traceparent",
+			traceparent, false };
+	}
+	if (trace_id != NULL) {
+		fields[n++] =
+		    (struct zos_log_field) { "trace_id", trace_id, false };
+	}
+	return n;
+}
+
+/*
+ * The access log: one line per call that --access-log and
+ * --access-log-sample select, at info level, with the fields log.h lists
+ * (latency_ms a number; message on error lines only).
+ */
 static void
 zosd_access_log(
     void *arg, zrpc_call *call, const zrpc_status *status, uint64_t latency_ns)
 {
-	const struct zos_log *log = arg;
-	char                  latency[32];
-	struct zos_log_field  fields[6];
+	struct zos_access_log *a = arg;
+	char                   latency[32];
+	struct zos_log_field   fields[7 + 2];
+	int                    n = 0;
 
-	if (!zos_log_enabled(log, ZRPC_LOG_INFO)) {
+	if (!zos_access_log_wanted(a, status->code)) {
 		return;
 	}
 	snprintf(
 	    latency, sizeof(latency), "%.3f", (double) latency_ns / 1000000.0);
-	fields[0] =
-	    (struct zos_log_field) { "method", zrpc_call_method(call) };
-	fields[1] =
-	    (struct zos_log_field) { "code", zrpc_status_name(status->code) };
-	fields[2] = (struct zos_log_field) { "latency_ms", latency };
-	fields[3] = (struct zos_log_field) { "request_id",
-		zrpc_call_request_id(call) };
-	fields[4] = (struct zos_log_field) { "peer", zrpc_call_peer(call) };
+	fields[n++] =
+	    (struct zos_log_field) { "method", zrpc_call_method(call), false };
+	fields[n++] = (struct zos_log_field) { "code",
+		zrpc_status_name(status->code), false };
+	fields[n++] = (struct zos_log_field) { "latency_ms", latency, true };
+	fields[n++] = (struct zos_log_field) { "request_id",
+		zrpc_call_request_id(call), false };
+	fields[n++] =
+	    (struct zos_log_field) { "peer", zrpc_call_peer(call), false };
 	/* The caller's role from its token ("" without one); never the
 	 * token. */
-	fields[5] = (struct zos_log_field) { "role",
-		zrpc_role_name(zrpc_call_role(call)) };
-	zos_log_event(log, ZRPC_LOG_INFO, "call", fields, 6);
+	fields[n++] = (struct zos_log_field) { "role",
+		zrpc_role_name(zrpc_call_role(call)), false };
+	if (status->code != ZRPC_OK) {
+		fields[n++] = (struct zos_log_field) { "message",
+			status->message, false };
+	}
+	n = zosd_access_log_trace(call, fields, n);
+	zos_log_event(a->log, ZRPC_LOG_INFO, "call", fields, n);
 }
 
 /* One line per lock: how often it was taken, wait and hold p99. Written at
@@ -452,10 +535,10 @@ zosd_log_lock_times(const struct zos_log *log, struct zos_state *state)
 	for (int i = 0; i < 4; i++) {
 		char                 n[32], wait[32], hold[32];
 		struct zos_log_field fields[4] = {
-			{ "lock", locks[i]->name },
-			{ "acquisitions", n },
-			{ "wait_p99_us", wait },
-			{ "hold_p99_us", hold },
+			{ "lock", locks[i]->name, false },
+			{ "acquisitions", n, true },
+			{ "wait_p99_us", wait, true },
+			{ "hold_p99_us", hold, true },
 		};
 
 		snprintf(n, sizeof(n), "%llu",
@@ -582,6 +665,7 @@ main(int argc, char **argv)
 	struct zos_backends *backends = NULL;
 	struct zos_metrics  *metrics  = NULL;
 	zrpc_auth           *auth     = NULL;
+	zrpc_logq           *logq     = NULL;
 	const char          *route_tasks[ZOS_MAX_BACKENDS];
 	const char          *route_primaries[ZOS_MAX_BACKENDS];
 	char                 error[512];
@@ -598,6 +682,9 @@ main(int argc, char **argv)
 	struct timespec next_sweep;
 	pthread_t       signal_thread;
 	int             sig, exit_code = 1;
+	/* the log queue's last wait: see zosd_log_flush_ms */
+	struct timespec stop_at      = { 0, 0 };
+	unsigned        log_flush_ms = ZOSD_LOG_FLUSH_MS;
 
 	zosd_malloc_tuning();
 	switch (zos_options_parse(
@@ -612,6 +699,7 @@ main(int argc, char **argv)
 	log.level        = opts.log_level;
 	log.format       = opts.log_format;
 	log.fd           = STDERR_FILENO;
+	log.queue        = NULL;
 	signals.grace_ms = opts.shutdown_grace_ms;
 
 	/* Before any thread starts, so that all of them inherit the mask
@@ -628,6 +716,21 @@ main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &signals.set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGXFSZ, SIG_IGN);
+	/* Every line from here on goes through the queue; its writer thread
+	 * inherits the mask. The queue is flushed at exit, never freed: the
+	 * signal thread, never joined, may log until the process ends. */
+	zrpc_logq_config logq_config = {
+		.fd        = STDERR_FILENO,
+		.max_lines = ZOSD_LOG_LINES,
+		.max_bytes = ZOSD_LOG_BYTES,
+	};
+	status = zrpc_logq_create(&logq, &logq_config);
+	if (!zrpc_status_is_ok(&status)) {
+		zos_log_printf(
+		    &log, ZRPC_LOG_ERROR, "cannot start: %s", status.message);
+		return 1;
+	}
+	log.queue = logq;
 	if (pthread_create(
 	        &signal_thread, NULL, zosd_signal_thread, &signals) != 0) {
 		zos_log_printf(
@@ -739,10 +842,14 @@ main(int argc, char **argv)
 		    "cannot create server: %s", status.message);
 		goto out;
 	}
+	/* The access log (--access-log, --access-log-sample). */
+	struct zos_access_log access;
+	zos_access_log_init(
+	    &access, &log, opts.access_log, opts.access_log_sample);
 	struct zrpc_interceptor access_log = {
 		.name  = "access-log",
 		.after = zosd_access_log,
-		.arg   = &log,
+		.arg   = &access,
 	};
 	status = zrpc_server_add_interceptor(server, &access_log);
 	if (!zrpc_status_is_ok(&status)) {
@@ -767,8 +874,9 @@ main(int argc, char **argv)
 	 * metrics address is taken. */
 	if (!opts.metrics_off) {
 		struct zos_metrics_sources sources = {
-			.server = server,
-			.state  = state,
+			.server    = server,
+			.state     = state,
+			.log_queue = logq,
 		};
 		char *token = NULL;
 		bool  open_to_others;
@@ -843,6 +951,7 @@ main(int argc, char **argv)
 	}
 	sig = signals.stop_sig;
 	pthread_mutex_unlock(&signals.mu);
+	clock_gettime(CLOCK_MONOTONIC, &stop_at);
 	zos_log_printf(&log, ZRPC_LOG_INFO,
 	    "received %s; draining calls in flight (grace %u ms)",
 	    zosd_signal_name(sig), opts.shutdown_grace_ms);
@@ -887,5 +996,10 @@ out:
 	signals.exit_code = exit_code;
 	pthread_mutex_unlock(&signals.mu);
 	zrpc_auth_destroy(auth);
+	if (exit_code == 0) {
+		log_flush_ms =
+		    zosd_log_flush_ms(opts.shutdown_grace_ms, &stop_at);
+	}
+	(void) zrpc_logq_flush(logq, log_flush_ms);
 	return exit_code;
 }

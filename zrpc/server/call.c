@@ -12,11 +12,25 @@
  *
  * Nothing here allocates from the heap: the request, its input, the reply
  * and their strings all come from the call's arena.
+ *
+ * Queue time. A call's latency counts from zrpc_call_arrived (the
+ * receive completion); its queue time is the part of it before the
+ * handler starts, from one clock read as the handler starts (which the
+ * deadline check shares), plus, for a call handed on to a worker, the
+ * wait between the hand-off and the worker taking it.
+ *
+ * Trace context. The traceparent is looked for while decoding, by one
+ * scan of the request's metadata (none for a request without metadata),
+ * checked strictly (W3C trace context, version 00) and kept as a pointer
+ * into the decoded request. Ids for outgoing calls come
+ * from splitmix64 over a random per-server seed and an atomic counter:
+ * distinct for 2^64 draws, never zero, and no system call per id.
  */
 #include "call.h"
 
 #include <arpa/inet.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -78,6 +92,104 @@ call_request_id(struct zrpc_call *call)
 	    (uint64_t) atomic_fetch_add_explicit(
 	        &host->request_id_next, 1, memory_order_relaxed));
 	return zrpc_arena_strdup(&call->arena, id);
+}
+
+static void call_log(const struct zrpc_call *call, zrpc_log_level level,
+    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Logs through the server's sink, when it takes LEVEL. */
+static void
+call_log(
+    const struct zrpc_call *call, zrpc_log_level level, const char *fmt, ...)
+{
+	const struct zrpc_call_host *host = call->host;
+	char                         line[256];
+	va_list                      ap;
+
+	if (host->log == NULL || level < host->log_level) {
+		return;
+	}
+	va_start(ap, fmt);
+	(void) vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	host->log(host->log_arg, level, line);
+}
+
+/* N lower-case hex digits at S, not all of them '0' unless ZERO_OK. */
+static bool
+call_hex(const char *s, size_t n, bool zero_ok)
+{
+	bool nonzero = false;
+
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+
+		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
+			return false;
+		}
+		nonzero |= c != '0';
+	}
+	return zero_ok || nonzero;
+}
+
+bool
+zrpc_traceparent_valid(const char *text)
+{
+	/* 00-<32 hex trace id>-<16 hex parent id>-<2 hex flags> */
+	return text != NULL && strlen(text) == ZRPC_TRACEPARENT_LEN &&
+	    text[0] == '0' && text[1] == '0' && text[2] == '-' &&
+	    call_hex(text + 3, 32, false) && text[35] == '-' &&
+	    call_hex(text + 36, 16, false) && text[52] == '-' &&
+	    call_hex(text + 53, 2, true);
+}
+
+/* A tracestate worth passing on: at most 512 printable ASCII bytes. */
+static bool
+call_tracestate_valid(const char *text)
+{
+	size_t n = 0;
+
+	for (; text[n] != '\0'; n++) {
+		if (n == ZRPC_TRACESTATE_MAX || text[n] < 0x20 ||
+		    text[n] > 0x7e) {
+			return false;
+		}
+	}
+	return true;
+}
+
+/* The caller's trace context, when valid (see zrpc/server.h). */
+static void
+call_trace_context(struct zrpc_call *call)
+{
+	const char *given, *state;
+
+	given = call_request_metadata(call->request, "traceparent");
+	if (given == NULL) {
+		return;
+	}
+	if (!zrpc_traceparent_valid(given)) {
+		call_log(call, ZRPC_LOG_DEBUG,
+		    "request %s: ignoring an invalid traceparent '%.64s'",
+		    call->request_id, given);
+		return;
+	}
+	call->traceparent = given;
+	memcpy(call->trace_id, given + 3, 32);
+	call->trace_id[32] = '\0';
+	memcpy(call->trace_flags, given + 53, 2);
+	call->trace_flags[2] = '\0';
+	state = call_request_metadata(call->request, "tracestate");
+	if (state != NULL) {
+		if (call_tracestate_valid(state)) {
+			call->tracestate = state;
+		} else {
+			call_log(call, ZRPC_LOG_DEBUG,
+			    "request %s: ignoring a tracestate that is not "
+			    "%d printable ASCII characters at most",
+			    call->request_id, ZRPC_TRACESTATE_MAX);
+		}
+	}
 }
 
 /*
@@ -146,6 +258,9 @@ zrpc_call_decode(struct zrpc_call *call, const uint8_t *body, size_t len)
 		    (uint64_t) call->request->timeout_ms * 1000000u;
 	}
 	call->request_id = call_request_id(call);
+	if (call->request->n_metadata > 0) {
+		call_trace_context(call);
+	}
 	method =
 	    zrpc_registry_find_method(call->registry, call->request->method);
 	call->method = method;
@@ -191,6 +306,7 @@ call_handled(struct zrpc_call *call, zrpc_status status)
 		    host->thread_check_arg, "return from a handler");
 	}
 	if (call->next != NULL) {
+		call->handed_ns = zrpc_now_ns();
 		host->submit(call);
 		return;
 	}
@@ -209,8 +325,12 @@ zrpc_call_run(struct zrpc_call *call)
 {
 	struct zrpc_registry_method *method = call->method;
 	ProtobufCMessage            *reply;
+	uint64_t                     now = zrpc_now_ns();
 
-	if (zrpc_call_expired(call)) {
+	/* Whether it runs or has expired, its wait ends here. */
+	call->queue_ns += now - call->start_ns;
+	call->queued = true;
+	if (call->deadline_ns != 0 && now >= call->deadline_ns) {
 		call->host->finish(call,
 		    zrpc_status_make(ZRPC_DEADLINE_EXCEEDED,
 		        "deadline exceeded before %s started",
@@ -245,6 +365,7 @@ zrpc_call_work(struct zrpc_call *call)
 		return;
 	}
 	call->next = NULL;
+	call->queue_ns += zrpc_now_ns() - call->handed_ns;
 	call_handled(call, next(call, call->input, call->reply));
 }
 
@@ -311,6 +432,11 @@ zrpc_call_reset(struct zrpc_call *call)
 	call->reply            = NULL;
 	call->request_id       = NULL;
 	call->role             = ZRPC_ROLE_NONE;
+	call->queue_ns         = 0;
+	call->queued           = false;
+	call->traceparent      = NULL;
+	call->tracestate       = NULL;
+	call->trace_id[0]      = '\0';
 	call->deadline_ns      = 0;
 	call->n_reply_metadata = 0;
 	call->peer[0]          = '\0';
@@ -376,6 +502,63 @@ zrpc_call_set_reply_metadata(
 	}
 	call->n_reply_metadata++;
 	return zrpc_status_ok();
+}
+
+uint64_t
+zrpc_call_queue_ns(const zrpc_call *call)
+{
+	return call->queue_ns;
+}
+
+const char *
+zrpc_call_traceparent(const zrpc_call *call)
+{
+	return call->traceparent;
+}
+
+const char *
+zrpc_call_tracestate(const zrpc_call *call)
+{
+	return call->tracestate;
+}
+
+const char *
+zrpc_call_trace_id(const zrpc_call *call)
+{
+	return call->trace_id[0] != '\0' ? call->trace_id : NULL;
+}
+
+/* The next id of the server's sequence: splitmix64, never zero. */
+static uint64_t
+call_next_id(struct zrpc_call_host *host)
+{
+	uint64_t z;
+
+	do {
+		uint64_t n = atomic_fetch_add_explicit(
+		    &host->trace_next, 1, memory_order_relaxed);
+		z = host->trace_seed + (n + 1) * UINT64_C(0x9e3779b97f4a7c15);
+		z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+		z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+		z = z ^ (z >> 31);
+	} while (z == 0); /* splitmix64 is a bijection: once in 2^64 */
+	return z;
+}
+
+void
+zrpc_call_child_traceparent(
+    zrpc_call *call, char out[ZRPC_TRACEPARENT_LEN + 1])
+{
+	if (call->trace_id[0] == '\0') {
+		uint64_t hi = call_next_id(call->host);
+		uint64_t lo = call_next_id(call->host);
+
+		snprintf(call->trace_id, sizeof(call->trace_id),
+		    "%016" PRIx64 "%016" PRIx64, hi, lo);
+		memcpy(call->trace_flags, "00", 3);
+	}
+	snprintf(out, ZRPC_TRACEPARENT_LEN + 1, "00-%s-%016" PRIx64 "-%s",
+	    call->trace_id, call_next_id(call->host), call->trace_flags);
 }
 
 int64_t

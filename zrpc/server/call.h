@@ -74,6 +74,15 @@ struct zrpc_call_host {
 	/* Request ids: a random per-server prefix and a counter. */
 	uint64_t             request_id_prefix;
 	atomic_uint_fast64_t request_id_next;
+	/* Trace and span ids (zrpc_call_child_traceparent): splitmix64 of
+	 * a random per-server seed and a counter. */
+	uint64_t             trace_seed;
+	atomic_uint_fast64_t trace_next;
+	/* The server's log (zrpc_server_config.log; NULL = none), for the
+	 * debug line about an invalid traceparent. */
+	zrpc_log_fn    log;
+	void          *log_arg;
+	zrpc_log_level log_level;
 	/* Calls suspended and not yet answered (stop waits for them). */
 	atomic_uint suspended;
 
@@ -99,6 +108,23 @@ struct zrpc_call {
 	ProtobufCMessage            *reply; /* the handler's */
 	const char                  *request_id;
 	enum zrpc_role               role; /* the caller's, once decoded */
+	/*
+	 * Queue time (zrpc_call_queue_ns): added up when the handler starts
+	 * and when a worker takes a handed-on call (HANDED_NS: when it was
+	 * handed on).
+	 */
+	uint64_t queue_ns;
+	uint64_t handed_ns;
+	bool     queued; /* the handler started, or expired waiting */
+	/*
+	 * Trace context: the valid traceparent and tracestate received
+	 * (in the request; NULL = none), and the trace id, received or
+	 * started by zrpc_call_child_traceparent ("" = none).
+	 */
+	const char *traceparent;
+	const char *tracestate;
+	char        trace_id[33];
+	char        trace_flags[3];
 	Zrpc__V1__Response__MetadataEntry
 	       reply_metadata[ZRPC_CALL_REPLY_METADATA_MAX];
 	size_t n_reply_metadata;

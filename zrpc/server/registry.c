@@ -7,8 +7,9 @@
  * least twice the method count, probed linearly from an FNV-1a hash of the
  * path: a handful of compares per call and no allocation.
  *
- * Latency histograms: 5 bits of precision keep a bucket within 3.2 % of
- * its values, in (45 - 5) * 32 buckets of 8 bytes (10 KiB) per method.
+ * Latency and queue histograms: 5 bits of precision keep a bucket within
+ * 3.2 % of its values, in (45 - 5) * 32 buckets of 8 bytes (10 KiB) each,
+ * two per method.
  */
 #include "registry.h"
 
@@ -25,8 +26,27 @@ registry_stats_init(struct zrpc_registry_stats *stats)
 		atomic_init(&stats->calls_by_code[c], 0);
 	}
 	atomic_init(&stats->handler_runs, 0);
-	return zrpc_histogram_create(
-	    &stats->latency_ns, REGISTRY_LATENCY_PRECISION);
+	if (zrpc_histogram_create(
+	        &stats->latency_ns, REGISTRY_LATENCY_PRECISION) != 0) {
+		return ENOMEM;
+	}
+	if (zrpc_histogram_create(
+	        &stats->queue_ns, REGISTRY_LATENCY_PRECISION) != 0) {
+		zrpc_histogram_destroy(stats->latency_ns);
+		stats->latency_ns = NULL;
+		return ENOMEM;
+	}
+	return 0;
+}
+
+/* Frees what registry_stats_init made. */
+static void
+registry_stats_finish(struct zrpc_registry_stats *stats)
+{
+	zrpc_histogram_destroy(stats->latency_ns);
+	zrpc_histogram_destroy(stats->queue_ns);
+	stats->latency_ns = NULL;
+	stats->queue_ns   = NULL;
 }
 
 /* FNV-1a: short keys, no allocation, good enough spread for a few
@@ -59,7 +79,7 @@ static void
 registry_service_free(struct zrpc_registry_service *svc, size_t n_methods)
 {
 	for (size_t m = 0; m < n_methods; m++) {
-		zrpc_histogram_destroy(svc->methods[m].stats.latency_ns);
+		registry_stats_finish(&svc->methods[m].stats);
 	}
 	free(svc->methods);
 	free(svc);
@@ -83,7 +103,7 @@ zrpc_registry_finish(struct zrpc_registry *registry)
 	}
 	free(registry->services);
 	free(registry->table);
-	zrpc_histogram_destroy(registry->unmatched.latency_ns);
+	registry_stats_finish(&registry->unmatched);
 	memset(registry, 0, sizeof(*registry));
 }
 
@@ -225,6 +245,13 @@ zrpc_registry_record(struct zrpc_registry *registry,
 }
 
 void
+zrpc_registry_record_queue(
+    struct zrpc_registry_method *method, uint64_t queue_ns)
+{
+	zrpc_histogram_record(method->stats.queue_ns, queue_ns);
+}
+
+void
 zrpc_registry_set_serving(
     struct zrpc_registry *registry, const char *service, bool serving)
 {
@@ -297,6 +324,7 @@ registry_stats_copy(const char *path, const struct zrpc_registry_stats *from,
 	to->handler_runs =
 	    atomic_load_explicit(&from->handler_runs, memory_order_relaxed);
 	to->latency_ns = from->latency_ns;
+	to->queue_ns   = from->queue_ns;
 }
 
 bool

@@ -33,6 +33,7 @@ struct zrpc_registry_stats {
 	atomic_uint_fast64_t   calls_by_code[ZRPC_CODE_COUNT];
 	atomic_uint_fast64_t   handler_runs;
 	struct zrpc_histogram *latency_ns; /* owned; its sum is the total */
+	struct zrpc_histogram *queue_ns;   /* owned: before the handler */
 };
 
 struct zrpc_registry_service;
@@ -115,6 +116,13 @@ struct zrpc_registry_method *zrpc_registry_find_method(
  */
 void zrpc_registry_record(struct zrpc_registry *registry,
     struct zrpc_registry_method *method, zrpc_code code, uint64_t latency_ns);
+
+/*
+ * Records that a call of METHOD waited QUEUE_NS before its handler
+ * started (zrpc_call_queue_ns). Lock-free; any thread.
+ */
+void zrpc_registry_record_queue(
+    struct zrpc_registry_method *method, uint64_t queue_ns);
 
 /*
  * Sets the serving flag of the service named SERVICE ("" = every service).

@@ -369,6 +369,17 @@ zrpc_server_create(zrpc_server **out, const zrpc_server_config *config)
 	        0) != (ssize_t) sizeof(server->host.request_id_prefix)) {
 		server->host.request_id_prefix = zrpc_now_ns();
 	}
+	/* Trace and span ids: the same, from a seed of their own. */
+	if (getrandom(&server->host.trace_seed,
+	        sizeof(server->host.trace_seed),
+	        0) != (ssize_t) sizeof(server->host.trace_seed)) {
+		server->host.trace_seed =
+		    server->host.request_id_prefix ^ zrpc_now_ns();
+	}
+	atomic_init(&server->host.trace_next, 0);
+	server->host.log       = server->config.log;
+	server->host.log_arg   = server->config.log_arg;
+	server->host.log_level = server->config.log_level;
 
 	server->conns_cap = 16;
 	while (
@@ -1086,6 +1097,9 @@ server_call_finish(
 	latency_ns = zrpc_now_ns() - call->start_ns;
 	zrpc_registry_record(
 	    &server->registry, call->method, status.code, latency_ns);
+	if (call->queued) {
+		zrpc_registry_record_queue(call->method, call->queue_ns);
+	}
 	was_suspended = call->suspended;
 	for (size_t i = 0; i < server->n_interceptors; i++) {
 		const struct zrpc_interceptor *ic = &server->interceptors[i];

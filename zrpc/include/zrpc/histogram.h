@@ -82,6 +82,50 @@ uint64_t zrpc_histogram_bucket_upper(
 uint64_t zrpc_histogram_cumulative(const struct zrpc_histogram *h,
     const uint64_t *bounds, size_t n_bounds, uint64_t *counts);
 
+/*
+ * Fixed upper bounds for a Prometheus histogram (the `le` of its
+ * cumulative buckets): N values in the histogram's unit, increasing, and
+ * the same bounds as the text of the le label, in the exported unit.
+ */
+struct zrpc_histogram_bounds {
+	size_t             n;
+	const uint64_t    *values;
+	const char *const *le;
+};
+
+/* The most bounds zrpc_histogram_write_prometheus takes. */
+#define ZRPC_HISTOGRAM_MAX_BOUNDS 64
+
+/*
+ * Bounds for latencies recorded in nanoseconds and exported in seconds:
+ * 1 us to 60 s, four per decade, 10^(k/4) rounded to two digits
+ * (1, 1.8, 3.2, 5.6 times each power of ten from 1 us up to 32 s), and
+ * 60 s last: 32 bounds. A bucket is at most 1.8 times as wide as its
+ * lower edge, so Prometheus's histogram_quantile, which interpolates
+ * within a bucket, is off by less than one bucket.
+ */
+extern const struct zrpc_histogram_bounds zrpc_histogram_latency_bounds;
+
+/* Where zrpc_histogram_write_prometheus puts its text: LEN bytes. */
+typedef void (*zrpc_text_fn)(void *arg, const char *text, size_t len);
+
+/*
+ * Writes H, whose values are nanoseconds, as the samples of one
+ * Prometheus histogram (text format 0.0.4) through EMIT(ARG, ...):
+ * NAME_bucket{LABELS,le="LE"} COUNT for every bound of BOUNDS (values in
+ * nanoseconds, le in seconds) and for +Inf, then NAME_sum (seconds, exact
+ * decimals) and NAME_count. LABELS is the series' own labels as they are
+ * written between the braces, already escaped ("method=\"/a.B/C\""), or
+ * NULL for none. The counts come from one pass over H's buckets
+ * (zrpc_histogram_cumulative), so +Inf equals _count. The # HELP and
+ * # TYPE lines are the caller's (one per family). BOUNDS->n is at most
+ * ZRPC_HISTOGRAM_MAX_BOUNDS (more are left out). Returns the count.
+ * Allocates nothing; safe from any thread while others record.
+ */
+uint64_t zrpc_histogram_write_prometheus(const struct zrpc_histogram *h,
+    const char *name, const char *labels,
+    const struct zrpc_histogram_bounds *bounds, zrpc_text_fn emit, void *arg);
+
 #ifdef __cplusplus
 }
 #endif

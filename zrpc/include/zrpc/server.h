@@ -254,7 +254,10 @@ void zrpc_server_stats(
 
 /*
  * Per-method statistics, kept in atomics. A call's latency runs from the
- * arrival of its request to its reply being handed to nng.
+ * moment the server takes its request off the socket (nng's receive
+ * completion) to its reply being handed to nng, so it includes the time
+ * the call queued before its handler; that queue time is also kept on its
+ * own (zrpc_call_queue_ns).
  */
 struct zrpc_method_stats {
 	const char *path;
@@ -268,6 +271,12 @@ struct zrpc_method_stats {
 	 * into it. Unlike the copied counters above, it keeps moving.
 	 */
 	const struct zrpc_histogram *latency_ns;
+	/*
+	 * The method's live queue histogram (nanoseconds, same precision):
+	 * for each call whose handler started, or whose deadline passed
+	 * while it waited, zrpc_call_queue_ns. Read it, never record.
+	 */
+	const struct zrpc_histogram *queue_ns;
 };
 
 /*
@@ -326,6 +335,63 @@ const char *zrpc_call_metadata(const zrpc_call *call, const char *key);
  */
 zrpc_status zrpc_call_set_reply_metadata(
     zrpc_call *call, const char *key, const char *value);
+
+/*
+ * Nanoseconds the call waited, from the moment its request was taken off
+ * the socket, before its handler started: decoding and interceptors, and
+ * for a blocking method the wait for a free worker; for a call handed on
+ * (zrpc_call_continue_blocking), the wait for a worker to take it too.
+ * Never more than the call's latency. Meant for interceptors' AFTER (it
+ * is final there); 0 for a call whose handler never started and whose
+ * deadline did not pass in the queue.
+ */
+uint64_t zrpc_call_queue_ns(const zrpc_call *call);
+
+/*
+ * W3C trace context (https://www.w3.org/TR/trace-context/). A request
+ * metadata entry `traceparent` of version 00, written exactly as the
+ * specification says ("00-" 32 lower-case hex digits of trace id, not all
+ * zero, "-" 16 of parent id, not all zero, "-" 2 of flags: 55
+ * characters), is accepted; anything else is ignored (logged at debug),
+ * never an error. `tracestate` is kept, unchanged, only along with a
+ * valid traceparent, and only when it is at most 512 printable ASCII
+ * characters. Checking costs nothing for a request without metadata and
+ * one string compare per entry otherwise.
+ */
+#define ZRPC_TRACEPARENT_LEN 55 /* characters, without the NUL */
+#define ZRPC_TRACESTATE_MAX 512 /* longest tracestate kept */
+
+/* True when TEXT is a valid version-00 traceparent (see above). */
+bool zrpc_traceparent_valid(const char *text);
+
+/* The call's valid traceparent as received, or NULL. Valid for the
+ * call's lifetime (also in interceptors' AFTER). */
+const char *zrpc_call_traceparent(const zrpc_call *call);
+
+/* The call's tracestate as received (with a valid traceparent), or NULL. */
+const char *zrpc_call_tracestate(const zrpc_call *call);
+
+/*
+ * The call's trace id, 32 hex digits: the received traceparent's, or the
+ * one zrpc_call_child_traceparent started; NULL when there is none.
+ * Valid for the call's lifetime (also in interceptors' AFTER).
+ */
+const char *zrpc_call_trace_id(const zrpc_call *call);
+
+/*
+ * Writes into OUT the traceparent to send with an outgoing call made for
+ * CALL (a backend call): the call's trace id and flags, and a new parent
+ * id (a fresh span id, different for every outgoing call). A call that
+ * came without a valid traceparent starts a trace here, as W3C lets a
+ * participant do: a new trace id, flags 00, kept for the call's later
+ * outgoing calls and its access log (zrpc_call_trace_id). Ids come from a
+ * per-server random seed and counter (splitmix64): unique, never zero,
+ * no system call. Send it as metadata `traceparent`, with
+ * zrpc_call_tracestate (when not NULL) as `tracestate`. From the thread
+ * serving the call.
+ */
+void zrpc_call_child_traceparent(
+    zrpc_call *call, char out[ZRPC_TRACEPARENT_LEN + 1]);
 
 /*
  * Milliseconds left before the call's deadline: -1 when it has none, 0
