@@ -818,13 +818,23 @@ Test(server, method_names_are_matched_exactly)
  * into ECHO).
  */
 static size_t
-echo_blob_for_envelope(
-    Ztest__V1__EchoRequest *echo, uint32_t timeout_ms, size_t size)
+echo_blob_for_envelope_id(Ztest__V1__EchoRequest *echo, uint32_t timeout_ms,
+    const char *request_id, size_t size)
 {
-	Zrpc__V1__Request req = ZRPC__V1__REQUEST__INIT;
+	Zrpc__V1__Request                req = ZRPC__V1__REQUEST__INIT;
+	Zrpc__V1__Request__MetadataEntry id =
+	    ZRPC__V1__REQUEST__METADATA_ENTRY__INIT;
+	Zrpc__V1__Request__MetadataEntry *ids[] = { &id };
 
 	req.method     = ECHO_PATH;
 	req.timeout_ms = timeout_ms;
+	if (request_id != NULL) {
+		/* The client sends one x-request-id on every call. */
+		id.key         = "x-request-id";
+		id.value       = (char *) request_id;
+		req.metadata   = ids;
+		req.n_metadata = 1;
+	}
 	for (int with_text = 0; with_text < 2; with_text++) {
 		echo->text = with_text ? "t" : "";
 		for (size_t blob = size; blob-- > 0;) {
@@ -838,6 +848,14 @@ echo_blob_for_envelope(
 	}
 	cr_assert_fail("no blob length gives %zu bytes", size);
 	return 0;
+}
+
+/* The same for a request without metadata (raw nng calls). */
+static size_t
+echo_blob_for_envelope(
+    Ztest__V1__EchoRequest *echo, uint32_t timeout_ms, size_t size)
+{
+	return echo_blob_for_envelope_id(echo, timeout_ms, NULL, size);
 }
 
 /* Packs the Echo call ECHO (blob of zeros) into a new BUF; returns len. */
@@ -909,12 +927,15 @@ Test(server, envelope_of_exactly_max_message_bytes_is_served_over_ipc)
 static void
 envelope_edges_through_the_client(size_t max)
 {
-	struct test_server     ts;
-	zrpc_server_config     config = { .max_message_bytes = max };
-	zrpc_client_opts       copts  = { .max_message_bytes = max };
-	zrpc_call_opts         opts   = { .timeout_ms = 10000 };
-	Ztest__V1__EchoRequest echo   = ZTEST__V1__ECHO_REQUEST__INIT;
-	Ztest__V1__EchoReply  *reply  = NULL;
+	struct test_server         ts;
+	zrpc_server_config         config = { .max_message_bytes = max };
+	zrpc_client_opts           copts  = { .max_message_bytes = max };
+	struct zrpc_metadata_entry id     = { "x-request-id", "edge" };
+	zrpc_call_opts             opts   = {
+		              .timeout_ms = 10000, .metadata = &id, .n_metadata = 1
+	};
+	Ztest__V1__EchoRequest echo  = ZTEST__V1__ECHO_REQUEST__INIT;
+	Ztest__V1__EchoReply  *reply = NULL;
 	zrpc_client           *client;
 	zrpc_status            status;
 	uint8_t               *blob;
@@ -926,8 +947,9 @@ envelope_edges_through_the_client(size_t max)
 	cr_assert_not_null(blob);
 	echo.blob.data = blob;
 
-	echo.blob.len = echo_blob_for_envelope(&echo, opts.timeout_ms, max);
-	status        = ztest_v1_echo_echo(client, &echo, &reply, &opts);
+	echo.blob.len =
+	    echo_blob_for_envelope_id(&echo, opts.timeout_ms, "edge", max);
+	status = ztest_v1_echo_echo(client, &echo, &reply, &opts);
 	cr_expect_eq(status.code, ZRPC_OK, "%zu: %s", max, status.message);
 	if (reply != NULL) {
 		cr_expect_eq(reply->blob_len, echo.blob.len);
@@ -937,7 +959,7 @@ envelope_edges_through_the_client(size_t max)
 	cr_expect_eq(atomic_load(&ts.echo_runs), 1);
 
 	echo.blob.len =
-	    echo_blob_for_envelope(&echo, opts.timeout_ms, max + 1);
+	    echo_blob_for_envelope_id(&echo, opts.timeout_ms, "edge", max + 1);
 	status = ztest_v1_echo_echo(client, &echo, &reply, &opts);
 	cr_expect_eq(
 	    status.code, ZRPC_RESOURCE_EXHAUSTED, "%s", status.message);
