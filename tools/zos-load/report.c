@@ -57,13 +57,16 @@ load_report_summarize(const struct load_run *run, struct load_summary *s)
 	    s);
 }
 
-/* The summary of step STEP. */
+/* The summary of step STEP (its percentiles were read at its end). */
 static void
 load_report_step_summary(const struct load_run *run,
     const struct load_step *step, struct load_summary *s)
 {
 	load_report_summary_of(run->opts, &step->calls,
 	    (double) (step->end_ns - step->start_ns) / 1e9, s);
+	for (size_t i = 0; i < run->opts->n_percentiles; i++) {
+		s->percentiles_us[i] = (double) step->percentiles_ns[i] / 1e3;
+	}
 }
 
 /* "p99.9" for 99.9, in BUF; the JSON key drops the dot ("p999"). */

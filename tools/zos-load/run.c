@@ -338,6 +338,12 @@ load_run_step_end(
 		exit(LOAD_EXIT_FAILED);
 	}
 	step->end_ns = now - run->start_ns;
+	for (size_t i = 0; i < run->opts->n_percentiles; i++) {
+		step->percentiles_ns[i] = load_snapshot_quantile(
+		    &step->calls, run->opts->percentiles[i] / 100);
+	}
+	/* A step keeps its figures, not its buckets (38 KiB each). */
+	load_snapshot_finish(&step->calls);
 	load_snapshot_finish(mark);
 	*mark = snap;
 }

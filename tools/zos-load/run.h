@@ -43,9 +43,12 @@ struct load_run;
  * none.)
  */
 struct load_step {
-	double               rate;
-	uint64_t             start_ns, end_ns;
-	struct load_snapshot calls; /* completed in [start_ns, end_ns) */
+	double   rate;
+	uint64_t start_ns, end_ns;
+	/* Completed in [start_ns, end_ns): counts, sum and max only (the
+	 * buckets are freed once the percentiles are read off them). */
+	struct load_snapshot calls;
+	uint64_t             percentiles_ns[LOAD_MAX_PERCENTILES];
 };
 
 /*

@@ -176,9 +176,10 @@ void zrpc_metadata_free(struct zrpc_metadata *md);
  * entered to the moment the outcome is known (for an asynchronous call,
  * just before its callback runs, so a callback that counts its calls
  * never sees more than the metrics do). Typed, raw, blocking and
- * asynchronous calls alike; calls refused for NULL arguments are not
- * counted. Recording takes no lock (atomic counters and a lock-free
- * histogram, zrpc/histogram.h), and reading never stops a call.
+ * asynchronous calls alike; calls refused for their arguments (NULL
+ * ones, a typed request of the wrong type) are not counted. Recording takes no
+ * lock (atomic counters and a lock-free histogram, zrpc/histogram.h), and
+ * reading never stops a call.
  *
  * A client keeps at most 96 paths apart; the calls of any further path,
  * or of a path longer than 256 bytes, are counted together under the
