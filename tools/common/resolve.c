@@ -110,11 +110,8 @@ resolve_add_set_file(zos_resolver *r, const char *path, const char *what)
 	status = zrpc_descriptor_pool_add_set(r->pool, data, len);
 	free(data);
 	if (status.code != ZRPC_OK) {
-		zrpc_status out = status;
-
-		snprintf(out.message, sizeof(out.message), "%s: %s", what,
-		    status.message);
-		return out;
+		return zrpc_status_make(
+		    status.code, "%.60s: %.180s", what, status.message);
 	}
 	return status;
 }
@@ -382,12 +379,8 @@ zos_resolve_method(zos_resolver *r, zrpc_client *client,
 			reflection = status;
 		}
 		if (!resolve_falls_back(&reflection)) {
-			zrpc_status out_status = reflection;
-
-			snprintf(out_status.message,
-			    sizeof(out_status.message), "reflection: %s",
-			    reflection.message);
-			return out_status;
+			return zrpc_status_make(reflection.code,
+			    "reflection: %.230s", reflection.message);
 		}
 	} else {
 		reflection = zrpc_status_make(ZRPC_UNIMPLEMENTED, "no server");
@@ -406,6 +399,36 @@ zos_resolve_method(zos_resolver *r, zrpc_client *client,
 	    name, zrpc_status_name(reflection.code), reflection.message);
 }
 
+/*
+ * Fetches SYMBOL by reflection or, when the server does not know it by
+ * that name (NOT_FOUND), the symbol that encloses it: the service of
+ * "pkg.Svc.M" or "pkg.Svc/M", the message of a nested "pkg.Msg.Inner",
+ * one component at a time.
+ */
+static zrpc_status
+resolve_fetch_enclosing(zrpc_client *client, const char *symbol,
+    zrpc_descriptor_pool *pool, const zrpc_call_opts *call_opts)
+{
+	char        name[RESOLVE_MAX_NAME];
+	zrpc_status status, first;
+	char       *cut;
+
+	snprintf(name, sizeof(name), "%s", symbol);
+	first = status = zrpc_reflection_fetch(client, name, pool, call_opts);
+	while (status.code == ZRPC_NOT_FOUND) {
+		cut = strrchr(name, '/');
+		if (cut == NULL) {
+			cut = strrchr(name, '.');
+		}
+		if (cut == NULL || cut == name) {
+			return first;
+		}
+		*cut   = '\0';
+		status = zrpc_reflection_fetch(client, name, pool, call_opts);
+	}
+	return status;
+}
+
 zrpc_status
 zos_resolve_symbol(zos_resolver *r, zrpc_client *client,
     const zrpc_call_opts *call_opts, const char *symbol,
@@ -422,8 +445,8 @@ zos_resolve_symbol(zos_resolver *r, zrpc_client *client,
 		return zrpc_status_ok();
 	}
 	if (client != NULL) {
-		reflection =
-		    zrpc_reflection_fetch(client, symbol, r->pool, call_opts);
+		reflection = resolve_fetch_enclosing(
+		    client, symbol, r->pool, call_opts);
 		if (reflection.code == ZRPC_OK) {
 			if (source != NULL) {
 				*source = ZOS_RESOLVE_REFLECTION;
@@ -431,10 +454,8 @@ zos_resolve_symbol(zos_resolver *r, zrpc_client *client,
 			return reflection;
 		}
 		if (!resolve_falls_back(&reflection)) {
-			status = reflection;
-			snprintf(status.message, sizeof(status.message),
-			    "reflection: %s", reflection.message);
-			return status;
+			return zrpc_status_make(reflection.code,
+			    "reflection: %.230s", reflection.message);
 		}
 	} else {
 		reflection = zrpc_status_make(ZRPC_UNIMPLEMENTED, "no server");
