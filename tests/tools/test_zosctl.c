@@ -523,6 +523,12 @@ Test(zosctl, call_reaches_every_method_zosd_serves)
 		    "/status", "SERVING" },
 		{ "/zrpc.v1.Reflection/ListServices", "{}", "/services/0/name",
 		    "zos.v1.Assistant" },
+		{ "/zrpc.v1.Reflection/FileContainingSymbol",
+		    "{\"symbol\": \"zos.v1.Skills\"}",
+		    "/fileDescriptorProto/0", NULL },
+		{ "/zrpc.v1.Reflection/FileByFilename",
+		    "{\"filename\": \"zos/v1/zos.proto\"}",
+		    "/fileDescriptorProto/0", NULL },
 	};
 	const char                            *url = start_zosd(NULL);
 	char                                   id[64];
