@@ -150,7 +150,7 @@ put_and_get(const char *url, const char *const *flags)
 	assert_has(&r, 0, kv_entry_printed, "Status: OK");
 }
 
-Test(zosctl_any, lists_describes_and_calls_a_service_through_reflection)
+Test(zosctl_any, lists_and_calls_a_service_through_reflection)
 {
 	const char *url = start_kv(true);
 	struct run  r;
@@ -160,19 +160,6 @@ Test(zosctl_any, lists_describes_and_calls_a_service_through_reflection)
 	cr_assert(strstr(r.out, "zrpc.v1.Health\n") != NULL, "%s", r.out);
 	zosctl(&r, NULL, "--url", url, "list", "kv.v1.Store");
 	cr_assert_str_eq(r.out, "kv.v1.Store.Get\nkv.v1.Store.Put\n");
-	zosctl(&r, NULL, "--url", url, "describe", "kv.v1.Store");
-	assert_has(&r, 0, "service Store", NULL);
-	assert_has(&r, 0, "rpc Get", NULL);
-	assert_has(&r, 0, "rpc Put", NULL);
-	zosctl(&r, NULL, "--url", url, "describe", "kv.v1.Entry");
-	assert_has(&r, 0, "message Entry", NULL);
-	assert_has(&r, 0, "labels", NULL);
-	assert_has(&r, 0, "Meta", NULL);
-	zosctl(&r, NULL, "--url", url, "describe", "kv.v1.Kind");
-	assert_has(&r, 0, "KIND_NUMBER", NULL);
-	zosctl(&r, NULL, "--url", url, "describe", "kv.v1.Nope");
-	assert_has(&r, 69, NULL, "NOT_FOUND: ");
-
 	put_and_get(url, (const char *const[]) { NULL });
 	zosctl(&r, NULL, "--url", url, "-v", "call", "/kv.v1.Store/Get",
 	    "{\"key\": \"k1\"}");
@@ -195,9 +182,6 @@ Test(zosctl_any, calls_from_a_proto_file_when_the_server_has_no_reflection)
 	    "kv.v1.Store");
 	cr_assert_str_eq(
 	    r.out, "kv.v1.Store.Get\nkv.v1.Store.Put\n", "%s", r.err);
-	zosctl(&r, NULL, "--url", url, "--proto", "kv/v1/kv.proto", "-I",
-	    kv_root(), "describe", "kv.v1.Entry.Meta");
-	assert_has(&r, 0, "Meta", NULL);
 	put_and_get(url,
 	    (const char *const[]) {
 	        "--proto", "kv/v1/kv.proto", "-I", kv_root(), NULL });
@@ -213,15 +197,46 @@ Test(zosctl_any, calls_from_a_protoset_when_the_server_has_no_reflection)
 
 	zosctl(&r, NULL, "--protoset", kv_protoset(), "list");
 	cr_assert_str_eq(r.out, "kv.v1.Store\n", "%s", r.err);
-	zosctl(
-	    &r, NULL, "--protoset", kv_protoset(), "describe", "kv.v1.Kind");
-	assert_has(&r, 0, "KIND_TEXT", NULL);
 	put_and_get(
 	    url, (const char *const[]) { "--protoset", kv_protoset(), NULL });
 	/* The files only: a method they do not define is unknown. */
 	zosctl(&r, NULL, "--url", url, "--protoset", kv_protoset(), "call",
 	    "zrpc.v1.Health/Check", "{}");
 	assert_has(&r, 2, NULL, "not in the --proto or --protoset files");
+}
+
+Test(zosctl_any, describes_from_reflection_proto_and_protoset)
+{
+	const char *url = start_kv(true);
+	struct run  r;
+
+	zosctl(&r, NULL, "--url", url, "describe", "kv.v1.Store");
+	assert_has(&r, 0, "service Store", NULL);
+	assert_has(&r, 0, "rpc Get", NULL);
+	assert_has(&r, 0, "rpc Put", NULL);
+	zosctl(&r, NULL, "--url", url, "describe", "kv.v1.Entry");
+	assert_has(&r, 0, "message Entry", NULL);
+	assert_has(&r, 0, "labels", NULL);
+	assert_has(&r, 0, "Meta", NULL);
+	zosctl(&r, NULL, "--url", url, "describe", "kv.v1.Kind");
+	assert_has(&r, 0, "KIND_NUMBER", NULL);
+	zosctl(&r, NULL, "--url", url, "describe", "kv.v1.Store.Get");
+	assert_has(&r, 0, "Get", NULL);
+	zosctl(&r, NULL, "--url", url, "describe", "kv.v1.Nope");
+	assert_has(&r, 69, NULL, "NOT_FOUND: ");
+	zosctl(&r, NULL, "--url", url, "describe");
+	assert_has(&r, 0, "service Store", NULL);
+	assert_has(&r, 0, "service Health", NULL);
+
+	zosctl(&r, NULL, "--proto", "kv/v1/kv.proto", "-I", kv_root(),
+	    "describe", "kv.v1.Entry.Meta");
+	assert_has(&r, 0, "Meta", NULL);
+	assert_has(&r, 0, "owner", NULL);
+	zosctl(
+	    &r, NULL, "--protoset", kv_protoset(), "describe", "kv.v1.Kind");
+	assert_has(&r, 0, "KIND_TEXT", NULL);
+	zosctl(&r, NULL, "--protoset", kv_protoset(), "describe");
+	assert_has(&r, 0, "service Store", NULL);
 }
 
 Test(zosctl_any, proto_errors_are_clear)

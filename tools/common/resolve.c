@@ -330,9 +330,32 @@ resolve_add_builtin(zos_resolver *r)
 	return zrpc_status_ok();
 }
 
-/* True when reflection's STATUS means "ask the compiled-in tables". */
+/*
+ * True when reflection's STATUS says the server could not be asked (it is
+ * down, slow, or refused the caller): then its status is the answer, as
+ * the call itself would fail the same way. Any other failure (no
+ * descriptor reflection, an unknown name, descriptors that do not read)
+ * sends the resolver on to the compiled-in tables.
+ */
 static bool
-resolve_falls_back(const zrpc_status *status)
+resolve_unreachable(const zrpc_status *status)
+{
+	switch (status->code) {
+	case ZRPC_UNAVAILABLE:
+	case ZRPC_DEADLINE_EXCEEDED:
+	case ZRPC_CANCELLED:
+	case ZRPC_UNAUTHENTICATED:
+	case ZRPC_PERMISSION_DENIED:
+	case ZRPC_RESOURCE_EXHAUSTED:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* True when reflection's STATUS says it does not know the name. */
+static bool
+resolve_unknown(const zrpc_status *status)
 {
 	return status->code == ZRPC_UNIMPLEMENTED ||
 	    status->code == ZRPC_NOT_FOUND;
@@ -378,7 +401,7 @@ zos_resolve_method(zos_resolver *r, zrpc_client *client,
 			}
 			reflection = status;
 		}
-		if (!resolve_falls_back(&reflection)) {
+		if (resolve_unreachable(&reflection)) {
 			return zrpc_status_make(reflection.code,
 			    "reflection: %.230s", reflection.message);
 		}
@@ -392,6 +415,10 @@ zos_resolve_method(zos_resolver *r, zrpc_client *client,
 			*source = ZOS_RESOLVE_BUILTIN;
 		}
 		return zrpc_status_ok();
+	}
+	if (!resolve_unknown(&reflection)) {
+		return zrpc_status_make(
+		    reflection.code, "reflection: %.230s", reflection.message);
 	}
 	return zrpc_status_make(ZRPC_NOT_FOUND,
 	    "unknown method '%s': the server's reflection does not describe "
@@ -429,13 +456,31 @@ resolve_fetch_enclosing(zrpc_client *client, const char *symbol,
 	return status;
 }
 
+/* True when POOL defines SYMBOL (a service, method, message or enum). */
+static bool
+resolve_pool_knows(zrpc_descriptor_pool *pool, const char *symbol)
+{
+	const ProtobufCServiceDescriptor *service;
+	const ProtobufCMessageDescriptor *message;
+	const ProtobufCEnumDescriptor    *enumeration;
+	const struct zrpc_method         *method;
+
+	return zrpc_descriptor_pool_find_service(pool, symbol, &service)
+	           .code == ZRPC_OK ||
+	    zrpc_descriptor_pool_find_method(pool, symbol, &method).code ==
+	    ZRPC_OK ||
+	    zrpc_descriptor_pool_find_message(pool, symbol, &message).code ==
+	    ZRPC_OK ||
+	    zrpc_descriptor_pool_find_enum(pool, symbol, &enumeration).code ==
+	    ZRPC_OK;
+}
+
 zrpc_status
 zos_resolve_symbol(zos_resolver *r, zrpc_client *client,
     const zrpc_call_opts *call_opts, const char *symbol,
     zrpc_descriptor_pool **pool, enum zos_resolve_source *source)
 {
 	zrpc_status reflection, status;
-	char       *text = NULL;
 
 	*pool = r->pool;
 	if (source != NULL) {
@@ -453,7 +498,7 @@ zos_resolve_symbol(zos_resolver *r, zrpc_client *client,
 			}
 			return reflection;
 		}
-		if (!resolve_falls_back(&reflection)) {
+		if (resolve_unreachable(&reflection)) {
 			return zrpc_status_make(reflection.code,
 			    "reflection: %.230s", reflection.message);
 		}
@@ -464,14 +509,15 @@ zos_resolve_symbol(zos_resolver *r, zrpc_client *client,
 	if (status.code != ZRPC_OK) {
 		return status;
 	}
-	/* Known to the compiled-in tables? describe says. */
-	status = zrpc_descriptor_pool_describe(r->pool, symbol, &text);
-	free(text);
-	if (status.code == ZRPC_OK) {
+	if (resolve_pool_knows(r->pool, symbol)) {
 		if (source != NULL) {
 			*source = ZOS_RESOLVE_BUILTIN;
 		}
-		return status;
+		return zrpc_status_ok();
+	}
+	if (!resolve_unknown(&reflection)) {
+		return zrpc_status_make(
+		    reflection.code, "reflection: %.230s", reflection.message);
 	}
 	return zrpc_status_make(ZRPC_NOT_FOUND,
 	    "unknown symbol '%s': the server's reflection does not describe "

@@ -169,35 +169,23 @@ zosctl_list_services(
 	    &req.base, (ProtobufCMessage **) reply);
 }
 
-/*
- * Prints the methods of SERVICE as the .proto text of the files describes
- * them: "pkg.Svc.Method" for each "rpc Method(" line. The descriptor
- * contract has no list of a service's methods; its .proto text has them.
- */
+/* Prints the methods of SERVICE as the files define them. */
 static int
 zosctl_list_file_methods(zrpc_descriptor_pool *pool, const char *service)
 {
-	char       *text = NULL;
-	zrpc_status status =
-	    zrpc_descriptor_pool_describe(pool, service, &text);
+	const ProtobufCServiceDescriptor *desc;
+	zrpc_status                       status =
+	    zrpc_descriptor_pool_find_service(pool, service, &desc);
 
 	if (status.code != ZRPC_OK) {
 		return zosctl_report(&status);
 	}
-	for (const char *line = text; line != NULL && *line != '\0';) {
-		const char *end = strchr(line, '\n');
-		const char *rpc = line + strspn(line, " \t");
-
-		if (strncmp(rpc, "rpc ", 4) == 0) {
-			const char *name = rpc + 4;
-			size_t      len  = strcspn(name, "( \t\n");
-
-			zosctl_put_escaped(stdout, service, false);
-			printf(".%.*s\n", (int) len, name);
-		}
-		line = end != NULL ? end + 1 : NULL;
+	for (unsigned m = 0; m < desc->n_methods; m++) {
+		zosctl_put_escaped(stdout, service, false);
+		fputs(".", stdout);
+		zosctl_put_escaped(stdout, desc->methods[m].name, false);
+		fputs("\n", stdout);
 	}
-	free(text);
 	return ZOSCTL_EXIT_OK;
 }
 
