@@ -263,7 +263,9 @@ zosctl_verbose(const struct zosctl *ctl, const struct zrpc_method *method,
 	}
 	if (zrpc_metadata_get(reply_md, "x-request-id") != NULL &&
 	    !zosctl_has_header(ctl, "x-request-id")) {
-		fputs("(x-request-id: made by the client library)\n", stderr);
+		fputs("(no -H x-request-id: the reply says which id the call "
+		      "got)\n",
+		    stderr);
 	}
 	fputs("\nReply metadata received:\n", stderr);
 	if (reply_md == NULL) {
