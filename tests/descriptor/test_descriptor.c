@@ -1073,3 +1073,182 @@ Test(descriptor, reflection_answers_not_found_for_junk)
 	zrpc_client_close(client);
 	test_server_stop(&ts);
 }
+
+/* ---- proto3 optional (synthetic oneofs) ---- */
+
+Test(descriptor, lays_out_proto3_optional_as_protoc_c_sees_it)
+{
+	zrpc_descriptor_pool             *pool = full_pool();
+	const ProtobufCMessageDescriptor *d;
+	const ProtobufCFieldDescriptor   *maybe;
+	const ProtobufCFieldDescriptor   *d_field;
+	ProtobufCMessage                 *m;
+	static const uint8_t              zero[] = { 0x08, 0x00 };
+	uint8_t                           out[16];
+	size_t                            base = sizeof(ProtobufCMessage);
+
+	ASSERT_OK(
+	    zrpc_descriptor_pool_find_message(pool, "zdesc.v1.Optionals", &d));
+	/* plain; pick (case, union); _maybe; _maybe_text; _d. */
+	cr_assert_eq(
+	    protobuf_c_message_descriptor_get_field_by_name(d, "plain")
+	        ->offset,
+	    base);
+	maybe = protobuf_c_message_descriptor_get_field(d, 1);
+	cr_assert_eq(maybe->label, PROTOBUF_C_LABEL_NONE);
+	cr_assert(maybe->flags & PROTOBUF_C_FIELD_FLAG_ONEOF);
+	cr_assert_eq(
+	    protobuf_c_message_descriptor_get_field(d, 4)->quantifier_offset,
+	    base + 8);
+	cr_assert_eq(
+	    protobuf_c_message_descriptor_get_field(d, 5)->offset, base + 16);
+	cr_assert_eq(maybe->quantifier_offset, base + 24);
+	cr_assert_eq(maybe->offset, base + 28);
+	d_field = protobuf_c_message_descriptor_get_field(d, 6);
+	cr_assert_eq(d_field->quantifier_offset, base + 48);
+	cr_assert_eq(d_field->offset, base + 56);
+	cr_assert_eq(d->sizeof_message, base + 64);
+
+	/* A zero that was set is sent: presence is the case. */
+	m = protobuf_c_message_unpack(d, NULL, sizeof(zero), zero);
+	cr_assert_not_null(m);
+	cr_assert_eq(*(uint32_t *) ((char *) m + maybe->quantifier_offset), 1);
+	cr_assert_eq(protobuf_c_message_get_packed_size(m), sizeof(zero));
+	cr_assert_eq(protobuf_c_message_pack(m, out), sizeof(zero));
+	cr_assert_eq(memcmp(out, zero, sizeof(zero)), 0);
+	protobuf_c_message_free_unpacked(m, NULL);
+	zrpc_descriptor_pool_free(pool);
+}
+
+/* ---- describe ---- */
+
+/* Asserts that describing SYMBOL gives EXPECTED. */
+static void
+assert_describes(
+    zrpc_descriptor_pool *pool, const char *symbol, const char *expected)
+{
+	char *text = NULL;
+
+	ASSERT_OK(zrpc_descriptor_pool_describe(pool, symbol, &text));
+	cr_assert_str_eq(text, expected);
+	free(text);
+}
+
+Test(descriptor, describes_services_methods_messages_and_enums)
+{
+	zrpc_descriptor_pool *pool = full_pool();
+	char                 *text = NULL;
+	zrpc_status           st;
+
+	assert_describes(pool, "zdesc.v1.Types",
+	    "zdesc.v1.Types is a service:\n"
+	    "service Types {\n"
+	    "  rpc Echo ( .zdesc.v1.Everything ) returns ( "
+	    ".zdesc.v1.Everything ) {\n"
+	    "    option (zrpc.v1.role) = \"write\";\n"
+	    "  }\n"
+	    "  rpc Old ( .zdesc.v1.Legacy ) returns ( .zdesc.v1.Scalars );\n"
+	    "}\n");
+	assert_describes(pool, "/zos.v1.Skills/Get",
+	    "zos.v1.Skills.Get is a method:\n"
+	    "rpc Get ( .zos.v1.GetSkillsRequest ) returns ( "
+	    ".zos.v1.SkillVector ) {\n"
+	    "  option (zrpc.v1.role) = \"read\";\n"
+	    "}\n");
+	assert_describes(pool, "zdesc.v1.Color",
+	    "zdesc.v1.Color is an enum:\n"
+	    "enum Color {\n"
+	    "  option allow_alias = true;\n"
+	    "  RED = 1;\n"
+	    "  CRIMSON = 1;\n"
+	    "  GREEN = 2;\n"
+	    "  BLUE = 4;\n"
+	    "  NEGATIVE = -3;\n"
+	    "}\n");
+	assert_describes(pool, "zdesc.v1.Optionals",
+	    "zdesc.v1.Optionals is a message:\n"
+	    "message Optionals {\n"
+	    "  optional int32 maybe = 1;\n"
+	    "  string plain = 2;\n"
+	    "  optional string maybe_text = 3;\n"
+	    "  oneof pick {\n"
+	    "    int64 a = 4;\n"
+	    "    string b = 5;\n"
+	    "  }\n"
+	    "  optional double d = 6;\n"
+	    "}\n");
+	assert_describes(pool, "zdesc.v1.Everything",
+	    "zdesc.v1.Everything is a message:\n"
+	    "message Everything {\n"
+	    "  enum Mood {\n"
+	    "    MOOD_UNSPECIFIED = 0;\n"
+	    "    HAPPY = 1;\n"
+	    "    SAD = 2;\n"
+	    "  }\n"
+	    "  message Nested {\n"
+	    "    string note = 1;\n"
+	    "    .zdesc.v1.Everything.Mood mood = 2;\n"
+	    "  }\n"
+	    "  .zdesc.v1.Scalars scalars = 1;\n"
+	    "  repeated int32 packed = 2;\n"
+	    "  repeated int32 unpacked = 3 [packed = false];\n"
+	    "  repeated double doubles = 4;\n"
+	    "  repeated string names = 5;\n"
+	    "  repeated bytes blobs = 6;\n"
+	    "  repeated .zdesc.v1.Everything.Nested nested = 7;\n"
+	    "  map<string, int64> counts = 8;\n"
+	    "  map<int32, .zdesc.v1.Everything.Nested> by_id = 9;\n"
+	    "  oneof pick {\n"
+	    "    string word = 10;\n"
+	    "    int64 num = 11;\n"
+	    "    .zdesc.v1.Everything.Nested thing = 12;\n"
+	    "    bytes data = 13;\n"
+	    "  }\n"
+	    "  .zdesc.v1.Everything.Mood mood = 16;\n"
+	    "  repeated .zdesc.v1.Everything.Mood moods = 17;\n"
+	    "  .zdesc.v1.Legacy legacy = 18;\n"
+	    "  bool flag = 20 [deprecated = true];\n"
+	    "  oneof other {\n"
+	    "    bool yes = 30;\n"
+	    "    float ratio = 31;\n"
+	    "  }\n"
+	    "  repeated .zdesc.v1.Scalars many = 32;\n"
+	    "  uint64 last = 1000;\n"
+	    "}\n");
+	/* proto2: labels and defaults. */
+	ASSERT_OK(
+	    zrpc_descriptor_pool_describe(pool, "zdesc.v1.Legacy", &text));
+	cr_assert(
+	    strstr(text, "  required int32 id = 1;\n") != NULL, "%s", text);
+	cr_assert(
+	    strstr(text,
+	        "  optional string name = 2 [default = \"anon\"];\n") != NULL);
+	cr_assert(strstr(text,
+	              "  optional bytes blob = 8 [default = "
+	              "\"a\\001\\\"\\\\z\\377\"];\n") != NULL,
+	    "%s", text);
+	cr_assert(strstr(text,
+	              "  repeated int32 packed_ints = 11 [packed = "
+	              "true];\n") != NULL);
+	free(text);
+	/* A file: syntax, package, imports, then its definitions. */
+	ASSERT_OK(zrpc_descriptor_pool_describe(
+	    pool, "zdesc/v1/types.proto", &text));
+	{
+		const char *head = "zdesc/v1/types.proto is a file:\n"
+		                   "syntax = \"proto3\";\n\n"
+		                   "package zdesc.v1;\n\n"
+		                   "import \"zdesc/v1/legacy.proto\";\n"
+		                   "import \"zrpc/v1/options.proto\";\n\n"
+		                   "message Scalars {\n";
+
+		cr_assert(strncmp(text, head, strlen(head)) == 0, "%s", text);
+	}
+	cr_assert(strstr(text, "\nservice Types {\n") != NULL);
+	free(text);
+	st = zrpc_descriptor_pool_describe(pool, "zdesc.v1.Nope", &text);
+	cr_assert_eq(st.code, ZRPC_NOT_FOUND);
+	cr_assert(strstr(st.message, "zdesc.v1.Nope") != NULL);
+	cr_assert_null(text);
+	zrpc_descriptor_pool_free(pool);
+}
