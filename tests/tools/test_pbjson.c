@@ -713,6 +713,11 @@ Test(pbjson, a_key_given_twice_in_one_object_is_refused)
 	m = parse_ok(&ztest__pbjson__maps__descriptor,
 	    "{\"strStr\": {\"a\": \"a\", \"b\": \"a\", \"a,\": \"\\\"a\"}}");
 	protobuf_c_message_free_unpacked(m, NULL);
+	/* Lone surrogates are U+FFFD to json-c: one key twice. */
+	assert_parse_error(&ztest__pbjson__maps__descriptor,
+	    "{\"strStr\": {\"\\ud800\": \"1\", \"\\udc00\": \"2\"}}",
+	    "bad JSON at line 1, column 28: key \"\xef\xbf\xbd\" given twice "
+	    "in one object");
 	/* A map's keys are object keys too. */
 	assert_parse_error(&ztest__pbjson__maps__descriptor,
 	    "{\"strStr\": {\"a\": \"1\", \"a\": \"2\"}}",

@@ -137,6 +137,9 @@ pbjson_keys_string(
 					k += 6;
 				}
 			}
+			if (cp >= 0xd800 && cp <= 0xdfff) {
+				cp = 0xfffd; /* a lone surrogate, as json-c */
+			}
 			n += pbjson_keys_utf8(cp, decoded + n);
 			break;
 		default: /* '"', '\\', '/' */

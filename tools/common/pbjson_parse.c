@@ -42,6 +42,7 @@
 #include "pbjson_base64.h"
 #include "pbjson_descriptor.h"
 #include "pbjson_keys.h"
+#include "zrpc/descriptor.h"
 
 /* Longest field path kept for error messages ("skills[2].level"). */
 #define PBJSON_PATH_MAX 512
@@ -202,7 +203,9 @@ pbjson_message_new(const ProtobufCMessageDescriptor *desc)
 	ProtobufCMessage *m = malloc(desc->sizeof_message);
 
 	if (m != NULL) {
-		protobuf_c_message_init(desc, m);
+		/* Not protobuf_c_message_init: a descriptor built at run time
+		 * (zrpc/descriptor.h) has no message_init. */
+		zrpc_message_init(desc, m);
 	}
 	return m;
 }

@@ -110,11 +110,8 @@ resolve_add_set_file(zos_resolver *r, const char *path, const char *what)
 	status = zrpc_descriptor_pool_add_set(r->pool, data, len);
 	free(data);
 	if (status.code != ZRPC_OK) {
-		zrpc_status out = status;
-
-		snprintf(out.message, sizeof(out.message), "%s: %s", what,
-		    status.message);
-		return out;
+		return zrpc_status_make(
+		    status.code, "%.60s: %.180s", what, status.message);
 	}
 	return status;
 }
@@ -333,9 +330,32 @@ resolve_add_builtin(zos_resolver *r)
 	return zrpc_status_ok();
 }
 
-/* True when reflection's STATUS means "ask the compiled-in tables". */
+/*
+ * True when reflection's STATUS says the server could not be asked (it is
+ * down, slow, or refused the caller): then its status is the answer, as
+ * the call itself would fail the same way. Any other failure (no
+ * descriptor reflection, an unknown name, descriptors that do not read)
+ * sends the resolver on to the compiled-in tables.
+ */
 static bool
-resolve_falls_back(const zrpc_status *status)
+resolve_unreachable(const zrpc_status *status)
+{
+	switch (status->code) {
+	case ZRPC_UNAVAILABLE:
+	case ZRPC_DEADLINE_EXCEEDED:
+	case ZRPC_CANCELLED:
+	case ZRPC_UNAUTHENTICATED:
+	case ZRPC_PERMISSION_DENIED:
+	case ZRPC_RESOURCE_EXHAUSTED:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* True when reflection's STATUS says it does not know the name. */
+static bool
+resolve_unknown(const zrpc_status *status)
 {
 	return status->code == ZRPC_UNIMPLEMENTED ||
 	    status->code == ZRPC_NOT_FOUND;
@@ -381,13 +401,9 @@ zos_resolve_method(zos_resolver *r, zrpc_client *client,
 			}
 			reflection = status;
 		}
-		if (!resolve_falls_back(&reflection)) {
-			zrpc_status out_status = reflection;
-
-			snprintf(out_status.message,
-			    sizeof(out_status.message), "reflection: %s",
-			    reflection.message);
-			return out_status;
+		if (resolve_unreachable(&reflection)) {
+			return zrpc_status_make(reflection.code,
+			    "reflection: %.230s", reflection.message);
 		}
 	} else {
 		reflection = zrpc_status_make(ZRPC_UNIMPLEMENTED, "no server");
@@ -400,10 +416,63 @@ zos_resolve_method(zos_resolver *r, zrpc_client *client,
 		}
 		return zrpc_status_ok();
 	}
+	if (!resolve_unknown(&reflection)) {
+		return zrpc_status_make(
+		    reflection.code, "reflection: %.230s", reflection.message);
+	}
 	return zrpc_status_make(ZRPC_NOT_FOUND,
 	    "unknown method '%s': the server's reflection does not describe "
 	    "it (%s: %s), nor is it compiled in; give --proto or --protoset",
 	    name, zrpc_status_name(reflection.code), reflection.message);
+}
+
+/*
+ * Fetches SYMBOL by reflection or, when the server does not know it by
+ * that name (NOT_FOUND), the symbol that encloses it: the service of
+ * "pkg.Svc.M" or "pkg.Svc/M", the message of a nested "pkg.Msg.Inner",
+ * one component at a time.
+ */
+static zrpc_status
+resolve_fetch_enclosing(zrpc_client *client, const char *symbol,
+    zrpc_descriptor_pool *pool, const zrpc_call_opts *call_opts)
+{
+	char        name[RESOLVE_MAX_NAME];
+	zrpc_status status, first;
+	char       *cut;
+
+	snprintf(name, sizeof(name), "%s", symbol);
+	first = status = zrpc_reflection_fetch(client, name, pool, call_opts);
+	while (status.code == ZRPC_NOT_FOUND) {
+		cut = strrchr(name, '/');
+		if (cut == NULL) {
+			cut = strrchr(name, '.');
+		}
+		if (cut == NULL || cut == name) {
+			return first;
+		}
+		*cut   = '\0';
+		status = zrpc_reflection_fetch(client, name, pool, call_opts);
+	}
+	return status;
+}
+
+/* True when POOL defines SYMBOL (a service, method, message or enum). */
+static bool
+resolve_pool_knows(zrpc_descriptor_pool *pool, const char *symbol)
+{
+	const ProtobufCServiceDescriptor *service;
+	const ProtobufCMessageDescriptor *message;
+	const ProtobufCEnumDescriptor    *enumeration;
+	const struct zrpc_method         *method;
+
+	return zrpc_descriptor_pool_find_service(pool, symbol, &service)
+	           .code == ZRPC_OK ||
+	    zrpc_descriptor_pool_find_method(pool, symbol, &method).code ==
+	    ZRPC_OK ||
+	    zrpc_descriptor_pool_find_message(pool, symbol, &message).code ==
+	    ZRPC_OK ||
+	    zrpc_descriptor_pool_find_enum(pool, symbol, &enumeration).code ==
+	    ZRPC_OK;
 }
 
 zrpc_status
@@ -412,7 +481,6 @@ zos_resolve_symbol(zos_resolver *r, zrpc_client *client,
     zrpc_descriptor_pool **pool, enum zos_resolve_source *source)
 {
 	zrpc_status reflection, status;
-	char       *text = NULL;
 
 	*pool = r->pool;
 	if (source != NULL) {
@@ -422,19 +490,17 @@ zos_resolve_symbol(zos_resolver *r, zrpc_client *client,
 		return zrpc_status_ok();
 	}
 	if (client != NULL) {
-		reflection =
-		    zrpc_reflection_fetch(client, symbol, r->pool, call_opts);
+		reflection = resolve_fetch_enclosing(
+		    client, symbol, r->pool, call_opts);
 		if (reflection.code == ZRPC_OK) {
 			if (source != NULL) {
 				*source = ZOS_RESOLVE_REFLECTION;
 			}
 			return reflection;
 		}
-		if (!resolve_falls_back(&reflection)) {
-			status = reflection;
-			snprintf(status.message, sizeof(status.message),
-			    "reflection: %s", reflection.message);
-			return status;
+		if (resolve_unreachable(&reflection)) {
+			return zrpc_status_make(reflection.code,
+			    "reflection: %.230s", reflection.message);
 		}
 	} else {
 		reflection = zrpc_status_make(ZRPC_UNIMPLEMENTED, "no server");
@@ -443,14 +509,15 @@ zos_resolve_symbol(zos_resolver *r, zrpc_client *client,
 	if (status.code != ZRPC_OK) {
 		return status;
 	}
-	/* Known to the compiled-in tables? describe says. */
-	status = zrpc_descriptor_pool_describe(r->pool, symbol, &text);
-	free(text);
-	if (status.code == ZRPC_OK) {
+	if (resolve_pool_knows(r->pool, symbol)) {
 		if (source != NULL) {
 			*source = ZOS_RESOLVE_BUILTIN;
 		}
-		return status;
+		return zrpc_status_ok();
+	}
+	if (!resolve_unknown(&reflection)) {
+		return zrpc_status_make(
+		    reflection.code, "reflection: %.230s", reflection.message);
 	}
 	return zrpc_status_make(ZRPC_NOT_FOUND,
 	    "unknown symbol '%s': the server's reflection does not describe "

@@ -69,10 +69,11 @@ kv_entry_unpack(zrpc_call *call, const uint8_t *bytes, size_t len)
 static zrpc_status
 kv_begin(zrpc_call *call, char **echoed)
 {
-	struct kv_server *kv   = zrpc_call_service_ctx(call);
-	const char       *fail = zrpc_call_metadata(call, "x-kv-fail");
-	const char       *echo = zrpc_call_metadata(call, "x-kv-echo");
-	zrpc_code         code;
+	struct kv_server *kv    = zrpc_call_service_ctx(call);
+	const char       *fail  = zrpc_call_metadata(call, "x-kv-fail");
+	const char       *echo  = zrpc_call_metadata(call, "x-kv-echo");
+	const char *traceparent = zrpc_call_metadata(call, "traceparent");
+	zrpc_code   code;
 
 	atomic_fetch_add(&kv->calls, 1);
 	if (fail != NULL) {
@@ -80,6 +81,14 @@ kv_begin(zrpc_call *call, char **echoed)
 			code = ZRPC_UNKNOWN;
 		}
 		return zrpc_status_make(code, "failed as asked");
+	}
+	if (traceparent != NULL) {
+		zrpc_status status = zrpc_call_set_reply_metadata(
+		    call, "x-kv-traceparent", traceparent);
+
+		if (status.code != ZRPC_OK) {
+			return status;
+		}
 	}
 	if (echo != NULL) {
 		*echoed = zrpc_call_strdup(call, echo);

@@ -7,7 +7,8 @@
  * beyond). What tests lean on:
  *  - every reply's `echoed` field holds the request's x-kv-echo metadata
  *    (so -H is seen to reach the server), and every reply carries reply
- *    metadata x-kv-echoed with the same value;
+ *    metadata x-kv-echoed with the same value; a request's traceparent
+ *    comes back as reply metadata x-kv-traceparent;
  *  - request metadata x-kv-fail: CODE_NAME (e.g. NOT_FOUND) makes the
  *    call fail with that code and the message "failed as asked";
  *  - Get of the key "bad-utf8" answers an entry whose value is not UTF-8
