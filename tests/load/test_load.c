@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "kv_server.h"
 #include "proc.h"
 #include "testserver.h"
 #include "zos/v1/zos.zrpc.h"
@@ -741,26 +742,43 @@ Test(load, bad_flags_exit_two_with_usage)
 		cr_assert_eq(r.out_len, 0, "case %zu: nothing on stdout", i);
 	}
 
-	/* A request that does not parse: exit 2, saying where. */
+	/* A request that does not parse: exit 2, saying where (the server
+	 * is not there: the compiled-in types say so). */
 	load_run(&r,
 	    (const char *[]) { "--url", "ipc:///x", "--method",
 	        "/zos.v1.Session/Get", "--concurrency", "1", "--requests", "1",
-	        "--data", "{\"no_such_field\": 1}", NULL });
+	        "--connect-timeout-ms", "200", "--data",
+	        "{\"no_such_field\": 1}", NULL });
 	cr_assert_eq(r.status, 2, "%s", r.err);
 	cr_assert(strstr(r.err, "--data") != NULL, "%s", r.err);
 }
 
 Test(load, unknown_method_exits_two_naming_it)
 {
+	struct proc        zosd;
 	struct load_result r;
+	char               url[160];
 
+	/* Neither the server nor the compiled-in tables know it. */
+	start_zosd(&zosd, url, sizeof(url));
+	load_run(&r,
+	    (const char *[]) { "--url", url, "--method",
+	        "/zos.v1.Nothing/Here", "--concurrency", "1", "--requests",
+	        "1", NULL });
+	stop_server(&zosd);
+	cr_assert_eq(r.status, 2, "%s", r.err);
+	cr_assert(strstr(r.err, "/zos.v1.Nothing/Here") != NULL ||
+	        strstr(r.err, "zos.v1.Nothing/Here") != NULL,
+	    "%s", r.err);
+	cr_assert(strstr(r.err, "unknown method") != NULL, "%s", r.err);
+
+	/* No server to ask: the method cannot be resolved. */
 	load_run(&r,
 	    (const char *[]) { "--url", "ipc:///x", "--method",
 	        "/zos.v1.Nothing/Here", "--concurrency", "1", "--requests",
-	        "1", NULL });
-	cr_assert_eq(r.status, 2, "%s", r.err);
-	cr_assert(strstr(r.err, "/zos.v1.Nothing/Here") != NULL, "%s", r.err);
-	cr_assert(strstr(r.err, "unknown method") != NULL, "%s", r.err);
+	        "1", "--connect-timeout-ms", "200", NULL });
+	cr_assert_eq(r.status, 1, "%s", r.err);
+	cr_assert(strstr(r.err, "Nothing/Here") != NULL, "%s", r.err);
 
 	/* Raw bytes need a wire name. */
 	load_run(&r,
@@ -1091,4 +1109,125 @@ Test(load, a_stepped_rate_reports_each_step)
 	cr_assert(
 	    strstr(r.out, "latency histogram (us):") != NULL, "%s", r.out);
 	stop_server(&echo);
+}
+
+/* The path of the build's kv.protoset, or kv's .proto root, into BUF. */
+static const char *
+kv_path(char *buf, size_t len, bool protoset)
+{
+	if (protoset) {
+		snprintf(buf, len, "%s/tests/tools/kv/kv/v1/kv.protoset",
+		    env_path("ZOS_BUILD_ROOT"));
+	} else {
+		snprintf(buf, len, "%s/tests/tools/kv",
+		    env_path("ZOS_SOURCE_ROOT"));
+	}
+	return buf;
+}
+
+/* Starts the tests' kv.v1.Store, a service zos-load does not know. */
+static struct kv_server *
+start_kv(char *url, size_t len, bool reflection)
+{
+	struct kv_server_opts opts = { .no_reflection = !reflection };
+	struct kv_server     *kv   = NULL;
+	zrpc_status           status;
+
+	unique_ipc(url, len, "kv");
+	status = kv_server_start(&kv, url, &opts);
+	cr_assert_eq(status.code, ZRPC_OK, "%s", status.message);
+	return kv;
+}
+
+Test(load, data_json_drives_a_service_known_only_by_reflection)
+{
+	struct kv_server  *kv;
+	struct load_result r;
+	char               url[160];
+	unsigned           before;
+
+	kv = start_kv(url, sizeof(url), true);
+	load_run(&r,
+	    (const char *[]) { "--url", url, "--method", "/kv.v1.Store/Put",
+	        "--data",
+	        "{\"entry\": {\"key\": \"k1\", \"value\": \"v\", \"kind\": "
+	        "\"KIND_TEXT\", \"labels\": {\"a\": \"b\"}, \"tags\": "
+	        "[\"x\"]}}",
+	        "--concurrency", "4", "--requests", "40", "--json", NULL });
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_assert_str_eq(json_object_get_string(member(r.json, "method")),
+	    "/kv.v1.Store/Put");
+	cr_assert_eq(
+	    member_u64(member(r.json, "codes"), "OK"), 40, "%s", r.out);
+	load_result_free(&r);
+
+	/* Get finds what Put stored (NOT_FOUND otherwise); -H reaches the
+	 * service too: x-kv-fail makes every call fail as asked. */
+	before = kv_server_calls(kv);
+	load_run(&r,
+	    (const char *[]) { "--url", url, "--method", "kv.v1.Store.Get",
+	        "--data", "{\"key\": \"k1\"}", "--concurrency", "2",
+	        "--requests", "10", "--json", NULL });
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_assert_eq(
+	    member_u64(member(r.json, "codes"), "OK"), 10, "%s", r.out);
+	load_result_free(&r);
+	cr_assert_geq(kv_server_calls(kv) - before, 10);
+	load_run(&r,
+	    (const char *[]) { "--url", url, "--method", "kv.v1.Store/Get",
+	        "--data", "{\"key\": \"k1\"}", "-H", "x-kv-fail: NOT_FOUND",
+	        "--concurrency", "2", "--requests", "10", "--json", NULL });
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_assert_eq(
+	    member_u64(member(r.json, "codes"), "NOT_FOUND"), 10, "%s", r.out);
+	load_result_free(&r);
+
+	/* A field kv.v1.GetRequest does not have: exit 2, naming it. */
+	load_run(&r,
+	    (const char *[]) { "--url", url, "--method", "/kv.v1.Store/Get",
+	        "--data", "{\"nope\": 1}", "--concurrency", "1", "--requests",
+	        "1", NULL });
+	cr_assert_eq(r.status, 2, "%s", r.err);
+	cr_assert(strstr(r.err, "nope") != NULL, "%s", r.err);
+	kv_server_stop(kv);
+}
+
+Test(load, data_json_through_protoset_and_proto_without_reflection)
+{
+	struct kv_server  *kv;
+	struct load_result r;
+	char               url[160], protoset[512], root[512], proto[600];
+
+	kv = start_kv(url, sizeof(url), false);
+	kv_path(protoset, sizeof(protoset), true);
+	kv_path(root, sizeof(root), false);
+	snprintf(proto, sizeof(proto), "%s/kv/v1/kv.proto", root);
+
+	/* Without reflection and without files the method is unknown. */
+	load_run(&r,
+	    (const char *[]) { "--url", url, "--method", "/kv.v1.Store/Put",
+	        "--data", "{\"entry\": {\"key\": \"k\"}}", "--concurrency",
+	        "1", "--requests", "1", NULL });
+	cr_assert_eq(r.status, 2, "%s", r.err);
+	cr_assert(strstr(r.err, "unknown method") != NULL, "%s", r.err);
+
+	load_run(&r,
+	    (const char *[]) { "--url", url, "--method", "/kv.v1.Store/Put",
+	        "--protoset", protoset, "--data",
+	        "{\"entry\": {\"key\": \"k\", \"weight\": 1.5}}",
+	        "--concurrency", "2", "--requests", "12", "--json", NULL });
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_assert_eq(
+	    member_u64(member(r.json, "codes"), "OK"), 12, "%s", r.out);
+	load_result_free(&r);
+
+	load_run(&r,
+	    (const char *[]) { "--url", url, "--method", "/kv.v1.Store/Get",
+	        "--proto", proto, "-I", root, "--data", "{\"key\": \"k\"}",
+	        "--concurrency", "2", "--requests", "12", "--json", NULL });
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_assert_eq(
+	    member_u64(member(r.json, "codes"), "OK"), 12, "%s", r.out);
+	load_result_free(&r);
+	kv_server_stop(kv);
 }
