@@ -907,6 +907,22 @@ hostile_serve(void *arg)
 	return NULL;
 }
 
+/* Starts H answering RES to every request. */
+static void
+hostile_start_reply(struct hostile *h, const Zrpc__V1__Response *res)
+{
+	memset(h, 0, sizeof(*h));
+	h->reply_len = zrpc__v1__response__get_packed_size(res);
+	h->reply     = malloc(h->reply_len + 1);
+	cr_assert_not_null(h->reply);
+	zrpc__v1__response__pack(res, h->reply);
+	snprintf(h->url, sizeof(h->url), "ipc:///tmp/zosctl-hostile-%d.sock",
+	    (int) getpid());
+	cr_assert_eq(nng_rep0_open(&h->sock), 0);
+	cr_assert_eq(nng_listen(h->sock, h->url, NULL, 0), 0);
+	cr_assert_eq(pthread_create(&h->thread, NULL, hostile_serve, h), 0);
+}
+
 /* Starts H answering CODE, MESSAGE and PAYLOAD (LEN bytes). */
 static void
 hostile_start(struct hostile *h, uint32_t code, const char *message,
@@ -914,20 +930,11 @@ hostile_start(struct hostile *h, uint32_t code, const char *message,
 {
 	Zrpc__V1__Response res = ZRPC__V1__RESPONSE__INIT;
 
-	memset(h, 0, sizeof(*h));
 	res.code         = code;
 	res.message      = (char *) message;
 	res.payload.data = (uint8_t *) payload;
 	res.payload.len  = len;
-	h->reply_len     = zrpc__v1__response__get_packed_size(&res);
-	h->reply         = malloc(h->reply_len + 1);
-	cr_assert_not_null(h->reply);
-	zrpc__v1__response__pack(&res, h->reply);
-	snprintf(h->url, sizeof(h->url), "ipc:///tmp/zosctl-hostile-%d.sock",
-	    (int) getpid());
-	cr_assert_eq(nng_rep0_open(&h->sock), 0);
-	cr_assert_eq(nng_listen(h->sock, h->url, NULL, 0), 0);
-	cr_assert_eq(pthread_create(&h->thread, NULL, hostile_serve, h), 0);
+	hostile_start_reply(h, &res);
 }
 
 static void
@@ -949,6 +956,32 @@ Test(zosctl, a_servers_error_message_is_printed_with_controls_escaped)
 	assert_failed(&r, 77, "INTERNAL: ", NULL);
 	cr_assert_str_eq(
 	    r.err, "INTERNAL: \\x1b]0;pwned\\x07 and\\nmore\\x7f\n");
+}
+
+Test(zosctl, v_prints_a_servers_reply_metadata_with_controls_escaped)
+{
+	struct hostile                    h;
+	struct run                        r;
+	Zrpc__V1__Response                res = ZRPC__V1__RESPONSE__INIT;
+	Zrpc__V1__Response__MetadataEntry entry =
+	    ZRPC__V1__RESPONSE__METADATA_ENTRY__INIT;
+	Zrpc__V1__Response__MetadataEntry *entries[] = { &entry };
+
+	entry.key      = "x-\x1b[2J";
+	entry.value    = "\x1b]0;pwned\x07\n";
+	res.code       = ZRPC_NOT_FOUND;
+	res.message    = "gone";
+	res.n_metadata = 1;
+	res.metadata   = entries;
+	hostile_start_reply(&h, &res);
+	run(&r, NULL, "--url", h.url, "-v", "health", NULL);
+	hostile_stop(&h);
+	cr_assert_eq(r.status, 69, "%s", r.err);
+	cr_assert(strstr(r.err,
+	              "Reply metadata received:\n"
+	              "x-\\x1b[2J: \\x1b]0;pwned\\x07\\n\n") != NULL,
+	    "%s", r.err);
+	cr_assert_null(strchr(r.err, '\x1b'), "no raw escape: %s", r.err);
 }
 
 /* A ListServicesResponse with N services named NAME, packed. */

@@ -239,6 +239,21 @@ Test(zosctl_any, describes_from_reflection_proto_and_protoset)
 	assert_has(&r, 0, "service Store", NULL);
 }
 
+Test(zosctl_any, without_reflection_the_compiled_in_tables_answer)
+{
+	const char *url = start_kv(false);
+	struct run  r;
+
+	zosctl(&r, NULL, "--url", url, "-v", "call", "zrpc.v1.Health/Check",
+	    "{}");
+	assert_has(
+	    &r, 0, "\"status\": \"SERVING\"", "Descriptors: compiled-in");
+	zosctl(&r, NULL, "--url", url, "describe", "zrpc.v1.Health");
+	assert_has(&r, 0, "service Health", NULL);
+	zosctl(&r, NULL, "--url", url, "describe", "kv.v1.Store");
+	assert_has(&r, 69, NULL, "NOT_FOUND: unknown symbol 'kv.v1.Store'");
+}
+
 Test(zosctl_any, proto_errors_are_clear)
 {
 	struct run r;

@@ -670,6 +670,8 @@ build_packable(ProtobufCType type)
 static void
 build_member_size(ProtobufCType type, size_t *size, size_t *align)
 {
+	*size  = sizeof(void *); /* every type is below; for the compiler */
+	*align = BUILD_ALIGN(pointer);
 	switch (type) {
 	case PROTOBUF_C_TYPE_INT32:
 	case PROTOBUF_C_TYPE_SINT32:
