@@ -549,6 +549,47 @@ Test(server, unknown_method_gets_unimplemented)
 	test_server_stop(&ts);
 }
 
+/*
+ * The id a zrpc client makes for a call is the one the handler sees and
+ * the one the reply metadata carries back: client and server logs can be
+ * joined on it.
+ */
+Test(server, the_client_made_request_id_reaches_the_handler_and_comes_back)
+{
+	struct test_server     ts;
+	zrpc_client           *client;
+	Ztest__V1__EchoRequest req   = ZTEST__V1__ECHO_REQUEST__INIT;
+	Ztest__V1__EchoReply  *reply = NULL;
+	struct zrpc_metadata  *md    = NULL;
+	zrpc_call_opts opts = { .timeout_ms = 5000, .reply_metadata = &md };
+	zrpc_status    status;
+	char           first[64];
+
+	test_server_start(&ts, "inproc", NULL);
+	client = test_client_open(&ts);
+	status = ztest_v1_echo_echo(client, &req, &reply, &opts);
+	cr_assert_eq(status.code, ZRPC_OK, "%s", status.message);
+	cr_assert_not_null(md);
+	cr_assert_str_eq(zrpc_metadata_get(md, "x-request-id"),
+	    reply->request_id, "the reply carries the handler's id");
+	/* "<16 hex digits>-<counter>": the client's, not the server's. */
+	cr_assert_geq(strlen(reply->request_id), 18, "%s", reply->request_id);
+	cr_assert_eq(reply->request_id[16], '-', "%s", reply->request_id);
+	snprintf(first, sizeof(first), "%s", reply->request_id);
+	ztest__v1__echo_reply__free_unpacked(reply, NULL);
+	zrpc_metadata_free(md);
+
+	status = ztest_v1_echo_echo(client, &req, &reply, &opts);
+	cr_assert_eq(status.code, ZRPC_OK, "%s", status.message);
+	cr_assert_str_neq(reply->request_id, first, "one id per call");
+	cr_assert_eq(strncmp(reply->request_id, first, 17), 0,
+	    "%s and %s: one client's prefix", reply->request_id, first);
+	ztest__v1__echo_reply__free_unpacked(reply, NULL);
+	zrpc_metadata_free(md);
+	zrpc_client_close(client);
+	test_server_stop(&ts);
+}
+
 Test(server, request_id_is_echoed_or_generated)
 {
 	struct test_server           ts;
