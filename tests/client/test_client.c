@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "zrpc/client.h"
+#include "zrpc/histogram.h"
 #include "zrpc/v1/envelope.pb-c.h"
 #include "zrpc/v1/health.pb-c.h"
 
@@ -83,6 +84,33 @@ test_now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double) ts.tv_sec * 1e3 + (double) ts.tv_nsec / 1e6;
+}
+
+/* Tells whether ID has the form of a request id the client makes. */
+static bool
+test_is_client_request_id(const char *id)
+{
+	size_t i;
+
+	if (id == NULL) {
+		return false;
+	}
+	for (i = 0; i < 16; i++) {
+		if (!((id[i] >= '0' && id[i] <= '9') ||
+		        (id[i] >= 'a' && id[i] <= 'f'))) {
+			return false;
+		}
+	}
+	if (id[16] != '-' || id[17] == '\0') {
+		return false;
+	}
+	for (i = 17; id[i] != '\0'; i++) {
+		if (!((id[i] >= '0' && id[i] <= '9') ||
+		        (id[i] >= 'a' && id[i] <= 'f'))) {
+			return false;
+		}
+	}
+	return true;
 }
 
 /* A fresh address for TRANSPORT ("inproc", "ipc" or "tcp") in BUF. */
@@ -317,13 +345,15 @@ Test(client, round_trip_carries_metadata_token_and_timeout,
 	cr_expect(rid, "x-request-id reached the server");
 	cr_expect(tenant, "tenant reached the server");
 
-	/* No options: no metadata, no timeout. */
+	/* No options: no timeout, and no metadata but the request id the
+	 * client made. */
 	status = test_call(client, &method_echo, "", text, sizeof(text), NULL);
 	cr_assert_eq(status.code, ZRPC_OK, "%s", status.message);
 	cr_expect_str_eq(text, "");
 	fake_server_last(server, &rec);
 	cr_expect_eq(rec.timeout_ms, 0);
-	cr_expect_eq(rec.n_metadata, 0);
+	cr_expect_eq(rec.n_metadata, 1);
+	cr_expect_str_eq(rec.keys[0], "x-request-id");
 
 	zrpc_client_close(client);
 	fake_server_stop(server);
@@ -623,6 +653,21 @@ test_worker_main(void *arg)
 	return NULL;
 }
 
+/* CLIENT's metrics count N calls of FAKE_ECHO, all OK, N latencies. */
+static void
+test_expect_echo_counted(zrpc_client *client, uint64_t n)
+{
+	struct zrpc_client_method_stats stats;
+	zrpc_status                     status;
+
+	status = zrpc_client_method_stats(client, FAKE_ECHO, &stats);
+	cr_assert_eq(status.code, ZRPC_OK, "%s", status.message);
+	cr_expect_eq(stats.calls, n);
+	cr_expect_eq(stats.codes[ZRPC_OK], n);
+	cr_expect_eq(stats.errors, 0);
+	cr_expect_eq(zrpc_histogram_count(stats.latency), n);
+}
+
 Test(client, shared_client_matches_every_reply_across_64_threads,
     .timeout = TEST_TIMEOUT_S)
 {
@@ -657,6 +702,8 @@ Test(client, shared_client_matches_every_reply_across_64_threads,
 	    TEST_THREADS * TEST_CALLS_PER_THREAD);
 	cr_expect_eq(fake_server_count(server, FAKE_RECEIVED),
 	    TEST_THREADS * TEST_CALLS_PER_THREAD);
+	/* Every call counted once in the client's metrics, from 64 threads. */
+	test_expect_echo_counted(client, TEST_THREADS * TEST_CALLS_PER_THREAD);
 
 	zrpc_client_close(client);
 	fake_server_stop(server);
@@ -851,13 +898,21 @@ test_text_for_envelope(bool reply, uint32_t timeout_ms, size_t size)
 	Zrpc__V1__HealthCheckRequest hc = ZRPC__V1__HEALTH_CHECK_REQUEST__INIT;
 	Zrpc__V1__Response           resp = ZRPC__V1__RESPONSE__INIT;
 	Zrpc__V1__Request            req  = ZRPC__V1__REQUEST__INIT;
-	char                        *text = malloc(size + 1);
-	size_t                       n, got;
+	Zrpc__V1__Request__MetadataEntry id =
+	    ZRPC__V1__REQUEST__METADATA_ENTRY__INIT;
+	Zrpc__V1__Request__MetadataEntry *ids[] = { &id };
+	char                             *text  = malloc(size + 1);
+	size_t                            n, got;
 
 	cr_assert_not_null(text);
 	memset(text, 'x', size);
 	req.method     = FAKE_ECHO;
 	req.timeout_ms = timeout_ms;
+	/* The request id of test_edge_opts. */
+	id.key         = "x-request-id";
+	id.value       = "edge";
+	req.metadata   = ids;
+	req.n_metadata = 1;
 	for (n = size; n-- > 0;) {
 		text[n]          = '\0';
 		hc.service       = text;
@@ -884,6 +939,9 @@ test_text_for_envelope(bool reply, uint32_t timeout_ms, size_t size)
 Test(
     client, limit_edges_are_envelope_bytes_over_ipc, .timeout = TEST_TIMEOUT_S)
 {
+	static const struct zrpc_metadata_entry id[] = {
+		{ "x-request-id", "edge" },
+	};
 	zrpc_client_opts    copts = { .max_message_bytes = 4096 };
 	zrpc_call_opts      opts  = { .timeout_ms = 5000 };
 	struct fake_server *server;
@@ -892,6 +950,9 @@ Test(
 	char                url[128], count[32], *text, *back;
 	size_t              n;
 
+	/* A request id of known size, so the envelope's size is known. */
+	opts.metadata   = id;
+	opts.n_metadata = 1;
 	test_url(url, sizeof(url), "ipc");
 	server = test_server(url, 2);
 	client = test_client(url, &copts);
@@ -1323,8 +1384,10 @@ Test(client, async_call_hands_back_the_reply_metadata,
 	cr_expect_str_eq(typed.slot.text, "async");
 	cr_expect(typed.md_seen, "metadata set before the callback");
 	cr_expect_str_eq(typed.custom, "custom value");
-	cr_expect_str_eq(
-	    zrpc_metadata_get(typed.md, "x-request-id"), "fake-request-id");
+	/* The server echoes the request id the client made. */
+	cr_expect(test_is_client_request_id(
+	              zrpc_metadata_get(typed.md, "x-request-id")),
+	    "%s", zrpc_metadata_get(typed.md, "x-request-id"));
 	cr_expect_eq(
 	    raw.slot.status.code, ZRPC_OK, "%s", raw.slot.status.message);
 	cr_expect(raw.md_seen, "metadata set before the raw callback");
@@ -1548,4 +1611,343 @@ Test(client, calls_to_a_server_refusing_every_connection_fail_cleanly,
 		test_waiter_fini(&threads[i].waiter);
 	}
 	fake_server_stop(server);
+}
+
+/* The x-request-id the fake server saw in its last request, into ID. */
+static void
+test_last_request_id(struct fake_server *server, char *id, size_t len)
+{
+	struct fake_record rec;
+	int                seen = 0;
+
+	fake_server_last(server, &rec);
+	id[0] = '\0';
+	for (size_t i = 0; i < rec.n_metadata; i++) {
+		if (strcmp(rec.keys[i], "x-request-id") == 0) {
+			snprintf(id, len, "%s", rec.values[i]);
+			seen++;
+		}
+	}
+	cr_expect_eq(seen, 1, "one x-request-id per request");
+}
+
+#define TEST_ID_CALLS 50
+
+Test(client, request_ids_differ_per_call_and_between_clients,
+    .timeout = TEST_TIMEOUT_S)
+{
+	static char         ids[2 * TEST_ID_CALLS][FAKE_TEXT_MAX];
+	struct fake_server *server;
+	zrpc_client        *clients[2];
+	zrpc_status         status;
+	char                url[128];
+	size_t              i, j;
+
+	test_url(url, sizeof(url), "inproc");
+	server     = test_server(url, 1);
+	clients[0] = test_client(url, NULL);
+	clients[1] = test_client(url, NULL);
+	for (i = 0; i < 2 * TEST_ID_CALLS; i++) {
+		status =
+		    test_call(clients[i % 2], &method_echo, "", NULL, 0, NULL);
+		cr_assert_eq(status.code, ZRPC_OK, "%s", status.message);
+		test_last_request_id(server, ids[i], sizeof(ids[i]));
+		cr_expect(
+		    test_is_client_request_id(ids[i]), "id '%s'", ids[i]);
+	}
+	for (i = 0; i < 2 * TEST_ID_CALLS; i++) {
+		for (j = i + 1; j < 2 * TEST_ID_CALLS; j++) {
+			cr_expect_str_neq(
+			    ids[i], ids[j], "calls %zu and %zu", i, j);
+		}
+	}
+	/* A client's ids share its prefix; the two clients' differ. */
+	cr_expect_eq(strncmp(ids[0], ids[2], 17), 0, "%s %s", ids[0], ids[2]);
+	cr_expect_neq(strncmp(ids[0], ids[1], 16), 0, "%s %s", ids[0], ids[1]);
+
+	zrpc_client_close(clients[0]);
+	zrpc_client_close(clients[1]);
+	fake_server_stop(server);
+}
+
+Test(client, a_given_request_id_is_kept_and_sent_once,
+    .timeout = TEST_TIMEOUT_S)
+{
+	static const struct zrpc_metadata_entry md[] = {
+		{ "tenant", "blue" },
+		{ "x-request-id", "mine-1" },
+	};
+	Zrpc__V1__HealthCheckRequest request =
+	    ZRPC__V1__HEALTH_CHECK_REQUEST__INIT;
+	zrpc_call_opts      opts = { .metadata = md, .n_metadata = 2 };
+	struct test_waiter  waiter;
+	struct test_slot    slot = { .waiter = &waiter };
+	struct fake_server *server;
+	zrpc_client        *client;
+	zrpc_status         status;
+	uint8_t             packed[32];
+	size_t              len;
+	char                url[128], id[FAKE_TEXT_MAX];
+
+	test_waiter_init(&waiter);
+	test_url(url, sizeof(url), "inproc");
+	server = test_server(url, 1);
+	client = test_client(url, NULL);
+
+	status = test_call(client, &method_echo, "", NULL, 0, &opts);
+	cr_assert_eq(status.code, ZRPC_OK, "%s", status.message);
+	test_last_request_id(server, id, sizeof(id));
+	cr_expect_str_eq(id, "mine-1");
+
+	/* And on an asynchronous raw call. */
+	request.service = "raw";
+	len    = zrpc__v1__health_check_request__pack(&request, packed);
+	status = zrpc_client_call_raw_async(
+	    client, FAKE_ECHO, packed, len, &opts, test_slot_raw_cb, &slot);
+	cr_assert_eq(status.code, ZRPC_OK, "%s", status.message);
+	cr_assert_eq(test_waiter_wait(&waiter, 1, TEST_WAIT_MS), 1);
+	cr_expect_eq(slot.status.code, ZRPC_OK, "%s", slot.status.message);
+	test_last_request_id(server, id, sizeof(id));
+	cr_expect_str_eq(id, "mine-1");
+
+	zrpc_client_close(client);
+	fake_server_stop(server);
+	test_waiter_fini(&waiter);
+}
+
+/* What zrpc_client_stats handed out, copied. */
+struct test_stats_seen {
+	size_t                          n;
+	char                            paths[8][64];
+	struct zrpc_client_method_stats stats[8];
+};
+
+static void
+test_stats_collect(void *arg, const struct zrpc_client_method_stats *stats)
+{
+	struct test_stats_seen *seen = arg;
+
+	if (seen->n < 8) {
+		snprintf(seen->paths[seen->n], sizeof(seen->paths[0]), "%s",
+		    stats->path);
+		seen->stats[seen->n++] = *stats;
+	}
+}
+
+Test(client, metrics_count_every_kind_of_call_by_code_with_latencies,
+    .timeout = TEST_TIMEOUT_S)
+{
+	Zrpc__V1__HealthCheckRequest request =
+	    ZRPC__V1__HEALTH_CHECK_REQUEST__INIT;
+	static const char *const paths[] = { FAKE_ECHO, FAKE_FAIL, FAKE_NEVER,
+		"/zrpc.test.Fake/Nope" };
+	static const uint64_t    calls[] = { 6, 3, 1, 1 };
+	struct zrpc_client_method_stats one;
+	struct test_stats_seen          seen = { 0 };
+	struct test_waiter              waiter;
+	struct test_slot                slots[3];
+	zrpc_call_opts                  short_opts = { .timeout_ms = 50 };
+	struct fake_server             *server;
+	zrpc_client                    *client;
+	zrpc_status                     status;
+	uint8_t                         packed[32], *reply;
+	size_t                          len, reply_len, i;
+	char                            url[128];
+
+	test_waiter_init(&waiter);
+	test_url(url, sizeof(url), "inproc");
+	server = test_server(url, 2);
+	client = test_client(url, NULL);
+	cr_expect_eq(zrpc_client_stats(client, test_stats_collect, &seen), 0);
+
+	/* Echo: 3 blocking typed, 2 asynchronous typed, 1 asynchronous raw. */
+	for (i = 0; i < 3; i++) {
+		status = test_call(client, &method_echo, "e", NULL, 0, NULL);
+		cr_assert_eq(status.code, ZRPC_OK, "%s", status.message);
+	}
+	memset(slots, 0, sizeof(slots));
+	for (i = 0; i < 3; i++) {
+		slots[i].waiter = &waiter;
+	}
+	cr_assert_eq(
+	    test_call_async(client, &method_echo, "a", &slots[0], NULL).code,
+	    ZRPC_OK);
+	cr_assert_eq(
+	    test_call_async(client, &method_echo, "b", &slots[1], NULL).code,
+	    ZRPC_OK);
+	request.service = "r";
+	len = zrpc__v1__health_check_request__pack(&request, packed);
+	cr_assert_eq(zrpc_client_call_raw_async(client, FAKE_ECHO, packed, len,
+	                 NULL, test_slot_raw_cb, &slots[2])
+	                 .code,
+	    ZRPC_OK);
+	cr_assert_eq(test_waiter_wait(&waiter, 3, TEST_WAIT_MS), 3);
+
+	/* Fail: 2 NOT_FOUND typed, 1 INVALID_ARGUMENT raw blocking. */
+	for (i = 0; i < 2; i++) {
+		status =
+		    test_call(client, &method_fail, "5:nf", NULL, 0, NULL);
+		cr_assert_eq(status.code, ZRPC_NOT_FOUND);
+	}
+	request.service = "3:bad";
+	len    = zrpc__v1__health_check_request__pack(&request, packed);
+	status = zrpc_client_call_raw(
+	    client, FAKE_FAIL, packed, len, &reply, &reply_len, NULL);
+	cr_assert_eq(status.code, ZRPC_INVALID_ARGUMENT);
+
+	/* The client's own verdict counts too: a deadline of 50 ms. */
+	status = test_call(client, &method_never, "", NULL, 0, &short_opts);
+	cr_assert_eq(status.code, ZRPC_DEADLINE_EXCEEDED);
+	status = test_call(client, &method_unknown, "", NULL, 0, NULL);
+	cr_assert_eq(status.code, ZRPC_UNIMPLEMENTED);
+
+	cr_assert_eq(zrpc_client_stats(client, test_stats_collect, &seen), 4);
+	for (i = 0; i < 4; i++) {
+		const struct zrpc_client_method_stats *s = &seen.stats[i];
+
+		cr_expect_str_eq(seen.paths[i], paths[i], "in path order");
+		cr_expect_eq(s->calls, calls[i], "%s", paths[i]);
+		cr_expect_eq(zrpc_histogram_count(s->latency), calls[i],
+		    "%s: one latency per call", paths[i]);
+	}
+	cr_expect_eq(seen.stats[0].codes[ZRPC_OK], 6);
+	cr_expect_eq(seen.stats[0].errors, 0);
+	cr_expect_eq(seen.stats[1].codes[ZRPC_NOT_FOUND], 2);
+	cr_expect_eq(seen.stats[1].codes[ZRPC_INVALID_ARGUMENT], 1);
+	cr_expect_eq(seen.stats[1].errors, 3);
+	cr_expect_eq(seen.stats[2].codes[ZRPC_DEADLINE_EXCEEDED], 1);
+	cr_expect_geq(zrpc_histogram_max(seen.stats[2].latency),
+	    50u * 1000000u, "the deadline's wait is in the latency");
+	cr_expect_eq(seen.stats[3].codes[ZRPC_UNIMPLEMENTED], 1);
+
+	/* One method by path; one never called. */
+	status = zrpc_client_method_stats(client, FAKE_FAIL, &one);
+	cr_assert_eq(status.code, ZRPC_OK, "%s", status.message);
+	cr_expect_eq(one.calls, 3);
+	status = zrpc_client_method_stats(client, FAKE_GATE, &one);
+	cr_expect_eq(status.code, ZRPC_NOT_FOUND);
+	cr_expect_eq(one.calls, 0);
+	cr_expect_null(one.latency);
+
+	/* Reset: zero counts, the paths stay. */
+	zrpc_client_stats_reset(client);
+	seen.n = 0;
+	cr_assert_eq(zrpc_client_stats(client, test_stats_collect, &seen), 4);
+	for (i = 0; i < 4; i++) {
+		cr_expect_eq(seen.stats[i].calls, 0);
+		cr_expect_eq(zrpc_histogram_count(seen.stats[i].latency), 0);
+	}
+	test_expect_echo_counted(client, 0);
+
+	zrpc_client_close(client);
+	fake_server_stop(server);
+	test_waiter_fini(&waiter);
+}
+
+/* Callback that reads the metrics of its own call's method. */
+struct test_stats_in_cb {
+	zrpc_client        *client;
+	struct test_waiter *waiter;
+	uint64_t            calls_seen;
+};
+
+static void
+test_stats_in_cb(
+    void *arg, const zrpc_status *status, const uint8_t *reply, size_t len)
+{
+	struct test_stats_in_cb        *t = arg;
+	struct zrpc_client_method_stats stats;
+
+	(void) status;
+	(void) reply;
+	(void) len;
+	if (zrpc_client_method_stats(t->client, FAKE_ECHO, &stats).code ==
+	    ZRPC_OK) {
+		t->calls_seen = stats.calls;
+	}
+	test_waiter_add(t->waiter);
+}
+
+Test(client, async_call_is_counted_before_its_callback_runs,
+    .timeout = TEST_TIMEOUT_S)
+{
+	struct test_waiter      waiter;
+	struct test_stats_in_cb t = { .waiter = &waiter };
+	struct fake_server     *server;
+	char                    url[128];
+
+	test_waiter_init(&waiter);
+	test_url(url, sizeof(url), "inproc");
+	server   = test_server(url, 1);
+	t.client = test_client(url, NULL);
+	cr_assert_eq(zrpc_client_call_raw_async(t.client, FAKE_ECHO, NULL, 0,
+	                 NULL, test_stats_in_cb, &t)
+	                 .code,
+	    ZRPC_OK);
+	cr_assert_eq(test_waiter_wait(&waiter, 1, TEST_WAIT_MS), 1);
+	cr_expect_eq(t.calls_seen, 1);
+
+	zrpc_client_close(t.client);
+	fake_server_stop(server);
+	test_waiter_fini(&waiter);
+}
+
+static void
+test_count_paths(void *arg, const struct zrpc_client_method_stats *stats)
+{
+	uint64_t *other = arg;
+
+	if (strcmp(stats->path, "(other)") == 0) {
+		*other = stats->calls;
+	}
+}
+
+Test(client, metrics_keep_96_paths_apart_and_count_the_rest_together,
+    .timeout = TEST_TIMEOUT_S)
+{
+	struct fake_server *server;
+	zrpc_client        *client;
+	zrpc_status         status;
+	uint8_t            *reply;
+	size_t              reply_len;
+	uint64_t            other = 0;
+	char                url[128], path[400];
+	int                 i;
+
+	test_url(url, sizeof(url), "inproc");
+	server = test_server(url, 2);
+	client = test_client(url, NULL);
+	for (i = 0; i < 100; i++) {
+		snprintf(path, sizeof(path), "/zrpc.test.Fake/P%d", i);
+		status = zrpc_client_call_raw(
+		    client, path, NULL, 0, &reply, &reply_len, NULL);
+		cr_assert_eq(status.code, ZRPC_UNIMPLEMENTED);
+	}
+	/* A path longer than 256 bytes never gets an entry of its own. */
+	memset(path, 'x', sizeof(path) - 1);
+	path[0]                = '/';
+	path[sizeof(path) - 1] = '\0';
+	status                 = zrpc_client_call_raw(
+	                    client, path, NULL, 0, &reply, &reply_len, NULL);
+	cr_assert_eq(status.code, ZRPC_UNIMPLEMENTED);
+
+	cr_expect_eq(zrpc_client_stats(client, test_count_paths, &other), 97);
+	cr_expect_eq(other, 5);
+
+	zrpc_client_close(client);
+	fake_server_stop(server);
+}
+
+Test(client, open_refuses_a_metrics_precision_above_ten,
+    .timeout = TEST_TIMEOUT_S)
+{
+	zrpc_client_opts opts   = { .metrics_precision = 11 };
+	zrpc_client     *client = NULL;
+	zrpc_status      status;
+
+	status = zrpc_client_open(&client, "inproc://nobody", &opts);
+	cr_expect_eq(status.code, ZRPC_INVALID_ARGUMENT);
+	cr_expect_null(client);
+	cr_expect(strstr(status.message, "metrics_precision") != NULL, "%s",
+	    status.message);
 }

@@ -10,6 +10,7 @@
 #include "zrpc/auth.h"
 #include "zrpc/client.h"
 #include "zrpc/clock.h"
+#include "zrpc/descriptor.h"
 #include "zrpc/histogram.h"
 #include "zrpc/log.h"
 #include "zrpc/logq.h"
@@ -76,6 +77,23 @@ main()
 	        code == ZRPC_UNAVAILABLE,
 	    "zrpc_status_from_name");
 
+	{
+		zrpc_descriptor_pool     *pool   = nullptr;
+		const struct zrpc_method *method = nullptr;
+
+		check(zrpc_status_is_ok(
+		          &(status = zrpc_descriptor_pool_new(&pool))) &&
+		        zrpc_status_is_ok(
+		            &(status = zrpc_descriptor_pool_add_service(
+		                  pool, &zrpc_v1_health_service))) &&
+		        zrpc_status_is_ok(
+		            &(status = zrpc_descriptor_pool_find_method(
+		                  pool, "/zrpc.v1.Health/Check", &method))) &&
+		        method->input->sizeof_message ==
+		            sizeof(Zrpc__V1__HealthCheckRequest),
+		    "zrpc_descriptor_pool_find_method");
+		zrpc_descriptor_pool_free(pool);
+	}
 	check(zrpc_histogram_create(&h, 5) == 0, "zrpc_histogram_create");
 	zrpc_histogram_record(h, zrpc_now_ns() % 1000 + 1);
 	check(zrpc_histogram_count(h) == 1, "zrpc_histogram_count");

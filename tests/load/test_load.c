@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "kv_server.h"
 #include "proc.h"
 #include "testserver.h"
 #include "zos/v1/zos.zrpc.h"
@@ -97,7 +98,9 @@ load_run(struct load_result *r, const char *const *args)
 	for (; *args != NULL; args++) {
 		cr_assert_lt(n, 63);
 		argv[n++] = (char *) *args;
-		json      = json || strcmp(*args, "--json") == 0;
+		json      = json || strcmp(*args, "--json") == 0 ||
+		    (strcmp(*args, "json") == 0 && n >= 2 &&
+		        strcmp(argv[n - 2], "--format") == 0);
 	}
 	argv[n] = NULL;
 	cr_assert_eq(pipe(out), 0);
@@ -680,6 +683,53 @@ Test(load, bad_flags_exit_two_with_usage)
 		(const char *[]) { "--url", "ipc:///x", "--method",
 		    "/zos.v1.Skills/Get", "--concurrency", "1", "--requests",
 		    "1", "extra", NULL },
+		(const char *[]) { "--url", "ipc:///x", "--method",
+		    "/zos.v1.Skills/Get", "--concurrency", "1", "--requests",
+		    "1", "--format", "xml", NULL },
+		(const char *[]) { "--url", "ipc:///x", "--method",
+		    "/zos.v1.Skills/Get", "--concurrency", "1", "--requests",
+		    "1", "--percentiles", "50,0", NULL },
+		(const char *[]) { "--url", "ipc:///x", "--method",
+		    "/zos.v1.Skills/Get", "--concurrency", "1", "--requests",
+		    "1", "--percentiles", "50,,99", NULL },
+		(const char *[]) { "--url", "ipc:///x", "--method",
+		    "/zos.v1.Skills/Get", "--concurrency", "1", "--requests",
+		    "1", "--percentiles", "100.5", NULL },
+		(const char *[]) { "--url", "ipc:///x", "--method",
+		    "/zos.v1.Skills/Get", "--concurrency", "1", "--requests",
+		    "1", "--rate", "100:300:100", NULL },
+		(const char *[]) { "--url", "ipc:///x", "--method",
+		    "/zos.v1.Skills/Get", "--concurrency", "1", "--requests",
+		    "1", "--rate", "100:300:-100", "--step-duration", "1",
+		    NULL },
+		(const char *[]) { "--url", "ipc:///x", "--method",
+		    "/zos.v1.Skills/Get", "--concurrency", "1", "--requests",
+		    "1", "--rate", "100:300:0", "--step-duration", "1", NULL },
+		(const char *[]) { "--url", "ipc:///x", "--method",
+		    "/zos.v1.Skills/Get", "--concurrency", "1", "--requests",
+		    "1", "--rate", "100", "--step-duration", "1", NULL },
+		(const char *[]) { "--url", "ipc:///x", "--method",
+		    "/zos.v1.Skills/Get", "--concurrency", "1", "--requests",
+		    "1", "--rate", "1:100000:1", "--step-duration", "1",
+		    NULL },
+		(const char *[]) { "--url", "ipc:///x", "--method",
+		    "/zos.v1.Skills/Get", "--concurrency", "1", "--requests",
+		    "1", "--rate", "1:10:1", "--step-duration", "soon", NULL },
+		(const char *[]) { "--url", "ipc:///x", "--method",
+		    "/zos.v1.Skills/Get", "--concurrency", "1", "--requests",
+		    "1", "--skip-first", "-3", NULL },
+		(const char *[]) { "--url", "ipc:///x", "--method",
+		    "/zos.v1.Skills/Get", "--concurrency", "1", "--requests",
+		    "1", "-H", "no colon", NULL },
+		(const char *[]) { "--url", "ipc:///x", "--method",
+		    "/zos.v1.Skills/Get", "--concurrency", "1", "--requests",
+		    "1", "-H", ": no key", NULL },
+		(const char *[]) { "--url", "ipc:///x", "--method",
+		    "/zos.v1.Skills/Get", "--concurrency", "1", "--requests",
+		    "1", "--proto", "a.proto", "--protoset", "a.pb", NULL },
+		(const char *[]) { "--url", "ipc:///x", "--method",
+		    "/zos.v1.Skills/Get", "--concurrency", "1", "--requests",
+		    "1", "-I", "/tmp", NULL },
 	};
 	struct load_result r;
 
@@ -692,26 +742,43 @@ Test(load, bad_flags_exit_two_with_usage)
 		cr_assert_eq(r.out_len, 0, "case %zu: nothing on stdout", i);
 	}
 
-	/* A request that does not parse: exit 2, saying where. */
+	/* A request that does not parse: exit 2, saying where (the server
+	 * is not there: the compiled-in types say so). */
 	load_run(&r,
 	    (const char *[]) { "--url", "ipc:///x", "--method",
 	        "/zos.v1.Session/Get", "--concurrency", "1", "--requests", "1",
-	        "--data", "{\"no_such_field\": 1}", NULL });
+	        "--connect-timeout-ms", "200", "--data",
+	        "{\"no_such_field\": 1}", NULL });
 	cr_assert_eq(r.status, 2, "%s", r.err);
 	cr_assert(strstr(r.err, "--data") != NULL, "%s", r.err);
 }
 
 Test(load, unknown_method_exits_two_naming_it)
 {
+	struct proc        zosd;
 	struct load_result r;
+	char               url[160];
 
+	/* Neither the server nor the compiled-in tables know it. */
+	start_zosd(&zosd, url, sizeof(url));
+	load_run(&r,
+	    (const char *[]) { "--url", url, "--method",
+	        "/zos.v1.Nothing/Here", "--concurrency", "1", "--requests",
+	        "1", NULL });
+	stop_server(&zosd);
+	cr_assert_eq(r.status, 2, "%s", r.err);
+	cr_assert(strstr(r.err, "/zos.v1.Nothing/Here") != NULL ||
+	        strstr(r.err, "zos.v1.Nothing/Here") != NULL,
+	    "%s", r.err);
+	cr_assert(strstr(r.err, "unknown method") != NULL, "%s", r.err);
+
+	/* No server to ask: the method cannot be resolved. */
 	load_run(&r,
 	    (const char *[]) { "--url", "ipc:///x", "--method",
 	        "/zos.v1.Nothing/Here", "--concurrency", "1", "--requests",
-	        "1", NULL });
-	cr_assert_eq(r.status, 2, "%s", r.err);
-	cr_assert(strstr(r.err, "/zos.v1.Nothing/Here") != NULL, "%s", r.err);
-	cr_assert(strstr(r.err, "unknown method") != NULL, "%s", r.err);
+	        "1", "--connect-timeout-ms", "200", NULL });
+	cr_assert_eq(r.status, 1, "%s", r.err);
+	cr_assert(strstr(r.err, "Nothing/Here") != NULL, "%s", r.err);
 
 	/* Raw bytes need a wire name. */
 	load_run(&r,
@@ -766,7 +833,10 @@ Test(load, help_explains_every_flag)
 		"--data-hex", "--data-file", "--data-per-caller",
 		"--concurrency", "--duration", "--requests", "--rate",
 		"--connections", "--timeout-ms", "--connect-timeout-ms",
-		"--token", "--echo", "--json", "--help", "default", NULL };
+		"--token", "--echo", "--json", "--help", "default", "-H ",
+		"--header", "--percentiles", "--format", "--skip-first",
+		"--step-duration", "--rate A:B:STEP", "--proto ", "--protoset",
+		"-I DIR", NULL };
 	struct load_result       r;
 
 	load_run(&r, (const char *[]) { "--help", NULL });
@@ -774,4 +844,390 @@ Test(load, help_explains_every_flag)
 	for (const char *const *f = flags; *f != NULL; f++) {
 		cr_assert(strstr(r.out, *f) != NULL, "%s in:\n%s", *f, r.out);
 	}
+}
+
+/* Writes a zosd --auth-tokens file with TOKEN as a reader into PATH. */
+static void
+write_tokens(char *path, size_t len, const char *token)
+{
+	char line[128];
+
+	snprintf(line, sizeof(line), "%s read", token);
+	write_lines(path, len, (const char *[]) { line, NULL });
+}
+
+Test(load, header_metadata_reaches_the_server)
+{
+	static const char *const token = "zt-load-header-5e2d81c4a9";
+	struct proc              zosd;
+	struct load_result       r;
+	char                     url[160], tokens[128], header[128];
+
+	write_tokens(tokens, sizeof(tokens), token);
+	unique_ipc(url, sizeof(url), "auth");
+	char *argv[] = { (char *) env_path("ZOSD"), "--in-memory", "--listen",
+		url, "--metrics-listen", "off", "--log-level", "warn",
+		"--auth-tokens", tokens, NULL };
+	proc_start(&zosd, argv);
+	servers_add(zosd.pid);
+	cr_assert(proc_wait_for(&zosd, "listening on"), "zosd ready:\n%s",
+	    zosd.text);
+
+	/* The token as -H metadata: every call is let in. */
+	snprintf(header, sizeof(header), "authorization:  Bearer %s ", token);
+	load_run(&r,
+	    (const char *[]) { "--url", url, "--method", "/zos.v1.Skills/Get",
+	        "-H", header, "--header", "x-tenant: blue", "--concurrency",
+	        "2", "--requests", "20", "--json", NULL });
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_assert_eq(
+	    member_u64(member(r.json, "codes"), "OK"), 20, "%s", r.out);
+	load_result_free(&r);
+
+	/* Without it, none is. */
+	load_run(&r,
+	    (const char *[]) { "--url", url, "--method", "/zos.v1.Skills/Get",
+	        "--header", "x-tenant: blue", "--concurrency", "2",
+	        "--requests", "20", "--json", NULL });
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_assert_eq(member_u64(r.json, "ok"), 0, "%s", r.out);
+	cr_assert_eq(member_u64(r.json, "errors"), 20, "%s", r.out);
+	load_result_free(&r);
+	unlink(tokens);
+	stop_server(&zosd);
+}
+
+Test(load, skip_first_calls_are_made_but_not_counted)
+{
+	struct test_server ts;
+	struct load_result r;
+
+	test_server_start(&ts, "ipc", NULL);
+	load_run(&r,
+	    (const char *[]) { "--url", ts.url, "--method",
+	        "/ztest.v1.Echo/Echo", "--data-hex", "0a026869",
+	        "--concurrency", "4", "--requests", "50", "--skip-first", "23",
+	        "--json", NULL });
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_assert_eq(member_u64(r.json, "calls"), 50, "%s", r.out);
+	cr_assert_eq(member_u64(member(r.json, "codes"), "OK"), 50);
+	cr_assert_eq(member_u64(r.json, "skip_first"), 23);
+	cr_assert_eq(atomic_load(&ts.echo_runs), 73, "the server ran all");
+	load_result_free(&r);
+
+	/* With a duration too: the warm-up comes first, then the run. */
+	atomic_store(&ts.echo_runs, 0);
+	load_run(&r,
+	    (const char *[]) { "--url", ts.url, "--method",
+	        "/ztest.v1.Echo/Echo", "--data-hex", "0a026869",
+	        "--concurrency", "2", "--duration", "0.3", "--skip-first",
+	        "40", "--json", NULL });
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_assert_eq(atomic_load(&ts.echo_runs),
+	    member_u64(r.json, "calls") + 40, "%s", r.out);
+	load_result_free(&r);
+	test_server_stop(&ts);
+}
+
+/* The offset of NEEDLE in HAYSTACK, which must hold it. */
+static size_t
+offset_of(const char *haystack, const char *needle)
+{
+	const char *at = strstr(haystack, needle);
+
+	cr_assert_not_null(at, "'%s' in:\n%s", needle, haystack);
+	return (size_t) (at - haystack);
+}
+
+Test(load, percentiles_are_reported_in_the_order_given)
+{
+	struct proc         echo;
+	struct load_result  r;
+	char                url[160];
+	json_object        *list;
+	static const double want[] = { 99, 50, 99.9, 75 };
+
+	start_echo(&echo, url, sizeof(url));
+	load_run(&r,
+	    (const char *[]) { "--url", url, "--echo", "--concurrency", "2",
+	        "--requests", "100", "--percentiles", "99,50,99.9,75", NULL });
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	{
+		size_t line = offset_of(r.out, "latency   p99 ");
+		size_t p50  = offset_of(r.out + line, " p50 ");
+		size_t p999 = offset_of(r.out + line, " p99.9 ");
+		size_t p75  = offset_of(r.out + line, " p75 ");
+
+		cr_assert(p50 < p999 && p999 < p75, "%s", r.out);
+		cr_assert_null(strstr(r.out, " p90 "), "only those asked for");
+	}
+
+	load_run(&r,
+	    (const char *[]) { "--url", url, "--echo", "--concurrency", "2",
+	        "--requests", "100", "--percentiles", "99,50,99.9,75",
+	        "--format", "json", NULL });
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	list = member(r.json, "percentiles");
+	cr_assert_eq(json_object_array_length(list), 4);
+	for (size_t i = 0; i < 4; i++) {
+		json_object *item = json_object_array_get_idx(list, i);
+
+		cr_assert_float_eq(
+		    member_double(item, "percentile"), want[i], 1e-9);
+		cr_assert_gt(member_double(item, "latency_us"), 0);
+	}
+	cr_assert_geq(member_double(member(r.json, "latency_us"), "p999"),
+	    member_double(member(r.json, "latency_us"), "p50"));
+	load_result_free(&r);
+	stop_server(&echo);
+}
+
+/* Splits LINE (modified) at commas into FIELDS; returns how many. */
+static size_t
+csv_split(char *line, char **fields, size_t max)
+{
+	size_t n = 0;
+
+	for (char *p = line; n < max;) {
+		fields[n++] = p;
+		if ((p = strchr(p, ',')) == NULL) {
+			break;
+		}
+		*p++ = '\0';
+	}
+	return n;
+}
+
+Test(load, csv_report_is_a_header_and_rows)
+{
+	struct proc        echo;
+	struct load_result r;
+	char               url[160], *lines[8], *header[64], *row[64];
+	size_t             n_lines = 0, n_header, calls_col = 0, phase_col = 9;
+	uint64_t           step_sum = 0, total = 0;
+
+	start_echo(&echo, url, sizeof(url));
+	load_run(&r,
+	    (const char *[]) { "--url", url, "--echo", "--concurrency", "2",
+	        "--duration", "0.5", "--rate", "100:200:100",
+	        "--step-duration", "0.2", "--format", "csv", NULL });
+	stop_server(&echo);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	for (char *p = r.out, *nl; (nl = strchr(p, '\n')) != NULL;
+	     p       = nl + 1) {
+		cr_assert_lt(n_lines, 8, "%s", r.out);
+		*nl              = '\0';
+		lines[n_lines++] = p;
+	}
+	/* A header, step1, step2 and the total. */
+	cr_assert_eq(n_lines, 4, "%s", r.out);
+	n_header = csv_split(lines[0], header, 64);
+	for (size_t i = 0; i < n_header; i++) {
+		if (strcmp(header[i], "calls") == 0) {
+			calls_col = i;
+		}
+		if (strcmp(header[i], "phase") == 0) {
+			phase_col = i;
+		}
+	}
+	cr_assert_eq(phase_col, 0);
+	cr_assert_gt(calls_col, 0, "a calls column");
+	for (size_t i = 0; i < n_header; i++) {
+		cr_assert_neq(header[i][0], '\0', "column %zu named", i);
+	}
+	cr_assert_str_eq(header[n_header - 1], "OK", "a column per code");
+	for (size_t l = 1; l < n_lines; l++) {
+		char              *end;
+		unsigned long long v;
+
+		cr_assert_eq(csv_split(lines[l], row, 64), n_header,
+		    "row %zu has every column", l);
+		v = strtoull(row[calls_col], &end, 10);
+		cr_assert_eq(
+		    *end, '\0', "calls is a number: %s", row[calls_col]);
+		if (l < n_lines - 1) {
+			char want[16];
+
+			snprintf(want, sizeof(want), "step%zu", l);
+			cr_assert_str_eq(row[0], want);
+			step_sum += v;
+		} else {
+			cr_assert_str_eq(row[0], "total");
+			total = v;
+		}
+	}
+	cr_assert_gt(total, 0);
+	cr_assert_eq(step_sum, total, "the steps add up to the run");
+}
+
+Test(load, a_stepped_rate_reports_each_step)
+{
+	struct proc         echo;
+	struct load_result  r;
+	char                url[160];
+	json_object        *steps;
+	uint64_t            sum     = 0;
+	static const double rates[] = { 300, 200, 100 };
+
+	start_echo(&echo, url, sizeof(url));
+	/* Downwards, 300 -> 100 by -100 every 0.2 s, for 0.9 s. */
+	load_run(&r,
+	    (const char *[]) { "--url", url, "--echo", "--concurrency", "4",
+	        "--duration", "0.9", "--rate", "300:100:-100",
+	        "--step-duration", "200ms", "--json", NULL });
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	steps = member(r.json, "steps");
+	cr_assert_eq(json_object_array_length(steps), 3, "%s", r.out);
+	for (size_t i = 0; i < 3; i++) {
+		json_object *step = json_object_array_get_idx(steps, i);
+
+		cr_assert_float_eq(
+		    member_double(step, "rate"), rates[i], 1e-9);
+		cr_assert_float_eq(
+		    member_double(step, "start_s"), 0.2 * (double) i, 0.05);
+		cr_assert_eq(member_u64(step, "errors"), 0);
+		member(member(step, "latency_us"), "p99");
+		sum += member_u64(step, "calls");
+	}
+	cr_assert_eq(sum, member_u64(r.json, "calls"), "%s", r.out);
+	cr_assert_float_eq(
+	    member_double(member(r.json, "rate_schedule"), "step_duration_s"),
+	    0.2, 1e-9);
+	load_result_free(&r);
+
+	/* The text report has a line per step; --requests ends the run. */
+	load_run(&r,
+	    (const char *[]) { "--url", url, "--echo", "--concurrency", "4",
+	        "--requests", "40", "--rate", "100:200:100", "--step-duration",
+	        "0.2", NULL });
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_assert(strstr(r.out, "calls     40 in") != NULL, "%s", r.out);
+	cr_assert(
+	    strstr(r.out, "step 1    at 100 calls/s") != NULL, "%s", r.out);
+	cr_assert(
+	    strstr(r.out, "step 2    at 200 calls/s") != NULL, "%s", r.out);
+	cr_assert(
+	    strstr(r.out, "latency histogram (us):") != NULL, "%s", r.out);
+	stop_server(&echo);
+}
+
+/* The path of the build's kv.protoset, or kv's .proto root, into BUF. */
+static const char *
+kv_path(char *buf, size_t len, bool protoset)
+{
+	if (protoset) {
+		snprintf(buf, len, "%s/tests/tools/kv/kv/v1/kv.protoset",
+		    env_path("ZOS_BUILD_ROOT"));
+	} else {
+		snprintf(buf, len, "%s/tests/tools/kv",
+		    env_path("ZOS_SOURCE_ROOT"));
+	}
+	return buf;
+}
+
+/* Starts the tests' kv.v1.Store, a service zos-load does not know. */
+static struct kv_server *
+start_kv(char *url, size_t len, bool reflection)
+{
+	struct kv_server_opts opts = { .no_reflection = !reflection };
+	struct kv_server     *kv   = NULL;
+	zrpc_status           status;
+
+	unique_ipc(url, len, "kv");
+	status = kv_server_start(&kv, url, &opts);
+	cr_assert_eq(status.code, ZRPC_OK, "%s", status.message);
+	return kv;
+}
+
+Test(load, data_json_drives_a_service_known_only_by_reflection)
+{
+	struct kv_server  *kv;
+	struct load_result r;
+	char               url[160];
+	unsigned           before;
+
+	kv = start_kv(url, sizeof(url), true);
+	load_run(&r,
+	    (const char *[]) { "--url", url, "--method", "/kv.v1.Store/Put",
+	        "--data",
+	        "{\"entry\": {\"key\": \"k1\", \"value\": \"v\", \"kind\": "
+	        "\"KIND_TEXT\", \"labels\": {\"a\": \"b\"}, \"tags\": "
+	        "[\"x\"]}}",
+	        "--concurrency", "4", "--requests", "40", "--json", NULL });
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_assert_str_eq(json_object_get_string(member(r.json, "method")),
+	    "/kv.v1.Store/Put");
+	cr_assert_eq(
+	    member_u64(member(r.json, "codes"), "OK"), 40, "%s", r.out);
+	load_result_free(&r);
+
+	/* Get finds what Put stored (NOT_FOUND otherwise); -H reaches the
+	 * service too: x-kv-fail makes every call fail as asked. */
+	before = kv_server_calls(kv);
+	load_run(&r,
+	    (const char *[]) { "--url", url, "--method", "kv.v1.Store.Get",
+	        "--data", "{\"key\": \"k1\"}", "--concurrency", "2",
+	        "--requests", "10", "--json", NULL });
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_assert_eq(
+	    member_u64(member(r.json, "codes"), "OK"), 10, "%s", r.out);
+	load_result_free(&r);
+	cr_assert_geq(kv_server_calls(kv) - before, 10);
+	load_run(&r,
+	    (const char *[]) { "--url", url, "--method", "kv.v1.Store/Get",
+	        "--data", "{\"key\": \"k1\"}", "-H", "x-kv-fail: NOT_FOUND",
+	        "--concurrency", "2", "--requests", "10", "--json", NULL });
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_assert_eq(
+	    member_u64(member(r.json, "codes"), "NOT_FOUND"), 10, "%s", r.out);
+	load_result_free(&r);
+
+	/* A field kv.v1.GetRequest does not have: exit 2, naming it. */
+	load_run(&r,
+	    (const char *[]) { "--url", url, "--method", "/kv.v1.Store/Get",
+	        "--data", "{\"nope\": 1}", "--concurrency", "1", "--requests",
+	        "1", NULL });
+	cr_assert_eq(r.status, 2, "%s", r.err);
+	cr_assert(strstr(r.err, "nope") != NULL, "%s", r.err);
+	kv_server_stop(kv);
+}
+
+Test(load, data_json_through_protoset_and_proto_without_reflection)
+{
+	struct kv_server  *kv;
+	struct load_result r;
+	char               url[160], protoset[512], root[512], proto[600];
+
+	kv = start_kv(url, sizeof(url), false);
+	kv_path(protoset, sizeof(protoset), true);
+	kv_path(root, sizeof(root), false);
+	snprintf(proto, sizeof(proto), "%s/kv/v1/kv.proto", root);
+
+	/* Without reflection and without files the method is unknown. */
+	load_run(&r,
+	    (const char *[]) { "--url", url, "--method", "/kv.v1.Store/Put",
+	        "--data", "{\"entry\": {\"key\": \"k\"}}", "--concurrency",
+	        "1", "--requests", "1", NULL });
+	cr_assert_eq(r.status, 2, "%s", r.err);
+	cr_assert(strstr(r.err, "unknown method") != NULL, "%s", r.err);
+
+	load_run(&r,
+	    (const char *[]) { "--url", url, "--method", "/kv.v1.Store/Put",
+	        "--protoset", protoset, "--data",
+	        "{\"entry\": {\"key\": \"k\", \"weight\": 1.5}}",
+	        "--concurrency", "2", "--requests", "12", "--json", NULL });
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_assert_eq(
+	    member_u64(member(r.json, "codes"), "OK"), 12, "%s", r.out);
+	load_result_free(&r);
+
+	load_run(&r,
+	    (const char *[]) { "--url", url, "--method", "/kv.v1.Store/Get",
+	        "--proto", proto, "-I", root, "--data", "{\"key\": \"k\"}",
+	        "--concurrency", "2", "--requests", "12", "--json", NULL });
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_assert_eq(
+	    member_u64(member(r.json, "codes"), "OK"), 12, "%s", r.out);
+	load_result_free(&r);
+	kv_server_stop(kv);
 }

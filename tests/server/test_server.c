@@ -549,6 +549,47 @@ Test(server, unknown_method_gets_unimplemented)
 	test_server_stop(&ts);
 }
 
+/*
+ * The id a zrpc client makes for a call is the one the handler sees and
+ * the one the reply metadata carries back: client and server logs can be
+ * joined on it.
+ */
+Test(server, the_client_made_request_id_reaches_the_handler_and_comes_back)
+{
+	struct test_server     ts;
+	zrpc_client           *client;
+	Ztest__V1__EchoRequest req   = ZTEST__V1__ECHO_REQUEST__INIT;
+	Ztest__V1__EchoReply  *reply = NULL;
+	struct zrpc_metadata  *md    = NULL;
+	zrpc_call_opts opts = { .timeout_ms = 5000, .reply_metadata = &md };
+	zrpc_status    status;
+	char           first[64];
+
+	test_server_start(&ts, "inproc", NULL);
+	client = test_client_open(&ts);
+	status = ztest_v1_echo_echo(client, &req, &reply, &opts);
+	cr_assert_eq(status.code, ZRPC_OK, "%s", status.message);
+	cr_assert_not_null(md);
+	cr_assert_str_eq(zrpc_metadata_get(md, "x-request-id"),
+	    reply->request_id, "the reply carries the handler's id");
+	/* "<16 hex digits>-<counter>": the client's, not the server's. */
+	cr_assert_geq(strlen(reply->request_id), 18, "%s", reply->request_id);
+	cr_assert_eq(reply->request_id[16], '-', "%s", reply->request_id);
+	snprintf(first, sizeof(first), "%s", reply->request_id);
+	ztest__v1__echo_reply__free_unpacked(reply, NULL);
+	zrpc_metadata_free(md);
+
+	status = ztest_v1_echo_echo(client, &req, &reply, &opts);
+	cr_assert_eq(status.code, ZRPC_OK, "%s", status.message);
+	cr_assert_str_neq(reply->request_id, first, "one id per call");
+	cr_assert_eq(strncmp(reply->request_id, first, 17), 0,
+	    "%s and %s: one client's prefix", reply->request_id, first);
+	ztest__v1__echo_reply__free_unpacked(reply, NULL);
+	zrpc_metadata_free(md);
+	zrpc_client_close(client);
+	test_server_stop(&ts);
+}
+
 Test(server, request_id_is_echoed_or_generated)
 {
 	struct test_server           ts;
@@ -818,13 +859,23 @@ Test(server, method_names_are_matched_exactly)
  * into ECHO).
  */
 static size_t
-echo_blob_for_envelope(
-    Ztest__V1__EchoRequest *echo, uint32_t timeout_ms, size_t size)
+echo_blob_for_envelope_id(Ztest__V1__EchoRequest *echo, uint32_t timeout_ms,
+    const char *request_id, size_t size)
 {
-	Zrpc__V1__Request req = ZRPC__V1__REQUEST__INIT;
+	Zrpc__V1__Request                req = ZRPC__V1__REQUEST__INIT;
+	Zrpc__V1__Request__MetadataEntry id =
+	    ZRPC__V1__REQUEST__METADATA_ENTRY__INIT;
+	Zrpc__V1__Request__MetadataEntry *ids[] = { &id };
 
 	req.method     = ECHO_PATH;
 	req.timeout_ms = timeout_ms;
+	if (request_id != NULL) {
+		/* The client sends one x-request-id on every call. */
+		id.key         = "x-request-id";
+		id.value       = (char *) request_id;
+		req.metadata   = ids;
+		req.n_metadata = 1;
+	}
 	for (int with_text = 0; with_text < 2; with_text++) {
 		echo->text = with_text ? "t" : "";
 		for (size_t blob = size; blob-- > 0;) {
@@ -838,6 +889,14 @@ echo_blob_for_envelope(
 	}
 	cr_assert_fail("no blob length gives %zu bytes", size);
 	return 0;
+}
+
+/* The same for a request without metadata (raw nng calls). */
+static size_t
+echo_blob_for_envelope(
+    Ztest__V1__EchoRequest *echo, uint32_t timeout_ms, size_t size)
+{
+	return echo_blob_for_envelope_id(echo, timeout_ms, NULL, size);
 }
 
 /* Packs the Echo call ECHO (blob of zeros) into a new BUF; returns len. */
@@ -909,12 +968,15 @@ Test(server, envelope_of_exactly_max_message_bytes_is_served_over_ipc)
 static void
 envelope_edges_through_the_client(size_t max)
 {
-	struct test_server     ts;
-	zrpc_server_config     config = { .max_message_bytes = max };
-	zrpc_client_opts       copts  = { .max_message_bytes = max };
-	zrpc_call_opts         opts   = { .timeout_ms = 10000 };
-	Ztest__V1__EchoRequest echo   = ZTEST__V1__ECHO_REQUEST__INIT;
-	Ztest__V1__EchoReply  *reply  = NULL;
+	struct test_server         ts;
+	zrpc_server_config         config = { .max_message_bytes = max };
+	zrpc_client_opts           copts  = { .max_message_bytes = max };
+	struct zrpc_metadata_entry id     = { "x-request-id", "edge" };
+	zrpc_call_opts             opts   = {
+		              .timeout_ms = 10000, .metadata = &id, .n_metadata = 1
+	};
+	Ztest__V1__EchoRequest echo  = ZTEST__V1__ECHO_REQUEST__INIT;
+	Ztest__V1__EchoReply  *reply = NULL;
 	zrpc_client           *client;
 	zrpc_status            status;
 	uint8_t               *blob;
@@ -926,8 +988,9 @@ envelope_edges_through_the_client(size_t max)
 	cr_assert_not_null(blob);
 	echo.blob.data = blob;
 
-	echo.blob.len = echo_blob_for_envelope(&echo, opts.timeout_ms, max);
-	status        = ztest_v1_echo_echo(client, &echo, &reply, &opts);
+	echo.blob.len =
+	    echo_blob_for_envelope_id(&echo, opts.timeout_ms, "edge", max);
+	status = ztest_v1_echo_echo(client, &echo, &reply, &opts);
 	cr_expect_eq(status.code, ZRPC_OK, "%zu: %s", max, status.message);
 	if (reply != NULL) {
 		cr_expect_eq(reply->blob_len, echo.blob.len);
@@ -937,7 +1000,7 @@ envelope_edges_through_the_client(size_t max)
 	cr_expect_eq(atomic_load(&ts.echo_runs), 1);
 
 	echo.blob.len =
-	    echo_blob_for_envelope(&echo, opts.timeout_ms, max + 1);
+	    echo_blob_for_envelope_id(&echo, opts.timeout_ms, "edge", max + 1);
 	status = ztest_v1_echo_echo(client, &echo, &reply, &opts);
 	cr_expect_eq(
 	    status.code, ZRPC_RESOURCE_EXHAUSTED, "%s", status.message);

@@ -599,10 +599,160 @@ Test(pbjson, fields_at_their_default_are_left_out)
 	assert_prints(&s.base, "{}");
 	s.text  = "";
 	s.color = ZTEST__PBJSON__COLOR__COLOR_UNSPECIFIED;
-	s.db    = -0.0;
+	s.db    = 0.0;
 	assert_prints(&s.base, "{}");
 	s.inner = &inner;
 	assert_prints(&s.base, "{\"inner\":{}}");
+}
+
+/* Python's json_format prints -0.0 (and "-0" would read back as 0). */
+Test(pbjson, negative_zero_is_kept_as_minus_zero_point_zero)
+{
+	Ztest__Pbjson__Scalars  s    = ZTEST__PBJSON__SCALARS__INIT;
+	Ztest__Pbjson__Repeated r    = ZTEST__PBJSON__REPEATED__INIT;
+	double                  db[] = { -0.0, 0.0, -1.5 };
+	float                   fl[] = { -0.0f };
+
+	s.db = -0.0;
+	assert_prints(&s.base, "{\"db\":-0.0}");
+	s.db = 0.0;
+	s.fl = -0.0f;
+	assert_prints(&s.base, "{\"fl\":-0.0}");
+	r.n_db = 3;
+	r.db   = db;
+	r.n_fl = 1;
+	r.fl   = fl;
+	assert_prints(&r.base, "{\"fl\":[-0.0],\"db\":[-0.0,0,-1.5]}");
+	assert_reprints(&ztest__pbjson__scalars__descriptor,
+	    "{\"db\": -0.0, \"fl\": \"-0\"}", "{\"fl\":-0.0,\"db\":-0.0}");
+}
+
+/* Asserts that M is refused with ERROR. */
+static void
+assert_print_refused(const ProtobufCMessage *m, const char *expected)
+{
+	char  error[256];
+	char *json = zos_pbjson_print(m, true, error, sizeof(error));
+
+	cr_assert_null(json, "printed %s", json);
+	cr_assert_str_eq(error, expected);
+}
+
+Test(pbjson, a_string_that_is_not_utf8_is_refused_naming_the_field)
+{
+	Ztest__Pbjson__Scalars  s       = ZTEST__PBJSON__SCALARS__INIT;
+	Ztest__Pbjson__Inner    inner   = ZTEST__PBJSON__INNER__INIT;
+	Ztest__Pbjson__Repeated r       = ZTEST__PBJSON__REPEATED__INIT;
+	char                   *texts[] = { "ok", "bad \xc3(" };
+	const char             *bad[]   = { "\xff", "\xc0\xaf", /* overlong */
+		              "\xed\xa0\x80", /* a surrogate */
+		              "\xf4\x90\x80\x80", /* above U+10FFFF */ "\xe2\x82" };
+	const char *suffix = ": string field holds invalid UTF-8, which JSON "
+	                     "cannot carry (a bytes field would)";
+	char        expected[256];
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		s.text = (char *) bad[i];
+		snprintf(expected, sizeof(expected), "text%s", suffix);
+		assert_print_refused(&s.base, expected);
+	}
+	s.text     = "fine \xe2\x82\xac \xf0\x9f\x98\x80";
+	s.inner    = &inner;
+	inner.name = "\x80";
+	snprintf(expected, sizeof(expected), "inner.name%s", suffix);
+	assert_print_refused(&s.base, expected);
+	r.n_text = 2;
+	r.text   = texts;
+	snprintf(expected, sizeof(expected), "text[1]%s", suffix);
+	assert_print_refused(&r.base, expected);
+}
+
+Test(pbjson, a_map_key_that_is_not_utf8_is_refused)
+{
+	Ztest__Pbjson__Maps              m = ZTEST__PBJSON__MAPS__INIT;
+	Ztest__Pbjson__Maps__StrStrEntry e =
+	    ZTEST__PBJSON__MAPS__STR_STR_ENTRY__INIT;
+	Ztest__Pbjson__Maps__StrStrEntry *entries[] = { &e };
+
+	e.key       = "k\xfe";
+	e.value     = "v";
+	m.n_str_str = 1;
+	m.str_str   = entries;
+	assert_print_refused(&m.base,
+	    "str_str[0]: string field holds invalid UTF-8, which JSON cannot "
+	    "carry (a bytes field would)");
+	e.key   = "k";
+	e.value = "\xfe";
+	assert_print_refused(&m.base,
+	    "str_str[0]: string field holds invalid UTF-8, which JSON cannot "
+	    "carry (a bytes field would)");
+}
+
+Test(pbjson, a_key_given_twice_in_one_object_is_refused)
+{
+	const ProtobufCMessageDescriptor *d =
+	    &zos__v1__get_session_request__descriptor;
+
+	assert_parse_error(d, "{\"id\": \"a\", \"id\": \"b\"}",
+	    "bad JSON at line 1, column 13: key \"id\" given twice in one "
+	    "object");
+	/* The same key once escaped. */
+	assert_parse_error(d, "{\"id\": \"a\",\n \"\\u0069d\": \"b\"}",
+	    "bad JSON at line 2, column 2: key \"id\" given twice in one "
+	    "object");
+	/* In a nested object, and a key that is not a field at all. */
+	assert_parse_error(&zos__v1__skill_vector__descriptor,
+	    "{\"skills\": [{\"name\": \"a\"}, {\"x\": 1, \"level\": 1, "
+	    "\"x\": 2}]}",
+	    "bad JSON at line 1, column 49: key \"x\" given twice in one "
+	    "object");
+	/* The same key in two objects, and keys that are values, are fine. */
+	ProtobufCMessage *m = parse_ok(&zos__v1__skill_vector__descriptor,
+	    "{\"skills\": [{\"name\": \"name\"}, {\"name\": \"name\"}]}");
+	protobuf_c_message_free_unpacked(m, NULL);
+	m = parse_ok(&ztest__pbjson__maps__descriptor,
+	    "{\"strStr\": {\"a\": \"a\", \"b\": \"a\", \"a,\": \"\\\"a\"}}");
+	protobuf_c_message_free_unpacked(m, NULL);
+	/* Lone surrogates are U+FFFD to json-c: one key twice. */
+	assert_parse_error(&ztest__pbjson__maps__descriptor,
+	    "{\"strStr\": {\"\\ud800\": \"1\", \"\\udc00\": \"2\"}}",
+	    "bad JSON at line 1, column 28: key \"\xef\xbf\xbd\" given twice "
+	    "in one object");
+	/* A map's keys are object keys too. */
+	assert_parse_error(&ztest__pbjson__maps__descriptor,
+	    "{\"strStr\": {\"a\": \"1\", \"a\": \"2\"}}",
+	    "bad JSON at line 1, column 23: key \"a\" given twice in one "
+	    "object");
+}
+
+Test(pbjson, emit_defaults_prints_fields_without_presence)
+{
+	Ztest__Pbjson__Inner               inner = ZTEST__PBJSON__INNER__INIT;
+	const struct zos_pbjson_print_opts opts  = { .emit_defaults = true };
+	char                               error[256];
+	char                              *json;
+
+	json = zos_pbjson_print_ext(&inner.base, &opts, error, sizeof(error));
+	cr_assert_str_eq(json, "{\"name\":\"\",\"n\":0}");
+	free(json);
+
+	ProtobufCMessage *m =
+	    parse_ok(&zos__v1__skill_vector__descriptor, "{\"skills\": [{}]}");
+	json = zos_pbjson_print_ext(m, &opts, error, sizeof(error));
+	cr_assert_str_eq(json,
+	    "{\"skills\":[{\"name\":\"\",\"level\":0,\"attempts\":\"0\"}],"
+	    "\"version\":\"0\"}");
+	free(json);
+	protobuf_c_message_free_unpacked(m, NULL);
+
+	m    = parse_ok(&ztest__pbjson__maps__descriptor, "{}");
+	json = zos_pbjson_print_ext(m, &opts, error, sizeof(error));
+	cr_assert(strstr(json, "\"strStr\":{}") != NULL, "%s", json);
+	free(json);
+	protobuf_c_message_free_unpacked(m, NULL);
+
+	/* Without the option, nothing. */
+	assert_prints(&inner.base, "{}");
 }
 
 Test(pbjson, pretty_output_is_indented_by_two_spaces)

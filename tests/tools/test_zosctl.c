@@ -6,8 +6,8 @@
  * on an ipc:// socket named after the test's process, and the suite's fini
  * stops it (SIGTERM, then proc_wait), whatever the test's outcome.
  *
- * zosd runs through tests/support/proc.h. zosctl runs through run_zosctl
- * below instead, because the tests check what goes to stdout and what to
+ * zosd runs through tests/support/proc.h. zosctl runs through run_tool.h
+ * instead, because the tests check what goes to stdout and what to
  * stderr apart and feed stdin, which proc_start (one pipe for both
  * outputs, no stdin) cannot do. Every wait is bounded (10 s).
  */
@@ -33,14 +33,10 @@
 
 #include "methods.h"
 #include "proc.h"
+#include "run_tool.h"
 #include "zrpc/v1/envelope.pb-c.h"
 #include "zrpc/v1/health.pb-c.h"
 #include "zrpc/v1/reflection.pb-c.h"
-
-extern char **environ;
-
-/* Bound of every wait, in milliseconds. */
-#define WAIT_MS 10000
 
 /* ---------------------------------------------------------------------
  * zosd, one per test process
@@ -93,145 +89,11 @@ TestSuite(zosctl, .fini = stop_zosd, .timeout = 60);
  * Running zosctl
  * --------------------------------------------------------------------- */
 
-/* One run of zosctl: its exit status and what it wrote. */
-struct run {
-	int    status; /* exit status, or -signal */
-	char   out[65536];
-	size_t out_len;
-	char   err[16384];
-	size_t err_len;
-	long   max_rss_kb; /* the child's peak resident set (ru_maxrss) */
-};
-
-/* Milliseconds left until DEADLINE (CLOCK_MONOTONIC), at least 0. */
-static int
-ms_left(const struct timespec *deadline)
-{
-	struct timespec now;
-	long            ms;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	ms = (deadline->tv_sec - now.tv_sec) * 1000 +
-	    (deadline->tv_nsec - now.tv_nsec) / 1000000;
-	return ms < 0 ? 0 : (int) ms;
-}
-
-/*
- * Runs zosctl with the NULL-terminated ARGS, INPUT on its stdin (NULL:
- * /dev/null), and waits for it (at most 10 s, then SIGKILL and a failed
- * assertion). Fills *R.
- */
+/* Runs zosctl with the NULL-terminated ARGS, INPUT on its stdin. */
 static void
 run_argv(struct run *r, const char *input, const char *const args[])
 {
-	const char                *argv[40];
-	int                        out[2], err[2], in[2] = { -1, -1 }, n = 0;
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t          attr;
-	sigset_t                   defaults;
-	pid_t                      pid;
-	struct timespec            deadline;
-	struct pollfd              pfd[2];
-	int                        status, pidfd;
-	struct rusage              usage;
-
-	memset(r, 0, sizeof(*r));
-	argv[n++] = env_path("ZOSCTL");
-	for (int i = 0; args[i] != NULL; i++) {
-		cr_assert_lt(n, 39);
-		argv[n++] = args[i];
-	}
-	argv[n] = NULL;
-
-	cr_assert_eq(pipe(out), 0);
-	cr_assert_eq(pipe(err), 0);
-	posix_spawn_file_actions_init(&fa);
-	if (input != NULL) {
-		cr_assert_eq(pipe(in), 0);
-		posix_spawn_file_actions_adddup2(&fa, in[0], 0);
-		posix_spawn_file_actions_addclose(&fa, in[1]);
-	} else {
-		posix_spawn_file_actions_addopen(
-		    &fa, 0, "/dev/null", O_RDONLY, 0);
-	}
-	posix_spawn_file_actions_adddup2(&fa, out[1], 1);
-	posix_spawn_file_actions_adddup2(&fa, err[1], 2);
-	posix_spawn_file_actions_addclose(&fa, out[0]);
-	posix_spawn_file_actions_addclose(&fa, err[0]);
-	/* The test ignores SIGPIPE (zosctl may exit before reading all of
-	 * its input); zosctl itself gets the default. */
-	posix_spawnattr_init(&attr);
-	sigemptyset(&defaults);
-	sigaddset(&defaults, SIGPIPE);
-	posix_spawnattr_setsigdefault(&attr, &defaults);
-	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF);
-	signal(SIGPIPE, SIG_IGN);
-	cr_assert_eq(
-	    posix_spawn(&pid, argv[0], &fa, &attr, (char **) argv, environ), 0,
-	    "spawn %s", argv[0]);
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&attr);
-	close(out[1]);
-	close(err[1]);
-	if (input != NULL) {
-		size_t len = strlen(input), done = 0;
-
-		close(in[0]);
-		/* Inputs are far below the pipe's buffer: no reader needed. */
-		cr_assert_lt(len, 32768);
-		while (done < len) {
-			ssize_t w = write(in[1], input + done, len - done);
-
-			if (w <= 0) {
-				break; /* zosctl is gone: it did not want it */
-			}
-			done += (size_t) w;
-		}
-		close(in[1]);
-	}
-
-	clock_gettime(CLOCK_MONOTONIC, &deadline);
-	deadline.tv_sec += WAIT_MS / 1000;
-	pfd[0] = (struct pollfd) { .fd = out[0], .events = POLLIN };
-	pfd[1] = (struct pollfd) { .fd = err[0], .events = POLLIN };
-	while (pfd[0].fd >= 0 || pfd[1].fd >= 0) {
-		int ready = poll(pfd, 2, ms_left(&deadline));
-
-		if (ready <= 0) {
-			kill(pid, SIGKILL);
-			waitpid(pid, &status, 0);
-			cr_assert(false, "zosctl did not finish in 10 s");
-		}
-		for (int i = 0; i < 2; i++) {
-			char   *buf = i == 0 ? r->out : r->err;
-			size_t *len = i == 0 ? &r->out_len : &r->err_len;
-			size_t  cap = i == 0 ? sizeof(r->out) : sizeof(r->err);
-			ssize_t got;
-
-			if (pfd[i].fd < 0 || pfd[i].revents == 0) {
-				continue;
-			}
-			got = read(pfd[i].fd, buf + *len, cap - 1 - *len);
-			if (got <= 0) {
-				close(pfd[i].fd);
-				pfd[i].fd = -1;
-				continue;
-			}
-			*len += (size_t) got;
-			buf[*len] = '\0';
-		}
-	}
-	pidfd = (int) syscall(SYS_pidfd_open, pid, 0);
-	cr_assert(pidfd >= 0, "pidfd_open");
-	pfd[0] = (struct pollfd) { .fd = pidfd, .events = POLLIN };
-	if (poll(pfd, 1, ms_left(&deadline)) <= 0) {
-		kill(pid, SIGKILL);
-	}
-	close(pidfd);
-	cr_assert_eq(wait4(pid, &status, 0, &usage), pid);
-	r->max_rss_kb = usage.ru_maxrss;
-	r->status =
-	    WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+	run_tool_argv(r, env_path("ZOSCTL"), input, args);
 }
 
 /* run_argv with the arguments listed after INPUT, up to a NULL. */
@@ -264,6 +126,17 @@ ok_json(const struct run *r)
 	cr_assert_not_null(o, "stdout is JSON: %s", r->out);
 	cr_assert_eq(json_object_get_type(o), json_type_object, "%s", r->out);
 	cr_assert_eq(r->out[r->out_len - 1], '\n', "ends with a newline");
+	return o;
+}
+
+/* R's stdout as a JSON object (json_object_put it), whatever stderr
+ * holds. */
+static json_object *
+ok_json_stdout(const struct run *r)
+{
+	json_object *o = json_tokener_parse(r->out);
+
+	cr_assert_not_null(o, "stdout is JSON: %s", r->out);
 	return o;
 }
 
@@ -386,14 +259,14 @@ Test(zosctl, skills_get_and_update)
 
 	run(&r, NULL, "--url", url, "skills", "update", "induction=0.1",
 	    "--expected-version", "5", NULL);
-	assert_failed(&r, 1, "ABORTED: ", NULL);
+	assert_failed(&r, 74, "ABORTED: ", NULL);
 	run(&r, NULL, "--url", url, "skills", "update", "--expected-version=1",
 	    "induction=0.1", NULL);
 	o = ok_json(&r);
 	assert_get(o, "/version", "2");
 	json_object_put(o);
 	run(&r, NULL, "--url", url, "skills", "update", "nosuch=0.1", NULL);
-	assert_failed(&r, 1, "INVALID_ARGUMENT: ", NULL);
+	assert_failed(&r, 67, "INVALID_ARGUMENT: ", NULL);
 	stop_zosd();
 }
 
@@ -423,7 +296,7 @@ Test(zosctl, skills_reload_reads_the_skills_file)
 
 	url = start_zosd(NULL);
 	run(&r, NULL, "--url", url, "skills", "reload", NULL);
-	assert_failed(&r, 1, "FAILED_PRECONDITION: ", "--skills-file");
+	assert_failed(&r, 73, "FAILED_PRECONDITION: ", "--skills-file");
 	stop_zosd();
 }
 
@@ -452,10 +325,10 @@ Test(zosctl, session_start_get_transition_reset)
 
 	run(&r, NULL, "--url", url, "session", "transition", id,
 	    "feedback_ready", "--expected-version", "1", NULL);
-	assert_failed(&r, 1, "ABORTED: ", NULL);
+	assert_failed(&r, 74, "ABORTED: ", NULL);
 	run(&r, NULL, "--url", url, "session", "transition", id, "SOLVED",
 	    NULL);
-	assert_failed(&r, 1, "FAILED_PRECONDITION: ", NULL);
+	assert_failed(&r, 73, "FAILED_PRECONDITION: ", NULL);
 	run(&r, NULL, "--url", url, "session", "transition", id,
 	    "feedback_ready", NULL);
 	o = ok_json(&r);
@@ -650,6 +523,12 @@ Test(zosctl, call_reaches_every_method_zosd_serves)
 		    "/status", "SERVING" },
 		{ "/zrpc.v1.Reflection/ListServices", "{}", "/services/0/name",
 		    "zos.v1.Assistant" },
+		{ "/zrpc.v1.Reflection/FileContainingSymbol",
+		    "{\"symbol\": \"zos.v1.Skills\"}",
+		    "/fileDescriptorProto/0", NULL },
+		{ "/zrpc.v1.Reflection/FileByFilename",
+		    "{\"filename\": \"zos/v1/zos.proto\"}",
+		    "/fileDescriptorProto/0", NULL },
 	};
 	const char                            *url = start_zosd(NULL);
 	char                                   id[64];
@@ -681,7 +560,7 @@ Test(zosctl, call_reaches_every_method_zosd_serves)
 		}
 		if (strstr(c->method, "Reload") != NULL) {
 			/* Reached: zosd answers that it has no file. */
-			assert_failed(&r, 1, "FAILED_PRECONDITION: ", NULL);
+			assert_failed(&r, 73, "FAILED_PRECONDITION: ", NULL);
 			continue;
 		}
 		o = ok_json(&r);
@@ -726,33 +605,87 @@ Test(zosctl, call_of_a_method_zosd_does_not_serve_is_an_rpc_error)
 
 	run(&r, NULL, "--url", url, "call", "zos.v1.ModelBackend/Generate",
 	    "{\"model\": \"x\", \"prompt\": \"y\"}", NULL);
-	assert_failed(&r, 1, "UNIMPLEMENTED: ", NULL);
+	assert_failed(&r, 76, "UNIMPLEMENTED: ", NULL);
 	stop_zosd();
 }
 
-Test(zosctl, list_prints_services_and_methods_with_types)
+Test(zosctl, list_prints_services_and_list_service_its_methods)
 {
 	const char *url = start_zosd(NULL);
 	struct run  r;
-	const char *expected[] = { "zos.v1.Assistant\n", "zos.v1.Cache\n",
-		"zos.v1.Routing\n", "zos.v1.Session\n", "zos.v1.Skills\n",
-		"zrpc.v1.Health\n", "zrpc.v1.Reflection\n",
-		"\n  /zos.v1.Skills/Get(zos.v1.GetSkillsRequest) returns "
-		"(zos.v1.SkillVector)\n",
-		"\n  /zos.v1.Session/Transition(zos.v1.TransitionRequest) "
-		"returns (zos.v1.ProofSession)\n",
-		"\n  /zrpc.v1.Health/Check(zrpc.v1.HealthCheckRequest) "
-		"returns "
-		"(zrpc.v1.HealthCheckResponse)\n" };
 
 	run(&r, NULL, "--url", url, "list", NULL);
 	cr_assert_eq(r.status, 0, "%s", r.err);
 	cr_assert_str_eq(r.err, "");
-	cr_assert(strncmp(r.out, "zos.v1.Assistant\n", 17) == 0, "%s", r.out);
-	for (size_t i = 0; i < sizeof(expected) / sizeof(expected[0]); i++) {
-		cr_assert(strstr(r.out, expected[i]) != NULL, "'%s' in:\n%s",
-		    expected[i], r.out);
-	}
+	cr_assert_str_eq(r.out,
+	    "zos.v1.Assistant\nzos.v1.Cache\n"
+	    "zos.v1.Routing\nzos.v1.Session\nzos.v1.Skills\n"
+	    "zrpc.v1.Health\nzrpc.v1.Reflection\n");
+	run(&r, NULL, "--url", url, "list", "zos.v1.Skills", NULL);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_assert_str_eq(r.out,
+	    "zos.v1.Skills.Get\nzos.v1.Skills.Update\nzos.v1.Skills.Reload\n");
+	run(&r, NULL, "--url", url, "list", "zos.v1.Nope", NULL);
+	assert_failed(&r, 69,
+	    "NOT_FOUND: the server has no service "
+	    "'zos.v1.Nope'",
+	    NULL);
+	stop_zosd();
+}
+
+Test(zosctl, v_shows_metadata_and_the_request_id_zosd_returns)
+{
+	const char *url = start_zosd(NULL);
+	struct run  r;
+	const char *reply;
+
+	run(&r, NULL, "--url", url, "-v", "-H", "x-request-id: ctl-req-1",
+	    "skills", "get", NULL);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_assert(strstr(r.err,
+	              "Request metadata sent:\nx-request-id: "
+	              "ctl-req-1\n") != NULL,
+	    "%s", r.err);
+	reply = strstr(r.err, "Reply metadata received:\n");
+	cr_assert_not_null(reply, "%s", r.err);
+	cr_assert(
+	    strstr(reply, "x-request-id: ctl-req-1\n") != NULL, "%s", r.err);
+	cr_assert(strstr(reply, "Status: OK (0, exit status 0)") != NULL, "%s",
+	    r.err);
+	/* -v goes to stderr only: stdout is still the reply. */
+	json_object_put(ok_json_stdout(&r));
+
+	/* Not given: the reply still names the call's id. */
+	run(&r, NULL, "--url", url, "--verbose", "session", "get", "nope",
+	    NULL);
+	cr_assert_eq(r.status, 69, "%s", r.err);
+	reply = strstr(r.err, "Reply metadata received:\n");
+	cr_assert_not_null(reply, "%s", r.err);
+	cr_assert(strstr(reply, "x-request-id: ") != NULL, "%s", r.err);
+	cr_assert(
+	    strstr(reply, "Status: NOT_FOUND (5, exit status 69)") != NULL,
+	    "%s", r.err);
+	stop_zosd();
+}
+
+Test(zosctl, format_text_and_emit_defaults_apply_to_typed_commands_too)
+{
+	const char *url = start_zosd(NULL);
+	struct run  r;
+
+	run(&r, NULL, "--url", url, "--format", "text", "session", "start",
+	    "p1", NULL);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_assert(strncmp(r.out, "id: \"", 5) == 0, "%s", r.out);
+	cr_assert(strstr(r.out,
+	              "\nproblem_id: \"p1\"\nstate: "
+	              "AWAITING_SOLUTION\n") != NULL,
+	    "%s", r.out);
+	run(&r, NULL, "--url", url, "--emit-defaults", "cache", "stats", NULL);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_assert(strstr(r.out, "\"hits\": \"0\"") != NULL, "%s", r.out);
+	run(&r, NULL, "--url", url, "cache", "stats", NULL);
+	cr_assert_null(strstr(r.out, "\"hits\""), "%s", r.out);
 	stop_zosd();
 }
 
@@ -803,7 +736,7 @@ Test(zosctl, bad_input_exits_two_naming_what_is_wrong)
 
 	/* None of it reached the server: the skills are untouched. */
 	run(&r, NULL, "--url", url, "skills", "get", NULL);
-	cr_assert_eq(r.status, 0);
+	cr_assert_eq(r.status, 0, "%s", r.err);
 	cr_assert_null(strstr(r.out, "\"version\""), "%s", r.out);
 	stop_zosd();
 }
@@ -845,7 +778,7 @@ Test(zosctl, bad_usage_exits_two_with_the_usage)
 	assert_failed(&r, 2, "zosctl: --url: ", NULL);
 }
 
-Test(zosctl, server_down_is_unavailable_and_exits_one)
+Test(zosctl, server_down_is_unavailable_and_exits_78)
 {
 	char       url[160];
 	struct run r;
@@ -853,7 +786,7 @@ Test(zosctl, server_down_is_unavailable_and_exits_one)
 	snprintf(url, sizeof(url), "ipc:///tmp/zosctl-test-%d-none.sock",
 	    (int) getpid());
 	run(&r, NULL, "--url", url, "--timeout-ms", "300", "health", NULL);
-	assert_failed(&r, 1, "UNAVAILABLE: ", url);
+	assert_failed(&r, 78, "UNAVAILABLE: ", url);
 
 	/* And a server that was there and is gone. */
 	snprintf(url, sizeof(url), "%s", start_zosd(NULL));
@@ -862,23 +795,23 @@ Test(zosctl, server_down_is_unavailable_and_exits_one)
 	stop_zosd();
 	run(&r, NULL, "--url", url, "--timeout-ms", "300", "skills", "get",
 	    NULL);
-	assert_failed(&r, 1, "UNAVAILABLE: ", NULL);
+	assert_failed(&r, 78, "UNAVAILABLE: ", NULL);
 }
 
-Test(zosctl, rpc_errors_print_code_name_and_message_and_exit_one)
+Test(zosctl, rpc_errors_print_code_name_and_message_and_exit_64_plus_code)
 {
 	const char *url = start_zosd(NULL);
 	struct run  r;
 
 	run(&r, NULL, "--url", url, "session", "get", "no-such-id", NULL);
-	assert_failed(&r, 1, "NOT_FOUND: ", "no-such-id");
+	assert_failed(&r, 69, "NOT_FOUND: ", "no-such-id");
 	cr_assert_eq(strchr(r.err, '\n'), r.err + r.err_len - 1, "one line");
 	run(&r, "{\"id\": \"no-such-id\"}", "--url", url, "call",
 	    "zos.v1.Session/Reset", NULL);
-	assert_failed(&r, 1, "NOT_FOUND: ", NULL);
+	assert_failed(&r, 69, "NOT_FOUND: ", NULL);
 	run(&r, NULL, "--url", url, "--token", "t0ken", "session", "get",
 	    "no-such-id", NULL);
-	assert_failed(&r, 1, "NOT_FOUND: ", NULL);
+	assert_failed(&r, 69, "NOT_FOUND: ", NULL);
 	stop_zosd();
 }
 
@@ -974,6 +907,22 @@ hostile_serve(void *arg)
 	return NULL;
 }
 
+/* Starts H answering RES to every request. */
+static void
+hostile_start_reply(struct hostile *h, const Zrpc__V1__Response *res)
+{
+	memset(h, 0, sizeof(*h));
+	h->reply_len = zrpc__v1__response__get_packed_size(res);
+	h->reply     = malloc(h->reply_len + 1);
+	cr_assert_not_null(h->reply);
+	zrpc__v1__response__pack(res, h->reply);
+	snprintf(h->url, sizeof(h->url), "ipc:///tmp/zosctl-hostile-%d.sock",
+	    (int) getpid());
+	cr_assert_eq(nng_rep0_open(&h->sock), 0);
+	cr_assert_eq(nng_listen(h->sock, h->url, NULL, 0), 0);
+	cr_assert_eq(pthread_create(&h->thread, NULL, hostile_serve, h), 0);
+}
+
 /* Starts H answering CODE, MESSAGE and PAYLOAD (LEN bytes). */
 static void
 hostile_start(struct hostile *h, uint32_t code, const char *message,
@@ -981,20 +930,11 @@ hostile_start(struct hostile *h, uint32_t code, const char *message,
 {
 	Zrpc__V1__Response res = ZRPC__V1__RESPONSE__INIT;
 
-	memset(h, 0, sizeof(*h));
 	res.code         = code;
 	res.message      = (char *) message;
 	res.payload.data = (uint8_t *) payload;
 	res.payload.len  = len;
-	h->reply_len     = zrpc__v1__response__get_packed_size(&res);
-	h->reply         = malloc(h->reply_len + 1);
-	cr_assert_not_null(h->reply);
-	zrpc__v1__response__pack(&res, h->reply);
-	snprintf(h->url, sizeof(h->url), "ipc:///tmp/zosctl-hostile-%d.sock",
-	    (int) getpid());
-	cr_assert_eq(nng_rep0_open(&h->sock), 0);
-	cr_assert_eq(nng_listen(h->sock, h->url, NULL, 0), 0);
-	cr_assert_eq(pthread_create(&h->thread, NULL, hostile_serve, h), 0);
+	hostile_start_reply(h, &res);
 }
 
 static void
@@ -1013,9 +953,35 @@ Test(zosctl, a_servers_error_message_is_printed_with_controls_escaped)
 	hostile_start(&h, 13, "\x1b]0;pwned\x07 and\nmore\x7f", NULL, 0);
 	run(&r, NULL, "--url", h.url, "health", NULL);
 	hostile_stop(&h);
-	assert_failed(&r, 1, "INTERNAL: ", NULL);
+	assert_failed(&r, 77, "INTERNAL: ", NULL);
 	cr_assert_str_eq(
 	    r.err, "INTERNAL: \\x1b]0;pwned\\x07 and\\nmore\\x7f\n");
+}
+
+Test(zosctl, v_prints_a_servers_reply_metadata_with_controls_escaped)
+{
+	struct hostile                    h;
+	struct run                        r;
+	Zrpc__V1__Response                res = ZRPC__V1__RESPONSE__INIT;
+	Zrpc__V1__Response__MetadataEntry entry =
+	    ZRPC__V1__RESPONSE__METADATA_ENTRY__INIT;
+	Zrpc__V1__Response__MetadataEntry *entries[] = { &entry };
+
+	entry.key      = "x-\x1b[2J";
+	entry.value    = "\x1b]0;pwned\x07\n";
+	res.code       = ZRPC_NOT_FOUND;
+	res.message    = "gone";
+	res.n_metadata = 1;
+	res.metadata   = entries;
+	hostile_start_reply(&h, &res);
+	run(&r, NULL, "--url", h.url, "-v", "health", NULL);
+	hostile_stop(&h);
+	cr_assert_eq(r.status, 69, "%s", r.err);
+	cr_assert(strstr(r.err,
+	              "Reply metadata received:\n"
+	              "x-\\x1b[2J: \\x1b]0;pwned\\x07\\n\n") != NULL,
+	    "%s", r.err);
+	cr_assert_null(strchr(r.err, '\x1b'), "no raw escape: %s", r.err);
 }
 
 /* A ListServicesResponse with N services named NAME, packed. */
@@ -1070,17 +1036,17 @@ Test(zosctl, a_reply_too_large_to_print_is_resource_exhausted)
 	hostile_start(&h, 0, "", payload, len);
 	run(&r, NULL, "--url", h.url, "list", NULL);
 	assert_failed(
-	    &r, 1, "RESOURCE_EXHAUSTED: reply too large to print", NULL);
+	    &r, 72, "RESOURCE_EXHAUSTED: reply too large to print", NULL);
 	run(&r, "{}", "--url", h.url, "call",
 	    "zrpc.v1.Reflection/ListServices", NULL);
 	assert_failed(
-	    &r, 1, "RESOURCE_EXHAUSTED: reply too large to print", NULL);
+	    &r, 72, "RESOURCE_EXHAUSTED: reply too large to print", NULL);
 	/* And one over --max-reply-bytes is not taken at all. */
 	run(&r, NULL, "--url", h.url, "--max-reply-bytes", "1000", "list",
 	    NULL);
 	hostile_stop(&h);
 	free(payload);
-	cr_assert_eq(r.status, 1, "%s", r.err);
+	cr_assert_eq(r.status, 78, "%s", r.err); /* UNAVAILABLE */
 	cr_assert_str_eq(r.out, "");
 }
 
@@ -1129,7 +1095,7 @@ Test(zosctl, a_reply_of_millions_of_items_is_refused_before_it_is_decoded)
 	hostile_stop(&h);
 	free(payload);
 	assert_failed(
-	    &r, 1, "RESOURCE_EXHAUSTED: reply too large to print", NULL);
+	    &r, 72, "RESOURCE_EXHAUSTED: reply too large to print", NULL);
 	/* The reply's bytes are held two or three times over, no more:
 	 * unpacked, the items alone would take well over 100 MB. */
 	cr_assert_lt(

@@ -13,6 +13,7 @@
  */
 #include "pbjson_descriptor.h"
 
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -147,4 +148,76 @@ pbjson_has_word(const ProtobufCFieldDescriptor *field)
 	    (field->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) == 0 &&
 	    field->type != PROTOBUF_C_TYPE_STRING &&
 	    field->type != PROTOBUF_C_TYPE_MESSAGE;
+}
+
+/* True when FIELD of MESSAGE is printed: set, and for proto3 scalars not
+ * at the default value (what protobuf-c would leave out when packing). */
+bool
+pbjson_field_present(const ProtobufCMessage *message,
+    const ProtobufCFieldDescriptor *field, bool emit_defaults)
+{
+	const char *member = (const char *) message + field->offset;
+
+	if ((field->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) != 0) {
+		return *(const uint32_t *) ((const char *) message +
+		           field->quantifier_offset) == field->id;
+	}
+	switch (field->label) {
+	case PROTOBUF_C_LABEL_REQUIRED:
+		return true;
+	case PROTOBUF_C_LABEL_REPEATED:
+		return emit_defaults ||
+		    *(const size_t *) ((const char *) message +
+		        field->quantifier_offset) > 0;
+	case PROTOBUF_C_LABEL_OPTIONAL:
+		if (!pbjson_has_word(field)) {
+			const void *ptr = *(void *const *) member;
+
+			return ptr != NULL && ptr != field->default_value;
+		}
+		return *(const protobuf_c_boolean *) ((const char *) message +
+		           field->quantifier_offset) != 0;
+	case PROTOBUF_C_LABEL_NONE:
+		break;
+	}
+	/* A proto3 field without presence: at its default it is left out,
+	 * unless the defaults are wanted; a message is there or not. */
+	if (emit_defaults && field->type != PROTOBUF_C_TYPE_MESSAGE) {
+		return true;
+	}
+	switch (field->type) {
+	case PROTOBUF_C_TYPE_INT32:
+	case PROTOBUF_C_TYPE_SINT32:
+	case PROTOBUF_C_TYPE_SFIXED32:
+	case PROTOBUF_C_TYPE_UINT32:
+	case PROTOBUF_C_TYPE_FIXED32:
+		return *(const uint32_t *) member != 0;
+	case PROTOBUF_C_TYPE_INT64:
+	case PROTOBUF_C_TYPE_SINT64:
+	case PROTOBUF_C_TYPE_SFIXED64:
+	case PROTOBUF_C_TYPE_UINT64:
+	case PROTOBUF_C_TYPE_FIXED64:
+		return *(const uint64_t *) member != 0;
+	case PROTOBUF_C_TYPE_FLOAT:
+		/* -0.0 is not the default (its bits are not zero). */
+		return *(const float *) member != 0 ||
+		    signbit(*(const float *) member);
+	case PROTOBUF_C_TYPE_DOUBLE:
+		return *(const double *) member != 0 ||
+		    signbit(*(const double *) member);
+	case PROTOBUF_C_TYPE_BOOL:
+		return *(const protobuf_c_boolean *) member != 0;
+	case PROTOBUF_C_TYPE_ENUM:
+		return *(const int *) member != 0;
+	case PROTOBUF_C_TYPE_STRING: {
+		const char *s = *(char *const *) member;
+
+		return s != NULL && s[0] != '\0';
+	}
+	case PROTOBUF_C_TYPE_BYTES:
+		return ((const ProtobufCBinaryData *) member)->len > 0;
+	case PROTOBUF_C_TYPE_MESSAGE:
+		return *(ProtobufCMessage *const *) member != NULL;
+	}
+	return false;
 }

@@ -52,4 +52,14 @@ bool pbjson_has_word(const ProtobufCFieldDescriptor *field);
  */
 size_t pbjson_element_size(ProtobufCType type);
 
+/*
+ * True when FIELD of MESSAGE is printed (as JSON or text): set, and for
+ * proto3 scalars not at the default value (what protobuf-c would leave
+ * out when packing, except -0.0, whose bits are not zero). With
+ * EMIT_DEFAULTS, fields without presence (proto3 scalars, repeated
+ * fields, maps) are printed at their default too.
+ */
+bool pbjson_field_present(const ProtobufCMessage *message,
+    const ProtobufCFieldDescriptor *field, bool emit_defaults);
+
 #endif /* ZOS_PBJSON_DESCRIPTOR_H */

@@ -18,6 +18,10 @@
  * name or their JSON name, and maps are found, as pbjson_descriptor.h
  * derives them.
  *
+ * json-c keeps the last value of a key given twice in one object; the
+ * text is checked for that first (pbjson_keys.h) and refused, as proto3
+ * JSON parsers do.
+ *
  * json-c 0.16 clamps an integer literal beyond 64 bits to the nearest
  * 64-bit value instead of failing; 64-bit values written as strings, the
  * canonical form that print writes, are range-checked exactly.
@@ -37,6 +41,8 @@
 
 #include "pbjson_base64.h"
 #include "pbjson_descriptor.h"
+#include "pbjson_keys.h"
+#include "zrpc/descriptor.h"
 
 /* Longest field path kept for error messages ("skills[2].level"). */
 #define PBJSON_PATH_MAX 512
@@ -197,7 +203,9 @@ pbjson_message_new(const ProtobufCMessageDescriptor *desc)
 	ProtobufCMessage *m = malloc(desc->sizeof_message);
 
 	if (m != NULL) {
-		protobuf_c_message_init(desc, m);
+		/* Not protobuf_c_message_init: a descriptor built at run time
+		 * (zrpc/descriptor.h) has no message_init. */
+		zrpc_message_init(desc, m);
 	}
 	return m;
 }
@@ -859,6 +867,7 @@ zos_pbjson_parse(const ProtobufCMessageDescriptor *desc, const char *json,
 	enum json_tokener_error jerr;
 	ProtobufCMessage       *message;
 	unsigned                line, column;
+	char                    key[128];
 
 	if (error != NULL && error_len > 0) {
 		error[0] = '\0';
@@ -893,6 +902,22 @@ zos_pbjson_parse(const ProtobufCMessageDescriptor *desc, const char *json,
 		pbjson_position(json, end, &line, &column);
 		pbjson_fail(&p, "bad JSON at line %u, column %u: %s", line,
 		    column, json_tokener_error_desc(jerr));
+		json_object_put(root);
+		return NULL;
+	}
+	switch (pbjson_duplicate_key(json, len, &end, key, sizeof(key))) {
+	case PBJSON_KEYS_UNIQUE:
+		break;
+	case PBJSON_KEYS_DUPLICATE:
+		pbjson_position(json, end, &line, &column);
+		pbjson_fail(&p,
+		    "bad JSON at line %u, column %u: key \"%s\" given twice "
+		    "in one object",
+		    line, column, key);
+		json_object_put(root);
+		return NULL;
+	case PBJSON_KEYS_OUT_OF_MEMORY:
+		pbjson_out_of_memory(&p);
 		json_object_put(root);
 		return NULL;
 	}

@@ -31,6 +31,125 @@
 /* Field names up to this length are converted without an allocation. */
 #define PBJSON_NAME_SMALL 128
 
+/* Longest field path kept for error messages ("items[2].name"). */
+#define PBJSON_PRINT_PATH_MAX 512
+
+/* State of one print: the options, where in the message it is, and the
+ * error when it is not out of memory. */
+struct pbjson_printer {
+	bool   emit_defaults;
+	char   path[PBJSON_PRINT_PATH_MAX];
+	size_t path_len;
+	char  *error;
+	size_t error_len;
+	bool   refused; /* ERROR holds why (not out of memory) */
+};
+
+/* Appends ".NAME" (or "NAME" at the top) or "[I]" to the path; returns
+ * the length to restore with pbjson_print_path_pop. */
+static size_t
+pbjson_print_path_push(
+    struct pbjson_printer *p, const char *name, size_t index)
+{
+	size_t saved = p->path_len;
+	int    n;
+
+	if (p->path_len >= sizeof(p->path) - 1) {
+		return saved;
+	}
+	if (name != NULL) {
+		n = snprintf(p->path + p->path_len,
+		    sizeof(p->path) - p->path_len, "%s%s",
+		    p->path_len > 0 ? "." : "", name);
+	} else {
+		n = snprintf(p->path + p->path_len,
+		    sizeof(p->path) - p->path_len, "[%zu]", index);
+	}
+	if (n > 0) {
+		p->path_len += (size_t) n;
+		if (p->path_len >= sizeof(p->path)) {
+			p->path_len = sizeof(p->path) - 1;
+		}
+	}
+	return saved;
+}
+
+static void
+pbjson_print_path_pop(struct pbjson_printer *p, size_t saved)
+{
+	p->path_len    = saved;
+	p->path[saved] = '\0';
+}
+
+/*
+ * True when TEXT (LEN bytes) is well-formed UTF-8 (RFC 3629: no overlong
+ * forms, no surrogates, nothing above U+10FFFF), which a JSON string must
+ * be.
+ */
+static bool
+pbjson_valid_utf8(const unsigned char *text, size_t len)
+{
+	size_t i = 0;
+
+	while (i < len) {
+		unsigned char c = text[i];
+		size_t        n;
+		uint32_t      cp;
+
+		if (c < 0x80) {
+			i++;
+			continue;
+		} else if (c >= 0xc2 && c <= 0xdf) {
+			n  = 1;
+			cp = c & 0x1f;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			n  = 2;
+			cp = c & 0x0f;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			n  = 3;
+			cp = c & 0x07;
+		} else {
+			return false;
+		}
+		if (len - i - 1 < n) {
+			return false;
+		}
+		for (size_t k = 1; k <= n; k++) {
+			if ((text[i + k] & 0xc0) != 0x80) {
+				return false;
+			}
+			cp = (cp << 6) | (text[i + k] & 0x3f);
+		}
+		if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+		    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
+			return false;
+		}
+		i += n + 1;
+	}
+	return true;
+}
+
+/* A string field's value S as a JSON string, or NULL: out of memory, or
+ * refused (ERROR set) when S is not UTF-8. */
+static json_object *
+pbjson_string_json(struct pbjson_printer *p, const char *s)
+{
+	if (s == NULL) {
+		s = "";
+	}
+	if (!pbjson_valid_utf8((const unsigned char *) s, strlen(s))) {
+		if (p->error != NULL && p->error_len > 0) {
+			snprintf(p->error, p->error_len,
+			    "%s: string field holds invalid UTF-8, which "
+			    "JSON cannot carry (a bytes field would)",
+			    p->path_len > 0 ? p->path : "(message)");
+		}
+		p->refused = true;
+		return NULL;
+	}
+	return json_object_new_string(s);
+}
+
 /* A float or double as JSON: the shortest decimal that reads back as the
  * same value, or the strings of NaN and the infinities. */
 static json_object *
@@ -44,6 +163,12 @@ pbjson_real_json(double value, bool single)
 	if (isinf(value)) {
 		return json_object_new_string(
 		    value > 0 ? "Infinity" : "-Infinity");
+	}
+	if (value == 0 && signbit(value)) {
+		/* "-0" would read back as the integer 0 in many parsers
+		 * (Python's json among them); Python's json_format writes
+		 * -0.0, and so do we. */
+		return json_object_new_double_s(value, "-0.0");
 	}
 	for (int precision = 1; precision <= 17; precision++) {
 		snprintf(text, sizeof(text), "%.*g", precision, value);
@@ -72,12 +197,14 @@ pbjson_bytes_json(const ProtobufCBinaryData *binary)
 	return value;
 }
 
-static json_object *pbjson_message_json(const ProtobufCMessage *message);
+static json_object *pbjson_message_json(
+    struct pbjson_printer *p, const ProtobufCMessage *message);
 
 /* One value of FIELD's type, held at MEMBER, as JSON; NULL when out of
- * memory. */
+ * memory or refused (P->refused). */
 static json_object *
-pbjson_value_json(const ProtobufCFieldDescriptor *field, const void *member)
+pbjson_value_json(struct pbjson_printer *p,
+    const ProtobufCFieldDescriptor *field, const void *member)
 {
 	char text[32];
 
@@ -116,18 +243,15 @@ pbjson_value_json(const ProtobufCFieldDescriptor *field, const void *member)
 		return known != NULL ? json_object_new_string(known->name)
 		                     : json_object_new_int(number);
 	}
-	case PROTOBUF_C_TYPE_STRING: {
-		const char *s = *(char *const *) member;
-
-		return json_object_new_string(s != NULL ? s : "");
-	}
+	case PROTOBUF_C_TYPE_STRING:
+		return pbjson_string_json(p, *(char *const *) member);
 	case PROTOBUF_C_TYPE_BYTES:
 		return pbjson_bytes_json(member);
 	case PROTOBUF_C_TYPE_MESSAGE: {
 		const ProtobufCMessage *sub =
 		    *(ProtobufCMessage *const *) member;
 
-		return sub != NULL ? pbjson_message_json(sub)
+		return sub != NULL ? pbjson_message_json(p, sub)
 		                   : json_object_new_object();
 	}
 	}
@@ -176,7 +300,8 @@ pbjson_map_key_text(const ProtobufCFieldDescriptor *field, const void *member,
 /* Repeated FIELD of MESSAGE (of type DESC) as a JSON array, or as an
  * object when it is a map. */
 static json_object *
-pbjson_repeated_json(const ProtobufCMessageDescriptor *desc,
+pbjson_repeated_json(struct pbjson_printer *p,
+    const ProtobufCMessageDescriptor       *desc,
     const ProtobufCFieldDescriptor *field, const ProtobufCMessage *message)
 {
 	size_t      count = *(const size_t *) ((const char *) message +
@@ -196,9 +321,12 @@ pbjson_repeated_json(const ProtobufCMessageDescriptor *desc,
 		const void  *element = array + i * size;
 		json_object *value;
 		int          rv;
+		size_t       saved;
 
 		if (entry_desc == NULL) {
-			value = pbjson_value_json(field, element);
+			saved = pbjson_print_path_push(p, NULL, i);
+			value = pbjson_value_json(p, field, element);
+			pbjson_print_path_pop(p, saved);
 			rv = value != NULL ? json_object_array_add(out, value)
 			                   : -1;
 		} else {
@@ -217,11 +345,20 @@ pbjson_repeated_json(const ProtobufCMessageDescriptor *desc,
 			key   = pbjson_map_key_text(key_field,
 			      (const char *) entry + key_field->offset, key_text,
 			      sizeof(key_text));
-			value = pbjson_value_json(value_field,
-			    (const char *) entry + value_field->offset);
-			rv    = value != NULL
-			       ? json_object_object_add(out, key, value)
-			       : -1;
+			saved = pbjson_print_path_push(p, NULL, i);
+			if (key_field->type == PROTOBUF_C_TYPE_STRING &&
+			    !pbjson_valid_utf8(
+			        (const unsigned char *) key, strlen(key))) {
+				value = pbjson_string_json(p, key);
+			} else {
+				value = pbjson_value_json(p, value_field,
+				    (const char *) entry +
+				        value_field->offset);
+			}
+			pbjson_print_path_pop(p, saved);
+			rv = value != NULL
+			    ? json_object_object_add(out, key, value)
+			    : -1;
 		}
 		if (rv != 0) {
 			json_object_put(value);
@@ -232,72 +369,9 @@ pbjson_repeated_json(const ProtobufCMessageDescriptor *desc,
 	return out;
 }
 
-/* True when FIELD of MESSAGE is printed: set, and for proto3 scalars not
- * at the default value (what protobuf-c would leave out when packing). */
-static bool
-pbjson_field_present(
-    const ProtobufCMessage *message, const ProtobufCFieldDescriptor *field)
-{
-	const char *member = (const char *) message + field->offset;
-
-	if ((field->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) != 0) {
-		return *(const uint32_t *) ((const char *) message +
-		           field->quantifier_offset) == field->id;
-	}
-	switch (field->label) {
-	case PROTOBUF_C_LABEL_REQUIRED:
-		return true;
-	case PROTOBUF_C_LABEL_REPEATED:
-		return *(const size_t *) ((const char *) message +
-		           field->quantifier_offset) > 0;
-	case PROTOBUF_C_LABEL_OPTIONAL:
-		if (!pbjson_has_word(field)) {
-			const void *ptr = *(void *const *) member;
-
-			return ptr != NULL && ptr != field->default_value;
-		}
-		return *(const protobuf_c_boolean *) ((const char *) message +
-		           field->quantifier_offset) != 0;
-	case PROTOBUF_C_LABEL_NONE:
-		break;
-	}
-	switch (field->type) {
-	case PROTOBUF_C_TYPE_INT32:
-	case PROTOBUF_C_TYPE_SINT32:
-	case PROTOBUF_C_TYPE_SFIXED32:
-	case PROTOBUF_C_TYPE_UINT32:
-	case PROTOBUF_C_TYPE_FIXED32:
-		return *(const uint32_t *) member != 0;
-	case PROTOBUF_C_TYPE_INT64:
-	case PROTOBUF_C_TYPE_SINT64:
-	case PROTOBUF_C_TYPE_SFIXED64:
-	case PROTOBUF_C_TYPE_UINT64:
-	case PROTOBUF_C_TYPE_FIXED64:
-		return *(const uint64_t *) member != 0;
-	case PROTOBUF_C_TYPE_FLOAT:
-		return *(const float *) member != 0;
-	case PROTOBUF_C_TYPE_DOUBLE:
-		return *(const double *) member != 0;
-	case PROTOBUF_C_TYPE_BOOL:
-		return *(const protobuf_c_boolean *) member != 0;
-	case PROTOBUF_C_TYPE_ENUM:
-		return *(const int *) member != 0;
-	case PROTOBUF_C_TYPE_STRING: {
-		const char *s = *(char *const *) member;
-
-		return s != NULL && s[0] != '\0';
-	}
-	case PROTOBUF_C_TYPE_BYTES:
-		return ((const ProtobufCBinaryData *) member)->len > 0;
-	case PROTOBUF_C_TYPE_MESSAGE:
-		return *(ProtobufCMessage *const *) member != NULL;
-	}
-	return false;
-}
-
-/* MESSAGE as a JSON object; NULL when out of memory. */
+/* MESSAGE as a JSON object; NULL when out of memory or refused. */
 static json_object *
-pbjson_message_json(const ProtobufCMessage *message)
+pbjson_message_json(struct pbjson_printer *p, const ProtobufCMessage *message)
 {
 	const ProtobufCMessageDescriptor *desc = message->descriptor;
 	json_object                      *out  = json_object_new_object();
@@ -312,16 +386,22 @@ pbjson_message_json(const ProtobufCMessage *message)
 		char                           *name;
 		json_object                    *value;
 		int                             rv;
+		size_t                          saved;
 
-		if (!pbjson_field_present(message, field)) {
+		if (!pbjson_field_present(message, field, p->emit_defaults)) {
 			continue;
 		}
+		saved = pbjson_print_path_push(p, field->name, 0);
 		value = field->label == PROTOBUF_C_LABEL_REPEATED
-		    ? pbjson_repeated_json(desc, field, message)
+		    ? pbjson_repeated_json(p, desc, field, message)
 		    : pbjson_value_json(
-		          field, (const char *) message + field->offset);
-		name  = len <= sizeof(small) ? small : malloc(len);
+		          p, field, (const char *) message + field->offset);
+		pbjson_print_path_pop(p, saved);
+		name = len <= sizeof(small) ? small : malloc(len);
 		if (value == NULL || name == NULL) {
+			if (name != small) {
+				free(name);
+			}
 			json_object_put(value);
 			json_object_put(out);
 			return NULL;
@@ -434,6 +514,21 @@ char *
 zos_pbjson_print(const ProtobufCMessage *message, bool pretty, char *error,
     size_t error_len)
 {
+	const struct zos_pbjson_print_opts opts = { .pretty = pretty };
+
+	return zos_pbjson_print_ext(message, &opts, error, error_len);
+}
+
+char *
+zos_pbjson_print_ext(const ProtobufCMessage *message,
+    const struct zos_pbjson_print_opts *opts, char *error, size_t error_len)
+{
+	struct pbjson_printer p = {
+		.emit_defaults = opts->emit_defaults,
+		.error         = error,
+		.error_len     = error_len,
+	};
+	bool             pretty = opts->pretty;
 	json_object     *root;
 	struct printbuf *pb;
 	char            *text = NULL;
@@ -441,7 +536,7 @@ zos_pbjson_print(const ProtobufCMessage *message, bool pretty, char *error,
 	if (error != NULL && error_len > 0) {
 		error[0] = '\0';
 	}
-	root = pbjson_message_json(message);
+	root = pbjson_message_json(&p, message);
 	pb   = printbuf_new();
 	if (root != NULL && pb != NULL && pbjson_write(pb, root, pretty, 0)) {
 		text = malloc((size_t) pb->bpos + 1);
@@ -454,7 +549,7 @@ zos_pbjson_print(const ProtobufCMessage *message, bool pretty, char *error,
 		printbuf_free(pb);
 	}
 	json_object_put(root);
-	if (text == NULL && error != NULL && error_len > 0) {
+	if (text == NULL && !p.refused && error != NULL && error_len > 0) {
 		snprintf(error, error_len, "out of memory");
 	}
 	return text;

@@ -3,10 +3,11 @@
  * README.md, "zos-load", and zos-load(1)).
  *
  * main only strings the modules together, in an order that matters:
- * flags.h reads the command line; payloads.h finds the method and packs
- * the requests (so that a bad request fails before anything connects);
- * SIGINT and SIGTERM are blocked before nng starts a thread, so that every
- * thread inherits the mask and only the run's signalfd sees them; run.h
+ * flags.h reads the command line; SIGINT and SIGTERM are blocked before
+ * nng starts a thread (payloads.h may connect, to ask the server for the
+ * method's descriptors), so that every thread inherits the mask and only
+ * the run's signalfd sees them; payloads.h finds the method and packs the
+ * requests (so that a bad request fails before the run connects); run.h
  * connects, drives the calls and waits for the end; report.h prints what
  * the run measured.
  */
@@ -36,11 +37,8 @@ main(int argc, char **argv)
 	int                  sigfd, rv;
 
 	if ((rv = load_flags_parse(argc, argv, &opts)) != 0) {
+		load_flags_finish(&opts);
 		return rv < 0 ? LOAD_EXIT_OK : rv;
-	}
-	if ((rv = load_payloads_prepare(&opts, &payloads)) != 0) {
-		load_payloads_finish(&payloads);
-		return rv;
 	}
 
 	sigemptyset(&signals);
@@ -50,8 +48,14 @@ main(int argc, char **argv)
 	    (sigfd = signalfd(-1, &signals, SFD_CLOEXEC)) < 0) {
 		fprintf(stderr, "zos-load: signals: %s\n",
 		    strerror(rv != 0 ? rv : errno));
-		load_payloads_finish(&payloads);
+		load_flags_finish(&opts);
 		return LOAD_EXIT_FAILED;
+	}
+	if ((rv = load_payloads_prepare(&opts, &payloads)) != 0) {
+		close(sigfd);
+		load_payloads_finish(&payloads);
+		load_flags_finish(&opts);
+		return rv;
 	}
 	if ((rv = load_run_setup(&run, &opts, &payloads)) != 0) {
 		goto out;
@@ -60,13 +64,9 @@ main(int argc, char **argv)
 	load_report_summarize(&run, &summary);
 
 	rv = interrupted ? LOAD_EXIT_INTERRUPTED : LOAD_EXIT_OK;
-	if (opts.json) {
-		if (load_report_json(&run, &summary) != 0) {
-			fprintf(stderr, "zos-load: out of memory\n");
-			rv = LOAD_EXIT_FAILED;
-		}
-	} else {
-		load_report_text(&run, &summary);
+	if (load_report_print(&run, &summary) != 0) {
+		fprintf(stderr, "zos-load: out of memory\n");
+		rv = LOAD_EXIT_FAILED;
 	}
 	if (fflush(stdout) != 0) {
 		fprintf(stderr, "zos-load: stdout: %s\n", strerror(errno));
@@ -76,5 +76,6 @@ out:
 	load_run_finish(&run);
 	close(sigfd);
 	load_payloads_finish(&payloads);
+	load_flags_finish(&opts);
 	return rv;
 }

@@ -1,14 +1,23 @@
 /*
  * zos-load's requests; see payloads.h.
  *
- * A method zos-load knows (tools/common/methods.h) gives the wire name
- * and the input type that --data and --data-file are parsed as; one it
- * does not know can still be driven with --data-hex, given its full wire
- * name, since the bytes need no type. Each body is packed into a buffer of
- * its own, of exactly its packed size, and is at most LOAD_MAX_PAYLOAD
- * bytes (zosd's default limit on a message); --data-file grows its array
- * by doubling and holds at most LOAD_MAX_DATA_LINES requests. Every
- * problem with a request names where it came from ("--data", "FILE:3").
+ * The method's wire name and the input type that --data and --data-file
+ * are parsed as come from the resolver (resolve.h), asked once, before
+ * the run: with --protoset or --proto, from those files; else from the
+ * server by reflection (a client of its own, with the run's TLS options,
+ * token and -H metadata, waiting for the server at most
+ * --connect-timeout-ms); else from the compiled-in tables (methods.h).
+ * With --echo the server is zos-echo, which has no reflection: the files
+ * or the tables only. When the server does not answer the reflection
+ * call (it cannot be reached, it wants a token...), a method in the
+ * tables is still parsed with them (the run then shows the failure call
+ * by call); any other method cannot be. --data-hex needs no type at all: a
+ * method zos-load does not know is driven with it, given its full wire name.
+ * Each body is packed into a buffer of its own, of exactly its packed size,
+ * and is at most LOAD_MAX_PAYLOAD bytes (zosd's default limit on a message);
+ * --data-file grows its array by doubling and holds at most
+ * LOAD_MAX_DATA_LINES requests. Every problem with a request names where it
+ * came from ("--data", "FILE:3").
  */
 #include "payloads.h"
 
@@ -21,6 +30,7 @@
 
 #include "methods.h"
 #include "pbjson.h"
+#include "zrpc/client.h"
 #include "zrpc/service.h"
 
 #define LOAD_MAX_PAYLOAD (4u << 20)
@@ -202,6 +212,76 @@ out:
 	return rv;
 }
 
+/*
+ * Resolves --method through the resolver into *METHOD (see the top of the
+ * file). Returns 0, or an exit status with a message on stderr.
+ */
+static int
+load_payloads_resolve(const struct load_options *opts,
+    struct load_payloads *payloads, const struct zrpc_method **method)
+{
+	struct zos_resolve_opts ropts = {
+		.protoset       = opts->protoset,
+		.proto          = opts->proto,
+		.import_paths   = opts->import_paths,
+		.n_import_paths = opts->n_import_paths,
+	};
+	zrpc_client_opts copts = {
+		.connect_timeout_ms = opts->connect_timeout_ms,
+		.tls_ca_file        = opts->tls_ca,
+		.tls_cert_file      = opts->cert,
+		.tls_key_file       = opts->key,
+	};
+	zrpc_call_opts call = {
+		.timeout_ms = opts->connect_timeout_ms,
+		.token      = opts->token,
+		.metadata   = opts->headers,
+		.n_metadata = opts->n_headers,
+	};
+	zrpc_client *client = NULL;
+	zrpc_status  status;
+
+	*method = NULL;
+	status  = zos_resolver_new(&payloads->resolver, &ropts);
+	if (status.code == ZRPC_RESOURCE_EXHAUSTED) {
+		fprintf(stderr, "zos-load: %s\n", status.message);
+		return LOAD_EXIT_FAILED;
+	}
+	if (status.code != ZRPC_OK) {
+		return load_flags_usage_error("%s", status.message);
+	}
+	if (!opts->echo && !zos_resolver_has_files(payloads->resolver)) {
+		status = zrpc_client_open(&client, opts->url, &copts);
+		if (status.code != ZRPC_OK) {
+			fprintf(stderr, "zos-load: --url %s: %s\n", opts->url,
+			    status.message);
+			return status.code == ZRPC_INVALID_ARGUMENT
+			    ? LOAD_EXIT_USAGE
+			    : LOAD_EXIT_FAILED;
+		}
+	}
+	status = zos_resolve_method(
+	    payloads->resolver, client, &call, opts->method, method, NULL);
+	zrpc_client_close(client);
+	if (status.code == ZRPC_OK) {
+		return 0;
+	}
+	if (status.code == ZRPC_NOT_FOUND ||
+	    status.code == ZRPC_INVALID_ARGUMENT ||
+	    status.code == ZRPC_FAILED_PRECONDITION) {
+		return load_flags_usage_error("%s", status.message);
+	}
+	/* The server did not answer (unreachable, no token...): the run
+	 * will show why, call by call, for a method the tables know. */
+	if ((*method = zos_tools_find_method(opts->method)) != NULL) {
+		return 0;
+	}
+	fprintf(stderr, "zos-load: cannot resolve %s through %s: %s: %s\n",
+	    opts->method, opts->url, zrpc_status_name(status.code),
+	    status.message);
+	return LOAD_EXIT_FAILED;
+}
+
 int
 load_payloads_prepare(
     const struct load_options *opts, struct load_payloads *payloads)
@@ -211,7 +291,12 @@ load_payloads_prepare(
 	int                       rv;
 
 	memset(payloads, 0, sizeof(*payloads));
-	if (opts->method != NULL) {
+	if (opts->method != NULL && opts->data_hex == NULL) {
+		if ((rv = load_payloads_resolve(opts, payloads, &method)) !=
+		    0) {
+			return rv;
+		}
+	} else if (opts->method != NULL) {
 		method = zos_tools_find_method(opts->method);
 		slash  = opts->method[0] == '/' ? strchr(opts->method + 1, '/')
 		                                : NULL;
@@ -275,4 +360,6 @@ load_payloads_finish(struct load_payloads *payloads)
 	free(payloads->items);
 	payloads->items = NULL;
 	payloads->n     = 0;
+	zos_resolver_free(payloads->resolver);
+	payloads->resolver = NULL;
 }

@@ -16,11 +16,23 @@
  * caller's own block. Callers are spread over K client connections (K
  * req0 sockets, each its own TCP connection).
  *
- * Completion callbacks run on nng's threads and stay cheap: the latency
- * goes into one lock-free log-linear histogram (7 precision bits, under 1%
- * relative error), the status into an atomic counter per code, and the
- * first message of each error code into a slot claimed with an
- * atomic_flag. Nothing in a callback takes a lock of ours.
+ * Counting is the zrpc client's: every client counts its calls by code,
+ * with a latency histogram of 7 precision bits (under 1% relative
+ * error), lock-free (zrpc_client_stats); the report and the progress
+ * line read those (stats.h). Completion callbacks only keep the first
+ * message of each error code, in a slot claimed with an atomic_flag, and
+ * issue the next call. Nothing in a callback takes a lock of ours.
+ *
+ * Phases. With --skip-first N, N calls run first, closed loop at the
+ * same concurrency, and end before the measured run starts; then the
+ * clients' metrics and the error messages are cleared (no call is in
+ * flight, so the clearing is exact) and the run proper begins. The
+ * Health/Check of each connection before the run is cleared the same way.
+ *
+ * Steps. With --rate START:END:STEP, the scheduler moves to the next
+ * rate every --step-duration, and main takes a snapshot of the metrics
+ * at each step's end: the calls that completed between two snapshots are
+ * the step's.
  *
  * Ending. A count of holders ("outstanding") keeps the run alive: each
  * running caller (closed loop), each call in flight and the scheduler
@@ -47,6 +59,7 @@
 #include "zrpc/clock.h"
 
 #define LOAD_HISTOGRAM_PRECISION 7 /* under 1% relative error */
+#define LOAD_STEP_NS(opts) ((uint64_t) llround((opts)->step_duration_s * 1e9))
 #define LOAD_PROGRESS_NS 1000000000u
 #define LOAD_WAIT_SLICE_NS 100000000u /* scheduler checks for a stop */
 #define LOAD_HEALTH_PATH "/zrpc.v1.Health/Check"
@@ -67,21 +80,22 @@ load_run_release(struct load_run *run)
 	}
 }
 
-/* Counts one finished call with STATUS (and its latency when timed). */
+/*
+ * Notes the message of a finished call's STATUS when it is the first of
+ * its error code. (The client's metrics count the call itself.)
+ */
 static void
-load_run_count(struct load_run *run, const zrpc_status *status)
+load_run_note(struct load_run *run, const zrpc_status *status)
 {
 	zrpc_code code =
 	    status->code < ZRPC_CODE_COUNT ? status->code : ZRPC_UNKNOWN;
 	struct load_error_note *note = &run->notes[code];
 
-	atomic_fetch_add_explicit(&run->codes[code], 1, memory_order_relaxed);
 	if (code != ZRPC_OK && !atomic_flag_test_and_set(&note->taken)) {
 		snprintf(note->message, sizeof(note->message), "%s",
 		    status->message);
 		atomic_store(&note->ready, true);
 	}
-	atomic_fetch_add_explicit(&run->completed, 1, memory_order_relaxed);
 }
 
 /* The payload caller C sends next. */
@@ -108,7 +122,7 @@ static void load_run_call_done(void *arg, const zrpc_status *status,
 
 /*
  * Starts the next call of C. Returns true when it started; false when it
- * could not (the failure is counted as a call).
+ * could not (the client counts the failure as a call).
  */
 static bool
 load_run_call_start(struct load_caller *c)
@@ -117,11 +131,10 @@ load_run_call_start(struct load_caller *c)
 	const struct load_payload *p   = load_run_pick(run, c);
 	zrpc_status                status;
 
-	c->started_ns = zrpc_now_ns();
 	status = zrpc_client_call_raw_async(c->client, run->payloads->path,
 	    p->bytes, p->len, &run->call_opts, load_run_call_done, c);
 	if (!zrpc_status_is_ok(&status)) {
-		load_run_count(run, &status);
+		load_run_note(run, &status);
 		return false;
 	}
 	return true;
@@ -134,9 +147,8 @@ load_run_claim(struct load_run *run)
 	if (atomic_load_explicit(&run->stopping, memory_order_relaxed)) {
 		return false;
 	}
-	if (run->opts->requests > 0) {
-		return atomic_fetch_add(&run->claimed, 1) <
-		    run->opts->requests;
+	if (run->limit > 0) {
+		return atomic_fetch_add(&run->claimed, 1) < run->limit;
 	}
 	return zrpc_now_ns() < run->deadline_ns;
 }
@@ -162,9 +174,10 @@ load_run_call_done(void *arg, const zrpc_status *status, const uint8_t *reply,
 	struct load_caller *c   = arg;
 	struct load_run    *run = c->run;
 
-	zrpc_histogram_record(run->latency, zrpc_now_ns() - c->started_ns);
-	load_run_count(run, status);
-	if (run->opts->rate > 0) {
+	(void) reply;
+	(void) reply_len;
+	load_run_note(run, status);
+	if (run->open_loop) {
 		atomic_store_explicit(&c->busy, false, memory_order_release);
 		sem_post(&run->slots);
 		load_run_release(run);
@@ -221,24 +234,36 @@ load_run_slot_wait(struct load_run *run)
 }
 
 /*
- * Open loop: the scheduler thread. Call k is due at start + k / rate; a
- * call that is late goes out at once, and the schedule stays where it was.
+ * Open loop: the scheduler thread. Call k of a step is due at the step's
+ * start + k / its rate; a call that is late goes out at once, and the
+ * schedule stays where it was. A step of a --rate START:END:STEP schedule
+ * lasts --step-duration; the last one (at END) lasts to the end.
  */
 static void *
 load_run_scheduler_main(void *arg)
 {
-	struct load_run           *run       = arg;
-	const struct load_options *opts      = run->opts;
-	double                     period_ns = 1e9 / opts->rate;
+	struct load_run           *run     = arg;
+	const struct load_options *opts    = run->opts;
+	size_t                     n_steps = load_flags_steps(opts), step = 0;
+	uint64_t step_ns    = n_steps > 1 ? LOAD_STEP_NS(opts) : 0;
+	uint64_t step_start = run->start_ns, in_step = 0;
+	double   period_ns = 1e9 / load_flags_step_rate(opts, 0);
 
-	for (uint64_t k = 0;; k++) {
-		uint64_t due =
-		    run->start_ns + (uint64_t) llround((double) k * period_ns);
+	for (uint64_t k = 0;; k++, in_step++) {
+		uint64_t due = step_start +
+		    (uint64_t) llround((double) in_step * period_ns);
 		uint64_t            now;
 		struct load_caller *c;
 
-		if (opts->requests > 0 ? k >= opts->requests
-		                       : due >= run->deadline_ns) {
+		while (step + 1 < n_steps && due >= step_start + step_ns) {
+			step++;
+			step_start += step_ns;
+			in_step   = 0;
+			period_ns = 1e9 / load_flags_step_rate(opts, step);
+			due       = step_start;
+		}
+		if (run->limit > 0 ? k >= run->limit
+		                   : due >= run->deadline_ns) {
 			break;
 		}
 		if (!load_run_sleep_until(run, due) ||
@@ -270,76 +295,115 @@ load_run_scheduler_main(void *arg)
 	return NULL;
 }
 
-/* Prints one progress line on stderr. */
+/* The calls and errors so far, and the p99, over every client. */
 static void
 load_run_progress(struct load_run *run, uint64_t now, uint64_t *last_count,
     uint64_t *last_ns)
 {
-	uint64_t completed = atomic_load(&run->completed);
-	uint64_t errors    = 0;
-	double   dt        = (double) (now - *last_ns) / 1e9;
+	struct load_snapshot snap;
+	double               dt = (double) (now - *last_ns) / 1e9;
 
-	/* Not completed - OK: the two are not read at one instant. */
-	for (size_t i = 1; i < ZRPC_CODE_COUNT; i++) {
-		errors += atomic_load(&run->codes[i]);
+	if (load_snapshot_take(&snap, &run->buckets, run->clients,
+	        run->n_clients, run->payloads->path) != 0) {
+		return; /* out of memory: no progress line this time */
 	}
-
 	fprintf(stderr,
 	    "zos-load: %6.1f s %10.0f calls/s %12" PRIu64 " calls %8" PRIu64
 	    " errors   p99 %.1f us\n",
 	    (double) (now - run->start_ns) / 1e9,
-	    dt > 0 ? (double) (completed - *last_count) / dt : 0.0, completed,
-	    errors,
-	    (double) zrpc_histogram_quantile(run->latency, 0.99) / 1e3);
-	*last_count = completed;
+	    dt > 0 ? (double) (snap.calls - *last_count) / dt : 0.0,
+	    snap.calls, snap.calls - snap.codes[ZRPC_OK],
+	    (double) load_snapshot_quantile(&snap, 0.99) / 1e3);
+	*last_count = snap.calls;
 	*last_ns    = now;
+	load_snapshot_finish(&snap);
 }
 
-bool
-load_run_execute(struct load_run *run, int sigfd)
+/*
+ * Ends step run->n_steps - 1 at NOW: its calls are those completed since
+ * *MARK, the snapshot at its start, which becomes the snapshot at NOW.
+ * Exits (LOAD_EXIT_FAILED) when out of memory.
+ */
+static void
+load_run_step_end(
+    struct load_run *run, uint64_t now, struct load_snapshot *mark)
 {
-	const struct load_options *opts        = run->opts;
-	bool                       interrupted = false;
-	uint64_t                   last_count  = 0, last_ns, next_tick;
-	int                        rv;
+	struct load_step    *step = &run->steps[run->n_steps - 1];
+	struct load_snapshot snap;
 
-	run->start_ns = zrpc_now_ns();
-	run->deadline_ns =
-	    run->start_ns + (uint64_t) llround(opts->duration_s * 1e9);
-	last_ns   = run->start_ns;
-	next_tick = run->start_ns + LOAD_PROGRESS_NS;
-
-	atomic_store(&run->outstanding, 1); /* main's (or the scheduler's) */
-	if (opts->rate > 0) {
-		if ((rv = pthread_create(&run->scheduler, NULL,
-		         load_run_scheduler_main, run)) != 0) {
-			fprintf(stderr, "zos-load: pthread_create: %s\n",
-			    strerror(rv));
-			exit(LOAD_EXIT_FAILED);
-		}
-	} else {
-		atomic_fetch_add(&run->outstanding, run->n_callers);
-		for (size_t i = 0; i < run->n_callers; i++) {
-			load_run_caller_next(&run->callers[i]);
-		}
-		load_run_release(run);
+	if (load_snapshot_take(&snap, &run->buckets, run->clients,
+	        run->n_clients, run->payloads->path) != 0 ||
+	    load_snapshot_diff(&step->calls, &snap, mark) != 0) {
+		fprintf(stderr, "zos-load: out of memory\n");
+		exit(LOAD_EXIT_FAILED);
 	}
+	step->end_ns = now - run->start_ns;
+	for (size_t i = 0; i < run->opts->n_percentiles; i++) {
+		step->percentiles_ns[i] = load_snapshot_quantile(
+		    &step->calls, run->opts->percentiles[i] / 100);
+	}
+	/* A step keeps its figures, not its buckets (38 KiB each). */
+	load_snapshot_finish(&step->calls);
+	load_snapshot_finish(mark);
+	*mark = snap;
+}
 
+/* Begins step number run->n_steps at NOW (relative times). */
+static void
+load_run_step_begin(struct load_run *run, uint64_t now)
+{
+	struct load_step *step = &run->steps[run->n_steps++];
+
+	memset(step, 0, sizeof(*step));
+	step->rate     = load_flags_step_rate(run->opts, run->n_steps - 1);
+	step->start_ns = now - run->start_ns;
+}
+
+/*
+ * Waits for the end of the phase running: prints a progress line every
+ * second when PROGRESS, ends and begins steps at their boundaries (when
+ * the measured run has steps), and handles SIGFD. Returns true when a
+ * signal cut the phase short.
+ */
+static bool
+load_run_wait(struct load_run *run, int sigfd, bool progress)
+{
+	bool     interrupted = false, stepped = progress && run->steps != NULL;
+	uint64_t last_count = 0, last_ns = run->start_ns;
+	uint64_t next_tick        = run->start_ns + LOAD_PROGRESS_NS;
+	uint64_t step_ns          = stepped ? LOAD_STEP_NS(run->opts) : 0;
+	size_t   n_steps          = load_flags_steps(run->opts);
+	uint64_t next_step        = run->start_ns + step_ns;
+	struct load_snapshot mark = { 0 };
+
+	if (stepped) {
+		load_run_step_begin(run, run->start_ns);
+	}
 	while (atomic_load(&run->outstanding) > 0) {
 		struct pollfd fds[2] = {
 			{ .fd = run->done_fd, .events = POLLIN },
 			{ .fd = sigfd, .events = POLLIN },
 		};
-		uint64_t now = zrpc_now_ns();
+		uint64_t now = zrpc_now_ns(), wake;
 		int      wait_ms;
 
-		if (now >= next_tick) {
+		if (progress && now >= next_tick) {
 			load_run_progress(run, now, &last_count, &last_ns);
 			while (next_tick <= now) {
 				next_tick += LOAD_PROGRESS_NS;
 			}
 		}
-		wait_ms = (int) ((next_tick - now + 999999u) / 1000000u);
+		while (stepped && run->n_steps < n_steps && now >= next_step) {
+			load_run_step_end(run, next_step, &mark);
+			load_run_step_begin(run, next_step);
+			next_step += step_ns;
+		}
+		wake = next_tick;
+		if (stepped && run->n_steps < n_steps && next_step < wake) {
+			wake = next_step;
+		}
+		wait_ms =
+		    wake > now ? (int) ((wake - now + 999999u) / 1000000u) : 0;
 		if (poll(fds, 2, wait_ms) < 0 && errno != EINTR) {
 			fprintf(
 			    stderr, "zos-load: poll: %s\n", strerror(errno));
@@ -362,8 +426,106 @@ load_run_execute(struct load_run *run, int sigfd)
 			}
 		}
 	}
-	if (opts->rate > 0) {
+	if (stepped) {
+		uint64_t end = atomic_load(&run->end_ns);
+
+		load_run_step_end(
+		    run, end > run->start_ns ? end : zrpc_now_ns(), &mark);
+	}
+	load_snapshot_finish(&mark);
+	return interrupted;
+}
+
+/*
+ * Runs one phase: the closed loop (C callers) or the --rate scheduler,
+ * from now on, until its end; see load_run_wait for the rest.
+ */
+static bool
+load_run_phase(struct load_run *run, int sigfd, bool progress)
+{
+	const struct load_options *opts = run->opts;
+	bool                       interrupted;
+	uint64_t                   drained;
+	int                        rv;
+
+	atomic_store(&run->claimed, 0);
+	atomic_store(&run->end_ns, 0);
+	/* The phase before left its wake-up in the (non-blocking) eventfd. */
+	if (read(run->done_fd, &drained, sizeof(drained)) < 0 &&
+	    errno != EAGAIN) {
+		fprintf(stderr, "zos-load: eventfd: %s\n", strerror(errno));
+		exit(LOAD_EXIT_FAILED);
+	}
+	run->start_ns = zrpc_now_ns();
+	run->deadline_ns =
+	    run->start_ns + (uint64_t) llround(opts->duration_s * 1e9);
+
+	atomic_store(&run->outstanding, 1); /* main's (or the scheduler's) */
+	if (run->open_loop) {
+		if ((rv = pthread_create(&run->scheduler, NULL,
+		         load_run_scheduler_main, run)) != 0) {
+			fprintf(stderr, "zos-load: pthread_create: %s\n",
+			    strerror(rv));
+			exit(LOAD_EXIT_FAILED);
+		}
+	} else {
+		atomic_fetch_add(&run->outstanding, run->n_callers);
+		for (size_t i = 0; i < run->n_callers; i++) {
+			load_run_caller_next(&run->callers[i]);
+		}
+		load_run_release(run);
+	}
+	interrupted = load_run_wait(run, sigfd, progress);
+	if (run->open_loop) {
 		pthread_join(run->scheduler, NULL);
+	}
+	return interrupted;
+}
+
+/* Forgets every call made so far: the metrics and the first errors. */
+static void
+load_run_clear(struct load_run *run)
+{
+	for (size_t i = 0; i < run->n_clients; i++) {
+		zrpc_client_stats_reset(run->clients[i]);
+	}
+	for (size_t i = 0; i < ZRPC_CODE_COUNT; i++) {
+		atomic_flag_clear(&run->notes[i].taken);
+		atomic_store(&run->notes[i].ready, false);
+	}
+}
+
+bool
+load_run_execute(struct load_run *run, int sigfd)
+{
+	const struct load_options *opts = run->opts;
+	bool                       interrupted;
+
+	/* The connection checks are not part of the run. */
+	load_run_clear(run);
+	if (opts->skip_first > 0) {
+		run->open_loop = false;
+		run->limit     = opts->skip_first;
+		if (load_run_phase(run, sigfd, false)) {
+			return true;
+		}
+		load_run_clear(run);
+	}
+	run->open_loop = opts->rate > 0;
+	run->limit     = opts->requests;
+	if (load_flags_steps(opts) > 1) {
+		run->steps =
+		    calloc(load_flags_steps(opts), sizeof(*run->steps));
+		if (run->steps == NULL) {
+			fprintf(stderr, "zos-load: out of memory\n");
+			exit(LOAD_EXIT_FAILED);
+		}
+	}
+	interrupted = load_run_phase(run, sigfd, true);
+	if (load_snapshot_take(&run->total, &run->buckets, run->clients,
+	        run->n_clients, run->payloads->path) != 0) {
+		fprintf(stderr, "zos-load: out of memory\n");
+		exit(LOAD_EXIT_FAILED);
 	}
 	return interrupted;
 }
@@ -407,9 +569,9 @@ load_run_setup(struct load_run *run, const struct load_options *opts,
 		.tls_ca_file        = opts->tls_ca,
 		.tls_cert_file      = opts->cert,
 		.tls_key_file       = opts->key,
+		.metrics_precision  = LOAD_HISTOGRAM_PRECISION,
 	};
 	zrpc_status status;
-	int         rv;
 
 	memset(run, 0, sizeof(*run));
 	run->opts                 = opts;
@@ -417,17 +579,13 @@ load_run_setup(struct load_run *run, const struct load_options *opts,
 	run->done_fd              = -1;
 	run->call_opts.timeout_ms = opts->echo ? 0 : opts->timeout_ms;
 	run->call_opts.token      = opts->token;
-	if ((rv = zrpc_histogram_create(
-	         &run->latency, LOAD_HISTOGRAM_PRECISION)) != 0) {
-		fprintf(stderr, "zos-load: histogram: %s\n", strerror(rv));
-		return LOAD_EXIT_FAILED;
-	}
+	run->call_opts.metadata   = opts->headers;
+	run->call_opts.n_metadata = opts->n_headers;
 	for (size_t i = 0; i < ZRPC_CODE_COUNT; i++) {
-		atomic_init(&run->codes[i], 0);
 		atomic_flag_clear(&run->notes[i].taken);
 		atomic_init(&run->notes[i].ready, false);
 	}
-	if ((run->done_fd = eventfd(0, EFD_CLOEXEC)) < 0) {
+	if ((run->done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
 		fprintf(stderr, "zos-load: eventfd: %s\n", strerror(errno));
 		return LOAD_EXIT_FAILED;
 	}
@@ -477,7 +635,12 @@ load_run_finish(struct load_run *run)
 	}
 	free(run->clients);
 	free(run->callers);
-	zrpc_histogram_destroy(run->latency);
+	for (size_t i = 0; i < run->n_steps; i++) {
+		load_snapshot_finish(&run->steps[i].calls);
+	}
+	free(run->steps);
+	load_snapshot_finish(&run->total);
+	load_buckets_finish(&run->buckets);
 	if (run->done_fd >= 0) {
 		close(run->done_fd);
 	}

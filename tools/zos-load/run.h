@@ -23,8 +23,8 @@
 
 #include "flags.h"
 #include "payloads.h"
+#include "stats.h"
 #include "zrpc/client.h"
-#include "zrpc/histogram.h"
 #include "zrpc/status.h"
 
 /* The first message seen for one status code. */
@@ -37,6 +37,21 @@ struct load_error_note {
 struct load_run;
 
 /*
+ * One step of a --rate START:END:STEP schedule, as the report shows it:
+ * its target rate, when it began and ended (relative to the start of the
+ * run) and the calls that completed within it. (A run without steps has
+ * none.)
+ */
+struct load_step {
+	double   rate;
+	uint64_t start_ns, end_ns;
+	/* Completed in [start_ns, end_ns): counts, sum and max only (the
+	 * buckets are freed once the percentiles are read off them). */
+	struct load_snapshot calls;
+	uint64_t             percentiles_ns[LOAD_MAX_PERCENTILES];
+};
+
+/*
  * A caller (closed loop) or a call slot (open loop). In the closed loop
  * only the callback of its own call in flight touches it; in the open
  * loop the scheduler claims a free slot (busy false -> true) and the
@@ -46,9 +61,8 @@ struct load_caller {
 	struct load_run *run;
 	size_t           index;
 	zrpc_client     *client;
-	uint64_t         started_ns; /* when the call in flight was issued */
-	uint64_t         seq;        /* calls issued (--data-per-caller) */
-	atomic_bool      busy;       /* open loop: a call is in flight */
+	uint64_t         seq;  /* calls issued (--data-per-caller) */
+	atomic_bool      busy; /* open loop: a call is in flight */
 };
 
 struct load_run {
@@ -60,14 +74,25 @@ struct load_run {
 	struct load_caller         *callers;
 	size_t                      n_callers;
 
-	/* What the report reads (after load_run_execute). */
-	struct zrpc_histogram *latency; /* ns, every completed call; owned */
-	atomic_uint_fast64_t   codes[ZRPC_CODE_COUNT];
+	/*
+	 * What the report reads (after load_run_execute): the counts and
+	 * latencies are the clients' own metrics (stats.h), read into
+	 * TOTAL once the run is over; the first message of each error code
+	 * is ours. STEPS (main thread only) holds the steps of a --rate
+	 * schedule that the run reached.
+	 */
+	struct load_buckets    buckets;
+	struct load_snapshot   total;
+	struct load_step      *steps;
+	size_t                 n_steps;
 	struct load_error_note notes[ZRPC_CODE_COUNT];
-	atomic_uint_fast64_t   completed;
-	atomic_uint_fast64_t   claimed;      /* --requests: calls issued */
+	atomic_uint_fast64_t   claimed;      /* calls issued in this phase */
 	atomic_uint_fast64_t   next_payload; /* --data-file round robin */
 	atomic_bool            stopping;     /* no new calls */
+	/* The phase running: the --skip-first warm-up (closed loop, LIMIT
+	 * calls) or the measured run. Written by main between phases. */
+	bool     open_loop;
+	uint64_t limit; /* calls of the phase; 0 = until the deadline */
 
 	uint64_t             start_ns;
 	uint64_t             deadline_ns; /* --duration: stop issuing */

@@ -5,25 +5,17 @@
  * help text and the function that runs it), so the overall help, each
  * command's --help and the parsing of its command line come from one place
  * and cannot drift apart. Typed commands build their request in C; `call`
- * builds it from proto3 JSON through the method's descriptors; both then
- * take one path: zrpc_client_call with the method's description, and the
- * reply printed as proto3 JSON (pbjson.h), as grpcurl prints it.
+ * builds it from proto3 JSON through the method's descriptors, found by
+ * the tools' resolver (generic.c); both then take one path (call.c), and
+ * the reply is printed as proto3 JSON (pbjson.h), as grpcurl prints it, or
+ * in the text format (pbtext.h). The exit statuses are in zosctl.h.
+ * Replies go to stdout, everything else to stderr.
  *
- * Exit status, the contract scripts rely on: 0 when the call succeeded; 1
- * when it failed (the server's status or the client's own, such as
- * UNAVAILABLE when no server answers, printed as "CODE_NAME: message" on
- * stderr) or when `health` hears anything but SERVING; 2 for bad usage or
- * bad input (an unknown command, option, method or field, bad JSON), in
- * which case nothing is sent. Replies go to stdout, everything else to
- * stderr.
- *
- * A server's words are not trusted: every string from it that goes out
- * other than as JSON (an error's message, the names `list` prints) has its
- * control characters escaped, so that no escape sequence reaches the
- * terminal; a reply is accepted up to --max-reply-bytes and printed only
- * when it has at most ZOSCTL_MAX_PRINT_ELEMENTS fields and list items
- * (else RESOURCE_EXHAUSTED, exit 1), which bounds the JSON built from it;
- * and --timeout-ms 0 means ZOSCTL_LONGEST_TIMEOUT_MS, never forever.
+ * A server's words are not trusted (call.c says how); a reply is accepted
+ * up to --max-reply-bytes and printed only when it has at most 100000
+ * fields and list items (else RESOURCE_EXHAUSTED), which bounds the JSON
+ * built from it; and --timeout-ms 0 means ZOSCTL_LONGEST_TIMEOUT_MS, never
+ * forever.
  *
  * The global options are accepted after the command too, so that
  * `zosctl health --url URL` works as well as `zosctl --url URL health`.
@@ -41,11 +33,8 @@
 
 #include <protobuf-c/protobuf-c.h>
 
-#include "methods.h"
-#include "pbjson.h"
-#include "pbwire.h"
 #include "zos/v1/zos.zrpc.h"
-#include "zrpc/client.h"
+#include "zosctl.h"
 #include "zrpc/v1/health.zrpc.h"
 #include "zrpc/v1/reflection.zrpc.h"
 
@@ -57,19 +46,6 @@
  * client's default, zosd's default --max-message-bytes). */
 #define ZOSCTL_DEFAULT_MAX_REPLY_BYTES (4u * 1024 * 1024)
 #define ZOSCTL_MAX_MAX_REPLY_BYTES (256u * 1024 * 1024)
-/* Most fields and list items of a reply that zosctl prints. */
-#define ZOSCTL_MAX_PRINT_ELEMENTS 100000
-
-/* Exit statuses. */
-#define ZOSCTL_EXIT_OK 0
-#define ZOSCTL_EXIT_FAILED 1 /* the call failed, or health not SERVING */
-#define ZOSCTL_EXIT_USAGE 2  /* bad usage or input; nothing was sent */
-
-/* Options of one command, at most. */
-#define ZOSCTL_MAX_OPTIONS 3
-
-/* Largest request JSON read from stdin. */
-#define ZOSCTL_MAX_STDIN (64u * 1024 * 1024)
 
 /* getopt_long values: command options are ZOSCTL_OPT_COMMAND + index. */
 enum {
@@ -82,19 +58,11 @@ enum {
 	ZOSCTL_OPT_KEY,
 	ZOSCTL_OPT_VERSION,
 	ZOSCTL_OPT_HELP,
+	ZOSCTL_OPT_FORMAT,
+	ZOSCTL_OPT_EMIT_DEFAULTS,
+	ZOSCTL_OPT_PROTO,
+	ZOSCTL_OPT_PROTOSET,
 	ZOSCTL_OPT_COMMAND,
-};
-
-/* The state of one run: global options and the client, once opened. */
-struct zosctl {
-	const char  *url;
-	const char  *token;
-	uint32_t     timeout_ms;
-	uint32_t     max_reply_bytes;
-	const char  *tls_ca; /* --tls-ca, --cert, --key; NULL = not given */
-	const char  *cert;
-	const char  *key;
-	zrpc_client *client; /* NULL until the first call */
 };
 
 /* One option of a command. */
@@ -102,15 +70,6 @@ struct zosctl_option {
 	const char *name; /* without "--" */
 	const char *arg;  /* the value's name, "V" */
 	const char *help; /* for COMMAND --help; may hold newlines */
-};
-
-/* What a command runs with: its operands and its options' values. */
-struct zosctl_args {
-	/* The command's method, for commands whose request is empty. */
-	const struct zrpc_method *method;
-	char                    **operands;
-	int                       n_operands;
-	const char *values[ZOSCTL_MAX_OPTIONS]; /* NULL when not given */
 };
 
 struct zosctl_command {
@@ -138,14 +97,23 @@ static const struct option zosctl_global_options[] = {
 	{ "key", required_argument, NULL, ZOSCTL_OPT_KEY },
 	{ "version", no_argument, NULL, ZOSCTL_OPT_VERSION },
 	{ "help", no_argument, NULL, ZOSCTL_OPT_HELP },
+	{ "header", required_argument, NULL, 'H' },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "format", required_argument, NULL, ZOSCTL_OPT_FORMAT },
+	{ "emit-defaults", no_argument, NULL, ZOSCTL_OPT_EMIT_DEFAULTS },
+	{ "proto", required_argument, NULL, ZOSCTL_OPT_PROTO },
+	{ "import-path", required_argument, NULL, 'I' },
+	{ "protoset", required_argument, NULL, ZOSCTL_OPT_PROTOSET },
 	{ NULL, 0, NULL, 0 },
 };
 
-#define ZOSCTL_N_GLOBAL_OPTIONS 9
+#define ZOSCTL_N_GLOBAL_OPTIONS 16
 
 static const char zosctl_usage[] =
     "usage: zosctl [--url URL] [--token T] [--timeout-ms N]\n"
     "              [--max-reply-bytes N] [--tls-ca F] [--cert F --key F]\n"
+    "              [-H 'KEY: VALUE']... [-v] [--format json|text]\n"
+    "              [--emit-defaults] [--proto F [-I DIR]... | --protoset F]\n"
     "              COMMAND [ARG]...\n"
     "       zosctl COMMAND --help\n";
 
@@ -159,7 +127,7 @@ static const char zosctl_global_help[] =
     "  --max-reply-bytes N\n"
     "                   largest reply accepted [default 4194304]; a\n"
     "                   reply of over 100000 fields and list items is\n"
-    "                   not printed (RESOURCE_EXHAUSTED, exit 1)\n"
+    "                   not printed (RESOURCE_EXHAUSTED, exit 72)\n"
     "  --tls-ca F       for tls+tcp:// and wss:// URLs: the CA\n"
     "                   certificates (PEM) the server's certificate must\n"
     "                   chain to [default: the system store]; the\n"
@@ -167,250 +135,48 @@ static const char zosctl_global_help[] =
     "                   name (dial tls+tcp://localhost:PORT, not an IP)\n"
     "  --cert F         a client certificate (PEM) for a server that\n"
     "                   requires one (mTLS); needs --key\n"
-    "  --key F          its private key (PEM, unencrypted)\n";
+    "  --key F          its private key (PEM, unencrypted)\n"
+    "  -H, --header 'KEY: VALUE'\n"
+    "                   send metadata KEY (lower-case letters, digits,\n"
+    "                   '-', '_', '.') with VALUE (no control\n"
+    "                   characters); repeatable. 'x-request-id: ID'\n"
+    "                   sets the request id (else the client makes one);\n"
+    "                   'traceparent: 00-...' passes W3C trace context\n"
+    "  -v, --verbose    print the request and reply metadata (with the\n"
+    "                   reply's x-request-id) and the status on stderr\n"
+    "  --format F       how replies print: json (proto3 JSON) or text\n"
+    "                   (the protobuf text format, as protoc --decode)\n"
+    "                   [default json]\n"
+    "  --emit-defaults  print fields at their default value too (0, \"\",\n"
+    "                   false, [], {}), as grpcurl -emit-defaults\n"
+    "  --proto F        take the descriptors of call, list and describe\n"
+    "                   from the .proto file F (compiled by protoc, which\n"
+    "                   must be in PATH), not from the server\n"
+    "  -I, --import-path DIR\n"
+    "                   where --proto's F and its imports are found;\n"
+    "                   repeatable [default: the directory of F]\n"
+    "  --protoset F     take them from the descriptor set F (protoc\n"
+    "                   --include_imports --descriptor_set_out=F)\n";
 
 static const char zosctl_exit_help[] =
-    "Exit status: 0 when the call succeeded; 1 when it failed, with\n"
-    "'CODE_NAME: message' on stderr (the server's error, or UNAVAILABLE\n"
-    "when no server answers), or when health is not SERVING; 2 for bad\n"
+    "Exit status: 0 when the call succeeded. 64 + the status code when a\n"
+    "call failed, with 'CODE_NAME: message' on stderr (as grpcurl):\n"
+    "  65 CANCELLED            66 UNKNOWN             67 INVALID_ARGUMENT\n"
+    "  68 DEADLINE_EXCEEDED    69 NOT_FOUND           70 ALREADY_EXISTS\n"
+    "  71 PERMISSION_DENIED    72 RESOURCE_EXHAUSTED  73 FAILED_PRECONDITION\n"
+    "  74 ABORTED              75 OUT_OF_RANGE        76 UNIMPLEMENTED\n"
+    "  77 INTERNAL             78 UNAVAILABLE (no server answers)\n"
+    "  79 DATA_LOSS            80 UNAUTHENTICATED\n"
+    "1 for a local failure (out of memory, a reply that cannot be\n"
+    "printed, protoc missing) or when health is not SERVING; 2 for bad\n"
     "usage or bad input (unknown command, option, method or field, bad\n"
-    "JSON), when nothing is sent. Control characters in the server's\n"
-    "messages and names are printed escaped (\\n, \\xNN).\n";
+    "JSON, a bad -H, a .proto protoc refuses), when nothing is sent; 130\n"
+    "when interrupted. Control characters in the server's messages and\n"
+    "names are printed escaped (\\n, \\xNN).\n";
 
 /* ---------------------------------------------------------------------
  * Calling and printing
  * --------------------------------------------------------------------- */
-
-/* Writes "zosctl: <message>" to stderr; returns ZOSCTL_EXIT_USAGE. */
-static int zosctl_bad_input(const char *fmt, ...)
-    __attribute__((format(printf, 1, 2)));
-
-static int
-zosctl_bad_input(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("zosctl: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputs("\n", stderr);
-	return ZOSCTL_EXIT_USAGE;
-}
-
-/*
- * Writes TEXT (a server's) to OUT with every control character (below
- * 0x20, and 0x7f) and the backslash escaped, so that the server cannot
- * send escape sequences to the terminal.
- */
-static void
-zosctl_put_escaped(FILE *out, const char *text)
-{
-	for (const unsigned char *c = (const unsigned char *) text; *c != 0;
-	     c++) {
-		switch (*c) {
-		case '\\':
-			fputs("\\\\", out);
-			break;
-		case '\n':
-			fputs("\\n", out);
-			break;
-		case '\r':
-			fputs("\\r", out);
-			break;
-		case '\t':
-			fputs("\\t", out);
-			break;
-		default:
-			if (*c < 0x20 || *c == 0x7f) {
-				fprintf(out, "\\x%02x", *c);
-			} else {
-				fputc(*c, out);
-			}
-		}
-	}
-}
-
-/*
- * The fields (set or not) and list items of MESSAGE and its sub-messages,
- * counted up to a little over LIMIT: what printing it would cost.
- */
-static size_t
-zosctl_count_elements(const ProtobufCMessage *message, size_t limit)
-{
-	const ProtobufCMessageDescriptor *d    = message->descriptor;
-	const char                       *base = (const char *) message;
-	size_t                            n    = 0;
-
-	for (unsigned i = 0; i < d->n_fields && n <= limit; i++) {
-		const ProtobufCFieldDescriptor *f = &d->fields[i];
-
-		if (f->label != PROTOBUF_C_LABEL_REPEATED) {
-			n++;
-			if (f->type == PROTOBUF_C_TYPE_MESSAGE) {
-				const ProtobufCMessage *sub =
-				    *(ProtobufCMessage *const *) (base +
-				        f->offset);
-
-				if (sub != NULL && n <= limit) {
-					n += zosctl_count_elements(
-					    sub, limit - n);
-				}
-			}
-			continue;
-		}
-		size_t count = *(const size_t *) (base + f->quantifier_offset);
-
-		n += count;
-		if (f->type != PROTOBUF_C_TYPE_MESSAGE) {
-			continue;
-		}
-		ProtobufCMessage *const *items =
-		    *(ProtobufCMessage *const *const *) (base + f->offset);
-		for (size_t k = 0; k < count && n <= limit; k++) {
-			n += zosctl_count_elements(items[k], limit - n);
-		}
-	}
-	return n;
-}
-
-/*
- * The call itself: REQUEST goes out packed and the reply comes back as
- * bytes, which are unpacked into *REPLY only when they hold at most
- * ZOSCTL_MAX_PRINT_ELEMENTS field occurrences and list items. protobuf-c
- * allocates per element, not per byte (a 4 MiB reply of two million empty
- * items once cost 1.8 GB), so the count comes first.
- */
-static zrpc_status
-zosctl_call_bounded(zrpc_client *client, const struct zrpc_method *method,
-    const ProtobufCMessage *request, ProtobufCMessage **reply,
-    const zrpc_call_opts *opts)
-{
-	size_t      len    = protobuf_c_message_get_packed_size(request);
-	uint8_t    *packed = malloc(len > 0 ? len : 1), *bytes = NULL;
-	size_t      bytes_len = 0;
-	zrpc_status status;
-
-	*reply = NULL;
-	if (packed == NULL) {
-		return zrpc_status_make(ZRPC_RESOURCE_EXHAUSTED,
-		    "out of memory for a request of %zu bytes", len);
-	}
-	protobuf_c_message_pack(request, packed);
-	status = zrpc_client_call_raw(
-	    client, method->path, packed, len, &bytes, &bytes_len, opts);
-	free(packed);
-	if (status.code != ZRPC_OK) {
-		return status;
-	}
-	if (zos_pbwire_count(method->output, bytes, bytes_len,
-	        ZOSCTL_MAX_PRINT_ELEMENTS) > ZOSCTL_MAX_PRINT_ELEMENTS) {
-		status = zrpc_status_make(ZRPC_RESOURCE_EXHAUSTED,
-		    "reply too large to print (over %d fields and list items "
-		    "in its %zu bytes)",
-		    ZOSCTL_MAX_PRINT_ELEMENTS, bytes_len);
-	} else if ((*reply = protobuf_c_message_unpack(
-	                method->output, NULL, bytes_len, bytes)) == NULL) {
-		status = zrpc_status_make(ZRPC_INTERNAL,
-		    "reply of %s (%zu bytes) is not a valid %s", method->path,
-		    bytes_len, method->output->name);
-	}
-	free(bytes);
-	return status;
-}
-
-/*
- * Calls METHOD with REQUEST. On success *REPLY is the reply (the caller
- * frees it) and the result is 0; otherwise the status is on stderr and the
- * result is the exit status.
- */
-static int
-zosctl_invoke(struct zosctl *ctl, const struct zrpc_method *method,
-    const ProtobufCMessage *request, ProtobufCMessage **reply)
-{
-	zrpc_status    status;
-	zrpc_call_opts opts = {
-		.timeout_ms = ctl->timeout_ms,
-		.token      = ctl->token,
-	};
-
-	*reply = NULL;
-	if (ctl->client == NULL) {
-		zrpc_client_opts client_opts = {
-			.connect_timeout_ms = ctl->timeout_ms,
-			.max_message_bytes  = ctl->max_reply_bytes,
-			.tls_ca_file        = ctl->tls_ca,
-			.tls_cert_file      = ctl->cert,
-			.tls_key_file       = ctl->key,
-		};
-
-		if ((ctl->cert == NULL) != (ctl->key == NULL)) {
-			return zosctl_bad_input(
-			    "--cert and --key go together");
-		}
-
-		status =
-		    zrpc_client_open(&ctl->client, ctl->url, &client_opts);
-		if (status.code != ZRPC_OK) {
-			ctl->client = NULL;
-			return zosctl_bad_input("--url: %s", status.message);
-		}
-	}
-	status =
-	    zosctl_call_bounded(ctl->client, method, request, reply, &opts);
-	if (status.code != ZRPC_OK) {
-		fputs(zrpc_status_name(status.code), stderr);
-		if (status.message[0] != '\0') {
-			fputs(": ", stderr);
-			zosctl_put_escaped(stderr, status.message);
-		}
-		fputs("\n", stderr);
-		return ZOSCTL_EXIT_FAILED;
-	}
-	if (zosctl_count_elements(*reply, ZOSCTL_MAX_PRINT_ELEMENTS) >
-	    ZOSCTL_MAX_PRINT_ELEMENTS) {
-		fprintf(stderr,
-		    "RESOURCE_EXHAUSTED: reply too large to print (over %d "
-		    "fields and list items)\n",
-		    ZOSCTL_MAX_PRINT_ELEMENTS);
-		protobuf_c_message_free_unpacked(*reply, NULL);
-		*reply = NULL;
-		return ZOSCTL_EXIT_FAILED;
-	}
-	return ZOSCTL_EXIT_OK;
-}
-
-/* Prints MESSAGE as indented proto3 JSON on stdout. */
-static int
-zosctl_print(const ProtobufCMessage *message)
-{
-	char  error[256];
-	char *json = zos_pbjson_print(message, true, error, sizeof(error));
-
-	if (json == NULL) {
-		fprintf(stderr, "zosctl: printing the reply: %s\n", error);
-		return ZOSCTL_EXIT_FAILED;
-	}
-	printf("%s\n", json);
-	free(json);
-	return ZOSCTL_EXIT_OK;
-}
-
-/* Calls METHOD with REQUEST and prints the reply. */
-static int
-zosctl_call_and_print(struct zosctl *ctl, const struct zrpc_method *method,
-    const ProtobufCMessage *request)
-{
-	ProtobufCMessage *reply;
-	int               rv = zosctl_invoke(ctl, method, request, &reply);
-
-	if (rv != ZOSCTL_EXIT_OK) {
-		return rv;
-	}
-	rv = zosctl_print(reply);
-	protobuf_c_message_free_unpacked(reply, NULL);
-	return rv;
-}
 
 /* Parses a whole decimal number up to MAX. */
 static bool
@@ -464,126 +230,13 @@ zosctl_run_health(struct zosctl *ctl, const struct zosctl_args *args)
 	if (rv != ZOSCTL_EXIT_OK) {
 		return rv;
 	}
-	rv = zosctl_print(&reply->base);
+	rv = zosctl_print(ctl, &reply->base);
 	if (rv == ZOSCTL_EXIT_OK &&
 	    reply->status !=
 	        ZRPC__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING) {
 		rv = ZOSCTL_EXIT_FAILED;
 	}
 	zrpc__v1__health_check_response__free_unpacked(reply, NULL);
-	return rv;
-}
-
-static int
-zosctl_run_list(struct zosctl *ctl, const struct zosctl_args *args)
-{
-	Zrpc__V1__ListServicesRequest req =
-	    ZRPC__V1__LIST_SERVICES_REQUEST__INIT;
-	Zrpc__V1__ListServicesResponse *reply;
-	int                             rv;
-
-	rv = zosctl_invoke(ctl, &zrpc_v1_reflection_list_services_method,
-	    &req.base, (ProtobufCMessage **) &reply);
-	if (rv != ZOSCTL_EXIT_OK) {
-		return rv;
-	}
-	for (size_t s = 0; s < reply->n_services; s++) {
-		const Zrpc__V1__ServiceInfo *service = reply->services[s];
-
-		zosctl_put_escaped(stdout, service->name);
-		fputs("\n", stdout);
-		for (size_t m = 0; m < service->n_methods; m++) {
-			const Zrpc__V1__MethodInfo *method =
-			    service->methods[m];
-
-			fputs("  ", stdout);
-			zosctl_put_escaped(stdout, method->full_name);
-			fputs("(", stdout);
-			zosctl_put_escaped(stdout, method->input_type);
-			fputs(") returns (", stdout);
-			zosctl_put_escaped(stdout, method->output_type);
-			fputs(")\n", stdout);
-		}
-	}
-	zrpc__v1__list_services_response__free_unpacked(reply, NULL);
-	return ZOSCTL_EXIT_OK;
-}
-
-/* Reads all of stdin into a malloc'd string; NULL with a message. */
-static char *
-zosctl_read_stdin(void)
-{
-	size_t len = 0, cap = 4096;
-	char  *text = malloc(cap), *bigger;
-	size_t n;
-
-	if (text == NULL) {
-		fputs("zosctl: out of memory\n", stderr);
-		return NULL;
-	}
-	while ((n = fread(text + len, 1, cap - 1 - len, stdin)) > 0) {
-		len += n;
-		if (len == cap - 1) {
-			if (cap > ZOSCTL_MAX_STDIN) {
-				fprintf(stderr,
-				    "zosctl: request JSON over %u bytes\n",
-				    ZOSCTL_MAX_STDIN);
-				free(text);
-				return NULL;
-			}
-			bigger = realloc(text, cap * 2);
-			if (bigger == NULL) {
-				fputs("zosctl: out of memory\n", stderr);
-				free(text);
-				return NULL;
-			}
-			text = bigger;
-			cap *= 2;
-		}
-	}
-	if (ferror(stdin)) {
-		fprintf(
-		    stderr, "zosctl: reading stdin: %s\n", strerror(errno));
-		free(text);
-		return NULL;
-	}
-	text[len] = '\0';
-	return text;
-}
-
-static int
-zosctl_run_call(struct zosctl *ctl, const struct zosctl_args *args)
-{
-	const struct zrpc_method *method;
-	const char               *json;
-	char                     *from_stdin = NULL;
-	char                      error[1024];
-	ProtobufCMessage         *request;
-	int                       rv;
-
-	method = zos_tools_find_method(args->operands[0]);
-	if (method == NULL) {
-		return zosctl_bad_input("unknown method '%s' ('zosctl list' "
-		                        "shows what the server has)",
-		    args->operands[0]);
-	}
-	if (args->n_operands < 2 || strcmp(args->operands[1], "-") == 0) {
-		from_stdin = zosctl_read_stdin();
-		if (from_stdin == NULL) {
-			return ZOSCTL_EXIT_FAILED;
-		}
-		json = from_stdin;
-	} else {
-		json = args->operands[1];
-	}
-	request = zos_pbjson_parse(method->input, json, error, sizeof(error));
-	free(from_stdin);
-	if (request == NULL) {
-		return zosctl_bad_input(
-		    "bad request for %s: %s", method->path, error);
-	}
-	rv = zosctl_call_and_print(ctl, method, request);
-	protobuf_c_message_free_unpacked(request, NULL);
 	return rv;
 }
 
@@ -819,34 +472,58 @@ static const struct zosctl_command zosctl_commands[] = {
 	    .run          = zosctl_run_health,
 	},
 	{
-	    .name     = "list",
-	    .synopsis = "",
-	    .summary  = "the server's services and methods, with their types",
-	    .details = "Calls zrpc.v1.Reflection/ListServices and prints each "
-	               "service, then its\n"
-	               "methods as METHOD(INPUT) returns (OUTPUT); METHOD is "
-	               "what 'call' takes.\n",
-	    .run     = zosctl_run_list,
+	    .name         = "list",
+	    .synopsis     = "[SERVICE]",
+	    .summary      = "the server's services, or the methods of SERVICE",
+	    .details      = "Prints the name of every service the server has "
+	                    "(zrpc.v1.Reflection/\n"
+	                    "ListServices), or with SERVICE its methods as "
+	                    "pkg.Service.Method,\n"
+	                    "what 'call' and 'describe' take. With --proto or "
+	                    "--protoset: what\n"
+	                    "the files define, without asking the server.\n",
+	    .max_operands = 1,
+	    .run          = zosctl_run_list,
+	},
+	{
+	    .name     = "describe",
+	    .synopsis = "[SYMBOL]",
+	    .summary = "SYMBOL (a service, method, message or enum) as .proto",
+	    .details = "Prints SYMBOL (kv.v1.Store, kv.v1.Store.Get, "
+	               "kv.v1.GetRequest, ...),\n"
+	               "or every service when none is given, in .proto "
+	               "syntax, from the\n"
+	               "descriptors the server serves by reflection, or "
+	               "from --proto or\n"
+	               "--protoset; zosctl's own compiled-in tables when "
+	               "the server has no\n"
+	               "reflection. An unknown symbol is NOT_FOUND (exit "
+	               "69).\n",
+	    .max_operands = 1,
+	    .run          = zosctl_run_describe,
 	},
 	{
 	    .name     = "call",
 	    .synopsis = "METHOD [JSON]",
-	    .summary  = "any known method, with its request as proto3 JSON",
-	    .details  = "Calls METHOD (/zos.v1.Skills/Get, "
-	                "zos.v1.Skills/Get or zos.v1.Skills.Get)\n"
+	    .summary  = "any method of any service, its request as JSON",
+	    .details  = "Calls METHOD (/kv.v1.Store/Get, kv.v1.Store/Get or "
+	                "kv.v1.Store.Get)\n"
 	                "with the request given as proto3 JSON: JSON, or "
 	                "stdin when JSON is\n"
 	                "absent or '-' (empty means the empty message). "
 	                "Field names may be\n"
 	                "lowerCamelCase or as in the .proto; 64-bit "
 	                "integers may be strings,\n"
-	                "enums names or numbers, bytes base64. Prints the "
-	                "reply as JSON.\n"
-	                "Known: every zos.v1 method, zrpc.v1.Health/Check "
-	                "and\n"
-	                "zrpc.v1.Reflection/ListServices. An unknown method "
-	                "or field, or bad\n"
-	                "JSON, exits 2 before anything is sent.\n",
+	                "enums names or numbers, bytes base64; a key given "
+	                "twice is refused.\n"
+	                "Prints the reply as JSON (or --format text). The "
+	                "method's types come\n"
+	                "from --proto or --protoset when given, else from "
+	                "the server by\n"
+	                "reflection, else from zosctl's compiled-in tables "
+	                "(zos.v1, zrpc.v1).\n"
+	                "An unknown method or field, or bad JSON, exits 2 "
+	                "before the call.\n",
 	    .min_operands = 1,
 	    .max_operands = 2,
 	    .run          = zosctl_run_call,
@@ -901,7 +578,7 @@ static const struct zosctl_command zosctl_commands[] = {
 	    .synopsis     = "ID",
 	    .summary      = "the session ID",
 	    .details      = "Calls zos.v1.Session/Get and prints the session; "
-	                    "NOT_FOUND (exit 1)\n"
+	                    "NOT_FOUND (exit 69)\n"
 	                    "for an unknown ID.\n",
 	    .min_operands = 1,
 	    .max_operands = 1,
@@ -1048,8 +725,9 @@ zosctl_help(FILE *out)
 {
 	fputs("zosctl - the zos command-line client\n\n", out);
 	fputs(zosctl_usage, out);
-	fputs("\nCalls a zos server (zosd) and prints the reply as proto3 "
-	      "JSON.\n\nGlobal options (before or after the command):\n",
+	fputs("\nCalls a zos server (zosd), or any zrpc server, and prints "
+	      "the reply as\nproto3 JSON or in the protobuf text format."
+	      "\n\nGlobal options (before or after the command):\n",
 	    out);
 	fputs(zosctl_global_help, out);
 	fputs("  --version        print the version and exit\n"
@@ -1194,13 +872,100 @@ zosctl_group_help(FILE *out, const char *name)
 	fprintf(out, "\n'zosctl %s COMMAND --help' tells more.\n", name);
 }
 
+/*
+ * -H 'KEY: VALUE': splits ARG in place into CTL's next header. KEY is a
+ * token of lower-case letters, digits, '-', '_' and '.' (gRPC's metadata
+ * keys); VALUE, after the spaces that follow the colon, holds no control
+ * character. authorization goes with --token, not both.
+ */
+static int
+zosctl_header(struct zosctl *ctl, char *arg)
+{
+	char  *colon = strchr(arg, ':'), *value;
+	size_t key_len;
+
+	if (colon == NULL) {
+		return zosctl_usage_error(
+		    NULL, "-H wants 'KEY: VALUE', not '%s'", arg);
+	}
+	key_len = (size_t) (colon - arg);
+	while (key_len > 0 && arg[key_len - 1] == ' ') {
+		key_len--;
+	}
+	if (key_len == 0) {
+		return zosctl_usage_error(NULL, "-H '%s': no key", arg);
+	}
+	for (size_t i = 0; i < key_len; i++) {
+		char c = arg[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		        c == '-' || c == '_' || c == '.')) {
+			return zosctl_usage_error(NULL,
+			    "-H '%.*s': a key is lower-case letters, digits, "
+			    "'-', '_' and '.'",
+			    (int) key_len, arg);
+		}
+	}
+	value = colon + 1;
+	value += strspn(value, " ");
+	for (const unsigned char *c = (const unsigned char *) value; *c; c++) {
+		if (*c < 0x20 || *c == 0x7f) {
+			return zosctl_usage_error(NULL,
+			    "-H '%.*s': the value holds a control character",
+			    (int) key_len, arg);
+		}
+	}
+	if (ctl->n_headers == ZOSCTL_MAX_HEADERS) {
+		return zosctl_usage_error(
+		    NULL, "at most %d -H", ZOSCTL_MAX_HEADERS);
+	}
+	arg[key_len] = '\0';
+	if (zosctl_has_header(ctl, arg)) {
+		return zosctl_usage_error(NULL, "-H '%s' given twice", arg);
+	}
+	ctl->headers[ctl->n_headers++] =
+	    (struct zrpc_metadata_entry) { .key = arg, .value = value };
+	return ZOSCTL_EXIT_OK;
+}
+
 /* Applies global option C (a getopt_long result) with value ARG. */
 static int
-zosctl_global_option(struct zosctl *ctl, int c, const char *arg)
+zosctl_global_option(struct zosctl *ctl, int c, char *arg)
 {
 	uint64_t v;
 
 	switch (c) {
+	case 'H':
+		return zosctl_header(ctl, arg);
+	case 'v':
+		ctl->verbose = true;
+		return ZOSCTL_EXIT_OK;
+	case 'I':
+		if (ctl->n_import_paths == ZOSCTL_MAX_IMPORT_PATHS) {
+			return zosctl_usage_error(
+			    NULL, "at most %d -I", ZOSCTL_MAX_IMPORT_PATHS);
+		}
+		ctl->import_paths[ctl->n_import_paths++] = arg;
+		return ZOSCTL_EXIT_OK;
+	case ZOSCTL_OPT_PROTO:
+		ctl->proto = arg;
+		return ZOSCTL_EXIT_OK;
+	case ZOSCTL_OPT_PROTOSET:
+		ctl->protoset = arg;
+		return ZOSCTL_EXIT_OK;
+	case ZOSCTL_OPT_EMIT_DEFAULTS:
+		ctl->emit_defaults = true;
+		return ZOSCTL_EXIT_OK;
+	case ZOSCTL_OPT_FORMAT:
+		if (strcmp(arg, "json") == 0) {
+			ctl->format = ZOSCTL_FORMAT_JSON;
+		} else if (strcmp(arg, "text") == 0) {
+			ctl->format = ZOSCTL_FORMAT_TEXT;
+		} else {
+			return zosctl_usage_error(NULL,
+			    "--format wants json or text, not '%s'", arg);
+		}
+		return ZOSCTL_EXIT_OK;
 	case ZOSCTL_OPT_URL:
 		ctl->url = arg;
 		return ZOSCTL_EXIT_OK;
@@ -1277,7 +1042,8 @@ zosctl_run_command(
 
 	optind = 0; /* full reset: this is getopt's second run */
 	opterr = 0;
-	while ((opt = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
+	while (
+	    (opt = getopt_long(argc, argv, ":hvH:I:", options, NULL)) != -1) {
 		switch (opt) {
 		case 'h':
 		case ZOSCTL_OPT_HELP:
@@ -1302,6 +1068,10 @@ zosctl_run_command(
 				return rv;
 			}
 		}
+	}
+	if (ctl->token != NULL && zosctl_has_header(ctl, "authorization")) {
+		return zosctl_usage_error(c,
+		    "--token and -H 'authorization: ...' do not go together");
 	}
 	args.method     = c->method;
 	args.operands   = argv + optind;
@@ -1359,8 +1129,8 @@ main(int argc, char **argv)
 	char                         name[64];
 
 	opterr = 0;
-	while ((opt = getopt_long(
-	            argc, argv, "+:h", zosctl_global_options, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv,
+	            "+:hvH:I:", zosctl_global_options, NULL)) != -1) {
 		switch (opt) {
 		case 'h':
 		case ZOSCTL_OPT_HELP:
@@ -1412,6 +1182,7 @@ main(int argc, char **argv)
 	/* The command's own argv starts at its last word, getopt's argv[0]. */
 	rv = zosctl_run_command(
 	    &ctl, c, argc - optind - words + 1, argv + optind + words - 1);
+	zos_resolver_free(ctl.resolver);
 	zrpc_client_close(ctl.client);
 	if (fflush(stdout) != 0 || ferror(stdout)) {
 		fprintf(stderr, "zosctl: writing to stdout: %s\n",

@@ -49,6 +49,12 @@
  * The connected-pipe count is a C11 atomic written under the mutex; it is
  * read under the mutex when a send starts, and without it only to classify
  * a failure.
+ *
+ * Request ids and metrics (see client.h) stay off the mutex: the id is a
+ * per-client random prefix and an atomic counter, formatted on the stack;
+ * a call looks its method's metrics up when it starts (stats.h: a
+ * lock-free table) and records its code and latency when its outcome is
+ * known, before an asynchronous call's callback runs.
  */
 #include "zrpc/client.h"
 #include "zrpc/clock.h"
@@ -59,6 +65,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 
 #include <nng/nng.h>
@@ -67,6 +74,7 @@
 
 #include "../common/tls.h"
 #include "metadata.h"
+#include "stats.h"
 #include "zrpc/v1/envelope.pb-c.h"
 
 /* Defaults for zrpc_client_opts fields left at 0. */
@@ -113,6 +121,24 @@
 
 /* Wire tag of zrpc.v1.Request.payload: field 2, length-delimited. */
 #define CLIENT_PAYLOAD_TAG 0x12u
+/*
+ * Wire tags of zrpc.v1.Request.metadata (field 4, a map entry message)
+ * and of a map entry's key (1) and value (2), all length-delimited.
+ */
+#define CLIENT_METADATA_TAG 0x22u
+#define CLIENT_ENTRY_KEY_TAG 0x0au
+#define CLIENT_ENTRY_VALUE_TAG 0x12u
+
+/* The request id metadata key, and room for an id the client makes. */
+#define CLIENT_REQUEST_ID_KEY "x-request-id"
+#define CLIENT_REQUEST_ID_LEN 40
+/* The id's map entry is appended with one-byte lengths. */
+_Static_assert(
+    2 + sizeof(CLIENT_REQUEST_ID_KEY) - 1 + 2 + CLIENT_REQUEST_ID_LEN < 128,
+    "a request id entry's lengths fit one varint byte");
+
+/* Largest zrpc_client_opts.metrics_precision (zrpc_histogram_create's). */
+#define CLIENT_METRICS_MAX_PRECISION 10u
 
 enum client_call_state {
 	CLIENT_CALL_SENDING,   /* send aio pending: waiting for a pipe */
@@ -162,6 +188,21 @@ struct zrpc_client {
 	uint32_t live[CLIENT_PIPE_SLOTS]; /* guarded by: mtx (0 = free) */
 	uint32_t gone[CLIENT_PIPE_SLOTS]; /* guarded by: mtx (ring) */
 	unsigned gone_next;               /* guarded by: mtx */
+
+	/* Request ids: a random prefix (set at open) and a counter. */
+	uint64_t             request_id_prefix;
+	atomic_uint_fast64_t request_id_next;
+	/* Client-side metrics (lock-free; stats.h). */
+	struct zrpc_client_stats_table stats;
+};
+
+/*
+ * What a call counts in the client's metrics: its method's entry (NULL:
+ * not counted) and when it started (CLOCK_MONOTONIC).
+ */
+struct client_meter {
+	struct zrpc_client_stats_entry *entry;
+	uint64_t                        start_ns;
 };
 
 /*
@@ -186,7 +227,8 @@ struct client_call {
 	zrpc_status            status; /* outcome of the transport */
 	nng_msg               *reply;  /* the reply, when status is OK */
 
-	struct client_completion done; /* asynchronous calls only */
+	struct client_completion done;  /* asynchronous calls only */
+	struct client_meter      meter; /* asynchronous calls only */
 };
 
 /* What goes into Request.payload: a message to pack, or packed bytes. */
@@ -249,13 +291,31 @@ client_remaining(uint64_t deadline_ns, uint64_t now)
 	return (nng_duration) left_ms;
 }
 
-/* Initialises CALL for CLIENT with OPTS (NULL = defaults). */
+/* Starts METER for a call of PATH on C: finds its entry, notes the time. */
 static void
-client_call_init(
-    struct client_call *call, zrpc_client *client, const zrpc_call_opts *opts)
+client_meter_start(
+    struct client_meter *meter, zrpc_client *c, const char *path)
 {
-	uint64_t now = zrpc_now_ns();
+	meter->entry    = zrpc_client_stats_find(&c->stats, path);
+	meter->start_ns = zrpc_now_ns();
+}
 
+/* Counts the call of METER, which ended with STATUS. */
+static void
+client_meter_end(const struct client_meter *meter, const zrpc_status *status)
+{
+	zrpc_client_stats_record(
+	    meter->entry, status->code, zrpc_now_ns() - meter->start_ns);
+}
+
+/*
+ * Initialises CALL for CLIENT with OPTS (NULL = defaults); NOW is when
+ * the call started.
+ */
+static void
+client_call_init(struct client_call *call, zrpc_client *client,
+    const zrpc_call_opts *opts, uint64_t now)
+{
 	memset(call, 0, sizeof(*call));
 	call->client = client;
 	call->state  = CLIENT_CALL_SENDING;
@@ -618,12 +678,43 @@ client_call_advance(struct client_call *call)
 }
 
 /*
+ * Writes C's next request id into ID (CLIENT_REQUEST_ID_LEN bytes): the
+ * client's prefix as 16 hex digits, '-', and the counter in hex.
+ */
+static void
+client_request_id_next(zrpc_client *c, char *id)
+{
+	static const char digits[] = "0123456789abcdef";
+	uint64_t          n        = atomic_fetch_add_explicit(
+	                    &c->request_id_next, 1, memory_order_relaxed);
+	char   rev[16];
+	size_t off = 0, k = 0;
+
+	for (int shift = 60; shift >= 0; shift -= 4) {
+		id[off++] = digits[(c->request_id_prefix >> shift) & 15u];
+	}
+	id[off++] = '-';
+	do {
+		rev[k++] = digits[n & 15u];
+		n >>= 4;
+	} while (n != 0);
+	while (k > 0) {
+		id[off++] = rev[--k];
+	}
+	id[off] = '\0';
+}
+
+/*
  * Encodes a zrpc.v1.Request for PATH with PAYLOAD and OPTS straight into a
  * new nng message. The envelope (method, timeout, metadata) is packed by
  * protobuf-c; the payload field is appended after it (protobuf fields may
  * come in any order), so the method's input is packed once, directly into
- * the message body. Refuses a request larger than the client's
- * max_message_bytes with RESOURCE_EXHAUSTED. On OK, *OUT owns the message.
+ * the message body. The metadata gets an x-request-id the client makes
+ * unless the caller's has one; that entry is appended by hand too (a few
+ * bytes, all lengths under 128), which costs less than protobuf-c's
+ * generic packing of one more map entry. Refuses a request larger than the
+ * client's max_message_bytes with RESOURCE_EXHAUSTED. On OK, *OUT owns the
+ * message.
  */
 static zrpc_status
 client_request_encode(zrpc_client *c, const char *path,
@@ -636,9 +727,12 @@ client_request_encode(zrpc_client *c, const char *path,
 	Zrpc__V1__Request__MetadataEntry  *entries = entry_stack;
 	Zrpc__V1__Request__MetadataEntry **ptrs    = ptr_stack;
 	char                               auth_stack[CLIENT_AUTH_STACK];
-	char                              *auth = NULL;
-	void                              *heap = NULL;
+	char                               request_id[CLIENT_REQUEST_ID_LEN];
+	char                              *auth   = NULL;
+	void                              *heap   = NULL;
+	bool                               has_id = false;
 	size_t      n_user = 0, n = 0, env_len, payload_len, total, off, i;
+	size_t      id_len = 0, id_entry = 0, id_field = 0;
 	uint8_t    *body;
 	nng_msg    *msg;
 	int         rv;
@@ -677,6 +771,14 @@ client_request_encode(zrpc_client *c, const char *path,
 		entries[i].key   = (char *) md->key;
 		entries[i].value = (char *) md->value;
 		ptrs[i]          = &entries[i];
+		has_id = has_id || strcmp(md->key, CLIENT_REQUEST_ID_KEY) == 0;
+	}
+	n = n_user;
+	if (!has_id) {
+		client_request_id_next(c, request_id);
+		id_len   = strlen(request_id);
+		id_entry = 2 + sizeof(CLIENT_REQUEST_ID_KEY) - 1 + 2 + id_len;
+		id_field = 2 + id_entry;
 	}
 	if (opts != NULL && opts->token != NULL) {
 		size_t need = sizeof("Bearer ") + strlen(opts->token);
@@ -688,10 +790,11 @@ client_request_encode(zrpc_client *c, const char *path,
 		}
 		memcpy(auth, "Bearer ", 7);
 		memcpy(auth + 7, opts->token, need - 7);
-		zrpc__v1__request__metadata_entry__init(&entries[n_user]);
-		entries[n_user].key   = "authorization";
-		entries[n_user].value = auth;
-		ptrs[n_user]          = &entries[n_user];
+		zrpc__v1__request__metadata_entry__init(&entries[n]);
+		entries[n].key   = "authorization";
+		entries[n].value = auth;
+		ptrs[n]          = &entries[n];
+		n++;
 	}
 	request.method     = (char *) path;
 	request.timeout_ms = opts != NULL ? opts->timeout_ms : 0;
@@ -702,7 +805,7 @@ client_request_encode(zrpc_client *c, const char *path,
 	payload_len = payload->message != NULL
 	    ? protobuf_c_message_get_packed_size(payload->message)
 	    : payload->len;
-	total       = env_len;
+	total       = env_len + id_field;
 	if (payload_len > 0) {
 		total += 1 + client_varint_size(payload_len) + payload_len;
 	}
@@ -718,6 +821,19 @@ client_request_encode(zrpc_client *c, const char *path,
 	}
 	body = nng_msg_body(msg);
 	off  = zrpc__v1__request__pack(&request, body);
+	if (id_field > 0) {
+		body[off++] = CLIENT_METADATA_TAG;
+		body[off++] = (uint8_t) id_entry;
+		body[off++] = CLIENT_ENTRY_KEY_TAG;
+		body[off++] = (uint8_t) (sizeof(CLIENT_REQUEST_ID_KEY) - 1);
+		memcpy(body + off, CLIENT_REQUEST_ID_KEY,
+		    sizeof(CLIENT_REQUEST_ID_KEY) - 1);
+		off += sizeof(CLIENT_REQUEST_ID_KEY) - 1;
+		body[off++] = CLIENT_ENTRY_VALUE_TAG;
+		body[off++] = (uint8_t) id_len;
+		memcpy(body + off, request_id, id_len);
+		off += id_len;
+	}
 	if (payload_len > 0) {
 		body[off++] = CLIENT_PAYLOAD_TAG;
 		off += client_varint_put(body + off, payload_len);
@@ -868,12 +984,14 @@ client_call_complete_async(struct client_call *call)
 			status = client_reply_decode(c, call->reply,
 			    done->method, &message, done->reply_metadata);
 		}
+		client_meter_end(&call->meter, &status);
 		done->invoke(done->cb, done->arg, &status, message);
 	} else {
 		if (zrpc_status_is_ok(&status)) {
 			status = client_reply_open(
 			    c, call->reply, &response, done->reply_metadata);
 		}
+		client_meter_end(&call->meter, &status);
 		if (response != NULL) {
 			done->raw_cb(done->arg, &status,
 			    response->payload.data, response->payload.len);
@@ -903,13 +1021,14 @@ client_call_cb(void *arg)
 }
 
 /*
- * Runs a blocking call of PATH with PAYLOAD on the caller's thread. On OK,
- * *REPLY is the reply message (caller frees); on error it is NULL.
+ * Runs a blocking call of PATH with PAYLOAD on the caller's thread, which
+ * started at METER->start_ns. On OK, *REPLY is the reply message (caller
+ * frees); on error it is NULL.
  */
 static zrpc_status
 client_call_blocking(zrpc_client *c, const char *path,
     const struct client_payload *payload, const zrpc_call_opts *opts,
-    nng_msg **reply)
+    const struct client_meter *meter, nng_msg **reply)
 {
 	struct client_call call;
 	nng_msg           *msg;
@@ -917,7 +1036,7 @@ client_call_blocking(zrpc_client *c, const char *path,
 	int                rv;
 
 	*reply = NULL;
-	client_call_init(&call, c, opts);
+	client_call_init(&call, c, opts, meter->start_ns);
 	status = client_request_encode(c, path, payload, opts, &msg);
 	if (!zrpc_status_is_ok(&status)) {
 		return status;
@@ -947,7 +1066,8 @@ fail_msg:
 
 /*
  * Starts an asynchronous call of PATH with PAYLOAD that reports through
- * DONE (copied). On error nothing runs and nothing is left behind.
+ * DONE (copied). On error nothing runs and nothing is left behind (the
+ * failed call is counted in the metrics).
  */
 static zrpc_status
 client_call_begin_async(zrpc_client *c, const char *path,
@@ -955,12 +1075,15 @@ client_call_begin_async(zrpc_client *c, const char *path,
     const struct client_completion *done)
 {
 	struct client_call *call;
+	struct client_meter meter;
 	nng_msg            *msg;
 	zrpc_status         status;
 	int                 rv;
 
+	client_meter_start(&meter, c, path);
 	status = client_request_encode(c, path, payload, opts, &msg);
 	if (!zrpc_status_is_ok(&status)) {
+		client_meter_end(&meter, &status);
 		return status;
 	}
 	if ((call = malloc(sizeof(*call))) == NULL) {
@@ -968,8 +1091,9 @@ client_call_begin_async(zrpc_client *c, const char *path,
 		    ZRPC_RESOURCE_EXHAUSTED, "out of memory for a call");
 		goto fail_msg;
 	}
-	client_call_init(call, c, opts);
-	call->done = *done;
+	client_call_init(call, c, opts, meter.start_ns);
+	call->done  = *done;
+	call->meter = meter;
 	if ((rv = nng_aio_alloc(&call->aio, client_call_cb, call)) != 0) {
 		status = zrpc_status_from_nng(rv, "allocating an aio");
 		goto fail_call;
@@ -986,6 +1110,7 @@ fail_call:
 	free(call);
 fail_msg:
 	nng_msg_free(msg);
+	client_meter_end(&meter, &status);
 	return status;
 }
 
@@ -1151,6 +1276,21 @@ zrpc_client_open(
 	if (opts != NULL && opts->max_message_bytes != 0) {
 		c->max_message_bytes = opts->max_message_bytes;
 	}
+	if (opts != NULL &&
+	    opts->metrics_precision > CLIENT_METRICS_MAX_PRECISION) {
+		free(c);
+		return zrpc_status_make(ZRPC_INVALID_ARGUMENT,
+		    "metrics_precision %u is above %u",
+		    opts->metrics_precision, CLIENT_METRICS_MAX_PRECISION);
+	}
+	zrpc_client_stats_init(
+	    &c->stats, opts != NULL ? opts->metrics_precision : 0);
+	/* Ids of different clients differ by their random prefix. */
+	if (getrandom(&c->request_id_prefix, sizeof(c->request_id_prefix),
+	        0) != (ssize_t) sizeof(c->request_id_prefix)) {
+		c->request_id_prefix = zrpc_now_ns() ^ (uintptr_t) c;
+	}
+	atomic_init(&c->request_id_next, 0);
 	if ((c->url = strdup(url)) == NULL) {
 		status = zrpc_status_make(
 		    ZRPC_RESOURCE_EXHAUSTED, "out of memory for a client");
@@ -1220,6 +1360,7 @@ fail_mtx:
 fail_url:
 	free(c->url);
 fail_client:
+	zrpc_client_stats_finish(&c->stats);
 	free(c);
 	return status;
 }
@@ -1228,6 +1369,7 @@ fail_client:
 static void
 client_free(zrpc_client *c)
 {
+	zrpc_client_stats_finish(&c->stats);
 	free(c->quarantine);
 	(void) pthread_cond_destroy(&c->drained);
 	(void) pthread_mutex_destroy(&c->mtx);
@@ -1363,6 +1505,7 @@ zrpc_client_call(zrpc_client *client, const struct zrpc_method *method,
 {
 	struct client_payload  payload  = { .message = request };
 	struct zrpc_metadata **metadata = client_reply_metadata(opts);
+	struct client_meter    meter;
 	nng_msg               *msg;
 	zrpc_status            status;
 
@@ -1375,13 +1518,15 @@ zrpc_client_call(zrpc_client *client, const struct zrpc_method *method,
 	if (!zrpc_status_is_ok(&status)) {
 		return status;
 	}
-	status =
-	    client_call_blocking(client, method->path, &payload, opts, &msg);
-	if (!zrpc_status_is_ok(&status)) {
-		return status;
+	client_meter_start(&meter, client, method->path);
+	status = client_call_blocking(
+	    client, method->path, &payload, opts, &meter, &msg);
+	if (zrpc_status_is_ok(&status)) {
+		status =
+		    client_reply_decode(client, msg, method, reply, metadata);
+		nng_msg_free(msg);
 	}
-	status = client_reply_decode(client, msg, method, reply, metadata);
-	nng_msg_free(msg);
+	client_meter_end(&meter, &status);
 	return status;
 }
 
@@ -1418,6 +1563,7 @@ zrpc_client_call_raw(zrpc_client *client, const char *path,
 {
 	struct client_payload  p = { .bytes = payload, .len = payload_len };
 	struct zrpc_metadata **metadata = client_reply_metadata(opts);
+	struct client_meter    meter;
 	Zrpc__V1__Response    *response;
 	nng_msg               *msg;
 	zrpc_status            status;
@@ -1433,13 +1579,14 @@ zrpc_client_call_raw(zrpc_client *client, const char *path,
 		return zrpc_status_make(
 		    ZRPC_INVALID_ARGUMENT, "NULL client, path or payload");
 	}
-	status = client_call_blocking(client, path, &p, opts, &msg);
-	if (!zrpc_status_is_ok(&status)) {
-		return status;
+	client_meter_start(&meter, client, path);
+	status = client_call_blocking(client, path, &p, opts, &meter, &msg);
+	if (zrpc_status_is_ok(&status)) {
+		status = client_reply_open(client, msg, &response, metadata);
+		nng_msg_free(msg);
 	}
-	status = client_reply_open(client, msg, &response, metadata);
-	nng_msg_free(msg);
 	if (!zrpc_status_is_ok(&status)) {
+		client_meter_end(&meter, &status);
 		return status;
 	}
 	/*
@@ -1456,6 +1603,7 @@ zrpc_client_call_raw(zrpc_client *client, const char *path,
 		    ZRPC_RESOURCE_EXHAUSTED, "out of memory for the reply");
 	}
 	zrpc__v1__response__free_unpacked(response, NULL);
+	client_meter_end(&meter, &status);
 	return status;
 }
 
@@ -1482,4 +1630,32 @@ zrpc_reply_invoke_generic(void (*cb)(void), void *arg,
     const zrpc_status *status, ProtobufCMessage *reply)
 {
 	((zrpc_call_cb) cb)(arg, status, reply);
+}
+
+size_t
+zrpc_client_stats(zrpc_client *client, zrpc_client_stats_fn fn, void *arg)
+{
+	if (client == NULL || fn == NULL) {
+		return 0;
+	}
+	return zrpc_client_stats_table_each(&client->stats, fn, arg);
+}
+
+zrpc_status
+zrpc_client_method_stats(zrpc_client *client, const char *path,
+    struct zrpc_client_method_stats *out)
+{
+	if (client == NULL || path == NULL || out == NULL) {
+		return zrpc_status_make(
+		    ZRPC_INVALID_ARGUMENT, "NULL client, path or stats");
+	}
+	return zrpc_client_stats_table_get(&client->stats, path, out);
+}
+
+void
+zrpc_client_stats_reset(zrpc_client *client)
+{
+	if (client != NULL) {
+		zrpc_client_stats_table_reset(&client->stats);
+	}
 }

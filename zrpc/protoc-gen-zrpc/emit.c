@@ -670,7 +670,8 @@ done:
 
 /* The method table and the service description of S. */
 static void
-emit_source_tables(struct strbuf *out, const struct model_service *s)
+emit_source_tables(
+    struct strbuf *out, const struct model_service *s, const char *file_symbol)
 {
 	if (s->n_methods > 0) {
 		strbuf_printf(out, "\nconst struct zrpc_method %s[%zu] = {\n",
@@ -696,6 +697,7 @@ emit_source_tables(struct strbuf *out, const struct model_service *s)
 	emit_initializer(out, 1, 10, "n_methods", "%zu", s->n_methods);
 	emit_initializer(out, 1, 10, "methods", "%s",
 	    s->n_methods > 0 ? s->methods : "NULL");
+	emit_initializer(out, 1, 10, "file", "&%s", file_symbol);
 	strbuf_append(out, "};\n");
 }
 
@@ -883,6 +885,44 @@ emit_source_register(struct strbuf *out, const struct model_service *s)
 	strbuf_append(out, "}\n");
 }
 
+/* The bytes, imports and descriptor of the embedded file E. */
+static void
+emit_source_embedded(struct strbuf *out, const struct model_file *model,
+    const struct model_embedded *e)
+{
+	strbuf_printf(out, "\n/* %s */\n", e->name);
+	strbuf_printf(out, "static const uint8_t %s_bytes[%zu] = {", e->symbol,
+	    e->len != 0 ? e->len : 1);
+	for (size_t i = 0; i < e->len; i++) {
+		strbuf_append(out, i % 11 == 0 ? "\n\t" : " ");
+		strbuf_printf(out, "0x%02x,", e->data[i]);
+	}
+	strbuf_append(out, e->len != 0 ? "\n};\n" : "0 };\n");
+	if (e->n_deps > 0) {
+		strbuf_printf(out,
+		    "static const struct zrpc_file_descriptor *const "
+		    "%s_deps[%zu] = {\n",
+		    e->symbol, e->n_deps);
+		for (size_t i = 0; i < e->n_deps; i++) {
+			strbuf_printf(out, "\t&%s,\n",
+			    model->embedded[e->deps[i]].symbol);
+		}
+		strbuf_append(out, "};\n");
+	}
+	strbuf_printf(out, "static const struct zrpc_file_descriptor %s = {\n",
+	    e->symbol);
+	emit_initializer(out, 1, 7, "name", "\"%s\"", e->name);
+	emit_initializer(out, 1, 7, "data", "%s_bytes", e->symbol);
+	emit_initializer(out, 1, 7, "len", "%zu", e->len);
+	emit_initializer(out, 1, 7, "n_deps", "%zu", e->n_deps);
+	if (e->n_deps > 0) {
+		emit_initializer(out, 1, 7, "deps", "%s_deps", e->symbol);
+	} else {
+		emit_initializer(out, 1, 7, "deps", "NULL");
+	}
+	strbuf_append(out, "};\n");
+}
+
 void
 emit_source(struct strbuf *out, const struct model_file *model)
 {
@@ -890,16 +930,30 @@ emit_source(struct strbuf *out, const struct model_file *model)
 	/* The register functions call zrpc_server_register. */
 	strbuf_printf(out,
 	    "#include <stddef.h>\n"
+	    "#include <stdint.h>\n"
 	    "\n"
 	    "#include \"%s\"\n"
 	    "#include \"zrpc/server.h\"\n",
 	    model->header_name);
+	strbuf_append_char(out, '\n');
+	emit_comment(out, 0, NULL,
+	    "The descriptors of %s and of every file it imports, for "
+	    "reflection (zrpc/descriptor.h), each after its imports. Every "
+	    "generated file carries its own copy of its imports' "
+	    "descriptors, so that it links without their generated code; "
+	    "the copies are duplicates, and a reader keeps one per file "
+	    "name.",
+	    model->proto_name);
+	for (size_t i = 0; i < model->n_embedded; i++) {
+		emit_source_embedded(out, model, &model->embedded[i]);
+	}
 	for (size_t i = 0; i < model->n_services; i++) {
 		const struct model_service *s = &model->service[i];
 
 		strbuf_append_char(out, '\n');
 		emit_comment(out, 0, NULL, "---- %s ----", s->full_name);
-		emit_source_tables(out, s);
+		emit_source_tables(
+		    out, s, model->embedded[model->n_embedded - 1].symbol);
 		for (size_t j = 0; j < s->n_methods; j++) {
 			emit_source_client(out, &s->method[j]);
 			emit_source_server(out, &s->method[j]);

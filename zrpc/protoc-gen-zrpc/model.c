@@ -50,6 +50,7 @@
 static const char *const model_runtime_prefixes[] = {
 	"zrpc_call_",
 	"zrpc_client_",
+	"zrpc_file_",
 	"zrpc_invoke_",
 	"zrpc_metadata_",
 	"zrpc_method_",
@@ -827,6 +828,120 @@ model_file_names(struct model_builder *b)
 	return rv;
 }
 
+/* ---- embedded file descriptors ---- */
+
+/* The index of the file named NAME in MODEL->embedded, or SIZE_MAX. */
+static size_t
+model_embedded_index(const struct model_file *model, const char *name)
+{
+	for (size_t i = 0; i < model->n_embedded; i++) {
+		if (strcmp(model->embedded[i].name, name) == 0) {
+			return i;
+		}
+	}
+	return SIZE_MAX;
+}
+
+/*
+ * Serializes FILE without its source_code_info (comments and spans, which
+ * reflection does not need) into E->data. Returns 0 or ENOMEM.
+ */
+static int
+model_embedded_pack(const Google__Protobuf__FileDescriptorProto *file,
+    struct model_embedded                                       *e)
+{
+	Google__Protobuf__FileDescriptorProto copy = *file;
+
+	copy.source_code_info = NULL;
+	e->len =
+	    google__protobuf__file_descriptor_proto__get_packed_size(&copy);
+	if ((e->data = malloc(e->len != 0 ? e->len : 1)) == NULL) {
+		return ENOMEM;
+	}
+	google__protobuf__file_descriptor_proto__pack(&copy, e->data);
+	return 0;
+}
+
+/*
+ * Appends FILE to the model's embedded files after its imports (found
+ * among the request's files), unless it is there already; DEPTH guards
+ * against an import cycle, which protoc would have refused. Sets *INDEX
+ * to its index. Returns 0, EINVAL or ENOMEM.
+ */
+static int
+model_embed_file(struct model_builder           *b,
+    const Google__Protobuf__FileDescriptorProto *file, size_t depth,
+    size_t *index)
+{
+	struct model_file     *model = b->model;
+	struct model_embedded *grown;
+	size_t                *deps = NULL;
+	size_t                 i;
+	int                    rv;
+
+	if (file->name == NULL) {
+		return model_fail(b, "an imported file has no name");
+	}
+	if ((*index = model_embedded_index(model, file->name)) != SIZE_MAX) {
+		return 0;
+	}
+	if (depth > b->request->n_proto_file) {
+		return model_fail(b, "import cycle through %s", file->name);
+	}
+	if (file->n_dependency > 0 &&
+	    (deps = calloc(file->n_dependency, sizeof(deps[0]))) == NULL) {
+		return ENOMEM;
+	}
+	for (i = 0; i < file->n_dependency; i++) {
+		const Google__Protobuf__FileDescriptorProto *dep = NULL;
+
+		for (size_t j = 0; j < b->request->n_proto_file; j++) {
+			const Google__Protobuf__FileDescriptorProto *f =
+			    b->request->proto_file[j];
+
+			if (f->name != NULL &&
+			    strcmp(f->name, file->dependency[i]) == 0) {
+				dep = f;
+				break;
+			}
+		}
+		if (dep == NULL) {
+			rv = model_fail(b,
+			    "import %s: not among the files "
+			    "protoc sent",
+			    file->dependency[i]);
+			goto fail;
+		}
+		if ((rv = model_embed_file(b, dep, depth + 1, &deps[i])) !=
+		    0) {
+			goto fail;
+		}
+	}
+	grown = reallocarray(model->embedded, model->n_embedded + 1,
+	    sizeof(model->embedded[0]));
+	if (grown == NULL) {
+		rv = ENOMEM;
+		goto fail;
+	}
+	model->embedded = grown;
+	*index          = model->n_embedded;
+	grown           = &model->embedded[model->n_embedded++];
+	memset(grown, 0, sizeof(*grown));
+	grown->name   = file->name;
+	grown->n_deps = file->n_dependency;
+	grown->deps   = deps;
+	if ((rv = model_format(&grown->symbol, "zrpc_file_%zu", *index)) !=
+	        0 ||
+	    (rv = model_embedded_pack(file, grown)) != 0) {
+		return rv; /* model_free frees what GROWN holds */
+	}
+	return 0;
+
+fail:
+	free(deps);
+	return rv;
+}
+
 int
 model_build(const Google__Protobuf__Compiler__CodeGeneratorRequest *request,
     const Google__Protobuf__FileDescriptorProto *file, struct model_file **out,
@@ -874,6 +989,13 @@ model_build(const Google__Protobuf__Compiler__CodeGeneratorRequest *request,
 	}
 	if ((rv = model_check_symbols(&b)) != 0) {
 		goto fail;
+	}
+	{
+		size_t self;
+
+		if ((rv = model_embed_file(&b, file, 0, &self)) != 0) {
+			goto fail;
+		}
 	}
 
 	free(b.symbols);
@@ -955,6 +1077,12 @@ model_free(struct model_file *model)
 		free(model->pbc_hidden[i]);
 	}
 	free(model->pbc_hidden);
+	for (size_t i = 0; i < model->n_embedded; i++) {
+		free(model->embedded[i].symbol);
+		free(model->embedded[i].data);
+		free(model->embedded[i].deps);
+	}
+	free(model->embedded);
 	free(model->pbc_header);
 	free(model->header_name);
 	free(model->source_name);

@@ -14,6 +14,7 @@
 #define ZRPC_GEN_MODEL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "google/protobuf/compiler/plugin.pb-c.h"
 #include "google/protobuf/descriptor.pb-c.h"
@@ -60,6 +61,19 @@ struct model_service {
 	struct model_method *method;
 };
 
+/*
+ * One file descriptor that the generated source embeds: a serialized
+ * FileDescriptorProto without source_code_info.
+ */
+struct model_embedded {
+	const char *name;   /* "zos/v1/zos.proto" (borrowed) */
+	char       *symbol; /* its static variable, "zrpc_file_2" */
+	uint8_t    *data;
+	size_t      len;
+	size_t      n_deps;
+	size_t     *deps; /* indices in model_file.embedded, import order */
+};
+
 /* One .proto file with at least one service. */
 struct model_file {
 	const char *proto_name;  /* "zos/v1/skills.proto" (borrowed) */
@@ -77,6 +91,13 @@ struct model_file {
 	 */
 	size_t n_pbc_hidden;
 	char **pbc_hidden;
+	/*
+	 * The descriptors of the file and of every file it imports,
+	 * directly or not, each after its imports: the file itself is the
+	 * last one.
+	 */
+	size_t                 n_embedded;
+	struct model_embedded *embedded;
 };
 
 /*

@@ -51,11 +51,33 @@ struct zrpc_method {
 	enum zrpc_role role; /* required of callers; NONE = open */
 };
 
+/*
+ * The descriptor of one .proto file, embedded by protoc-gen-zrpc: DATA is
+ * the file's serialized google.protobuf.FileDescriptorProto (without
+ * source_code_info), DEPS the embedded descriptors of the files it
+ * imports, in the order of its `import` lines. Const data; the graph
+ * reaches every transitive import, so a reader (zrpc/descriptor.h, the
+ * server's reflection) needs nothing else to rebuild the file's types.
+ */
+struct zrpc_file_descriptor {
+	const char    *name; /* "zos/v1/zos.proto" */
+	const uint8_t *data;
+	size_t         len;
+	size_t         n_deps;
+	const struct zrpc_file_descriptor *const *deps;
+};
+
 /* One service: its full name and its methods, in .proto order. */
 struct zrpc_service_desc {
 	const char               *name; /* full name, "zos.v1.Skills" */
 	size_t                    n_methods;
 	const struct zrpc_method *methods;
+	/*
+	 * The file that defines the service (protoc-gen-zrpc fills it in);
+	 * NULL for a description written by hand, whose types reflection
+	 * then cannot describe.
+	 */
+	const struct zrpc_file_descriptor *file;
 };
 
 /*
