@@ -54,6 +54,7 @@
 #define LOGQ_DEFAULT_LINES 8192
 #define LOGQ_DEFAULT_BYTES (1u << 20)
 #define LOGQ_MAX_LINES (1u << 24)
+#define LOGQ_MAX_BYTES (1u << 30) /* a line's length fits its uint32_t */
 #define LOGQ_SLICE_MS 50
 #define LOGQ_LINGER_MS 10
 #define LOGQ_CHUNK (64u * 1024) /* a write to a socket or a file */
@@ -388,10 +389,13 @@ zrpc_logq_create(zrpc_logq **out, const zrpc_logq_config *config)
 	struct stat        st;
 
 	*out = NULL;
-	if (config->fd < 0 || config->max_lines > LOGQ_MAX_LINES) {
+	if (config->fd < 0 || config->max_lines > LOGQ_MAX_LINES ||
+	    config->max_bytes > LOGQ_MAX_BYTES) {
 		return zrpc_status_make(ZRPC_INVALID_ARGUMENT,
-		    "log queue: fd %d, max_lines %zu (at most %u)", config->fd,
-		    config->max_lines, LOGQ_MAX_LINES);
+		    "log queue: fd %d, max_lines %zu (at most %u), max_bytes "
+		    "%zu (at most %u)",
+		    config->fd, config->max_lines, LOGQ_MAX_LINES,
+		    config->max_bytes, LOGQ_MAX_BYTES);
 	}
 	if ((q = calloc(1, sizeof(*q))) == NULL) {
 		goto fail;

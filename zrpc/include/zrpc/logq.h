@@ -62,9 +62,9 @@ struct zrpc_logq_stats {
  * Creates a queue writing to CONFIG->fd and starts its writer thread
  * (which inherits the caller's signal mask: block signals first if a
  * signal thread should take them). *OUT is the caller's
- * (zrpc_logq_close). Returns INVALID_ARGUMENT for a negative fd or a line
- * bound over 2^24, RESOURCE_EXHAUSTED when memory or the thread cannot be
- * had (*OUT is NULL then).
+ * (zrpc_logq_close). Returns INVALID_ARGUMENT for a negative fd, a line
+ * bound over 2^24 or a byte bound over 2^30; RESOURCE_EXHAUSTED when
+ * memory or the thread cannot be had (*OUT is NULL then).
  */
 zrpc_status zrpc_logq_create(zrpc_logq **out, const zrpc_logq_config *config);
 
