@@ -9,6 +9,9 @@
  * descriptor. Pushing a line copies it under a short lock and never waits
  * for the writer; when the buffer is full (in lines or in bytes) the line
  * is dropped and counted, so a stalled reader costs lines, never calls.
+ * The writer gathers lines for about 10 ms between writes (waking it for
+ * every line would cost more than formatting it), so a line reaches the
+ * descriptor up to that much later than it was pushed.
  *
  * The writer never blocks for long either, so that the queue can always
  * be closed in bounded time: on a socket it sends with MSG_DONTWAIT; on
@@ -16,8 +19,9 @@
  * the descriptor is writable, in slices that let it notice a close, and
  * then writes at most PIPE_BUF bytes, which a writable pipe takes whole.
  * EAGAIN (a descriptor someone made non-blocking) waits again; EPIPE (the
- * reader is gone) and other errors drop what was being written, counted as
- * dropped. The queue never changes the descriptor's flags: stderr's open
+ * reader is gone) and other errors drop the line being written, counted as
+ * dropped (SIGPIPE is blocked on the writer thread, so the process does
+ * not die of it even when it does not ignore SIGPIPE). The queue never changes the descriptor's flags: stderr's open
  * file description is shared with the parent process.
  *
  * Memory: the buffer (max_bytes) and one length per line (max_lines) are
