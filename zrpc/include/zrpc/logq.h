@@ -14,15 +14,17 @@
  * descriptor up to that much later than it was pushed.
  *
  * The writer never blocks for long either, so that the queue can always
- * be closed in bounded time: on a socket it sends with MSG_DONTWAIT; on
- * anything else (a pipe, a terminal, a file) it waits with poll(2) until
- * the descriptor is writable, in slices that let it notice a close, and
- * then writes at most PIPE_BUF bytes, which a writable pipe takes whole.
- * EAGAIN (a descriptor someone made non-blocking) waits again; EPIPE (the
- * reader is gone) and other errors drop the line being written, counted as
- * dropped (SIGPIPE is blocked on the writer thread, so the process does
- * not die of it even when it does not ignore SIGPIPE). The queue never changes the descriptor's flags: stderr's open
- * file description is shared with the parent process.
+ * be closed in bounded time: on a socket it sends with MSG_DONTWAIT; to a
+ * regular file it writes up to 64 KiB at a time; on anything else (a
+ * pipe, a terminal) it waits with poll(2) until the descriptor is
+ * writable, in slices that let it notice a close, and then writes at most
+ * PIPE_BUF bytes, which a writable pipe takes whole. EAGAIN (a descriptor
+ * someone made non-blocking) waits again; EPIPE (the reader is gone) and
+ * other errors drop the line being written, counted as dropped. SIGPIPE
+ * is blocked on the writer thread, so the process does not die of it even
+ * when it does not ignore SIGPIPE. The queue never changes the
+ * descriptor's flags: stderr's open file description is shared with the
+ * parent process.
  *
  * Memory: the buffer (max_bytes) and one length per line (max_lines) are
  * allocated once at create; a push allocates nothing. Lines keep their
