@@ -28,8 +28,8 @@
  *
  * Memory: the buffer (max_bytes) and one length per line (max_lines) are
  * allocated once at create; a push allocates nothing. Lines keep their
- * order. Every function is safe from any thread, except that close (and
- * destroy) must be the last call.
+ * order. Every function is safe from any thread; close must be the last
+ * call.
  */
 #ifndef ZRPC_LOGQ_H
 #define ZRPC_LOGQ_H
