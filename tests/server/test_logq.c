@@ -401,6 +401,12 @@ Test(logq, bad_arguments_and_null)
 	cr_assert_eq(
 	    zrpc_logq_create(&q, &config).code, ZRPC_INVALID_ARGUMENT);
 	cr_assert_null(q);
+	config = (zrpc_logq_config) { .fd = 2, .max_bytes = (size_t) 2 << 30 };
+	cr_assert_eq(
+	    zrpc_logq_create(&q, &config).code, ZRPC_INVALID_ARGUMENT);
+	config = (zrpc_logq_config) { .fd = 2, .max_lines = 1u << 25 };
+	cr_assert_eq(
+	    zrpc_logq_create(&q, &config).code, ZRPC_INVALID_ARGUMENT);
 	cr_assert_eq(zrpc_logq_close(NULL, 10), 0);
 	cr_assert(zrpc_logq_flush(NULL, 10));
 }

@@ -9,21 +9,27 @@
  * descriptor. Pushing a line copies it under a short lock and never waits
  * for the writer; when the buffer is full (in lines or in bytes) the line
  * is dropped and counted, so a stalled reader costs lines, never calls.
+ * The writer gathers lines for about 10 ms between writes (waking it for
+ * every line would cost more than formatting it), so a line reaches the
+ * descriptor up to that much later than it was pushed.
  *
  * The writer never blocks for long either, so that the queue can always
- * be closed in bounded time: on a socket it sends with MSG_DONTWAIT; on
- * anything else (a pipe, a terminal, a file) it waits with poll(2) until
- * the descriptor is writable, in slices that let it notice a close, and
- * then writes at most PIPE_BUF bytes, which a writable pipe takes whole.
- * EAGAIN (a descriptor someone made non-blocking) waits again; EPIPE (the
- * reader is gone) and other errors drop what was being written, counted as
- * dropped. The queue never changes the descriptor's flags: stderr's open
- * file description is shared with the parent process.
+ * be closed in bounded time: on a socket it sends with MSG_DONTWAIT; to a
+ * regular file it writes up to 64 KiB at a time; on anything else (a
+ * pipe, a terminal) it waits with poll(2) until the descriptor is
+ * writable, in slices that let it notice a close, and then writes at most
+ * PIPE_BUF bytes, which a writable pipe takes whole. EAGAIN (a descriptor
+ * someone made non-blocking) waits again; EPIPE (the reader is gone) and
+ * other errors drop the line being written, counted as dropped. SIGPIPE
+ * is blocked on the writer thread, so the process does not die of it even
+ * when it does not ignore SIGPIPE. The queue never changes the
+ * descriptor's flags: stderr's open file description is shared with the
+ * parent process.
  *
  * Memory: the buffer (max_bytes) and one length per line (max_lines) are
  * allocated once at create; a push allocates nothing. Lines keep their
- * order. Every function is safe from any thread, except that close (and
- * destroy) must be the last call.
+ * order. Every function is safe from any thread; close must be the last
+ * call.
  */
 #ifndef ZRPC_LOGQ_H
 #define ZRPC_LOGQ_H
@@ -62,9 +68,9 @@ struct zrpc_logq_stats {
  * Creates a queue writing to CONFIG->fd and starts its writer thread
  * (which inherits the caller's signal mask: block signals first if a
  * signal thread should take them). *OUT is the caller's
- * (zrpc_logq_close). Returns INVALID_ARGUMENT for a negative fd or a line
- * bound over 2^24, RESOURCE_EXHAUSTED when memory or the thread cannot be
- * had (*OUT is NULL then).
+ * (zrpc_logq_close). Returns INVALID_ARGUMENT for a negative fd, a line
+ * bound over 2^24 or a byte bound over 2^30; RESOURCE_EXHAUSTED when
+ * memory or the thread cannot be had (*OUT is NULL then).
  */
 zrpc_status zrpc_logq_create(zrpc_logq **out, const zrpc_logq_config *config);
 
