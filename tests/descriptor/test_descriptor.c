@@ -1252,3 +1252,55 @@ Test(descriptor, describes_services_methods_messages_and_enums)
 	cr_assert_null(text);
 	zrpc_descriptor_pool_free(pool);
 }
+
+Test(descriptor, reflection_skips_services_described_by_hand)
+{
+	static const struct zrpc_method hand_methods[] = {
+		{ "Do", "/hand.v1.Made/Do",
+		    &ztest__v1__echo_request__descriptor,
+		    &ztest__v1__echo_reply__descriptor, ZRPC_ROLE_NONE },
+	};
+	static const struct zrpc_service_desc hand = { "hand.v1.Made", 1,
+		hand_methods, NULL };
+	struct zrpc_method_binding            bindings[2];
+	zrpc_server                          *server;
+	zrpc_client                          *client;
+	zrpc_descriptor_pool                 *pool;
+	const char *const                    *names;
+	size_t                                n;
+	const struct zrpc_method             *m;
+	char                                  url[256];
+	zrpc_status                           st;
+
+	memset(bindings, 0, sizeof(bindings)); /* no handlers: UNIMPLEMENTED */
+	ASSERT_OK(zrpc_server_create(&server, NULL));
+	ASSERT_OK(zrpc_server_listen(
+	    server, test_unique_url("inproc", url, sizeof(url))));
+	ASSERT_OK(zrpc_server_register(server, &hand, bindings, NULL));
+	ASSERT_OK(zrpc_server_register(
+	    server, &zdesc_v1_types_service, bindings, NULL));
+	ASSERT_OK(zrpc_server_start(server));
+	ASSERT_OK(zrpc_client_open(&client, url, NULL));
+	ASSERT_OK(zrpc_descriptor_pool_new(&pool));
+
+	st = zrpc_reflection_fetch(client, "hand.v1.Made", pool, NULL);
+	cr_assert_eq(st.code, ZRPC_NOT_FOUND, "%s", st.message);
+	/* Every service with descriptors, the hand-made one left out. */
+	ASSERT_OK(zrpc_reflection_fetch_all(client, pool, NULL));
+	ASSERT_OK(zrpc_descriptor_pool_services(pool, &names, &n));
+	cr_assert_eq(n, 3);
+	cr_assert_str_eq(names[0], "zdesc.v1.Types");
+	cr_assert_str_eq(names[1], "zrpc.v1.Health");
+	cr_assert_str_eq(names[2], "zrpc.v1.Reflection");
+	ASSERT_OK(
+	    zrpc_descriptor_pool_find_method(pool, "zdesc.v1.Types/Echo", &m));
+	cr_assert_eq(m->role, ZRPC_ROLE_WRITE);
+	ASSERT_OK(zrpc_descriptor_pool_find_method(
+	    pool, "zrpc.v1.Reflection/FileContainingSymbol", &m));
+	cr_assert_eq(m->role, ZRPC_ROLE_READ);
+
+	zrpc_descriptor_pool_free(pool);
+	zrpc_client_close(client);
+	zrpc_server_stop(server, 0);
+	zrpc_server_destroy(server);
+}
