@@ -1252,3 +1252,122 @@ Test(descriptor, describes_services_methods_messages_and_enums)
 	cr_assert_null(text);
 	zrpc_descriptor_pool_free(pool);
 }
+
+Test(descriptor, reflection_skips_services_described_by_hand)
+{
+	static const struct zrpc_method hand_methods[] = {
+		{ "Do", "/hand.v1.Made/Do",
+		    &ztest__v1__echo_request__descriptor,
+		    &ztest__v1__echo_reply__descriptor, ZRPC_ROLE_NONE },
+	};
+	static const struct zrpc_service_desc hand = { "hand.v1.Made", 1,
+		hand_methods, NULL };
+	struct zrpc_method_binding            bindings[2];
+	zrpc_server                          *server;
+	zrpc_client                          *client;
+	zrpc_descriptor_pool                 *pool;
+	const char *const                    *names;
+	size_t                                n;
+	const struct zrpc_method             *m;
+	char                                  url[256];
+	zrpc_status                           st;
+
+	memset(bindings, 0, sizeof(bindings)); /* no handlers: UNIMPLEMENTED */
+	ASSERT_OK(zrpc_server_create(&server, NULL));
+	ASSERT_OK(zrpc_server_listen(
+	    server, test_unique_url("inproc", url, sizeof(url))));
+	ASSERT_OK(zrpc_server_register(server, &hand, bindings, NULL));
+	ASSERT_OK(zrpc_server_register(
+	    server, &zdesc_v1_types_service, bindings, NULL));
+	ASSERT_OK(zrpc_server_start(server));
+	ASSERT_OK(zrpc_client_open(&client, url, NULL));
+	ASSERT_OK(zrpc_descriptor_pool_new(&pool));
+
+	st = zrpc_reflection_fetch(client, "hand.v1.Made", pool, NULL);
+	cr_assert_eq(st.code, ZRPC_NOT_FOUND, "%s", st.message);
+	/* Every service with descriptors, the hand-made one left out. */
+	ASSERT_OK(zrpc_reflection_fetch_all(client, pool, NULL));
+	ASSERT_OK(zrpc_descriptor_pool_services(pool, &names, &n));
+	cr_assert_eq(n, 3);
+	cr_assert_str_eq(names[0], "zdesc.v1.Types");
+	cr_assert_str_eq(names[1], "zrpc.v1.Health");
+	cr_assert_str_eq(names[2], "zrpc.v1.Reflection");
+	ASSERT_OK(
+	    zrpc_descriptor_pool_find_method(pool, "zdesc.v1.Types/Echo", &m));
+	cr_assert_eq(m->role, ZRPC_ROLE_WRITE);
+	ASSERT_OK(zrpc_descriptor_pool_find_method(
+	    pool, "zrpc.v1.Reflection/FileContainingSymbol", &m));
+	cr_assert_eq(m->role, ZRPC_ROLE_READ);
+
+	zrpc_descriptor_pool_free(pool);
+	zrpc_client_close(client);
+	zrpc_server_stop(server, 0);
+	zrpc_server_destroy(server);
+}
+
+Test(descriptor, resolves_relative_type_names_from_the_inner_scope_out)
+{
+	zrpc_descriptor_pool                 *pool;
+	Google__Protobuf__FileDescriptorProto file =
+	    GOOGLE__PROTOBUF__FILE_DESCRIPTOR_PROTO__INIT;
+	Google__Protobuf__DescriptorProto outer =
+	    GOOGLE__PROTOBUF__DESCRIPTOR_PROTO__INIT;
+	Google__Protobuf__DescriptorProto inner =
+	    GOOGLE__PROTOBUF__DESCRIPTOR_PROTO__INIT;
+	Google__Protobuf__DescriptorProto top =
+	    GOOGLE__PROTOBUF__DESCRIPTOR_PROTO__INIT;
+	Google__Protobuf__FieldDescriptorProto f[3] = {
+		GOOGLE__PROTOBUF__FIELD_DESCRIPTOR_PROTO__INIT,
+		GOOGLE__PROTOBUF__FIELD_DESCRIPTOR_PROTO__INIT,
+		GOOGLE__PROTOBUF__FIELD_DESCRIPTOR_PROTO__INIT,
+	};
+	Google__Protobuf__FieldDescriptorProto *outer_fields[] = { &f[0],
+		&f[1] };
+	Google__Protobuf__FieldDescriptorProto *top_fields[]   = { &f[2] };
+	Google__Protobuf__DescriptorProto      *messages[] = { &outer, &top };
+	Google__Protobuf__DescriptorProto      *nested[]   = { &inner };
+	const char *const names[] = { "inner", "other", "outer" };
+	const char *const types[] = { "Inner", "Outer.Inner", "Outer" };
+	const ProtobufCMessageDescriptor *o;
+	const ProtobufCMessageDescriptor *t;
+	uint8_t                          *data;
+	size_t                            len;
+
+	for (size_t i = 0; i < 3; i++) {
+		f[i].name       = (char *) names[i];
+		f[i].has_number = 1;
+		f[i].number     = (int32_t) i + 1;
+		f[i].has_label  = 1;
+		f[i].label =
+		    GOOGLE__PROTOBUF__FIELD_DESCRIPTOR_PROTO__LABEL__LABEL_OPTIONAL;
+		f[i].type_name =
+		    (char *) types[i]; /* no type: from the name */
+	}
+	file.name           = "rel.proto";
+	file.package        = "rel.v1";
+	file.n_message_type = 2;
+	file.message_type   = messages;
+	outer.name          = "Outer";
+	outer.n_field       = 2;
+	outer.field         = outer_fields;
+	outer.n_nested_type = 1;
+	outer.nested_type   = nested;
+	inner.name          = "Inner";
+	top.name            = "Top";
+	top.n_field         = 1;
+	top.field           = top_fields;
+	data                = pack_file(&file, &len);
+	ASSERT_OK(zrpc_descriptor_pool_new(&pool));
+	ASSERT_OK(zrpc_descriptor_pool_add_file(pool, data, len));
+	ASSERT_OK(zrpc_descriptor_pool_find_message(pool, "rel.v1.Outer", &o));
+	ASSERT_OK(zrpc_descriptor_pool_find_message(pool, "rel.v1.Top", &t));
+	cr_assert_str_eq(
+	    ((const ProtobufCMessageDescriptor *) o->fields[0].descriptor)
+	        ->name,
+	    "rel.v1.Outer.Inner");
+	cr_assert_eq(o->fields[0].descriptor, o->fields[1].descriptor);
+	cr_assert_eq(t->fields[0].descriptor, o);
+	cr_assert_eq(t->fields[0].type, PROTOBUF_C_TYPE_MESSAGE);
+	free(data);
+	zrpc_descriptor_pool_free(pool);
+}

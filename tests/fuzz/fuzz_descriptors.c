@@ -17,8 +17,8 @@
 
 /* Unpacks DATA as a message of type D, packs it again and frees it. */
 static void
-fuzz_unpack(const ProtobufCMessageDescriptor *d, const uint8_t *data,
-    size_t size)
+fuzz_unpack(
+    const ProtobufCMessageDescriptor *d, const uint8_t *data, size_t size)
 {
 	ProtobufCMessage *m = protobuf_c_message_unpack(d, NULL, size, data);
 	uint8_t          *out;

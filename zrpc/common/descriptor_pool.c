@@ -75,20 +75,44 @@ zrpc_dpool_strndup(zrpc_descriptor_pool *pool, const char *s, size_t len)
 
 /* ---- symbol table ---- */
 
+/* The character of NAME at I, a '/' at DOT_AT read as a '.'. */
+static char
+pool_name_char(const char *name, size_t i, size_t dot_at)
+{
+	return i == dot_at ? '.' : name[i];
+}
+
+/* FNV-1a of NAME, the character at DOT_AT read as a '.'. */
 static uint64_t
-pool_hash(const char *s)
+pool_hash(const char *name, size_t dot_at)
 {
 	uint64_t h = 14695981039346656037u;
 
-	for (; *s != '\0'; s++) {
-		h ^= (unsigned char) *s;
+	for (size_t i = 0; name[i] != '\0'; i++) {
+		h ^= (unsigned char) pool_name_char(name, i, dot_at);
 		h *= 1099511628211u;
 	}
 	return h;
 }
 
-struct pool_symbol *
-zrpc_dpool_lookup(const zrpc_descriptor_pool *pool, const char *name)
+/* True when the symbol name FULL is NAME, read as pool_hash does. */
+static bool
+pool_name_equal(const char *full, const char *name, size_t dot_at)
+{
+	size_t i;
+
+	for (i = 0; name[i] != '\0'; i++) {
+		if (full[i] != pool_name_char(name, i, dot_at)) {
+			return false;
+		}
+	}
+	return full[i] == '\0';
+}
+
+/* The symbol named NAME (its character at DOT_AT read as '.'), or NULL. */
+static struct pool_symbol *
+pool_lookup_at(
+    const zrpc_descriptor_pool *pool, const char *name, size_t dot_at)
 {
 	size_t mask;
 	size_t i;
@@ -97,13 +121,19 @@ zrpc_dpool_lookup(const zrpc_descriptor_pool *pool, const char *name)
 		return NULL;
 	}
 	mask = pool->table_cap - 1;
-	for (i = pool_hash(name) & mask; pool->table[i] != NULL;
+	for (i = pool_hash(name, dot_at) & mask; pool->table[i] != NULL;
 	     i = (i + 1) & mask) {
-		if (strcmp(pool->table[i]->name, name) == 0) {
+		if (pool_name_equal(pool->table[i]->name, name, dot_at)) {
 			return pool->table[i];
 		}
 	}
 	return NULL;
+}
+
+struct pool_symbol *
+zrpc_dpool_lookup(const zrpc_descriptor_pool *pool, const char *name)
+{
+	return pool_lookup_at(pool, name, SIZE_MAX);
 }
 
 /* Enters SYM, whose name is not in the table; room was reserved. */
@@ -113,7 +143,7 @@ pool_table_put(struct pool_symbol **table, size_t cap, struct pool_symbol *sym)
 	size_t mask = cap - 1;
 	size_t i;
 
-	for (i = pool_hash(sym->name) & mask; table[i] != NULL;
+	for (i = pool_hash(sym->name, SIZE_MAX) & mask; table[i] != NULL;
 	     i = (i + 1) & mask) { }
 	table[i] = sym;
 }
@@ -651,6 +681,30 @@ fail:
 }
 
 /*
+ * protobuf-c's allocator, which says when it failed (*DATA, a bool), so
+ * that an unpack that ran out of memory is not taken for bad bytes. The
+ * blocks are malloc's: free_unpacked with the default allocator frees
+ * them.
+ */
+static void *
+pool_unpack_alloc(void *data, size_t size)
+{
+	void *p = malloc(size);
+
+	if (p == NULL) {
+		*(bool *) data = true;
+	}
+	return p;
+}
+
+static void
+pool_unpack_free(void *data, void *p)
+{
+	(void) data;
+	free(p);
+}
+
+/*
  * Adds the file in DATA (LEN bytes), copying the bytes when COPY.
  */
 static zrpc_status
@@ -658,14 +712,24 @@ pool_add_bytes(
     zrpc_descriptor_pool *pool, const uint8_t *data, size_t len, bool copy)
 {
 	Google__Protobuf__FileDescriptorProto *proto;
-	uint8_t                               *owned = NULL;
+	uint8_t                               *owned         = NULL;
+	bool                                   out_of_memory = false;
+	ProtobufCAllocator                     allocator     = {
+		                        .alloc          = pool_unpack_alloc,
+		                        .free           = pool_unpack_free,
+		                        .allocator_data = &out_of_memory,
+	};
 
 	if (data == NULL && len > 0) {
 		return zrpc_status_make(
 		    ZRPC_INVALID_ARGUMENT, "no file descriptor bytes");
 	}
-	proto =
-	    google__protobuf__file_descriptor_proto__unpack(NULL, len, data);
+	proto = google__protobuf__file_descriptor_proto__unpack(
+	    &allocator, len, data);
+	if (proto == NULL && out_of_memory) {
+		return zrpc_status_make(
+		    ZRPC_RESOURCE_EXHAUSTED, "out of memory");
+	}
 	if (proto == NULL) {
 		return zrpc_status_make(ZRPC_INVALID_ARGUMENT,
 		    "%zu bytes that are not a google.protobuf."
@@ -853,32 +917,46 @@ done:
 	return status;
 }
 
+/* True when FULL is SCOPE (its first SCOPE_LEN bytes) "." NAME. */
+static bool
+pool_scoped_equal(
+    const char *full, const char *scope, size_t scope_len, const char *name)
+{
+	if (scope_len > 0) {
+		if (strncmp(full, scope, scope_len) != 0 ||
+		    full[scope_len] != '.') {
+			return false;
+		}
+		full += scope_len + 1;
+	}
+	return strcmp(full, name) == 0;
+}
+
+/*
+ * protoc writes every type name fully qualified (".pkg.Msg"): that is one
+ * lookup. A relative name (a descriptor made by other means) is tried in
+ * each enclosing scope by scanning the table, which allocates nothing.
+ */
 struct pool_symbol *
 zrpc_dpool_resolve(
     const zrpc_descriptor_pool *pool, const char *scope, const char *type_name)
 {
-	struct pool_symbol *sym = NULL;
-	size_t              scope_len;
-	char               *buf;
+	size_t scope_len;
 
 	if (type_name[0] == '.') {
 		return zrpc_dpool_lookup(pool, type_name + 1);
 	}
 	scope_len = strlen(scope);
-	if ((buf = malloc(scope_len + strlen(type_name) + 2)) == NULL) {
-		return NULL;
-	}
 	for (;;) {
-		if (scope_len > 0) {
-			memcpy(buf, scope, scope_len);
-			buf[scope_len] = '.';
-			strcpy(buf + scope_len + 1, type_name);
-		} else {
-			strcpy(buf, type_name);
+		for (size_t i = 0; i < pool->table_cap; i++) {
+			if (pool->table[i] != NULL &&
+			    pool_scoped_equal(pool->table[i]->name, scope,
+			        scope_len, type_name)) {
+				return pool->table[i];
+			}
 		}
-		if ((sym = zrpc_dpool_lookup(pool, buf)) != NULL ||
-		    scope_len == 0) {
-			break;
+		if (scope_len == 0) {
+			return NULL;
 		}
 		while (scope_len > 0 && scope[scope_len - 1] != '.') {
 			scope_len--;
@@ -887,8 +965,6 @@ zrpc_dpool_resolve(
 			scope_len--; /* the dot */
 		}
 	}
-	free(buf);
-	return sym;
 }
 
 struct pool_symbol *
@@ -896,22 +972,15 @@ zrpc_dpool_lookup_any(const zrpc_descriptor_pool *pool, const char *symbol)
 {
 	struct pool_symbol *sym;
 	const char         *slash;
-	char               *name;
 
-	if (symbol[0] == '/') {
-		symbol++;
-	} else if (symbol[0] == '.') {
+	if (symbol[0] == '/' || symbol[0] == '.') {
 		symbol++;
 	}
 	if ((slash = strrchr(symbol, '/')) == NULL) {
 		return zrpc_dpool_lookup(pool, symbol);
 	}
-	if ((name = strdup(symbol)) == NULL) {
-		return NULL;
-	}
-	name[slash - symbol] = '.';
-	sym                  = zrpc_dpool_lookup(pool, name);
-	free(name);
+	/* "pkg.Svc/M" is the method "pkg.Svc.M": no copy to make. */
+	sym = pool_lookup_at(pool, symbol, (size_t) (slash - symbol));
 	return sym != NULL && sym->kind == POOL_METHOD ? sym : NULL;
 }
 
