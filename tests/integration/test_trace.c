@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../tools/run_tool.h"
 #include "proc.h"
 #include "zos/v1/zos.zrpc.h"
 #include "zrpc/client.h"
@@ -241,4 +242,42 @@ Test(trace_zosd, without_a_traceparent_zosd_and_the_model_share_a_new_trace)
 		              13) == NULL,
 		    "%.*s", (int) (end - at), at);
 	}
+}
+
+/*
+ * The issue's whole path from the command line: zosctl -v -H sends a
+ * request id and a traceparent; zosctl's -v shows the id the reply
+ * carries back, zosd's access log shows both, and the model server gets
+ * the same id and trace (a new span).
+ */
+Test(trace_zosd, zosctl_ids_reach_its_v_output_zosds_log_and_the_model)
+{
+	struct setup s;
+	struct run   r;
+	char         got[ZRPC_TRACEPARENT_LEN + 1], line[2048];
+
+	setup_start(&s);
+	run_tool(&r, env_path("ZOSCTL"), NULL, "--url", s.zosd_url,
+	    "--timeout-ms", "10000", "-v", "-H", "x-request-id: req-ctl-1",
+	    "-H", "traceparent: " TRACEPARENT, "call",
+	    "zos.v1.Assistant/Complete",
+	    "{\"taskType\":\"hint\",\"prompt\":\"is 13 prime?\"}", NULL);
+	setup_stop(&s);
+
+	cr_assert_eq(r.status, 0, "%.*s", (int) r.err_len, r.err);
+	cr_assert(strstr(r.err,
+	              "Reply metadata received:\nx-request-id: "
+	              "req-ctl-1") != NULL,
+	    "%.*s", (int) r.err_len, r.err);
+	cr_assert(strstr(r.err, "traceparent: " TRACEPARENT) != NULL, "%.*s",
+	    (int) r.err_len, r.err);
+	cr_assert(strstr(r.out, s.model_url) != NULL, "the model answered: %s",
+	    r.out);
+
+	zosd_line(&s.zosd, "req-ctl-1", line, sizeof(line));
+	cr_assert(strstr(line, "\"traceparent\":\"" TRACEPARENT "\"") != NULL,
+	    "%s", line);
+	model_traceparent(&s.model, "req-ctl-1", got);
+	cr_assert(strncmp(got, "00-" TRACE_ID "-", 36) == 0, "%s", got);
+	cr_assert(strncmp(got + 36, SPAN_ID, 16) != 0, "a new span: %s", got);
 }

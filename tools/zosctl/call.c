@@ -132,6 +132,27 @@ zosctl_call_opts(const struct zosctl *ctl)
 	};
 }
 
+zrpc_call_opts
+zosctl_reflection_opts(
+    const struct zosctl *ctl, struct zrpc_metadata_entry *buf)
+{
+	zrpc_call_opts opts = zosctl_call_opts(ctl);
+	size_t         n    = 0;
+
+	for (size_t i = 0; i < ctl->n_headers; i++) {
+		const char *key = ctl->headers[i].key;
+
+		if (strcmp(key, "x-request-id") != 0 &&
+		    strcmp(key, "traceparent") != 0 &&
+		    strcmp(key, "tracestate") != 0) {
+			buf[n++] = ctl->headers[i];
+		}
+	}
+	opts.metadata   = n > 0 ? buf : NULL;
+	opts.n_metadata = n;
+	return opts;
+}
+
 /*
  * The fields (set or not) and list items of MESSAGE and its sub-messages,
  * counted up to a little over LIMIT: what printing it would cost.

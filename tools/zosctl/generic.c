@@ -108,16 +108,17 @@ zosctl_read_stdin(void)
 int
 zosctl_run_call(struct zosctl *ctl, const struct zosctl_args *args)
 {
-	const struct zrpc_method *method;
-	const char               *json;
-	char                     *from_stdin = NULL;
-	char                      error[1024];
-	ProtobufCMessage         *request;
-	zrpc_client              *client;
-	zrpc_call_opts            opts = zosctl_call_opts(ctl);
-	enum zos_resolve_source   source;
-	zrpc_status               status;
-	int                       rv;
+	const struct zrpc_method  *method;
+	const char                *json;
+	char                      *from_stdin = NULL;
+	char                       error[1024];
+	ProtobufCMessage          *request;
+	zrpc_client               *client;
+	struct zrpc_metadata_entry reflect_md[ZOSCTL_MAX_HEADERS];
+	zrpc_call_opts          opts = zosctl_reflection_opts(ctl, reflect_md);
+	enum zos_resolve_source source;
+	zrpc_status             status;
+	int                     rv;
 
 	if ((rv = zosctl_lookup_client(ctl, &client)) != ZOSCTL_EXIT_OK) {
 		return rv;

@@ -95,6 +95,15 @@ bool zosctl_has_header(const struct zosctl *ctl, const char *key);
 zrpc_call_opts zosctl_call_opts(const struct zosctl *ctl);
 
 /*
+ * The options of the reflection calls that find a call's types: CTL's,
+ * less the entries that name the call itself (x-request-id, traceparent,
+ * tracestate), so that an id given with -H names one call in the
+ * server's log. BUF holds ZOSCTL_MAX_HEADERS entries.
+ */
+zrpc_call_opts zosctl_reflection_opts(
+    const struct zosctl *ctl, struct zrpc_metadata_entry *buf);
+
+/*
  * Calls METHOD with REQUEST. On success *REPLY is the reply (the caller
  * frees it) and the result is 0; otherwise the status is on stderr and the
  * result is the exit status. With -v, the request and reply metadata and
