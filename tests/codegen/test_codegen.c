@@ -759,8 +759,7 @@ Test(codegen, names_in_the_runtime_namespace_are_rejected)
 
 Test(codegen, names_of_the_embedded_descriptors_are_reserved)
 {
-	static const char *const names[] = { "zrpc.File", "zrpc_file_",
-		NULL };
+	static const char *const names[] = { "zrpc.File", "zrpc_file_", NULL };
 
 	codegen_assert_rejected("zrpc/file_namespace.proto", names);
 }
