@@ -757,6 +757,13 @@ Test(codegen, names_in_the_runtime_namespace_are_rejected)
 	codegen_assert_rejected("zrpc/runtime_namespace.proto", names);
 }
 
+Test(codegen, names_of_the_embedded_descriptors_are_reserved)
+{
+	static const char *const names[] = { "zrpc.File", "zrpc_file_", NULL };
+
+	codegen_assert_rejected("zrpc/file_namespace.proto", names);
+}
+
 Test(codegen, a_role_that_is_not_read_write_or_admin_is_rejected)
 {
 	static const char *const names[] = { "zrpctest.v1.Locks.Open",

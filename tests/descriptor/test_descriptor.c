@@ -1371,3 +1371,66 @@ Test(descriptor, resolves_relative_type_names_from_the_inner_scope_out)
 	free(data);
 	zrpc_descriptor_pool_free(pool);
 }
+
+Test(descriptor, reflection_serves_the_rest_when_two_files_clash)
+{
+	Google__Protobuf__FileDescriptorProto file =
+	    GOOGLE__PROTOBUF__FILE_DESCRIPTOR_PROTO__INIT;
+	Google__Protobuf__DescriptorProto message =
+	    GOOGLE__PROTOBUF__DESCRIPTOR_PROTO__INIT;
+	Google__Protobuf__DescriptorProto *messages[] = { &message };
+	struct zrpc_file_descriptor        clash;
+	struct zrpc_service_desc           copy = zos_v1_skills_service;
+	struct zrpc_method_binding         bindings[8];
+	zrpc_server                       *server;
+	zrpc_client                       *client;
+	zrpc_descriptor_pool              *pool;
+	const struct zrpc_method          *m;
+	char                               url[256];
+	uint8_t                           *data;
+	size_t                             len;
+	zrpc_status                        st;
+
+	/* "clash.proto" defines zos.v1.Skill, as zos/v1/zos.proto does. */
+	file.name           = "clash.proto";
+	file.package        = "zos.v1";
+	file.n_message_type = 1;
+	file.message_type   = messages;
+	message.name        = "Skill";
+	data                = pack_file(&file, &len);
+	clash = (struct zrpc_file_descriptor) { "clash.proto", data, len, 0,
+		NULL };
+	copy.name      = "zos.v1.Clash"; /* another name, no methods */
+	copy.n_methods = 0;
+	copy.methods   = NULL;
+	copy.file      = &clash;
+
+	memset(bindings, 0, sizeof(bindings));
+	ASSERT_OK(zrpc_server_create(&server, NULL));
+	ASSERT_OK(zrpc_server_listen(
+	    server, test_unique_url("inproc", url, sizeof(url))));
+	ASSERT_OK(zrpc_server_register(server, &copy, bindings, NULL));
+	ASSERT_OK(zrpc_server_register(
+	    server, &zos_v1_skills_service, bindings, NULL));
+	ASSERT_OK(zrpc_server_start(server));
+	ASSERT_OK(zrpc_client_open(&client, url, NULL));
+	ASSERT_OK(zrpc_descriptor_pool_new(&pool));
+
+	/* Whichever file came second is left out; the rest is served. */
+	ASSERT_OK(zrpc_reflection_fetch(client, "zrpc.v1.Health", pool, NULL));
+	st = zrpc_reflection_fetch(client, "zos.v1.Skills", pool, NULL);
+	if (zrpc_status_is_ok(&st)) {
+		ASSERT_OK(zrpc_descriptor_pool_find_method(
+		    pool, "zos.v1.Skills/Get", &m));
+	} else {
+		cr_assert_eq(st.code, ZRPC_NOT_FOUND, "%s", st.message);
+	}
+	ASSERT_OK(zrpc_descriptor_pool_find_method(
+	    pool, "zrpc.v1.Health/Check", &m));
+
+	zrpc_descriptor_pool_free(pool);
+	zrpc_client_close(client);
+	zrpc_server_stop(server, 0);
+	zrpc_server_destroy(server);
+	free(data);
+}

@@ -135,12 +135,14 @@ builtin_file_descriptors(zrpc_call *call, const char *symbol, bool by_filename,
 			continue; /* written by hand: nothing to serve */
 		}
 		status = zrpc_descriptor_pool_add_service(pool, desc);
-		if (!zrpc_status_is_ok(&status)) {
-			status = zrpc_status_make(ZRPC_INTERNAL,
-			    "the embedded descriptor of %s: %s", desc->name,
-			    status.message);
+		if (status.code == ZRPC_RESOURCE_EXHAUSTED) {
 			goto out;
 		}
+		/*
+		 * Otherwise a file that clashes with one added before (two
+		 * services built from different versions of one .proto) is
+		 * left out, and the others are still served.
+		 */
 	}
 	if (by_filename && zrpc_dpool_find_file(pool, symbol) == NULL) {
 		status = zrpc_status_make(
