@@ -1,7 +1,9 @@
 /* zosd's logger: JSON lines parse and carry the documented fields. */
 #include <criterion/criterion.h>
 #include <json-c/json.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -265,4 +267,30 @@ Test(log, access_log_modes_select_calls_and_the_sampler_is_exact)
 		kept += zos_access_log_wanted(&a, ZRPC_OK);
 	}
 	cr_assert(kept == 300 || kept == 299, "%d of 1000 at 0.3", kept);
+}
+
+/*
+ * The timestamp's calendar arithmetic agrees with gmtime_r and strftime
+ * at every midnight, and a second before it, from 1970 to 2400 (leap
+ * years, centuries, 2000 and 2400 included), and before 1970.
+ */
+Test(log, timestamps_match_gmtime_every_day_from_1900_to_2400)
+{
+	char want[64], got[ZOS_LOG_TIME_LEN + 1];
+
+	for (long long day = -25567; day <= 157113; day++) {
+		for (int k = 0; k < 2; k++) {
+			long long sec = day * 86400 - k;
+			time_t    t   = (time_t) sec;
+			struct tm tm;
+			size_t    n;
+
+			cr_assert_not_null(gmtime_r(&t, &tm));
+			n = strftime(
+			    want, sizeof(want), "%Y-%m-%dT%H:%M:%S", &tm);
+			snprintf(want + n, sizeof(want) - n, ".%03dZ", 789);
+			zos_log_format_time(sec, 789000000L, got);
+			cr_assert_str_eq(got, want, "day %lld", day);
+		}
+	}
 }

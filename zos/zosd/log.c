@@ -306,18 +306,69 @@ log_is_json_number(const char *s)
 	return *s == '\0';
 }
 
+/* Writes V as N decimal digits, zero-padded, at OUT. */
+static void
+log_put_digits(char *out, unsigned long v, int n)
+{
+	for (int i = n - 1; i >= 0; i--) {
+		out[i] = (char) ('0' + v % 10);
+		v /= 10;
+	}
+}
+
+/*
+ * The calendar date comes from the day number by arithmetic (the
+ * civil-from-days algorithm of Howard Hinnant's date library): glibc's
+ * gmtime_r takes a process-wide lock, which every serving thread logging a
+ * call would contend for.
+ */
+void
+zos_log_format_time(long long sec, long nsec, char out[ZOS_LOG_TIME_LEN + 1])
+{
+	long long days = sec / 86400, secs = sec % 86400;
+	long long era, doe, yoe, doy, mp, y, m, d;
+
+	if (secs < 0) {
+		secs += 86400;
+		days--;
+	}
+	days += 719468; /* from 1970-01-01 to 0000-03-01 */
+	era = (days >= 0 ? days : days - 146096) / 146097;
+	doe = days - era * 146097;
+	yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	mp  = (5 * doy + 2) / 153;
+	d   = doy - (153 * mp + 2) / 5 + 1;
+	m   = mp < 10 ? mp + 3 : mp - 9;
+	y   = yoe + era * 400 + (m <= 2);
+	if (y < 0 || y > 9999) {
+		y = y < 0 ? 0 : 9999; /* RFC 3339 has four digits */
+	}
+	log_put_digits(out, (unsigned long) y, 4);
+	out[4] = '-';
+	log_put_digits(out + 5, (unsigned long) m, 2);
+	out[7] = '-';
+	log_put_digits(out + 8, (unsigned long) d, 2);
+	out[10] = 'T';
+	log_put_digits(out + 11, (unsigned long) (secs / 3600), 2);
+	out[13] = ':';
+	log_put_digits(out + 14, (unsigned long) (secs / 60 % 60), 2);
+	out[16] = ':';
+	log_put_digits(out + 17, (unsigned long) (secs % 60), 2);
+	out[19] = '.';
+	log_put_digits(out + 20, (unsigned long) (nsec / 1000000L), 3);
+	out[23] = 'Z';
+	out[24] = '\0';
+}
+
 static void
 log_append_timestamp(struct log_line *line)
 {
 	struct timespec ts;
-	struct tm       tm;
-	char            buf[40];
-	size_t          n;
+	char            buf[ZOS_LOG_TIME_LEN + 1];
 
 	clock_gettime(CLOCK_REALTIME, &ts);
-	gmtime_r(&ts.tv_sec, &tm);
-	n = strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(buf + n, sizeof(buf) - n, ".%03ldZ", ts.tv_nsec / 1000000L);
+	zos_log_format_time(ts.tv_sec, ts.tv_nsec, buf);
 	log_append_str(line, buf);
 }
 

@@ -118,6 +118,17 @@ void zos_log_event(const struct zos_log *log, zrpc_log_level level,
 void zos_log_printf(const struct zos_log *log, zrpc_log_level level,
     const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
+/* Length of a line's time, "2024-05-01T12:00:00.123Z". */
+#define ZOS_LOG_TIME_LEN 24
+
+/*
+ * Writes the time SEC.NSEC (seconds since the epoch) as RFC 3339 UTC with
+ * milliseconds to OUT, as gmtime_r and strftime would, without their
+ * process-wide lock; years outside 0..9999 are clamped.
+ */
+void zos_log_format_time(
+    long long sec, long nsec, char out[ZOS_LOG_TIME_LEN + 1]);
+
 /* A zrpc_log_fn that writes to the struct zos_log given as ARG. */
 void zos_log_sink(void *arg, zrpc_log_level level, const char *message);
 

@@ -126,9 +126,10 @@ struct zrpc_call {
 	char        trace_id[33];
 	char        trace_flags[3];
 	Zrpc__V1__Response__MetadataEntry
-	       reply_metadata[ZRPC_CALL_REPLY_METADATA_MAX];
-	size_t n_reply_metadata;
-	char   peer[160]; /* zrpc_call_peer's text, made on first use */
+	         reply_metadata[ZRPC_CALL_REPLY_METADATA_MAX];
+	size_t   n_reply_metadata;
+	char     peer[160]; /* zrpc_call_peer's text, made on first use */
+	uint32_t peer_pipe; /* the pipe id PEER was made for */
 
 	/*
 	 * A suspended call (zrpc_call_suspend): the handler's return and
