@@ -1608,3 +1608,70 @@ Test(server, a_handler_can_hand_its_call_to_a_worker)
 	zrpc_client_close(client);
 	test_server_stop(&ts);
 }
+
+/* ---- the peer a call came from ---- */
+
+struct peer_log {
+	pthread_mutex_t mu;
+	char            peers[64][160];
+	unsigned        n;
+};
+
+static void
+peer_log_after(
+    void *arg, zrpc_call *call, const zrpc_status *status, uint64_t latency_ns)
+{
+	struct peer_log *log = arg;
+
+	(void) status;
+	(void) latency_ns;
+	pthread_mutex_lock(&log->mu);
+	if (log->n < 64) {
+		snprintf(log->peers[log->n++], sizeof(log->peers[0]), "%s",
+		    zrpc_call_peer(call));
+	}
+	pthread_mutex_unlock(&log->mu);
+}
+
+/*
+ * A call's peer is its own connection's, also when its slot last served
+ * another connection (the slot keeps the text only for the same pipe).
+ */
+Test(server, each_call_names_its_own_connection_as_peer)
+{
+	struct test_server      ts;
+	struct peer_log         log  = { .mu = PTHREAD_MUTEX_INITIALIZER };
+	struct zrpc_interceptor peer = {
+		.name = "peer", .after = peer_log_after, .arg = &log
+	};
+
+	/* Few slots, and 32 calls each: every slot serves both. */
+	zrpc_server_config config = { .max_inflight = 8 };
+
+	test_server_start_with(&ts, "tcp", &config, &peer);
+	for (int c = 0; c < 2; c++) {
+		zrpc_client *client = test_client_open(&ts);
+
+		for (int i = 0; i < 32; i++) {
+			Ztest__V1__EchoRequest req =
+			    ZTEST__V1__ECHO_REQUEST__INIT;
+			Ztest__V1__EchoReply *reply = NULL;
+			zrpc_status           st;
+
+			st = ztest_v1_echo_echo(client, &req, &reply, NULL);
+			cr_assert_eq(st.code, ZRPC_OK, "%s", st.message);
+			ztest__v1__echo_reply__free_unpacked(reply, NULL);
+		}
+		zrpc_client_close(client);
+	}
+	test_server_stop(&ts);
+
+	cr_assert_eq(log.n, 64);
+	for (unsigned i = 0; i < 64; i++) {
+		cr_assert(strncmp(log.peers[i], "tcp://127.0.0.1:", 16) == 0,
+		    "%s", log.peers[i]);
+		cr_assert_str_eq(
+		    log.peers[i], log.peers[i / 32 * 32], "call %u", i);
+	}
+	cr_assert_str_neq(log.peers[0], log.peers[32], "two connections");
+}
