@@ -214,7 +214,7 @@ compare_default(const ProtobufCFieldDescriptor *c,
 			    *(const double *) d->default_value));
 			break;
 		}
-		/* fall through */
+		__attribute__((fallthrough));
 	default:
 		cr_assert_eq(memcmp(d->default_value, c->default_value,
 		                 value_size(c->type)),

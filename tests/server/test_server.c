@@ -18,6 +18,13 @@
 #include "zrpc/v1/health.zrpc.h"
 #include "zrpc/v1/reflection.zrpc.h"
 
+/*
+ * Every test of the suite fails on its own after 60 s (the slowest takes
+ * a few): a hang names its test instead of running into meson's timeout
+ * for the whole suite, which keeps no output.
+ */
+TestSuite(server, .timeout = 60);
+
 /* ---- generated stubs round-trip on every transport ---- */
 
 static void

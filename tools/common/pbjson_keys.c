@@ -172,12 +172,13 @@ pbjson_keys_compare(const void *a, const void *b)
 static const struct pbjson_key *
 pbjson_keys_repeat(struct pbjson_key_list *keys, size_t first)
 {
-	struct pbjson_key *run = keys->items + first;
-	size_t             n   = keys->n - first;
+	struct pbjson_key *run;
+	size_t             n = keys->n - first;
 
 	if (n < 2) {
-		return NULL; /* and RUN may be NULL: qsort must not see it */
+		return NULL; /* and ITEMS may be NULL: no offset from it */
 	}
+	run = keys->items + first;
 	qsort(run, n, sizeof(*run), pbjson_keys_compare);
 	for (size_t k = 1; k < n; k++) {
 		if (run[k].len == run[k - 1].len &&

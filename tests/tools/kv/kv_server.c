@@ -177,6 +177,15 @@ kv_put(zrpc_call *call, const Kv__V1__PutRequest *request,
 		    ZRPC_RESOURCE_EXHAUSTED, "out of memory");
 	}
 	kv__v1__entry__pack(request->entry, fresh.packed);
+	/* The reply's copy, made while FRESH is still ours: once in the
+	 * table, a concurrent Put of the same key may free it. */
+	reply->entry = kv_entry_unpack(call, fresh.packed, fresh.len);
+	if (reply->entry == NULL) {
+		free(fresh.packed);
+		free(fresh.key);
+		return zrpc_status_make(
+		    ZRPC_RESOURCE_EXHAUSTED, "out of memory");
+	}
 
 	pthread_mutex_lock(&kv->mutex);
 	for (i = 0; i < kv->n_entries; i++) {
@@ -202,14 +211,6 @@ kv_put(zrpc_call *call, const Kv__V1__PutRequest *request,
 	free(old.packed);
 	free(old.key);
 
-	reply->entry = kv_entry_unpack(call, fresh.packed, fresh.len);
-	if (reply->entry == NULL) {
-		/* FRESH belongs to the table now, but its bytes are still
-		 * ours to read: no other writer frees them until the next
-		 * Put of the same key, which this test server never races. */
-		return zrpc_status_make(
-		    ZRPC_RESOURCE_EXHAUSTED, "out of memory");
-	}
 	return zrpc_status_ok();
 }
 
