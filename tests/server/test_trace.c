@@ -7,12 +7,14 @@
  */
 #include <criterion/criterion.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
 #include "testserver.h"
+#include "waiter.h"
 #include "zrpc/clock.h"
 
 #define SEEN_MAX 16
@@ -133,11 +135,10 @@ static const struct zrpc_interceptor seen_children_interceptor = {
 
 /* ---- queue time ---- */
 
+/* Completions of asynchronous echoes, and how many were OK. */
 struct done {
-	pthread_mutex_t mutex;
-	pthread_cond_t  cond;
-	unsigned        count; /* guarded by: mutex */
-	unsigned        ok;    /* guarded by: mutex */
+	struct test_waiter waiter;
+	atomic_uint        ok;
 };
 
 static void
@@ -145,31 +146,20 @@ done_echo(void *arg, const zrpc_status *status, Ztest__V1__EchoReply *reply)
 {
 	struct done *d = arg;
 
-	pthread_mutex_lock(&d->mutex);
-	d->count++;
-	d->ok += status->code == ZRPC_OK;
-	pthread_cond_broadcast(&d->cond);
-	pthread_mutex_unlock(&d->mutex);
-	ztest__v1__echo_reply__free_unpacked(reply, NULL);
+	if (status->code == ZRPC_OK) {
+		atomic_fetch_add(&d->ok, 1);
+	}
+	if (reply != NULL) {
+		ztest__v1__echo_reply__free_unpacked(reply, NULL);
+	}
+	test_waiter_add(&d->waiter);
 }
 
+/* Waits (at most 20 s) for N completions; false on time-out. */
 static bool
 done_wait(struct done *d, unsigned n)
 {
-	struct timespec until;
-	bool            ok = true;
-
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += 20;
-	pthread_mutex_lock(&d->mutex);
-	while (d->count < n) {
-		if (pthread_cond_timedwait(&d->cond, &d->mutex, &until) != 0) {
-			ok = d->count >= n;
-			break;
-		}
-	}
-	pthread_mutex_unlock(&d->mutex);
-	return ok;
+	return test_waiter_wait(&d->waiter, (int) n, 20000) >= (int) n;
 }
 
 /* Waits (at most 10 s) until SERVER has N calls in flight. */
@@ -191,12 +181,13 @@ Test(queue, a_call_behind_a_busy_worker_shows_its_wait_in_queue_time)
 	zrpc_server_config       config = { .workers = 1 };
 	zrpc_client             *client;
 	Ztest__V1__EchoRequest   req = ZTEST__V1__ECHO_REQUEST__INIT;
-	struct done              d   = { .mutex = PTHREAD_MUTEX_INITIALIZER,
-		               .cond            = PTHREAD_COND_INITIALIZER };
+	struct done              d;
 	struct zrpc_method_stats stats;
 	uint64_t                 held_from;
 	zrpc_status              status;
 
+	test_waiter_init(&d.waiter);
+	atomic_init(&d.ok, 0);
 	test_server_start_with(&ts, "inproc", &config, &seen_interceptor);
 	client = test_client_open(&ts);
 
@@ -218,7 +209,7 @@ Test(queue, a_call_behind_a_busy_worker_shows_its_wait_in_queue_time)
 	cr_assert_geq(zrpc_now_ns() - held_from, 5000000);
 	test_gate_open(&ts);
 	cr_assert(done_wait(&d, 2));
-	cr_assert_eq(d.ok, 2);
+	cr_assert_eq(atomic_load(&d.ok), 2);
 	cr_assert(seen_wait(2));
 
 	pthread_mutex_lock(&seen.mutex);
@@ -258,11 +249,12 @@ Test(queue, a_handed_on_call_counts_its_wait_for_a_worker)
 	zrpc_server_config       config = { .workers = 1 };
 	zrpc_client             *client;
 	Ztest__V1__EchoRequest   req = ZTEST__V1__ECHO_REQUEST__INIT;
-	struct done              d   = { .mutex = PTHREAD_MUTEX_INITIALIZER,
-		               .cond            = PTHREAD_COND_INITIALIZER };
+	struct done              d;
 	struct zrpc_method_stats stats;
 	uint64_t                 held_from;
 
+	test_waiter_init(&d.waiter);
+	atomic_init(&d.ok, 0);
 	test_server_start_with(&ts, "inproc", &config, &seen_interceptor);
 	client = test_client_open(&ts);
 	cr_assert_eq(
@@ -283,7 +275,7 @@ Test(queue, a_handed_on_call_counts_its_wait_for_a_worker)
 	}
 	test_gate_open(&ts);
 	cr_assert(done_wait(&d, 2));
-	cr_assert_eq(d.ok, 2);
+	cr_assert_eq(atomic_load(&d.ok), 2);
 	cr_assert(zrpc_server_method_stats(
 	    ts.server, "/ztest.v1.Echo/Continued", &stats));
 	cr_assert_eq(zrpc_histogram_count(stats.queue_ns), 1);
