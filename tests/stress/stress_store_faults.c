@@ -9,11 +9,11 @@
  * Session and Skills services on a zrpc server over inproc with 8 workers, one
  * client shared by 8 threads. Each thread owns a session and, until told to
  * stop, moves it one step (Transition), adds to a skill (Skills/Update) and,
- * every eighth round, starts a session. Meanwhile the main thread fills the
- * disk (a filler file until ENOSPC), waits for writes to fail, frees it, waits
- * for writes to work again, and does so CYCLES times: every failing commit
- * undoes its changes in memory while the other threads read and write the same
- * tables, which is the path TSan watches here.
+ * every eighth round, starts a session (MAX_STARTED in all). Meanwhile the
+ * main thread fills the disk (a filler file until ENOSPC), waits for writes to
+ * fail, frees it, waits for writes to work again, and does so CYCLES times:
+ * every failing commit undoes its changes in memory while the other threads
+ * read and write the same tables, which is the path TSan watches here.
  *
  * Checked as it goes: every call answers OK or UNAVAILABLE, nothing else;
  * after an UNAVAILABLE Transition, Get shows the session at its last
@@ -61,6 +61,9 @@ struct run {
 	atomic_uint        ok;            /* OK writes */
 	atomic_uint        unavailable;   /* UNAVAILABLE writes */
 	atomic_uint        skill_updates; /* OK Skills/Update */
+	/* Starts tried: at most MAX_STARTED, well under the state's session
+	 * limit, however fast the machine runs the rounds. */
+	atomic_uint starts;
 	/* Sessions started with an OK: the first MAX_STARTED ids. */
 	pthread_mutex_t mtx;
 	char            started[MAX_STARTED][ZOS_SESSION_ID_LEN + 1];
@@ -204,7 +207,8 @@ stress_round(struct worker *w)
 		zos__v1__skill_vector__free_unpacked(v, NULL);
 	}
 
-	if (w->rounds % 8 == 0) {
+	if (w->rounds % 8 == 0 &&
+	    atomic_fetch_add(&run->starts, 1) < MAX_STARTED) {
 		st = stress_start_session(run, &s);
 		if (stress_outcome(run, "Start", &st) && st.code == ZRPC_OK) {
 			stress_record_start(run, s);
