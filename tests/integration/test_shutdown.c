@@ -206,7 +206,7 @@ Test(shutdown, the_watchdog_ends_a_drain_that_overruns_the_grace)
 	took   = now_ms() - sent;
 	cr_assert(
 	    status == 3 || status == 0, "status %d:\n%s", status, z.text);
-	cr_assert_lt(took, 300 + 2000 + 500, "took %ld ms:\n%s", took, z.text);
+	cr_assert_lt(took, 300 + 2000 + 1000, "took %ld ms:\n%s", took, z.text);
 	if (status == 3) {
 		cr_assert(
 		    strstr(z.text, "shutdown watchdog") != NULL, "%s", z.text);
@@ -235,6 +235,9 @@ Test(shutdown, the_watchdog_ends_a_drain_that_overruns_the_grace)
 #define CYCLE_WRITERS 8
 #define CYCLE_IDS_MAX 4096 /* acknowledged ids one writer keeps */
 #define CYCLE_GRACE_MS 300
+/* The watchdog ends a drain at grace + 2 s; the bound allows a loaded
+ * machine (sanitizers, two cores) this long to end and reap the process. */
+#define CYCLE_EXIT_BOUND_MS (CYCLE_GRACE_MS + 2000 + 1000)
 #define CYCLE_MIN_ACKS 24 /* acknowledged Starts before the signal */
 
 /* The acknowledged Starts of a cycle, counted by every writer. */
@@ -242,6 +245,10 @@ struct cycle_acks {
 	pthread_mutex_t mu;
 	pthread_cond_t  cv;
 	int             n; /* guarded by: mu */
+	/* Set just before SIGTERM: from then on a failed call means the
+	 * server is going; before, it is a slow machine, and the writer
+	 * tries again. */
+	atomic_bool signalled;
 };
 
 struct cycle_writer {
@@ -275,7 +282,8 @@ cycle_writer_main(void *arg)
 
 		if (st.code != ZRPC_OK) {
 			w->failures++;
-			if (st.code != ZRPC_RESOURCE_EXHAUSTED) {
+			if (st.code != ZRPC_RESOURCE_EXHAUSTED &&
+			    atomic_load(&w->acks->signalled)) {
 				break; /* the server is going */
 			}
 			continue;
@@ -355,6 +363,8 @@ Test(shutdown, sigterm_under_load_always_exits_in_time_and_loses_nothing,
 		struct timespec     deadline;
 		int                 status;
 
+		atomic_init(&acks.signalled, false);
+
 		t0 = now_ms();
 		cycle_start_zosd(&z, dir);
 		proc_listen_url(&z, url, sizeof(url));
@@ -389,6 +399,7 @@ Test(shutdown, sigterm_under_load_always_exits_in_time_and_loses_nothing,
 		/* The writers keep calling through the drain: what the
 		 * server acknowledges then must survive as well. */
 		sent = now_ms();
+		atomic_store(&acks.signalled, true);
 		kill(z.pid, SIGTERM);
 		status = proc_wait(&z);
 		took   = now_ms() - sent;
@@ -401,7 +412,7 @@ Test(shutdown, sigterm_under_load_always_exits_in_time_and_loses_nothing,
 		join_ms += now_ms() - sent - took;
 		cr_assert(status == 0 || status == 3,
 		    "cycle %d: status %d:\n%s", c, status, z.text);
-		cr_assert_leq(took, CYCLE_GRACE_MS + 2000,
+		cr_assert_leq(took, CYCLE_EXIT_BOUND_MS,
 		    "cycle %d: exit took %ld ms:\n%s", c, took, z.text);
 		watchdog_exits += status == 3;
 		max_exit = took > max_exit ? took : max_exit;
@@ -427,7 +438,7 @@ Test(shutdown, sigterm_under_load_always_exits_in_time_and_loses_nothing,
 	    "watchdog exits %d, %ld ms in all (starts and checks %ld, "
 	    "writers' ends %ld)\n",
 	    cycles, total_acked, max_exit,
-	    sum_exit / (cycles > 0 ? cycles : 1), CYCLE_GRACE_MS + 2000,
+	    sum_exit / (cycles > 0 ? cycles : 1), CYCLE_EXIT_BOUND_MS,
 	    watchdog_exits, now_ms() - started, start_ms, join_ms);
 	free(acked);
 	test_tmpdir_remove(dir);
