@@ -206,7 +206,8 @@ Test(shutdown, the_watchdog_ends_a_drain_that_overruns_the_grace)
 	took   = now_ms() - sent;
 	cr_assert(
 	    status == 3 || status == 0, "status %d:\n%s", status, z.text);
-	cr_assert_lt(took, 300 + 2000 + 1000, "took %ld ms:\n%s", took, z.text);
+	cr_assert_lt(
+	    took, 300 + 2000 + 1000, "took %ld ms:\n%s", took, z.text);
 	if (status == 3) {
 		cr_assert(
 		    strstr(z.text, "shutdown watchdog") != NULL, "%s", z.text);
