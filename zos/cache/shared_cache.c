@@ -233,7 +233,7 @@ shared_failed(struct zos_shared_cache *sc, const char *why)
 		atomic_fetch_add(&sc->outages, 1);
 		shared_logf(sc, ZRPC_LOG_WARN,
 		    "shared cache: redis at %s unavailable (%s); answering "
-		    "from this node's cache until it is back",
+		    "from this node's cache until it answers again",
 		    sc->url, why);
 	}
 }
