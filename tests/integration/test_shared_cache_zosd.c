@@ -257,6 +257,77 @@ Test(shared_cache_zosd, sixty_four_completes_over_three_nodes_call_once,
 	test_redis_stop(&r);
 }
 
+struct slow_call {
+	struct node *node;
+	uint32_t     timeout_ms;
+	zrpc_code    code;
+	uint64_t     took_ms;
+};
+
+static void *
+slow_call_thread(void *arg)
+{
+	struct slow_call          *c   = arg;
+	Zos__V1__CompleteRequest   req = ZOS__V1__COMPLETE_REQUEST__INIT;
+	Zos__V1__CompleteResponse *rep = NULL;
+	struct timespec            t0, t1;
+	zrpc_status                st;
+
+	req.prompt = "a slow one";
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	st = zos_v1_assistant_complete(c->node->client, &req, &rep,
+	    &(zrpc_call_opts) { .timeout_ms = c->timeout_ms });
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	c->code    = st.code;
+	c->took_ms = (uint64_t) ((t1.tv_sec - t0.tv_sec) * 1000 +
+	    (t1.tv_nsec - t0.tv_nsec) / 1000000);
+	if (rep != NULL) {
+		zos__v1__complete_response__free_unpacked(rep, NULL);
+	}
+	return NULL;
+}
+
+Test(shared_cache_zosd, a_waiting_node_stops_at_its_callers_deadline,
+    .timeout = 120)
+{
+	struct test_redis r;
+	struct node       a, b;
+	struct slow_call  first, second;
+	pthread_t         t;
+	const char *const slow[] = { "--echo-delay-ms", "3000", NULL };
+	bool              cached = false;
+
+	signal(SIGPIPE, SIG_IGN);
+	cr_assert_eq(test_redis_start(&r, NULL), 0);
+	node_start(&a, &r, 1, slow);
+	node_start(&b, &r, 2, slow);
+	first = (struct slow_call) { .node = &a, .timeout_ms = 20000 };
+	cr_assert_eq(pthread_create(&t, NULL, slow_call_thread, &first), 0);
+	/* Node 2 asks once node 1 holds the lock (it waits, bounded). */
+	for (int i = 0;
+	     i < 200 && scrape(&a, "zos_cache_redis_misses_total") < 1; i++) {
+		struct timespec ts = { 0, 10 * 1000000L };
+		nanosleep(&ts, NULL);
+	}
+	second = (struct slow_call) { .node = &b, .timeout_ms = 500 };
+	slow_call_thread(&second);
+	cr_assert_eq(second.code, ZRPC_DEADLINE_EXCEEDED);
+	cr_assert(second.took_ms < 2500, "stopped after %llu ms",
+	    (unsigned long long) second.took_ms);
+	cr_assert_eq(scrape(&b, "zos_cache_redis_waits_total"), 1);
+	cr_assert_eq(backend_calls(&b), 0, "the waiter never called");
+	pthread_join(t, NULL);
+	cr_assert_eq(first.code, ZRPC_OK);
+	/* Node 1's answer is then node 2's too. */
+	cr_assert_eq(
+	    complete(&b, "a slow one", &cached, NULL, 0, NULL, 0), ZRPC_OK);
+	cr_assert(cached);
+	cr_assert_eq(backend_calls(&a) + backend_calls(&b), 1);
+	node_stop(&a);
+	node_stop(&b);
+	test_redis_stop(&r);
+}
+
 Test(shared_cache_zosd, redis_down_calls_ok_counted_one_line_then_shared_again,
     .timeout = 120)
 {

@@ -58,8 +58,10 @@
 #define ZOS_SHARED_CACHE_MAX_POOL 64
 #define ZOS_SHARED_CACHE_DEFAULT_IO_TIMEOUT_MS 500
 #define ZOS_SHARED_CACHE_DEFAULT_RETRY_MS 1000
-/* Lock lifetime when the caller has no deadline. */
-#define ZOS_SHARED_CACHE_DEFAULT_LOCK_MS 30000
+/* Lock lifetime when the caller has no deadline: two backend calls of
+ * 30 s (zosd's default --backend-timeout-ms, a try and its retry) and
+ * a margin. */
+#define ZOS_SHARED_CACHE_DEFAULT_LOCK_MS 65000
 /* The longest a waiter without a deadline waits for another node. */
 #define ZOS_SHARED_CACHE_MAX_WAIT_MS 60000
 #define ZOS_SHARED_CACHE_URL_MAX 1024
