@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -27,7 +29,28 @@ suite_init(void)
 	signal(SIGPIPE, SIG_IGN);
 }
 
-TestSuite(shared_cache, .init = suite_init);
+/* The test's redis-server, stopped by the fini even when an assertion
+ * ended the test early. */
+static struct test_redis *redis_started;
+
+static int
+redis_start(struct test_redis *r, const char *password)
+{
+	int rv = test_redis_start(r, password);
+
+	redis_started = rv == 0 ? r : NULL;
+	return rv;
+}
+
+static void
+suite_fini(void)
+{
+	if (redis_started != NULL) {
+		test_redis_stop(redis_started);
+	}
+}
+
+TestSuite(shared_cache, .init = suite_init, .fini = suite_fini);
 
 /* A compute function that counts its calls and answers "ANSWER:prompt". */
 struct counter {
@@ -142,7 +165,7 @@ Test(shared_cache, another_node_hits_what_one_node_computed)
 	bool                          shared;
 	struct zos_shared_cache_stats st;
 
-	cr_assert_eq(test_redis_start(&r, NULL), 0);
+	cr_assert_eq(redis_start(&r, NULL), 0);
 	a = make_cache(&r, NULL);
 	b = make_cache(&r, NULL);
 	cr_assert_eq(ask(a, &c, "is 7 prime?", 0, &text, &shared), 0);
@@ -177,7 +200,7 @@ Test(shared_cache, values_get_the_ttl_and_the_lock_is_released)
 	redisContext            *ctx;
 	long long                ttl;
 
-	cr_assert_eq(test_redis_start(&r, NULL), 0);
+	cr_assert_eq(redis_start(&r, NULL), 0);
 	a = make_cache(&r, NULL);
 	cr_assert_eq(ask(a, &c, "ttl?", 0, &text, &shared), 0);
 	free(text);
@@ -214,7 +237,7 @@ Test(shared_cache, a_hash_collision_never_returns_another_prompts_answer)
 	char                    *text;
 	bool                     shared;
 
-	cr_assert_eq(test_redis_start(&r, NULL), 0);
+	cr_assert_eq(redis_start(&r, NULL), 0);
 	struct zos_shared_cache_config config = {
 		.url  = r.url,
 		.hash = constant_hash,
@@ -255,10 +278,10 @@ Test(shared_cache, a_waiter_stops_at_its_deadline)
 	bool                     shared;
 	redisContext            *ctx;
 	redisReply              *reply;
-	uint64_t                 started;
+	uint64_t                 t0;
 	uint64_t                 took_ms;
 
-	cr_assert_eq(test_redis_start(&r, NULL), 0);
+	cr_assert_eq(redis_start(&r, NULL), 0);
 	a = make_cache(&r, NULL);
 	/* Another node holds the lock for a minute. */
 	zos_shared_cache_key(a, "m1", "slow", key);
@@ -267,11 +290,10 @@ Test(shared_cache, a_waiter_stops_at_its_deadline)
 	cr_assert(reply != NULL && reply->type == REDIS_REPLY_STATUS);
 	freeReplyObject(reply);
 
-	started = zrpc_now_ns();
-	cr_assert_eq(
-	    ask(a, &c, "slow", started + 300 * 1000000ull, &text, &shared),
+	t0 = zrpc_now_ns();
+	cr_assert_eq(ask(a, &c, "slow", t0 + 300 * 1000000ull, &text, &shared),
 	    ZOS_SHARED_CACHE_TIMED_OUT);
-	took_ms = (zrpc_now_ns() - started) / 1000000u;
+	took_ms = (zrpc_now_ns() - t0) / 1000000u;
 	cr_assert_null(text);
 	cr_assert(took_ms >= 290 && took_ms < 2000, "stopped after %llu ms",
 	    (unsigned long long) took_ms);
@@ -292,7 +314,7 @@ Test(shared_cache, a_dead_holders_lock_expires_and_a_waiter_takes_it)
 	redisContext            *ctx;
 	redisReply              *reply;
 
-	cr_assert_eq(test_redis_start(&r, NULL), 0);
+	cr_assert_eq(redis_start(&r, NULL), 0);
 	a = make_cache(&r, NULL);
 	zos_shared_cache_key(a, "m1", "orphan", key);
 	ctx   = peek_connect(&r);
@@ -337,7 +359,7 @@ Test(shared_cache, concurrent_misses_on_three_nodes_compute_once)
 	struct flight            f[12];
 	pthread_t                t[12];
 
-	cr_assert_eq(test_redis_start(&r, NULL), 0);
+	cr_assert_eq(redis_start(&r, NULL), 0);
 	for (int i = 0; i < 3; i++) {
 		nodes[i] = make_cache(&r, NULL);
 	}
@@ -368,7 +390,7 @@ Test(shared_cache, a_failed_compute_is_not_stored_and_releases_the_lock)
 	char                    *text;
 	bool                     shared;
 
-	cr_assert_eq(test_redis_start(&r, NULL), 0);
+	cr_assert_eq(redis_start(&r, NULL), 0);
 	a = make_cache(&r, NULL);
 	b = make_cache(&r, NULL);
 	cr_assert_eq(ask(a, &bad, "flaky", 0, &text, &shared), 14);
@@ -417,7 +439,7 @@ Test(shared_cache, redis_down_degrades_counts_logs_once_and_comes_back)
 	char                         *text;
 	bool                          shared;
 
-	cr_assert_eq(test_redis_start(&r, NULL), 0);
+	cr_assert_eq(redis_start(&r, NULL), 0);
 	a = make_cache(&r, &log);
 	b = make_cache(&r, NULL);
 	cr_assert_eq(ask(a, &c, "before", 0, &text, &shared), 0);
@@ -504,7 +526,7 @@ Test(shared_cache, auth_file_with_password_or_acl_user)
 	redisContext                 *ctx;
 	redisReply                   *reply;
 
-	cr_assert_eq(test_redis_start(&r, "s3cret-pw"), 0);
+	cr_assert_eq(redis_start(&r, "s3cret-pw"), 0);
 	snprintf(file, sizeof(file), "%s/auth", r.dir);
 	struct zos_shared_cache_config config = {
 		.url       = r.url,
@@ -550,6 +572,46 @@ Test(shared_cache, auth_file_with_password_or_acl_user)
 	cr_assert_geq(st.errors, 1);
 	zos_shared_cache_destroy(sc);
 	test_redis_stop(&r);
+}
+
+/*
+ * Redis I/O under a zOS lock aborts (test builds: ZOS_LOCK_CHECKS). The
+ * "Redis" is a listening socket of the test's own, removed before the
+ * abort, so that nothing is left behind: the check comes before any I/O.
+ */
+Test(shared_cache, redis_io_under_a_zos_lock_aborts, .signal = SIGABRT)
+{
+	struct counter         c = { 0 };
+	struct zos_lock_domain domain;
+	struct zos_lock        lock;
+	struct sockaddr_un     addr = { .sun_family = AF_UNIX };
+	char                   url[160], error[256];
+	char                  *text;
+	bool                   shared;
+	int                    fd = socket(AF_UNIX, SOCK_STREAM, 0);
+
+	snprintf(addr.sun_path, sizeof(addr.sun_path),
+	    "/tmp/zos-shared-death-%d.sock", (int) getpid());
+	unlink(addr.sun_path);
+	cr_assert(fd >= 0 &&
+	    bind(fd, (struct sockaddr *) &addr, sizeof(addr)) == 0 &&
+	    listen(fd, 8) == 0);
+	snprintf(url, sizeof(url), "unix://%s", addr.sun_path);
+	zos_lock_domain_init(&domain, true, NULL, NULL);
+	cr_assert_eq(zos_lock_init(&lock, ZOS_RANK_RESPONSE_CACHE,
+	                 "response_cache", &domain),
+	    0);
+	struct zos_shared_cache_config config = {
+		.url    = url,
+		.domain = &domain,
+	};
+	struct zos_shared_cache *sc =
+	    zos_shared_cache_create(&config, error, sizeof(error));
+	unlink(addr.sun_path);
+	cr_assert_not_null(sc, "%s", error);
+	zos_lock_read(&lock);
+	(void) ask(sc, &c, "under a lock", 0, &text, &shared);
+	cr_assert_fail("not reached: the assertion aborts");
 }
 
 Test(shared_cache, urls_are_checked)

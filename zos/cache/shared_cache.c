@@ -51,18 +51,19 @@ struct shared_slot {
 
 struct zos_shared_cache {
 	/* Set by create, read-only after. */
-	char              url[ZOS_SHARED_CACHE_URL_MAX];
-	char              host[ZOS_SHARED_CACHE_URL_MAX];
-	int               port;     /* 0 = unix socket at host */
-	char             *user;     /* NULL = none (password only) */
-	char             *password; /* NULL = no AUTH */
-	uint32_t          ttl_s;
-	uint32_t          io_timeout_ms;
-	uint32_t          retry_ms;
-	zos_cache_hash_fn hash;
-	zrpc_log_fn       log;
-	void             *log_arg;
-	size_t            pool_size;
+	char                    url[ZOS_SHARED_CACHE_URL_MAX];
+	char                    host[ZOS_SHARED_CACHE_URL_MAX];
+	int                     port;     /* 0 = unix socket at host */
+	char                   *user;     /* NULL = none (password only) */
+	char                   *password; /* NULL = no AUTH */
+	uint32_t                ttl_s;
+	uint32_t                io_timeout_ms;
+	uint32_t                retry_ms;
+	zos_cache_hash_fn       hash;
+	zrpc_log_fn             log;
+	void                   *log_arg;
+	struct zos_lock_domain *domain; /* NULL = no lock assertion */
+	size_t                  pool_size;
 	/* The pool. */
 	pthread_mutex_t     mu;
 	pthread_cond_t      freed;  /* a slot came back */
@@ -386,6 +387,9 @@ shared_command(struct zos_shared_cache *sc, const char *format, ...)
 	long                i;
 	va_list             ap;
 
+	if (sc->domain != NULL) {
+		zos_assert_no_locks_held(sc->domain, "redis command");
+	}
 	if ((i = shared_take(sc)) < 0) {
 		return NULL; /* pool busy: not Redis's failure */
 	}
@@ -718,6 +722,7 @@ zos_shared_cache_create(const struct zos_shared_cache_config *config,
 	    config->hash != NULL ? config->hash : zos_cache_default_hash;
 	sc->log       = config->log;
 	sc->log_arg   = config->log_arg;
+	sc->domain    = config->domain;
 	sc->pool_size = config->pool_size != 0 ? config->pool_size
 	                                       : ZOS_SHARED_CACHE_DEFAULT_POOL;
 	if (sc->pool_size > ZOS_SHARED_CACHE_MAX_POOL) {

@@ -90,6 +90,10 @@ struct zos_shared_cache_config {
 	zos_cache_hash_fn hash;
 	zrpc_log_fn       log; /* NULL = no log lines */
 	void             *log_arg;
+	/* The state's lock domain: every Redis command first asserts that
+	 * the thread holds no zOS lock (zos_assert_no_locks_held). NULL =
+	 * not checked. */
+	struct zos_lock_domain *domain;
 };
 
 struct zos_shared_cache_stats {
@@ -141,8 +145,9 @@ void zos_shared_cache_destroy(struct zos_shared_cache *sc);
  * ZOS_SHARED_CACHE_TIMED_OUT (nothing computed, *OUT_TEXT NULL) when the
  * deadline passed while another node held the lock. A Redis failure is
  * never returned: COMPUTE runs here instead.
- * Locking: must be called with no zOS lock held; takes the pool's mutex
- * only around taking and giving back a connection.
+ * Locking: must be called with no zOS lock held (asserted before each
+ * Redis command when the config names the lock domain); takes the pool's
+ * mutex only around taking and giving back a connection.
  */
 int zos_shared_cache_get_or_compute(struct zos_shared_cache *sc,
     const char *model, const char *prompt, zos_cache_compute_fn compute,

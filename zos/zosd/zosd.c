@@ -814,6 +814,7 @@ main(int argc, char **argv)
 			.ttl_s     = opts.cache_ttl_s,
 			.log       = zos_log_sink,
 			.log_arg   = &log,
+			.domain    = &state->locks,
 		};
 		shared_cache = zos_shared_cache_create(
 		    &shared_config, error, sizeof(error));
