@@ -576,6 +576,19 @@ shared_token(char *token)
 	token[32] = '\0';
 }
 
+/* Deletes LOCK if it still holds TOKEN (it may have expired, and another
+ * caller may hold it now). */
+static void
+shared_unlock(struct zos_shared_cache *sc, const char *lock, const char *token)
+{
+	redisReply *reply = shared_command(
+	    sc, "EVAL %s 1 %s %s", SHARED_UNLOCK_SCRIPT, lock, token);
+
+	if (reply != NULL) {
+		freeReplyObject(reply);
+	}
+}
+
 /* The lock's lifetime: the holder's time left (it gives up then), and a
  * margin for storing the value. */
 static uint32_t
@@ -675,15 +688,20 @@ zos_shared_cache_get_or_compute(struct zos_shared_cache *sc, const char *model,
 		    ? SHARED_BACKOFF_MAX_MS
 		    : backoff * 2;
 	}
-	rv = compute(compute_arg, model, prompt, out_text);
-	if (rv == 0 && *out_text != NULL) {
-		shared_store(sc, key, model, prompt, *out_text);
+	/* The lock is ours, but the holder before us may have stored the
+	 * value and unlocked between our read and our SET NX: read again
+	 * (the holder stores before it unlocks, so this read sees it). */
+	if (shared_read(sc, key, model, prompt, out_text) == SHARED_READ_HIT) {
+		atomic_fetch_add(&sc->hits, 1);
+		*out_shared = true;
+		rv          = 0;
+	} else {
+		rv = compute(compute_arg, model, prompt, out_text);
+		if (rv == 0 && *out_text != NULL) {
+			shared_store(sc, key, model, prompt, *out_text);
+		}
 	}
-	reply = shared_command(
-	    sc, "EVAL %s 1 %s %s", SHARED_UNLOCK_SCRIPT, lock, token);
-	if (reply != NULL) {
-		freeReplyObject(reply);
-	}
+	shared_unlock(sc, lock, token);
 	return rv;
 }
 

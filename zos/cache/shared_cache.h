@@ -24,7 +24,10 @@
  * with SET ... EX ttl.
  *
  * Single flight across nodes: on a miss, SET key:lock TOKEN NX PX ms.
- * The winner computes, stores the value, then deletes the lock if it
+ * The winner reads the value once more (the previous holder may have
+ * stored it and unlocked between this caller's read and its SET NX),
+ * computes only if it is still missing, stores the value, then deletes
+ * the lock if it
  * still holds TOKEN (a Lua compare-and-delete). The others poll the value
  * with a bounded backoff (1 ms doubling to 25 ms), and stop at their
  * deadline. A lock whose holder died expires after PX (the holder's own
