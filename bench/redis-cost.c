@@ -6,6 +6,8 @@
  *   pool   the way zosd does it (zos/cache/shared_cache.c): the worker
  *          thread takes a blocking hiredis connection from a small pool,
  *          runs GET, decodes the value (a hit of one 200-byte answer).
+ *   local  the baseline: a hit in the node's own LRU (state/cache.h),
+ *          what every hit after the first costs on each node.
  *   async  hiredis's async API on one event thread with a poll(2) loop:
  *          the worker queues its GET, wakes the event thread (eventfd),
  *          and sleeps on a condition variable until the reply callback
@@ -229,12 +231,15 @@ async_get(struct async_loop *loop, const char *key)
 
 /* ---- the driver ---- */
 
-enum cost_mode { COST_POOL, COST_ASYNC };
+enum cost_mode { COST_LOCAL, COST_POOL, COST_ASYNC };
+
+static const char *const cost_mode_names[] = { "local", "pool", "async" };
 
 struct cost_run {
 	enum cost_mode           mode;
 	struct zos_shared_cache *sc;
 	struct async_loop       *loop;
+	struct zos_cache        *local;
 	const char              *key;
 	uint64_t                 until_ns;
 	uint64_t                 calls;  /* out */
@@ -257,7 +262,18 @@ cost_caller(void *arg)
 	struct cost_run *run = arg;
 
 	while (zrpc_now_ns() < run->until_ns) {
-		if (run->mode == COST_POOL) {
+		if (run->mode == COST_LOCAL) {
+			struct zos_cached_response *value  = NULL;
+			bool                        cached = false;
+
+			if (zos_cache_get_or_compute(run->local, COST_MODEL,
+			        COST_PROMPT, cost_never, NULL, &value,
+			        &cached) != 0 ||
+			    !cached) {
+				run->failed++;
+			}
+			zos_cache_response_unref(value);
+		} else if (run->mode == COST_POOL) {
 			char *text   = NULL;
 			bool  shared = false;
 
@@ -288,7 +304,8 @@ cost_cpu_us(void)
 
 static void
 cost_measure(enum cost_mode mode, struct zos_shared_cache *sc,
-    struct async_loop *loop, const char *key, int callers, double seconds)
+    struct async_loop *loop, struct zos_cache *local, const char *key,
+    int callers, double seconds)
 {
 	struct cost_run runs[COST_MAX_CALLERS];
 	pthread_t       threads[COST_MAX_CALLERS];
@@ -301,6 +318,7 @@ cost_measure(enum cost_mode mode, struct zos_shared_cache *sc,
 		runs[i] = (struct cost_run) { .mode = mode,
 			.sc                         = sc,
 			.loop                       = loop,
+			.local                      = local,
 			.key                        = key,
 			.until_ns = start + (uint64_t) (seconds * 1e9) };
 		pthread_create(&threads[i], NULL, cost_caller, &runs[i]);
@@ -313,9 +331,9 @@ cost_measure(enum cost_mode mode, struct zos_shared_cache *sc,
 	wall_s = (double) (zrpc_now_ns() - start) / 1e9;
 	cpu    = cost_cpu_us() - cpu0;
 	printf("| %-5s | %7d | %9.0f | %12.1f | %11.1f | %6llu |\n",
-	    mode == COST_POOL ? "pool" : "async", callers,
-	    (double) calls / wall_s, wall_s * 1e6 * callers / (double) calls,
-	    cpu / (double) calls, (unsigned long long) failed);
+	    cost_mode_names[mode], callers, (double) calls / wall_s,
+	    wall_s * 1e6 * callers / (double) calls, cpu / (double) calls,
+	    (unsigned long long) failed);
 	fflush(stdout);
 }
 
@@ -339,6 +357,8 @@ main(int argc, char **argv)
 {
 	struct test_redis        redis;
 	struct async_loop        loop;
+	struct zos_lock_domain   domain;
+	struct zos_cache         local;
 	struct zos_shared_cache *sc;
 	char                     error[256];
 	char                     key[ZOS_SHARED_CACHE_KEY_LEN];
@@ -382,6 +402,13 @@ main(int argc, char **argv)
 		fprintf(stderr, "cannot store the value\n");
 		return 1;
 	}
+	/* The local level, holding the same answer: the baseline. */
+	zos_lock_domain_init(&domain, false, NULL, NULL);
+	if (zos_cache_init(&local, 0, NULL, &domain) != 0 ||
+	    zos_cache_store(&local, COST_MODEL, COST_PROMPT, text) != 0) {
+		fprintf(stderr, "cannot fill the local cache\n");
+		return 1;
+	}
 	free(text);
 	zos_shared_cache_key(sc, COST_MODEL, COST_PROMPT, key);
 	if (async_start(&loop, redis.socket) != 0) {
@@ -404,11 +431,13 @@ main(int argc, char **argv)
 			continue;
 		}
 		/* Alternate, so that drift hits both alike. */
-		cost_measure(COST_POOL, sc, &loop, key, c, seconds);
-		cost_measure(COST_ASYNC, sc, &loop, key, c, seconds);
+		cost_measure(COST_LOCAL, sc, &loop, &local, key, c, seconds);
+		cost_measure(COST_POOL, sc, &loop, &local, key, c, seconds);
+		cost_measure(COST_ASYNC, sc, &loop, &local, key, c, seconds);
 	}
 	free(list);
 	async_stop(&loop);
+	zos_cache_finish(&local);
 	zos_shared_cache_destroy(sc);
 	test_redis_stop(&redis);
 	return 0;
