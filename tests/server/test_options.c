@@ -142,6 +142,38 @@ Test(options, state_flags_are_read_and_checked)
 	cr_assert(strstr(err, "--cache-capacity") != NULL, "%s", err);
 }
 
+Test(options, shared_cache_flags_are_read_and_checked)
+{
+	struct zos_options o;
+	const char        *none[] = { NULL };
+	const char        *args[] = { "--cache-url", "redis://127.0.0.1:6380",
+		       "--cache-auth-file", "/tmp/a", "--cache-ttl-s", "60", NULL };
+	const char *unix_url[] = { "--cache-url", "unix:///run/r.sock", NULL };
+	const char *bad[][5]   = {
+		  { "--cache-url", "http://x:1", NULL },
+		  { "--cache-url", "redis://x:0", NULL },
+		  { "--cache-url", "redis://u:p@x:1", NULL },
+		  { "--cache-url", "unix://relative", NULL },
+		  { "--cache-url", "redis://x", "--cache-ttl-s", "0", NULL },
+		  { "--cache-ttl-s", "60", NULL },
+		  { "--cache-auth-file", "/tmp/a", NULL },
+	};
+
+	cr_assert_eq(parse(&o, out, err, none), ZOS_OPTIONS_OK, "%s", err);
+	cr_assert_null(o.cache_url);
+	cr_assert_eq(parse(&o, out, err, args), ZOS_OPTIONS_OK, "%s", err);
+	cr_assert_str_eq(o.cache_url, "redis://127.0.0.1:6380");
+	cr_assert_str_eq(o.cache_auth_file, "/tmp/a");
+	cr_assert_eq(o.cache_ttl_s, 60);
+	cr_assert_eq(parse(&o, out, err, unix_url), ZOS_OPTIONS_OK, "%s", err);
+	cr_assert_eq(o.cache_ttl_s, 3600, "the default TTL");
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		cr_assert_eq(parse(&o, out, err, bad[i]), ZOS_OPTIONS_USAGE,
+		    "case %zu", i);
+		cr_assert(strstr(err, "--cache-") != NULL, "%s", err);
+	}
+}
+
 Test(options, metrics_listen_takes_an_http_url_with_host_port_and_path)
 {
 	struct zos_options o;

@@ -9,6 +9,9 @@
  *      once; on a miss one caller per key (single flight) asks the primary
  *      backend, and once more after a pause if that fails. Waiters share
  *      its answer, and stop waiting at their own deadline.
+ *      With --cache-url, a local miss asks the shared level in Redis
+ *      first (from inside the local single flight, on the worker), and
+ *      the backend is called by one node only (shared_cache.h).
  *   4. If the primary failed, the same on (fallback, prompt) with one
  *      attempt. An answer is cached under the model that gave it, so a
  *      degraded answer never hides the primary's once it is back.
@@ -171,6 +174,39 @@ assistant_compute(void *arg, const char *model, const char *prompt, char **out)
 	return (int) status.code;
 }
 
+/*
+ * zos_cache_compute_fn when a shared level is configured: the local
+ * cache's single flight calls this on a local miss, with no lock held;
+ * it asks Redis, or computes once across the nodes (shared_cache.h). A
+ * value from Redis leaves T->computed false, so the reply says cached.
+ * A waiter that runs out of time answers DEADLINE_EXCEEDED.
+ */
+static int
+assistant_compute_shared(
+    void *arg, const char *model, const char *prompt, char **out)
+{
+	struct assistant_try *t    = arg;
+	int64_t               left = zrpc_call_remaining_ms(t->call);
+	uint64_t              until =
+            left < 0 ? 0 : zrpc_now_ns() + (uint64_t) left * 1000000u;
+	bool shared;
+	int  rv;
+
+	rv = zos_shared_cache_get_or_compute(t->services->shared_cache, model,
+	    prompt, assistant_compute, t, until, out, &shared);
+	if (rv == ZOS_SHARED_CACHE_TIMED_OUT) {
+		t->out_of_time = true;
+		*out = strdup("deadline exceeded waiting for another "
+		              "node's answer");
+		return (int) ZRPC_DEADLINE_EXCEEDED;
+	}
+	if (rv < 0) {
+		*out = strdup("shared cache failure");
+		return (int) ZRPC_INTERNAL;
+	}
+	return rv;
+}
+
 /* Outcome of asking one model through the cache. */
 struct assistant_answer {
 	struct zos_cached_response *value; /* text or error; owned */
@@ -187,7 +223,10 @@ assistant_ask(struct assistant_try *t, const char *model, const char *prompt,
             left < 0 ? 0 : zrpc_now_ns() + (uint64_t) left * 1000000u;
 
 	a.rv = zos_cache_get_or_compute_until(&t->services->state->cache,
-	    model, prompt, assistant_compute, t, until, &a.value, cached);
+	    model, prompt,
+	    t->services->shared_cache != NULL ? assistant_compute_shared
+	                                      : assistant_compute,
+	    t, until, &a.value, cached);
 	return a;
 }
 

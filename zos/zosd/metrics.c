@@ -486,6 +486,35 @@ metrics_render_cache(struct metrics_text *t, struct zos_state *state)
 	metrics_u64(t, "zos_cache_evictions_total", NULL, 0, cs.evictions);
 }
 
+/* The shared second level (--cache-url): its own counters. */
+static void
+metrics_render_shared_cache(
+    struct metrics_text *t, const struct zos_shared_cache *sc)
+{
+	struct zos_shared_cache_stats ss;
+
+	zos_shared_cache_stats(sc, &ss);
+	metrics_family(t, "zos_cache_redis_hits_total", "counter",
+	    "Shared (Redis) cache reads that found the response.");
+	metrics_u64(t, "zos_cache_redis_hits_total", NULL, 0, ss.hits);
+	metrics_family(t, "zos_cache_redis_misses_total", "counter",
+	    "Shared (Redis) cache lookups that did not.");
+	metrics_u64(t, "zos_cache_redis_misses_total", NULL, 0, ss.misses);
+	metrics_family(t, "zos_cache_redis_errors_total", "counter",
+	    "Redis commands or connects that failed (the call went on with "
+	    "the local cache).");
+	metrics_u64(t, "zos_cache_redis_errors_total", NULL, 0, ss.errors);
+	metrics_family(t, "zos_cache_redis_outages_total", "counter",
+	    "Times Redis went from reachable to unreachable.");
+	metrics_u64(t, "zos_cache_redis_outages_total", NULL, 0, ss.outages);
+	metrics_family(t, "zos_cache_redis_waits_total", "counter",
+	    "Misses that waited for another node computing the same prompt.");
+	metrics_u64(t, "zos_cache_redis_waits_total", NULL, 0, ss.waits);
+	metrics_family(t, "zos_cache_redis_up", "gauge",
+	    "1 while Redis answers, 0 during an outage.");
+	metrics_u64(t, "zos_cache_redis_up", NULL, 0, ss.up ? 1 : 0);
+}
+
 /* Returns false when the routing metrics cannot be copied out. */
 static bool
 metrics_render_models(struct metrics_text *t, struct zos_state *state)
@@ -727,6 +756,9 @@ zos_metrics_render(const struct zos_metrics_sources *sources, size_t *len)
 		}
 		metrics_render_sessions(&t, sources->state);
 		metrics_render_store(&t, sources->state);
+	}
+	if (sources->shared_cache != NULL) {
+		metrics_render_shared_cache(&t, sources->shared_cache);
 	}
 	if (sources->log_queue != NULL) {
 		metrics_render_log(&t, sources->log_queue);

@@ -59,6 +59,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "shared_cache.h"
 #include "state.h"
 #include "zrpc/logq.h"
 #include "zrpc/server.h"
@@ -70,6 +71,8 @@ struct zos_metrics_sources {
 	const zrpc_server *server;
 	struct zos_state  *state;
 	zrpc_logq         *log_queue; /* the log's queue (log.h) */
+	/* --cache-url's second level (shared_cache.h); NULL = none */
+	const struct zos_shared_cache *shared_cache;
 };
 
 /* Lock wait and hold bounds: 1 us to 1 s, in nanoseconds, le in seconds.

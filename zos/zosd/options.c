@@ -16,6 +16,8 @@
 #include <nng/nng.h>
 #include <protobuf-c/protobuf-c.h>
 
+#include "shared_cache.h"
+
 enum {
 	OPT_LISTEN = 256,
 	OPT_WORKERS,
@@ -56,6 +58,10 @@ enum {
 	/* the access log */
 	OPT_ACCESS_LOG,
 	OPT_ACCESS_LOG_SAMPLE,
+	/* the shared response cache */
+	OPT_CACHE_URL,
+	OPT_CACHE_AUTH_FILE,
+	OPT_CACHE_TTL_S,
 	OPT_VERSION,
 	OPT_HELP,
 };
@@ -111,6 +117,10 @@ static const struct option options_long[] = {
 	{ "access-log", required_argument, NULL, OPT_ACCESS_LOG },
 	{ "access-log-sample", required_argument, NULL,
 	    OPT_ACCESS_LOG_SAMPLE },
+	/* the shared response cache */
+	{ "cache-url", required_argument, NULL, OPT_CACHE_URL },
+	{ "cache-auth-file", required_argument, NULL, OPT_CACHE_AUTH_FILE },
+	{ "cache-ttl-s", required_argument, NULL, OPT_CACHE_TTL_S },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
@@ -134,6 +144,7 @@ static const char options_usage[] =
     "            [--max-connections N] [--idle-timeout-ms N]\n"
     "            [--max-buffered-bytes N] [--max-metadata-entries N]\n"
     "            [--max-metadata-bytes N] [--ws-allowed-origin ORIGIN]...\n"
+    "            [--cache-url URL [--cache-auth-file F] [--cache-ttl-s N]]\n"
     "            [--version] [--help]\n";
 
 void
@@ -257,6 +268,22 @@ zos_options_help(FILE *out)
 	    "RESOURCE_EXHAUSTED\n"
 	    "                           [default 0: no cap but "
 	    "--max-sessions]\n"
+	    "  --cache-url URL          share the response cache through "
+	    "Redis at\n"
+	    "                           redis://HOST:PORT or unix://PATH: "
+	    "a second\n"
+	    "                           level after the local one, and one "
+	    "model\n"
+	    "                           call per prompt across the nodes; "
+	    "Redis down:\n"
+	    "                           the local cache only, until it is "
+	    "back\n"
+	    "  --cache-auth-file F      Redis AUTH from F's first line: "
+	    "PASSWORD or\n"
+	    "                           USER PASSWORD (an ACL user)\n"
+	    "  --cache-ttl-s N          seconds an answer stays in Redis "
+	    "[default\n"
+	    "                           3600]\n"
 	    "  --metrics-listen URL     serve Prometheus metrics (text format "
 	    "0.0.4)\n"
 	    "                           at URL, http://HOST:PORT/PATH; port "
@@ -971,6 +998,37 @@ zos_options_parse(struct zos_options *opts, int argc, char **argv, FILE *out,
 				    optarg);
 			}
 			break;
+		/* the shared response cache */
+		case OPT_CACHE_URL: {
+			char host[ZOS_SHARED_CACHE_URL_MAX];
+			char why[ZOS_SHARED_CACHE_URL_MAX + 128];
+			int  port;
+
+			if (!zos_shared_cache_parse_url(optarg, host,
+			        sizeof(host), &port, why, sizeof(why))) {
+				return options_bad(
+				    err, "--cache-url: %s", why);
+			}
+			opts->cache_url = optarg;
+			break;
+		}
+		case OPT_CACHE_AUTH_FILE:
+			if (optarg[0] == '\0') {
+				return options_bad(
+				    err, "--cache-auth-file wants a file");
+			}
+			opts->cache_auth_file = optarg;
+			break;
+		case OPT_CACHE_TTL_S:
+			if (!options_number(
+			        optarg, 1, ZOS_SHARED_CACHE_MAX_TTL_S, &v)) {
+				return options_bad(err,
+				    "--cache-ttl-s wants seconds from 1 to "
+				    "%u, not '%s'",
+				    ZOS_SHARED_CACHE_MAX_TTL_S, optarg);
+			}
+			opts->cache_ttl_s = (uint32_t) v;
+			break;
 		case OPT_VERSION:
 			opts->show_version = true;
 			break;
@@ -991,6 +1049,14 @@ zos_options_parse(struct zos_options *opts, int argc, char **argv, FILE *out,
 	if (optind < argc) {
 		return options_bad(
 		    err, "unexpected argument '%s'", argv[optind]);
+	}
+	if ((opts->cache_auth_file != NULL || opts->cache_ttl_s != 0) &&
+	    opts->cache_url == NULL) {
+		return options_bad(err,
+		    "--cache-auth-file and --cache-ttl-s need --cache-url");
+	}
+	if (opts->cache_url != NULL && opts->cache_ttl_s == 0) {
+		opts->cache_ttl_s = ZOS_SHARED_CACHE_DEFAULT_TTL_S;
 	}
 	if (opts->show_help) {
 		zos_options_help(out);

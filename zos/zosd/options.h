@@ -96,6 +96,14 @@ struct zos_options {
 	 * lines kept); log.h says what each writes. */
 	enum zos_access_log_mode access_log;
 	double                   access_log_sample;
+
+	/* --cache-url URL (redis://HOST:PORT or unix://PATH; NULL = no
+	 * shared level), --cache-auth-file F (NULL = no AUTH) and
+	 * --cache-ttl-s N (default 3600 with --cache-url): the response
+	 * cache's shared second level (shared_cache.h). Point into argv. */
+	const char *cache_url;
+	const char *cache_auth_file;
+	uint32_t    cache_ttl_s;
 };
 
 enum zos_options_result {

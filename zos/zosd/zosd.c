@@ -686,6 +686,9 @@ main(int argc, char **argv)
 	struct timespec stop_at      = { 0, 0 };
 	unsigned        log_flush_ms = ZOSD_LOG_FLUSH_MS;
 
+	/* --cache-url's shared second level; NULL = none */
+	struct zos_shared_cache *shared_cache = NULL;
+
 	zosd_malloc_tuning();
 	switch (zos_options_parse(
 	    &opts, argc, argv, stdout, stderr, isatty(STDERR_FILENO))) {
@@ -802,10 +805,33 @@ main(int argc, char **argv)
 		    &log, ZRPC_LOG_ERROR, "cannot start: %s", error);
 		goto out;
 	}
+	/* --cache-url: the response cache's shared second level. Redis
+	 * unreachable is not a start-up error (it is an outage, logged). */
+	if (opts.cache_url != NULL) {
+		struct zos_shared_cache_config shared_config = {
+			.url       = opts.cache_url,
+			.auth_file = opts.cache_auth_file,
+			.ttl_s     = opts.cache_ttl_s,
+			.log       = zos_log_sink,
+			.log_arg   = &log,
+			.domain    = &state->locks,
+		};
+		shared_cache = zos_shared_cache_create(
+		    &shared_config, error, sizeof(error));
+		if (shared_cache == NULL) {
+			zos_log_printf(
+			    &log, ZRPC_LOG_ERROR, "cannot start: %s", error);
+			goto out;
+		}
+		zos_log_printf(&log, ZRPC_LOG_INFO,
+		    "shared cache: redis at %s, ttl %u s", opts.cache_url,
+		    (unsigned) opts.cache_ttl_s);
+	}
 	struct zos_services services = {
 		.state              = state,
 		.backends           = backends,
 		.backend_timeout_ms = opts.backend_timeout_ms,
+		.shared_cache       = shared_cache,
 	};
 
 	zrpc_server_config config = {
@@ -874,9 +900,10 @@ main(int argc, char **argv)
 	 * metrics address is taken. */
 	if (!opts.metrics_off) {
 		struct zos_metrics_sources sources = {
-			.server    = server,
-			.state     = state,
-			.log_queue = logq,
+			.server       = server,
+			.state        = state,
+			.log_queue    = logq,
+			.shared_cache = shared_cache,
 		};
 		char *token = NULL;
 		bool  open_to_others;
@@ -985,6 +1012,7 @@ out:
 	zosd_store_health_attach(&store_health, NULL);
 	zrpc_server_destroy(server);
 	zos_backends_destroy(backends);
+	zos_shared_cache_destroy(shared_cache);
 	pthread_mutex_lock(&signals.mu);
 	signals.state   = NULL;
 	signals.closing = true;
