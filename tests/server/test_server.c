@@ -203,15 +203,15 @@ Test(server, health_check_names_the_node_when_node_id_is_set)
 	zrpc_client                 *client;
 	Zrpc__V1__HealthCheckRequest req =
 	    ZRPC__V1__HEALTH_CHECK_REQUEST__INIT;
-	Zrpc__V1__HealthCheckResponse *reply = NULL;
-	struct zrpc_metadata          *md    = NULL;
-	zrpc_call_opts                 opts  = { .reply_metadata = &md };
-	zrpc_server                   *bad   = NULL;
+	Zrpc__V1__HealthCheckResponse *reply      = NULL;
+	struct zrpc_metadata          *md         = NULL;
+	zrpc_call_opts                 opts       = { .reply_metadata = &md };
+	zrpc_server                   *bad        = NULL;
 	zrpc_server_config             bad_config = { .node_id = "a b" };
 	zrpc_status                    status;
 
 	test_server_start(&ts, "inproc", &config);
-	client = test_client_open(&ts);
+	client      = test_client_open(&ts);
 	req.service = "";
 	status      = zrpc_v1_health_check(client, &req, &reply, &opts);
 	cr_assert_eq(status.code, ZRPC_OK, "%s", status.message);
