@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "backend.h"
+#include "cluster.h"
 #include "state.h"
 
 /* What the services work on; must outlive the server. */
@@ -23,6 +24,9 @@ struct zos_services {
 	uint32_t backend_timeout_ms;
 	/* Pause before the retry of a failed primary call; 0 = 100. */
 	uint32_t retry_pause_ms;
+	/* The other nodes (cluster.h); NULL = this node is alone: every
+	 * session is served here and the skill vector lives here. */
+	const struct zos_cluster *cluster;
 };
 
 #endif /* ZOS_SERVICES_CONTEXT_H */

@@ -3,8 +3,16 @@
  * nng's completion threads; Reload reads the skills file and is declared
  * blocking, so it runs on the worker pool, and reads the file before it
  * takes the skills lock to swap the new vector in.
+ *
+ * On a node that is not the skill vector's home (cluster.h), each of the
+ * three is forwarded to the home instead: Get and Update hand the call to
+ * a worker (zrpc_call_continue_blocking), Reload is on one already, and
+ * there the home's answer is awaited with no zOS lock held, within the
+ * caller's deadline; the home's status (UNAVAILABLE when it cannot be
+ * reached) is the caller's. This node's own vector is not read.
  */
 #include <stdio.h>
+#include <string.h>
 
 #include "durable.h"
 #include "services.h"
@@ -58,13 +66,135 @@ skills_service_copy(void *arg, const struct zos_skill_vector *v)
 	copy->status = skills_service_reply(copy->call, v, copy->reply);
 }
 
+/* Copies the home's vector FROM into REPLY (the call's arena). */
+static zrpc_status
+skills_forward_copy(zrpc_call *call, const Zos__V1__SkillVector *from,
+    Zos__V1__SkillVector *reply)
+{
+	Zos__V1__Skill **list =
+	    zrpc_call_alloc(call, from->n_skills * sizeof(*list) + 1);
+	Zos__V1__Skill *skills =
+	    zrpc_call_alloc(call, from->n_skills * sizeof(*skills) + 1);
+
+	if (list == NULL || skills == NULL) {
+		return zrpc_status_make(
+		    ZRPC_RESOURCE_EXHAUSTED, "out of memory");
+	}
+	for (size_t i = 0; i < from->n_skills; i++) {
+		zos__v1__skill__init(&skills[i]);
+		skills[i].name = zrpc_call_strdup(call, from->skills[i]->name);
+		if (skills[i].name == NULL) {
+			return zrpc_status_make(
+			    ZRPC_RESOURCE_EXHAUSTED, "out of memory");
+		}
+		skills[i].level    = from->skills[i]->level;
+		skills[i].attempts = from->skills[i]->attempts;
+		list[i]            = &skills[i];
+	}
+	reply->n_skills = from->n_skills;
+	reply->skills   = list;
+	reply->version  = from->version;
+	return zrpc_status_ok();
+}
+
+/*
+ * Sends CALL's REQUEST on to the skills home as METHOD and copies its
+ * answer into REPLY. Runs on a worker; holds no lock. The forwarded call
+ * carries the caller's authorization (the home checks the role again),
+ * request id and a child trace context, and the caller's remaining time
+ * (none: the cluster's forward timeout).
+ */
+static zrpc_status
+skills_forward(zrpc_call *call, const struct zrpc_method *method,
+    const ProtobufCMessage *request, Zos__V1__SkillVector *reply)
+{
+	const struct zos_services *services = zrpc_call_service_ctx(call);
+	const struct zos_cluster  *cluster  = services->cluster;
+	struct zrpc_metadata_entry md[4];
+	char                       traceparent[ZRPC_TRACEPARENT_LEN + 1];
+	const char                *value;
+	int64_t                    left = zrpc_call_remaining_ms(call);
+	zrpc_call_opts             opts = { .metadata = md };
+	ProtobufCMessage          *out  = NULL;
+	zrpc_status                status;
+
+	if (left == 0) {
+		return zrpc_status_make(ZRPC_DEADLINE_EXCEEDED,
+		    "deadline exceeded before the skills home was asked");
+	}
+	opts.timeout_ms = left > 0
+	    ? (uint32_t) (left > UINT32_MAX ? UINT32_MAX : left)
+	    : (cluster->forward_timeout_ms != 0 ? cluster->forward_timeout_ms
+	                                        : 30000u);
+	if ((value = zrpc_call_metadata(call, "authorization")) != NULL) {
+		md[opts.n_metadata++] =
+		    (struct zrpc_metadata_entry) { "authorization", value };
+	}
+	if ((value = zrpc_call_request_id(call)) != NULL && value[0] != '\0') {
+		md[opts.n_metadata++] =
+		    (struct zrpc_metadata_entry) { "x-request-id", value };
+	}
+	zrpc_call_child_traceparent(call, traceparent);
+	md[opts.n_metadata++] =
+	    (struct zrpc_metadata_entry) { "traceparent", traceparent };
+	if ((value = zrpc_call_tracestate(call)) != NULL) {
+		md[opts.n_metadata++] =
+		    (struct zrpc_metadata_entry) { "tracestate", value };
+	}
+	status = zrpc_client_call(
+	    cluster->skills_home, method, request, &out, &opts);
+	if (!zrpc_status_is_ok(&status)) {
+		if (status.code == ZRPC_UNAVAILABLE) {
+			return zrpc_status_make(ZRPC_UNAVAILABLE,
+			    "the skills home %.200s: %s",
+			    cluster->skills_home_url, status.message);
+		}
+		return status;
+	}
+	status = skills_forward_copy(call, (const void *) out, reply);
+	protobuf_c_message_free_unpacked(out, NULL);
+	return status;
+}
+
+/* The three methods, forwarded (zrpc_continue_fn). */
+static zrpc_status
+skills_forward_get(
+    zrpc_call *call, const ProtobufCMessage *request, ProtobufCMessage *reply)
+{
+	return skills_forward(call, &zos_v1_skills_get_method, request,
+	    (Zos__V1__SkillVector *) (void *) reply);
+}
+
+static zrpc_status
+skills_forward_update(
+    zrpc_call *call, const ProtobufCMessage *request, ProtobufCMessage *reply)
+{
+	return skills_forward(call, &zos_v1_skills_update_method, request,
+	    (Zos__V1__SkillVector *) (void *) reply);
+}
+
+/* True when this node is not the home: the call goes there. */
+static bool
+skills_elsewhere(zrpc_call *call)
+{
+	const struct zos_services *services = zrpc_call_service_ctx(call);
+
+	return services->cluster != NULL &&
+	    services->cluster->skills_home != NULL;
+}
+
 static zrpc_status
 skills_service_get(zrpc_call *call, const Zos__V1__GetSkillsRequest *request,
     Zos__V1__SkillVector *reply)
 {
-	struct zos_state          *state = zrpc_call_service_ctx(call);
-	struct skills_service_copy copy  = { call, reply, zrpc_status_ok() };
+	const struct zos_services *services = zrpc_call_service_ctx(call);
+	struct zos_state          *state    = services->state;
+	struct skills_service_copy copy = { call, reply, zrpc_status_ok() };
 
+	if (skills_elsewhere(call)) {
+		zrpc_call_continue_blocking(call, skills_forward_get);
+		return zrpc_status_ok(); /* ignored: the worker answers */
+	}
 	(void) request;
 	zos_skills_read(&state->skills, skills_service_copy, &copy);
 	return copy.status;
@@ -74,14 +204,19 @@ static zrpc_status
 skills_service_update(zrpc_call        *call,
     const Zos__V1__UpdateSkillsRequest *request, Zos__V1__SkillVector *reply)
 {
-	struct zos_state        *state = zrpc_call_service_ctx(call);
-	struct zos_skill_delta  *deltas;
-	struct zos_skill_vector *v = NULL;
-	enum zos_skills_result   result;
-	zrpc_status              status;
-	uint64_t                 seq;
-	char                     error[160];
+	const struct zos_services *services = zrpc_call_service_ctx(call);
+	struct zos_state          *state    = services->state;
+	struct zos_skill_delta    *deltas;
+	struct zos_skill_vector   *v = NULL;
+	enum zos_skills_result     result;
+	zrpc_status                status;
+	uint64_t                   seq;
+	char                       error[160];
 
+	if (skills_elsewhere(call)) {
+		zrpc_call_continue_blocking(call, skills_forward_update);
+		return zrpc_status_ok(); /* ignored: the worker answers */
+	}
 	if (request->n_deltas > ZOS_SKILLS_MAX) {
 		return zrpc_status_make(ZRPC_INVALID_ARGUMENT,
 		    "at most %d deltas", ZOS_SKILLS_MAX);
@@ -111,14 +246,18 @@ static zrpc_status
 skills_service_reload(zrpc_call        *call,
     const Zos__V1__ReloadSkillsRequest *request, Zos__V1__SkillVector *reply)
 {
-	struct zos_state        *state = zrpc_call_service_ctx(call);
-	struct zos_skill_vector *fresh, *now;
-	enum zos_skills_result   result;
-	zrpc_status              status;
-	uint64_t                 seq;
-	char                     error[384];
+	const struct zos_services *services = zrpc_call_service_ctx(call);
+	struct zos_state          *state    = services->state;
+	struct zos_skill_vector   *fresh, *now;
+	enum zos_skills_result     result;
+	zrpc_status                status;
+	uint64_t                   seq;
+	char                       error[384];
 
-	(void) request;
+	if (skills_elsewhere(call)) { /* on a worker already */
+		return skills_forward(
+		    call, &zos_v1_skills_reload_method, &request->base, reply);
+	}
 	if (state->skills_file == NULL) {
 		return zrpc_status_make(ZRPC_FAILED_PRECONDITION,
 		    "zosd was started without --skills-file: nothing to "
@@ -141,7 +280,8 @@ skills_service_reload(zrpc_call        *call,
 }
 
 zrpc_status
-zos_skills_service_register(zrpc_server *server, struct zos_state *state)
+zos_skills_service_register(
+    zrpc_server *server, const struct zos_services *services)
 {
 	const struct zos_v1_skills_handlers handlers = {
 		.get             = skills_service_get,
@@ -150,5 +290,5 @@ zos_skills_service_register(zrpc_server *server, struct zos_state *state)
 		.reload_blocking = true,
 	};
 
-	return zos_v1_skills_register(server, &handlers, state);
+	return zos_v1_skills_register(server, &handlers, (void *) services);
 }
