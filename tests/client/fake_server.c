@@ -548,7 +548,8 @@ fake_server_start(struct fake_server **out, const char *url,
 	if ((rv = nng_rep0_open(&s->socket)) != 0) {
 		goto fail;
 	}
-	s->refusing = opts != NULL && opts->refuse;
+	s->refusing    = opts != NULL && opts->refuse;
+	s->not_serving = opts != NULL && opts->not_serving;
 	if (opts != NULL && opts->run_log != NULL) {
 		snprintf(s->run_log, sizeof(s->run_log), "%s", opts->run_log);
 	}

@@ -85,6 +85,9 @@ struct fake_server_opts {
 	/* When set, every Gate call appends "gate <payload>\n" to this
 	 * file before it waits (tests that kill the server's process). */
 	const char *run_log;
+	/* Health/Check answers NOT_SERVING from the start (see
+	 * fake_server_serving). */
+	bool not_serving;
 };
 
 /*
