@@ -335,7 +335,8 @@ zosctl_run_session_get(struct zosctl *ctl, const struct zosctl_args *args)
 {
 	Zos__V1__GetSessionRequest req = ZOS__V1__GET_SESSION_REQUEST__INIT;
 
-	req.id = args->operands[0];
+	req.id          = args->operands[0];
+	ctl->session_id = req.id;
 	return zosctl_call_and_print(
 	    ctl, &zos_v1_session_get_method, &req.base);
 }
@@ -369,7 +370,8 @@ zosctl_run_session_transition(
 	if (rv != ZOSCTL_EXIT_OK) {
 		return rv;
 	}
-	req.id = args->operands[0];
+	req.id          = args->operands[0];
+	ctl->session_id = req.id;
 	return zosctl_call_and_print(
 	    ctl, &zos_v1_session_transition_method, &req.base);
 }
@@ -380,7 +382,8 @@ zosctl_run_session_reset(struct zosctl *ctl, const struct zosctl_args *args)
 	Zos__V1__ResetSessionRequest req =
 	    ZOS__V1__RESET_SESSION_REQUEST__INIT;
 
-	req.id = args->operands[0];
+	req.id          = args->operands[0];
+	ctl->session_id = req.id;
 	return zosctl_call_and_print(
 	    ctl, &zos_v1_session_reset_method, &req.base);
 }
@@ -446,7 +449,8 @@ zosctl_run_complete(struct zosctl *ctl, const struct zosctl_args *args)
 	Zos__V1__CompleteRequest req = ZOS__V1__COMPLETE_REQUEST__INIT;
 
 	if (args->values[0] != NULL) {
-		req.session_id = (char *) args->values[0];
+		req.session_id  = (char *) args->values[0];
+		ctl->session_id = req.session_id;
 	}
 	if (args->values[1] != NULL) {
 		req.task_type = (char *) args->values[1];

@@ -59,10 +59,14 @@ struct zosctl {
 	/* -H 'key: value', split in place in argv */
 	struct zrpc_metadata_entry headers[ZOSCTL_MAX_HEADERS];
 	size_t                     n_headers;
-	const char                *proto;                    /* --proto */
-	const char                *protoset;                 /* --protoset */
-	const char   *import_paths[ZOSCTL_MAX_IMPORT_PATHS]; /* -I */
-	size_t        n_import_paths;
+	const char                *proto;                  /* --proto */
+	const char                *protoset;               /* --protoset */
+	const char *import_paths[ZOSCTL_MAX_IMPORT_PATHS]; /* -I */
+	size_t      n_import_paths;
+	/* The session the typed command names (session get, transition,
+	 * reset; complete --session): with several --url servers, the call
+	 * goes to that session's node (zos/client). NULL = none. */
+	const char   *session_id;
 	zrpc_client  *client;   /* NULL until the first call */
 	zos_resolver *resolver; /* NULL until the first lookup */
 };
