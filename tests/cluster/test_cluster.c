@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "proc.h"
+#include "run_tool.h"
 #include "tmpdir.h"
 #include "zos/v1/zos.zrpc.h"
 #include "zos_client.h"
@@ -453,5 +454,54 @@ Test(cluster, a_node_down_from_the_start_is_learned_when_it_comes_up)
 	zos__v1__proof_session__free_unpacked(s, NULL);
 	cr_assert_eq(zos_client_server_node(zc, 1), 2);
 	zos_client_close(zc);
+	cluster_stop(&c);
+}
+
+Test(cluster, zosctl_with_several_urls_sends_session_commands_to_their_node)
+{
+	struct cluster c;
+	zrpc_client   *direct;
+	char           ids[2][64], urls[300], needle[160];
+	struct run     r;
+
+	cluster_start(&c, 2);
+	for (size_t i = 0; i < 2; i++) {
+		direct = client_of(c.url[i]);
+		start_session(direct, "p", ids[i]);
+		zrpc_client_close(direct);
+	}
+	snprintf(urls, sizeof(urls), "%s,%s", c.url[0], c.url[1]);
+	/* Each several times: a command sent anywhere would miss. */
+	for (int round = 0; round < 4; round++) {
+		for (size_t i = 0; i < 2; i++) {
+			run_tool(&r, env_path("ZOSCTL"), NULL, "--url", urls,
+			    "session", "get", ids[i], NULL);
+			cr_assert_eq(r.status, 0, "%s", r.err);
+			snprintf(
+			    needle, sizeof(needle), "\"id\": \"%s\"", ids[i]);
+			cr_assert_not_null(strstr(r.out, needle), "%s", r.out);
+		}
+	}
+	run_tool(&r, env_path("ZOSCTL"), NULL, "--url", urls, "session",
+	    "transition", ids[1], "ANALYZING", NULL);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_assert_not_null(strstr(r.out, "ANALYZING"), "%s", r.out);
+	run_tool(&r, env_path("ZOSCTL"), NULL, "--url", urls, "complete",
+	    "--session", ids[0], "is 2 even?", NULL);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_assert_not_null(strstr(r.out, "FEEDBACK_READY"), "%s", r.out);
+	run_tool(&r, env_path("ZOSCTL"), NULL, "--url", urls, "session",
+	    "reset", ids[0], NULL);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+
+	/* Node 2 down: its session is UNAVAILABLE, node 1's is served. */
+	cluster_stop_node(&c, 1);
+	run_tool(&r, env_path("ZOSCTL"), NULL, "--url", urls, "--timeout-ms",
+	    "2000", "session", "get", ids[1], NULL);
+	cr_assert_neq(r.status, 0);
+	cr_assert_not_null(strstr(r.err, "UNAVAILABLE"), "%s", r.err);
+	run_tool(&r, env_path("ZOSCTL"), NULL, "--url", urls, "--timeout-ms",
+	    "2000", "session", "get", ids[0], NULL);
+	cr_assert_eq(r.status, 0, "%s", r.err);
 	cluster_stop(&c);
 }
