@@ -605,3 +605,31 @@ Test(services, skills_calls_are_forwarded_to_the_skills_home)
 	zrpc_client_close(to_home);
 	svc_stop(&home);
 }
+
+Test(services, skills_home_flags_in_a_circle_end_in_failed_precondition)
+{
+	struct svc                a, b;
+	struct zos_cluster        ca = { .node_id = 1 }, cb = { .node_id = 2 };
+	zrpc_client              *to_a = NULL, *to_b = NULL;
+	Zos__V1__GetSkillsRequest get = ZOS__V1__GET_SKILLS_REQUEST__INIT;
+	Zos__V1__SkillVector     *v   = NULL;
+	zrpc_status               st;
+
+	/* Each names the other as the home (set before any call). */
+	svc_start_node(&a, NULL, &ca);
+	svc_start_node(&b, NULL, &cb);
+	cr_assert_eq(zrpc_client_open(&to_a, a.url, NULL).code, ZRPC_OK);
+	cr_assert_eq(zrpc_client_open(&to_b, b.url, NULL).code, ZRPC_OK);
+	ca.skills_home     = to_b;
+	ca.skills_home_url = b.url;
+	cb.skills_home     = to_a;
+	cb.skills_home_url = a.url;
+	st                 = zos_v1_skills_get(a.client, &get, &v, &opts);
+	cr_assert_eq(st.code, ZRPC_FAILED_PRECONDITION, "%s", st.message);
+	cr_assert_not_null(strstr(st.message, "not the skills home either"),
+	    "%s", st.message);
+	svc_stop(&a);
+	svc_stop(&b);
+	zrpc_client_close(to_a);
+	zrpc_client_close(to_b);
+}

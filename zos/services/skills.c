@@ -18,6 +18,9 @@
 #include "services.h"
 #include "zos/v1/zos.zrpc.h"
 
+/* Request metadata of a call one node forwarded to the skills home. */
+#define SKILLS_FORWARDED "x-zos-forwarded"
+
 /* Fills REPLY from the snapshot V (names copied into the call's arena,
  * so the snapshot can be released before the reply is packed). */
 static zrpc_status
@@ -110,7 +113,7 @@ skills_forward(zrpc_call *call, const struct zrpc_method *method,
 {
 	const struct zos_services *services = zrpc_call_service_ctx(call);
 	const struct zos_cluster  *cluster  = services->cluster;
-	struct zrpc_metadata_entry md[4];
+	struct zrpc_metadata_entry md[5];
 	char                       traceparent[ZRPC_TRACEPARENT_LEN + 1];
 	const char                *value;
 	int64_t                    left = zrpc_call_remaining_ms(call);
@@ -118,10 +121,21 @@ skills_forward(zrpc_call *call, const struct zrpc_method *method,
 	ProtobufCMessage          *out  = NULL;
 	zrpc_status                status;
 
+	/* A call forwarded once is never forwarded again: --skills-home
+	 * flags that point in a circle end here, not in a loop. */
+	if (zrpc_call_metadata(call, SKILLS_FORWARDED) != NULL) {
+		return zrpc_status_make(ZRPC_FAILED_PRECONDITION,
+		    "a Skills call forwarded to node %u, which is not the "
+		    "skills home either (its --skills-home is %.200s): the "
+		    "nodes' --skills-home flags disagree",
+		    cluster->node_id, cluster->skills_home_url);
+	}
 	if (left == 0) {
 		return zrpc_status_make(ZRPC_DEADLINE_EXCEEDED,
 		    "deadline exceeded before the skills home was asked");
 	}
+	md[opts.n_metadata++] =
+	    (struct zrpc_metadata_entry) { SKILLS_FORWARDED, "1" };
 	opts.timeout_ms = left > 0
 	    ? (uint32_t) (left > UINT32_MAX ? UINT32_MAX : left)
 	    : (cluster->forward_timeout_ms != 0 ? cluster->forward_timeout_ms
