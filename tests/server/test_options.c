@@ -1,8 +1,11 @@
 /* zosd's command line. */
 #include <criterion/criterion.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "node_id.h"
 #include "options.h"
 
 /* The help text outgrew 4 KiB. */
@@ -582,4 +585,49 @@ Test(options, help_documents_the_cluster_flags)
 	cr_assert_not_null(strstr(out, "--node-id N"));
 	cr_assert_not_null(strstr(out, "--peer N=URL"));
 	cr_assert_not_null(strstr(out, "--skills-home URL"));
+}
+
+Test(options, the_node_id_file_is_written_read_and_checked)
+{
+	char     dir[] = "/tmp/zos-node-id-XXXXXX", path[64], error[256];
+	uint32_t node  = 99;
+	FILE    *f;
+
+	cr_assert_not_null(mkdtemp(dir));
+	/* None yet: 0, no error; no directory at all (in memory) too. */
+	cr_assert_eq(zos_node_id_read(dir, &node, error, sizeof(error)), 0);
+	cr_assert_eq(node, 0);
+	cr_assert_eq(zos_node_id_read(NULL, &node, error, sizeof(error)), 0);
+	cr_assert_eq(node, 0);
+	/* Written, read back. */
+	cr_assert_eq(zos_node_id_write(dir, 4242, error, sizeof(error)), 0,
+	    "%s", error);
+	cr_assert_eq(zos_node_id_read(dir, &node, error, sizeof(error)), 0);
+	cr_assert_eq(node, 4242);
+	/* Choosing: stored wins when the flag agrees or is absent; a
+	 * different flag is refused naming both; nothing: the flag, else 1. */
+	cr_assert_eq(zos_node_id_choose(0, 7, dir, &node, error, 256), 0);
+	cr_assert_eq(node, 7);
+	cr_assert_eq(zos_node_id_choose(7, 7, dir, &node, error, 256), 0);
+	cr_assert_eq(zos_node_id_choose(3, 0, dir, &node, error, 256), 0);
+	cr_assert_eq(node, 3);
+	cr_assert_eq(zos_node_id_choose(0, 0, NULL, &node, error, 256), 0);
+	cr_assert_eq(node, 1);
+	cr_assert_eq(zos_node_id_choose(8, 7, dir, &node, error, 256), -1);
+	cr_assert_not_null(strstr(error, "--node-id 8"), "%s", error);
+	cr_assert_not_null(strstr(error, "belongs to node 7"), "%s", error);
+	/* A file that holds no node id: an error naming it. */
+	const char *bad[] = { "", "0\n", "65536\n", "12x\n", "-3\n", "007\n" };
+	snprintf(path, sizeof(path), "%s/node-id", dir);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		cr_assert_not_null(f = fopen(path, "w"));
+		fputs(bad[i], f);
+		fclose(f);
+		cr_assert_eq(
+		    zos_node_id_read(dir, &node, error, sizeof(error)), -1,
+		    "'%s' accepted", bad[i]);
+		cr_assert_not_null(strstr(error, path), "%s", error);
+	}
+	unlink(path);
+	rmdir(dir);
 }
