@@ -110,7 +110,7 @@ static const struct option zosctl_global_options[] = {
 #define ZOSCTL_N_GLOBAL_OPTIONS 16
 
 static const char zosctl_usage[] =
-    "usage: zosctl [--url URL] [--token T] [--timeout-ms N]\n"
+    "usage: zosctl [--url URL]... [--token T] [--timeout-ms N]\n"
     "              [--max-reply-bytes N] [--tls-ca F] [--cert F --key F]\n"
     "              [-H 'KEY: VALUE']... [-v] [--format json|text]\n"
     "              [--emit-defaults] [--proto F [-I DIR]... | --protoset F]\n"
@@ -119,7 +119,9 @@ static const char zosctl_usage[] =
 
 static const char zosctl_global_help[] =
     "  --url URL        the server: any nng URL (tcp://, ipc://, ...)\n"
-    "                   [default " ZOSCTL_DEFAULT_URL "]\n"
+    "                   [default " ZOSCTL_DEFAULT_URL "]; more than\n"
+    "                   once (or URL,URL,...) for several servers: a\n"
+    "                   call goes to one healthy server of them\n"
     "  --token T        send 'authorization: Bearer T' with each call\n"
     "  --timeout-ms N   deadline of the call in milliseconds (0: the\n"
     "                   longest, 30000); also how long to wait for a\n"
@@ -970,9 +972,21 @@ zosctl_global_option(struct zosctl *ctl, int c, char *arg)
 			    "--format wants json or text, not '%s'", arg);
 		}
 		return ZOSCTL_EXIT_OK;
-	case ZOSCTL_OPT_URL:
-		ctl->url = arg;
+	case ZOSCTL_OPT_URL: {
+		/* Each --url adds servers (a comma list adds several). */
+		size_t used =
+		    ctl->url == ctl->url_list ? strlen(ctl->url_list) : 0;
+		int n = snprintf(ctl->url_list + used,
+		    sizeof(ctl->url_list) - used, "%s%s", used > 0 ? "," : "",
+		    arg);
+		if (n < 0 || (size_t) n >= sizeof(ctl->url_list) - used) {
+			return zosctl_usage_error(NULL,
+			    "--url: the URLs come to over %d bytes",
+			    ZOSCTL_URL_LIST_MAX - 1);
+		}
+		ctl->url = ctl->url_list;
 		return ZOSCTL_EXIT_OK;
+	}
 	case ZOSCTL_OPT_TOKEN:
 		ctl->token = arg;
 		return ZOSCTL_EXIT_OK;

@@ -38,6 +38,9 @@
 /* Most -I directories. */
 #define ZOSCTL_MAX_IMPORT_PATHS 32
 
+/* Longest --url list (all --url values joined with commas), in bytes. */
+#define ZOSCTL_URL_LIST_MAX 4096
+
 enum zosctl_format {
 	ZOSCTL_FORMAT_JSON,
 	ZOSCTL_FORMAT_TEXT,
@@ -46,7 +49,9 @@ enum zosctl_format {
 /* The state of one run: global options, the client and the resolver,
  * once opened. */
 struct zosctl {
-	const char        *url;
+	const char *url; /* the default, or url_list */
+	/* --url, given once or more: the URLs joined with commas */
+	char               url_list[ZOSCTL_URL_LIST_MAX];
 	const char        *token;
 	uint32_t           timeout_ms;
 	uint32_t           max_reply_bytes;

@@ -1,30 +1,62 @@
 /*
- * zrpc client runtime: calls over one nng req0 socket.
+ * zrpc client runtime: calls over nng req0 sockets, one per server.
  *
- * Design. A client is one req0 socket with one dialer. Every call, blocking
- * or asynchronous, opens its own nng context and its own aio, so any number
- * of calls from any number of threads are in flight at once and req0
- * matches each reply to its own request by request id. A blocking call runs
- * the send and the receive on the caller's thread (nng_aio_wait on an aio
- * without callback, which nng completes without a thread hop); an
- * asynchronous call is a heap object whose aio callback drives the same
- * two-step state machine (send done -> receive; receive done -> decode ->
- * user callback -> free).
+ * Design. A client has one or more servers (zrpc_client_open_list), each
+ * with its own req0 socket and dialer. Every call, blocking or
+ * asynchronous, goes to one server and opens its own nng context there
+ * and its own aio, so any number of calls from any number of threads are
+ * in flight at once and req0 matches each reply to its own request by
+ * request id. A blocking call runs the send and the receive on the
+ * caller's thread (nng_aio_wait on an aio without callback, which nng
+ * completes without a thread hop); an asynchronous call is a heap object
+ * whose aio callback drives the same two-step state machine (send done ->
+ * receive; receive done -> decode -> user callback -> free).
  *
- * At most once. req0 re-sends a request after NNG_OPT_REQ_RESENDTIME; the
- * client turns that timer off, and relies on the call's own deadline
- * instead. A connection can still drop under a call, and nng versions
- * differ in what req0 then does with the request (re-send it on the next
- * connection, or fail the receive with NNG_ECONNRESET), so the client does
- * not depend on either: it counts connected pipes with nng_pipe_notify
- * and, when a pipe is removed, aborts every call in flight at once
- * (nng_aio_abort with NNG_ECONNRESET) and closes its context, which makes
- * req0 forget the request. nng runs REM_POST before the dialer starts to
- * reconnect, so no request of the lost connection survives to be re-sent.
- * A call whose request may have reached the lost pipe fails with
- * UNAVAILABLE; a call whose request was still queued in req0 (req0 hands
- * the message back: it never left the process) is queued again, on a new
- * context, for the next connection.
+ * Choosing a server. A call pinned by zrpc_call_opts.server_url goes to
+ * that server and nowhere else. Any other call goes to an UP server, the
+ * one with the fewest calls in flight, ties taken round robin
+ * (client_server_pick_locked). A server is CONNECTING until its first
+ * connection (then UP), and DOWN once a connection of it drops or a call
+ * found no connection to it within connect_timeout_ms; a DOWN server is
+ * skipped until it answers zrpc.v1.Health/Check: a timer per server
+ * (nng_sleep_aio, no thread of ours) starts one asynchronous probe call
+ * pinned to it, bounded by CLIENT_PROBE_TIMEOUT_MS, again after a
+ * doubling back-off while it fails. Reconnecting alone does not make a
+ * DOWN server UP. When no server is UP a call still goes somewhere (a
+ * CONNECTING server first, else a DOWN one) and waits there for a
+ * connection within its connect deadline; a server that comes UP
+ * meanwhile takes over the calls still waiting (CLIENT_ABORT_MOVE).
+ *
+ * At most once, and when a call may change servers. nng 1.5.2's req0
+ * (src/sp/protocol/reqrep0/req.c) hands a request to a connection in one
+ * place only, req0_run_send_queue, under the socket's lock: it takes the
+ * context off the socket's send queue, puts it on the pipe's list,
+ * completes the context's send aio with success (result 0), and gives a
+ * clone of the message to the pipe's send aio, all in one critical
+ * section. Before that, the request sits in the context (ctx->req_msg,
+ * ctx->send_aio set) on the send queue while no pipe is ready; cancelling
+ * the send then (req0_ctx_cancel_send, run by nng_aio_abort or the aio's
+ * timeout, under the same lock) finds ctx->send_aio still equal to the aio,
+ * gives the message back on the aio (nng_aio_get_msg) and fails it. The
+ * two are exclusive: a send aio either completed with 0 (a pipe took the
+ * request: it may have reached the server and run) or failed with the
+ * message handed back (it never left this process). The client moves a
+ * call to another server (client_call_resend) only in the second case;
+ * a call whose send completed is never sent again: when its connection
+ * drops, it fails with UNAVAILABLE. The one path inside req0 that could
+ * still re-send a request is the re-send timer (ctx->retry, copied from
+ * the socket's NNG_OPT_REQ_RESENDTIME when the context opens):
+ * req0_run_send_queue arms it only when retry > 0, and req0_pipe_close
+ * re-queues a context of a closed pipe only when retry > 0, else it fails
+ * the pending receive with NNG_ECONNRESET. The client sets the option to
+ * NNG_DURATION_INFINITE (-1) before any context opens, so neither happens.
+ * Other nng versions differ in what req0 does on a closed pipe, so the
+ * client does not depend on that either: it counts connected pipes with
+ * nng_pipe_notify and, when a pipe is removed, aborts every call in flight
+ * on that server at once (nng_aio_abort with NNG_ECONNRESET) and closes
+ * its context, which makes req0 forget the request. nng runs REM_POST
+ * before the dialer starts to reconnect, so no request of the lost
+ * connection survives to be re-sent.
  *
  * Never a hang. A call waits for a connection at most connect_timeout_ms
  * from its start (or until its own deadline, when sooner) and then fails
@@ -38,17 +70,19 @@
  * reach another call, which has its own context and request id.
  *
  * Locking. One mutex per client, "client->mtx", guards the list of calls
- * in flight, each call's abort reason and context state, the pipe tables
- * and the closing flag. Starting an nng operation for a call (send or
- * receive) happens under the mutex, and so does aborting the calls in
- * flight, so an abort either finds the operation pending (and cancels it)
- * or is seen by the code about to start the next one. The mutex is taken
- * before nng's own socket lock and never held while a user callback runs;
- * nng never calls back into the client while holding its own locks.
+ * in flight, each call's server, abort reason and context state, every
+ * server's state, calls in flight, spare contexts, pipe tables and probe
+ * flag, the round-robin position and the closing flag. Starting an nng
+ * operation for a call (send or receive) happens under the mutex, and so
+ * does aborting the calls in flight, so an abort either finds the
+ * operation pending (and cancels it) or is seen by the code about to
+ * start the next one. The mutex is taken before nng's own socket lock and
+ * never held while a user callback runs; nng never calls back into the
+ * client while holding its own locks.
  *
- * The connected-pipe count is a C11 atomic written under the mutex; it is
- * read under the mutex when a send starts, and without it only to classify
- * a failure.
+ * Each server's connected-pipe count is a C11 atomic written under the
+ * mutex; it is read under the mutex when a send starts, and without it
+ * only to classify a failure.
  *
  * Request ids and metrics (see client.h) stay off the mutex: the id is a
  * per-client random prefix and an atomic counter, formatted on the stack;
@@ -572,14 +606,19 @@ client_probe_schedule_locked(struct client_server *s, unsigned delay_ms)
 
 /*
  * S lost its connection or failed to connect: it takes no call that may
- * go elsewhere until its probe gets an answer.
+ * go elsewhere until its probe gets an answer. A client of one server
+ * does not probe: there is nowhere else to go, so its calls go on waiting
+ * for that server's connection as they always did, and the server sees no
+ * calls the client's user did not make.
  * Locking: requires client->mtx.
  */
 static void
 client_server_down_locked(struct client_server *s)
 {
 	s->state = CLIENT_SERVER_DOWN;
-	client_probe_schedule_locked(s, CLIENT_PROBE_FIRST_MS);
+	if (s->client->n_servers > 1) {
+		client_probe_schedule_locked(s, CLIENT_PROBE_FIRST_MS);
+	}
 }
 
 /*
@@ -1530,9 +1569,9 @@ client_pipe_removed_locked(struct client_server *s, uint32_t id)
 /*
  * nng pipe notification of server S: counts its connected pipes. Its
  * first connection makes it UP; a later one does not (a server that went
- * DOWN waits for its probe). On removal, S goes DOWN and every call in
- * flight on S is aborted (see the top of the file for why). Runs on an nng
- * thread, before nng starts to reconnect.
+ * DOWN waits for its probe), unless it is the client's only server. On
+ * removal, S goes DOWN and every call in flight on S is aborted (see the top
+ * of the file for why). Runs on an nng thread, before nng starts to reconnect.
  * Locking: takes client->mtx.
  */
 static void
@@ -1546,7 +1585,8 @@ client_pipe_event(nng_pipe pipe, nng_pipe_ev event, void *arg)
 	(void) pthread_mutex_lock(&c->mtx);
 	if (event == NNG_PIPE_EV_ADD_POST) {
 		client_pipe_added_locked(s, id);
-		if (s->state == CLIENT_SERVER_CONNECTING &&
+		if ((s->state == CLIENT_SERVER_CONNECTING ||
+		        c->n_servers == 1) &&
 		    atomic_load_explicit(&s->pipes, memory_order_relaxed) >
 		        0) {
 			client_server_up_locked(s);

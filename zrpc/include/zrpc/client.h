@@ -108,13 +108,15 @@ zrpc_status zrpc_client_open(
  * goes to that server only; any other call goes to a healthy server: the
  * one with the fewest calls of this client in flight, ties taken in turn
  * (so one caller's calls alternate). A server is healthy from its first
- * connection until that connection drops, or while a call finds no
- * connection to it within connect_timeout_ms; then the client skips it
- * until it answers zrpc.v1.Health/Check (the client probes it in the
- * background: one call at a time, each bounded, with a back-off up to
- * 0.5 s). When no server is healthy, a call waits for a connection to one
- * of them (a server that comes up meanwhile takes it over), and fails
- * with UNAVAILABLE within connect_timeout_ms.
+ * connection until that connection drops; one that never connected stops
+ * being tried first once a call found no connection to it within
+ * connect_timeout_ms. A server that is not healthy is skipped until it
+ * answers zrpc.v1.Health/Check (the client probes it in the background:
+ * one call at a time, each bounded, with a back-off up to 0.5 s; a client
+ * of one server never probes: its calls simply wait for its connection).
+ * When no server is healthy, a call waits for a connection to one of them
+ * (a server that comes up meanwhile takes it over), and fails with
+ * UNAVAILABLE within connect_timeout_ms.
  *
  * A call is never run twice. It may go to another server than the one
  * first chosen only while its request provably never left the client
