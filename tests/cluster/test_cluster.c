@@ -482,6 +482,15 @@ Test(cluster, zosctl_with_several_urls_sends_session_commands_to_their_node)
 			cr_assert_not_null(strstr(r.out, needle), "%s", r.out);
 		}
 	}
+	/* --url given once per server works alike. */
+	for (int round = 0; round < 2; round++) {
+		for (size_t i = 0; i < 2; i++) {
+			run_tool(&r, env_path("ZOSCTL"), NULL, "--url",
+			    c.url[0], "--url", c.url[1], "session", "get",
+			    ids[i], NULL);
+			cr_assert_eq(r.status, 0, "%s", r.err);
+		}
+	}
 	run_tool(&r, env_path("ZOSCTL"), NULL, "--url", urls, "session",
 	    "transition", ids[1], "ANALYZING", NULL);
 	cr_assert_eq(r.status, 0, "%s", r.err);
