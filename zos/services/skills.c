@@ -5,10 +5,11 @@
  * takes the skills lock to swap the new vector in.
  *
  * On a node that is not the skill vector's home (cluster.h), each of the
- * three is forwarded to the home instead: Get and Update hand the call to
- * a worker (zrpc_call_continue_blocking), Reload is on one already, and
- * there the home's answer is awaited with no zOS lock held, within the
- * caller's deadline; the home's status (UNAVAILABLE when it cannot be
+ * three is forwarded to the home instead, asynchronously: the handler
+ * suspends the call and starts a zrpc client call to the home with the
+ * caller's deadline; its completion (on an nng thread, no zOS lock held)
+ * copies the home's vector into the reply and resumes the call. No thread
+ * waits for the home. The home's status (UNAVAILABLE when it cannot be
  * reached) is the caller's. This node's own vector is not read.
  */
 #include <stdio.h>
@@ -100,26 +101,62 @@ skills_forward_copy(zrpc_call *call, const Zos__V1__SkillVector *from,
 	return zrpc_status_ok();
 }
 
+/* One forwarded call, in the call's arena: the call, its reply to fill,
+ * and who to blame when the home is unreachable. */
+struct skills_forward_call {
+	zrpc_call                *call;
+	Zos__V1__SkillVector     *reply;
+	const struct zos_cluster *cluster;
+};
+
 /*
- * Sends CALL's REQUEST on to the skills home as METHOD and copies its
- * answer into REPLY. Runs on a worker; holds no lock. The forwarded call
- * carries the caller's authorization (the home checks the role again),
- * request id and a child trace context, and the caller's remaining time
- * (none: the cluster's forward timeout).
+ * The home answered (or the forwarded call failed): fill the reply and
+ * answer the suspended call. Runs on an nng thread, with no zOS lock;
+ * F is not touched after the resume (its arena may be gone).
+ */
+static void
+skills_forward_done(
+    void *arg, const zrpc_status *status, ProtobufCMessage *out)
+{
+	struct skills_forward_call *f = arg;
+	zrpc_status                 result;
+
+	if (zrpc_status_is_ok(status)) {
+		result =
+		    skills_forward_copy(f->call, (const void *) out, f->reply);
+		protobuf_c_message_free_unpacked(out, NULL);
+	} else if (status->code == ZRPC_UNAVAILABLE) {
+		result = zrpc_status_make(ZRPC_UNAVAILABLE,
+		    "the skills home %.200s: %s", f->cluster->skills_home_url,
+		    status->message);
+	} else {
+		result = *status;
+	}
+	zrpc_call_resume(f->call, result);
+}
+
+/*
+ * Sends CALL's REQUEST on to the skills home as METHOD, asynchronously:
+ * the call is suspended, no thread waits for the home, and
+ * skills_forward_done answers it with the home's vector copied into
+ * REPLY. The forwarded call carries the caller's authorization (the home
+ * checks the role again), request id and a child trace context, and the
+ * caller's remaining time (none: the cluster's forward timeout). Holds no
+ * lock. The returned status is the handler's: ignored once suspended.
  */
 static zrpc_status
 skills_forward(zrpc_call *call, const struct zrpc_method *method,
     const ProtobufCMessage *request, Zos__V1__SkillVector *reply)
 {
-	const struct zos_services *services = zrpc_call_service_ctx(call);
-	const struct zos_cluster  *cluster  = services->cluster;
-	struct zrpc_metadata_entry md[5];
-	char                       traceparent[ZRPC_TRACEPARENT_LEN + 1];
-	const char                *value;
-	int64_t                    left = zrpc_call_remaining_ms(call);
-	zrpc_call_opts             opts = { .metadata = md };
-	ProtobufCMessage          *out  = NULL;
-	zrpc_status                status;
+	const struct zos_services  *services = zrpc_call_service_ctx(call);
+	const struct zos_cluster   *cluster  = services->cluster;
+	struct zrpc_metadata_entry  md[5];
+	char                        traceparent[ZRPC_TRACEPARENT_LEN + 1];
+	const char                 *value;
+	int64_t                     left = zrpc_call_remaining_ms(call);
+	zrpc_call_opts              opts = { .metadata = md };
+	struct skills_forward_call *f;
+	zrpc_status                 status;
 
 	/* A call forwarded once is never forwarded again: --skills-home
 	 * flags that point in a circle end here, not in a loop. */
@@ -134,6 +171,11 @@ skills_forward(zrpc_call *call, const struct zrpc_method *method,
 		return zrpc_status_make(ZRPC_DEADLINE_EXCEEDED,
 		    "deadline exceeded before the skills home was asked");
 	}
+	if ((f = zrpc_call_alloc(call, sizeof(*f))) == NULL) {
+		return zrpc_status_make(
+		    ZRPC_RESOURCE_EXHAUSTED, "out of memory");
+	}
+	*f = (struct skills_forward_call) { call, reply, cluster };
 	md[opts.n_metadata++] =
 	    (struct zrpc_metadata_entry) { SKILLS_FORWARDED, "1" };
 	opts.timeout_ms = left > 0
@@ -155,36 +197,15 @@ skills_forward(zrpc_call *call, const struct zrpc_method *method,
 		md[opts.n_metadata++] =
 		    (struct zrpc_metadata_entry) { "tracestate", value };
 	}
-	status = zrpc_client_call(
-	    cluster->skills_home, method, request, &out, &opts);
+	zrpc_call_suspend(call);
+	status = zrpc_client_call_async(cluster->skills_home, method, request,
+	    &opts, zrpc_reply_invoke_generic,
+	    (void (*)(void)) skills_forward_done, f);
 	if (!zrpc_status_is_ok(&status)) {
-		if (status.code == ZRPC_UNAVAILABLE) {
-			return zrpc_status_make(ZRPC_UNAVAILABLE,
-			    "the skills home %.200s: %s",
-			    cluster->skills_home_url, status.message);
-		}
-		return status;
+		/* It never started: no callback will run. */
+		skills_forward_done(f, &status, NULL);
 	}
-	status = skills_forward_copy(call, (const void *) out, reply);
-	protobuf_c_message_free_unpacked(out, NULL);
-	return status;
-}
-
-/* The three methods, forwarded (zrpc_continue_fn). */
-static zrpc_status
-skills_forward_get(
-    zrpc_call *call, const ProtobufCMessage *request, ProtobufCMessage *reply)
-{
-	return skills_forward(call, &zos_v1_skills_get_method, request,
-	    (Zos__V1__SkillVector *) (void *) reply);
-}
-
-static zrpc_status
-skills_forward_update(
-    zrpc_call *call, const ProtobufCMessage *request, ProtobufCMessage *reply)
-{
-	return skills_forward(call, &zos_v1_skills_update_method, request,
-	    (Zos__V1__SkillVector *) (void *) reply);
+	return zrpc_status_ok(); /* ignored: the call is suspended */
 }
 
 /* True when this node is not the home: the call goes there. */
@@ -206,8 +227,8 @@ skills_service_get(zrpc_call *call, const Zos__V1__GetSkillsRequest *request,
 	struct skills_service_copy copy = { call, reply, zrpc_status_ok() };
 
 	if (skills_elsewhere(call)) {
-		zrpc_call_continue_blocking(call, skills_forward_get);
-		return zrpc_status_ok(); /* ignored: the worker answers */
+		return skills_forward(
+		    call, &zos_v1_skills_get_method, &request->base, reply);
 	}
 	(void) request;
 	zos_skills_read(&state->skills, skills_service_copy, &copy);
@@ -228,8 +249,8 @@ skills_service_update(zrpc_call        *call,
 	char                       error[160];
 
 	if (skills_elsewhere(call)) {
-		zrpc_call_continue_blocking(call, skills_forward_update);
-		return zrpc_status_ok(); /* ignored: the worker answers */
+		return skills_forward(
+		    call, &zos_v1_skills_update_method, &request->base, reply);
 	}
 	if (request->n_deltas > ZOS_SKILLS_MAX) {
 		return zrpc_status_make(ZRPC_INVALID_ARGUMENT,

@@ -1026,7 +1026,7 @@ main(int argc, char **argv)
 		zrpc_server_stats(server, &server_stats);
 		if (server_stats.close_abandoned) {
 			server = NULL;
-			/* a handler left behind may still forward to it */
+			/* a call left behind may still be forwarded */
 			skills_home = NULL;
 		}
 	}
@@ -1040,8 +1040,11 @@ main(int argc, char **argv)
 out:
 	zos_metrics_stop(metrics);
 	zosd_store_health_attach(&store_health, NULL);
+	/* Before the server: a Skills call still forwarded (a home slower
+	 * than the grace) is answered CANCELLED by the close, and so
+	 * resumed while its server still exists. */
+	zrpc_client_close(skills_home);
 	zrpc_server_destroy(server);
-	zrpc_client_close(skills_home); /* no handler left to use it */
 	zos_backends_destroy(backends);
 	pthread_mutex_lock(&signals.mu);
 	signals.state   = NULL;
