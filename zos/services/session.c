@@ -4,6 +4,8 @@
  * module), so all run on nng's completion threads. Start, Transition and
  * Reset answer once their change is durable (zos_durable_reply):
  * the call is suspended meanwhile, so no thread waits for the disk.
+ * Get, Transition and Reset first refuse a session of another node
+ * (FAILED_PRECONDITION naming it, cluster.h): sessions are never copied.
  */
 #include <stdio.h>
 #include <stdlib.h>
