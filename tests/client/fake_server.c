@@ -12,11 +12,13 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <nng/nng.h>
 #include <nng/protocol/reqrep0/rep.h>
@@ -42,8 +44,10 @@ struct fake_server {
 	bool               closed;    /* guarded by: mtx: nng_close returned */
 	bool               abandoned; /* guarded by: mtx: stop gave up on it */
 	bool               refusing;  /* guarded by: mtx (opts.refuse) */
-	int                released;  /* guarded by: mtx */
-	int                passed;    /* guarded by: mtx */
+	bool               not_serving; /* guarded by: mtx (Health) */
+	char               run_log[FAKE_URL_MAX];   /* opts.run_log; "" */
+	int                released;                /* guarded by: mtx */
+	int                passed;                  /* guarded by: mtx */
 	int                counters[FAKE_COUNTERS]; /* guarded by: mtx */
 	struct fake_record last;                    /* guarded by: mtx */
 };
@@ -253,6 +257,35 @@ fake_payload(const Zrpc__V1__Request *request)
 	    NULL, request->payload.len, request->payload.data);
 }
 
+/*
+ * opts.run_log: appends "gate <payload's service>" to the file, in one
+ * write(2), so that a line is there even when the process is killed a
+ * moment later.
+ */
+static void
+fake_run_log(struct fake_server *s, const Zrpc__V1__Request *request)
+{
+	Zrpc__V1__HealthCheckRequest *payload;
+	char                          line[FAKE_TEXT_MAX + 8];
+	int                           fd, n;
+
+	if (s->run_log[0] == '\0' ||
+	    (payload = fake_payload(request)) == NULL) {
+		return;
+	}
+	n = snprintf(line, sizeof(line), "gate %.*s\n", FAKE_TEXT_MAX - 1,
+	    payload->service);
+	zrpc__v1__health_check_request__free_unpacked(payload, NULL);
+	if ((fd = open(s->run_log, O_WRONLY | O_APPEND | O_CREAT, 0600)) < 0) {
+		return;
+	}
+	if (write(fd, line, (size_t) n) != n) {
+		fprintf(
+		    stderr, "fake server: writing %s failed\n", s->run_log);
+	}
+	(void) close(fd);
+}
+
 /* Waits at the gate until released or killed. Returns false if killed. */
 static bool
 fake_gate(struct fake_server *s)
@@ -299,8 +332,18 @@ fake_answer(struct fake_server *s, nng_msg *msg, bool *gated)
 	method = request->method;
 
 	if (strcmp(method, FAKE_ECHO) == 0) {
+		fake_bump(s, FAKE_ECHOED);
 		reply = fake_reply(
 		    0, "", request->payload.data, request->payload.len);
+	} else if (strcmp(method, FAKE_HEALTH) == 0) {
+		/* zrpc.v1.HealthCheckResponse { status: SERVING (1) or
+		 * NOT_SERVING (2) }, packed by hand. */
+		uint8_t health[2] = { 0x08, 0x01 };
+		pthread_mutex_lock(&s->mtx);
+		health[1] = s->not_serving ? 0x02 : 0x01;
+		pthread_mutex_unlock(&s->mtx);
+		fake_bump(s, FAKE_HEALTHS);
+		reply = fake_reply(0, "", health, sizeof(health));
 	} else if (strcmp(method, FAKE_FAIL) == 0) {
 		if ((payload = fake_payload(request)) != NULL) {
 			char    *colon = strchr(payload->service, ':');
@@ -313,6 +356,7 @@ fake_answer(struct fake_server *s, nng_msg *msg, bool *gated)
 		}
 	} else if (strcmp(method, FAKE_GATE) == 0) {
 		*gated = true;
+		fake_run_log(s, request);
 		if (fake_gate(s)) {
 			reply = fake_reply(0, "", request->payload.data,
 			    request->payload.len);
@@ -504,7 +548,11 @@ fake_server_start(struct fake_server **out, const char *url,
 	if ((rv = nng_rep0_open(&s->socket)) != 0) {
 		goto fail;
 	}
-	s->refusing = opts != NULL && opts->refuse;
+	s->refusing    = opts != NULL && opts->refuse;
+	s->not_serving = opts != NULL && opts->not_serving;
+	if (opts != NULL && opts->run_log != NULL) {
+		snprintf(s->run_log, sizeof(s->run_log), "%s", opts->run_log);
+	}
 	if (s->refusing &&
 	    (rv = nng_pipe_notify(
 	         s->socket, NNG_PIPE_EV_ADD_PRE, fake_refuse, s)) != 0) {
@@ -705,4 +753,12 @@ fake_server_last(struct fake_server *s, struct fake_record *out)
 	pthread_mutex_lock(&s->mtx);
 	*out = s->last;
 	pthread_mutex_unlock(&s->mtx);
+}
+
+void
+fake_server_serving(struct fake_server *server, bool serving)
+{
+	pthread_mutex_lock(&server->mtx);
+	server->not_serving = !serving;
+	pthread_mutex_unlock(&server->mtx);
 }

@@ -18,6 +18,8 @@
  *               "fake-request-id") and x-fake-custom: "custom value"
  *   MetadataFlood  payload "N": OK with N reply metadata entries
  *               "k<i>": "v" (a hostile server)
+ *   /zrpc.v1.Health/Check  OK, SERVING (NOT_SERVING after
+ *               fake_server_serving(server, false))
  *   other       UNIMPLEMENTED
  *
  * The server counts what it sees (fake_server_wait blocks, bounded, until
@@ -41,6 +43,7 @@
 #define FAKE_DROP "/zrpc.test.Fake/Drop"
 #define FAKE_METADATA "/zrpc.test.Fake/Metadata"
 #define FAKE_METADATA_FLOOD "/zrpc.test.Fake/MetadataFlood"
+#define FAKE_HEALTH "/zrpc.v1.Health/Check"
 
 /* Counters, for fake_server_count and fake_server_wait. */
 enum fake_counter {
@@ -49,6 +52,8 @@ enum fake_counter {
 	FAKE_GATE_REPLIED, /* Gate replies handed to nng after release */
 	FAKE_DROPPED,      /* Drop calls executed */
 	FAKE_REFUSED,      /* connections refused (opts.refuse) */
+	FAKE_ECHOED,       /* Echo calls answered */
+	FAKE_HEALTHS,      /* Health/Check calls answered */
 	FAKE_COUNTERS,
 };
 
@@ -77,6 +82,12 @@ struct fake_server_opts {
 	 * at its max_connections does (in nng's ADD_PRE notification),
 	 * until fake_server_refuse(server, false). */
 	bool refuse;
+	/* When set, every Gate call appends "gate <payload>\n" to this
+	 * file before it waits (tests that kill the server's process). */
+	const char *run_log;
+	/* Health/Check answers NOT_SERVING from the start (see
+	 * fake_server_serving). */
+	bool not_serving;
 };
 
 /*
@@ -103,6 +114,9 @@ void fake_server_stop(struct fake_server *server);
  * connections (true) or serves them (false).
  */
 void fake_server_refuse(struct fake_server *server, bool refuse);
+
+/* Whether Health/Check answers SERVING (the default) or NOT_SERVING. */
+void fake_server_serving(struct fake_server *server, bool serving);
 
 /* Lets N more Gate calls through. */
 void fake_server_release(struct fake_server *server, int n);

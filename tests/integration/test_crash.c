@@ -38,7 +38,7 @@ struct writer {
 	int         index;
 	atomic_bool stop;
 	/* Acknowledged: written by the writer, read by the test after join. */
-	char                id[33];
+	char                id[40];
 	uint64_t            version;
 	Zos__V1__ProofState state;
 	uint64_t            skills_version;

@@ -106,7 +106,7 @@ Test(durable, sessions_and_skills_survive_a_restart)
 	Zos__V1__GetSkillsRequest gs = ZOS__V1__GET_SKILLS_REQUEST__INIT;
 	Zos__V1__ProofSession    *s  = NULL;
 	Zos__V1__SkillVector     *v  = NULL;
-	char                      id[33];
+	char                      id[40];
 	uint64_t                  skills_version;
 
 	dir_make(&d);

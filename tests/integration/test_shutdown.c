@@ -257,7 +257,7 @@ struct cycle_writer {
 	atomic_bool        stop;
 	struct cycle_acks *acks;
 	/* Acknowledged ids: the writer's, read by the test after join. */
-	char (*ids)[33];
+	char (*ids)[40];
 	size_t n_ids;
 	int    failures; /* calls that failed (the server going away) */
 };
@@ -289,7 +289,7 @@ cycle_writer_main(void *arg)
 			}
 			continue;
 		}
-		snprintf(w->ids[w->n_ids++], 33, "%s", s->id);
+		snprintf(w->ids[w->n_ids++], 40, "%s", s->id);
 		zos__v1__proof_session__free_unpacked(s, NULL);
 		pthread_mutex_lock(&w->acks->mu);
 		w->acks->n++;
@@ -316,7 +316,7 @@ cycle_start_zosd(struct proc *p, const char *dir)
 
 /* Every id in IDS (N of them) is a session of the server at URL. */
 static void
-cycle_check(const char *url, char (*ids)[33], size_t n, int cycle)
+cycle_check(const char *url, char (*ids)[40], size_t n, int cycle)
 {
 	zrpc_client *client;
 
@@ -344,7 +344,7 @@ Test(shutdown, sigterm_under_load_always_exits_in_time_and_loses_nothing,
 	const char *env    = getenv("ZOS_SHUTDOWN_CYCLES");
 	int         cycles = env != NULL ? atoi(env) : 100;
 	char        dir[64], url[256];
-	char(*acked)[33];
+	char(*acked)[40];
 	size_t      n_acked = 0, total_acked = 0;
 	long        max_exit = 0, sum_exit = 0, started = now_ms();
 	long        join_ms = 0, start_ms = 0, t0;

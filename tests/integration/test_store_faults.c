@@ -374,7 +374,7 @@ health_wait(zrpc_client *c, int want, int ms)
 
 /* A session the test saw acknowledged, as the reply had it. */
 struct acked {
-	char     id[33];
+	char     id[40];
 	char     problem[32];
 	uint64_t version;
 	int      state;
@@ -462,7 +462,7 @@ get_session(zrpc_client *c, const char *id, Zos__V1__ProofSession **out)
 /* Every session (Session/List, all pages, bounded): their ids into IDS
  * (up to MAX); returns the count listed and the reply's total in *TOTAL. */
 static size_t
-list_ids(zrpc_client *c, char (*ids)[33], size_t max, uint64_t *total)
+list_ids(zrpc_client *c, char (*ids)[40], size_t max, uint64_t *total)
 {
 	Zos__V1__ListSessionsRequest req =
 	    ZOS__V1__LIST_SESSIONS_REQUEST__INIT;
@@ -522,7 +522,7 @@ list_total(zrpc_client *c, bool *ok)
 static void
 check_exactly(zrpc_client *c, struct ackset *a, const char *when)
 {
-	static char ids[MAX_ACKED + 64][33];
+	static char ids[MAX_ACKED + 64][40];
 	size_t      n = atomic_load(&a->n);
 	uint64_t    total;
 	size_t      listed;
@@ -1520,7 +1520,7 @@ check_imported(const struct fdir *d, const char *when)
 {
 	struct proc  p;
 	zrpc_client *c;
-	static char  ids[64][33];
+	static char  ids[64][40];
 	uint64_t     total, attempts, version;
 	double       level;
 

@@ -444,6 +444,33 @@ Test(load, requests_makes_exactly_n_calls)
 	stop_server(&zosd);
 }
 
+Test(load, url_more_than_once_spreads_the_calls_over_the_servers)
+{
+	struct proc        a, b;
+	struct load_result r;
+	char               url_a[160], url_b[160];
+	uint64_t           on_a, on_b;
+
+	start_zosd(&a, url_a, sizeof(url_a));
+	start_zosd(&b, url_b, sizeof(url_b));
+	load_run(&r,
+	    (const char *[]) { "--url", url_a, "--url", url_b, "--method",
+	        "/zos.v1.Session/Start", "--data",
+	        "{\"problem_id\": \"multi\"}", "--concurrency", "8",
+	        "--requests", "100", "--json", NULL });
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_assert_eq(member_u64(r.json, "calls"), 100);
+	cr_assert_eq(member_u64(member(r.json, "codes"), "OK"), 100);
+	load_result_free(&r);
+	on_a = zosd_session_total(url_a);
+	on_b = zosd_session_total(url_b);
+	cr_assert_eq(on_a + on_b, 100);
+	cr_assert_gt(on_a, 0, "no call reached the first server");
+	cr_assert_gt(on_b, 0, "no call reached the second server");
+	stop_server(&a);
+	stop_server(&b);
+}
+
 Test(load, duration_run_counts_what_the_server_did)
 {
 	struct proc        zosd;

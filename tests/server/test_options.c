@@ -1,8 +1,11 @@
 /* zosd's command line. */
 #include <criterion/criterion.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "node_id.h"
 #include "options.h"
 
 /* The help text outgrew 4 KiB. */
@@ -563,4 +566,100 @@ Test(options, help_documents_the_access_log)
 	cr_assert(strstr(out, "--access-log-sample R") != NULL);
 	cr_assert(strstr(out, "[default errors]") != NULL);
 	cr_assert(strstr(out, "zos_log_lines_dropped_total") != NULL);
+}
+
+Test(options, cluster_flags_are_read_and_checked)
+{
+	struct zos_options o;
+	const char        *none[] = { NULL };
+	const char        *good[] = { "--node-id", "3", "--peer",
+		       "1=tcp://127.0.0.1:7001", "--peer", "2=ipc:///tmp/n2",
+		       "--skills-home", "tcp://127.0.0.1:7001", NULL };
+
+	cr_assert_eq(parse(&o, out, err, none), ZOS_OPTIONS_OK);
+	cr_assert_eq(o.node_id, 0, "not given: the data dir's, else 1");
+	cr_assert_eq(o.n_peers, 0);
+	cr_assert_null(o.skills_home);
+
+	cr_assert_eq(parse(&o, out, err, good), ZOS_OPTIONS_OK, "%s", err);
+	cr_assert_eq(o.node_id, 3);
+	cr_assert_eq(o.n_peers, 2);
+	cr_assert_eq(o.peers[0].node, 1);
+	cr_assert_str_eq(o.peers[0].url, "tcp://127.0.0.1:7001");
+	cr_assert_eq(o.peers[1].node, 2);
+	cr_assert_str_eq(o.peers[1].url, "ipc:///tmp/n2");
+	cr_assert_str_eq(o.skills_home, "tcp://127.0.0.1:7001");
+
+	const char *bad[][5] = {
+		{ "--node-id", "0", NULL },
+		{ "--node-id", "65536", NULL },
+		{ "--node-id", "x", NULL },
+		{ "--peer", "1", NULL },
+		{ "--peer", "=tcp://a:1", NULL },
+		{ "--peer", "0=tcp://a:1", NULL },
+		{ "--peer", "1=nourl", NULL },
+		{ "--peer", "1=tcp://a:1", "--peer", "1=tcp://b:2", NULL },
+		{ "--skills-home", "nourl", NULL },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		cr_assert_eq(parse(&o, out, err, bad[i]), ZOS_OPTIONS_USAGE,
+		    "%s %s accepted", bad[i][0], bad[i][1]);
+		cr_assert_not_null(strstr(err, bad[i][0]), "%s", err);
+	}
+}
+
+Test(options, help_documents_the_cluster_flags)
+{
+	struct zos_options o;
+	const char        *args[] = { "--help", NULL };
+
+	cr_assert_eq(parse(&o, out, err, args), ZOS_OPTIONS_EXIT);
+	cr_assert_not_null(strstr(out, "--node-id N"));
+	cr_assert_not_null(strstr(out, "--peer N=URL"));
+	cr_assert_not_null(strstr(out, "--skills-home URL"));
+}
+
+Test(options, the_node_id_file_is_written_read_and_checked)
+{
+	char     dir[] = "/tmp/zos-node-id-XXXXXX", path[64], error[256];
+	uint32_t node  = 99;
+	FILE    *f;
+
+	cr_assert_not_null(mkdtemp(dir));
+	/* None yet: 0, no error; no directory at all (in memory) too. */
+	cr_assert_eq(zos_node_id_read(dir, &node, error, sizeof(error)), 0);
+	cr_assert_eq(node, 0);
+	cr_assert_eq(zos_node_id_read(NULL, &node, error, sizeof(error)), 0);
+	cr_assert_eq(node, 0);
+	/* Written, read back. */
+	cr_assert_eq(zos_node_id_write(dir, 4242, error, sizeof(error)), 0,
+	    "%s", error);
+	cr_assert_eq(zos_node_id_read(dir, &node, error, sizeof(error)), 0);
+	cr_assert_eq(node, 4242);
+	/* Choosing: stored wins when the flag agrees or is absent; a
+	 * different flag is refused naming both; nothing: the flag, else 1. */
+	cr_assert_eq(zos_node_id_choose(0, 7, dir, &node, error, 256), 0);
+	cr_assert_eq(node, 7);
+	cr_assert_eq(zos_node_id_choose(7, 7, dir, &node, error, 256), 0);
+	cr_assert_eq(zos_node_id_choose(3, 0, dir, &node, error, 256), 0);
+	cr_assert_eq(node, 3);
+	cr_assert_eq(zos_node_id_choose(0, 0, NULL, &node, error, 256), 0);
+	cr_assert_eq(node, 1);
+	cr_assert_eq(zos_node_id_choose(8, 7, dir, &node, error, 256), -1);
+	cr_assert_not_null(strstr(error, "--node-id 8"), "%s", error);
+	cr_assert_not_null(strstr(error, "belongs to node 7"), "%s", error);
+	/* A file that holds no node id: an error naming it. */
+	const char *bad[] = { "", "0\n", "65536\n", "12x\n", "-3\n", "007\n" };
+	snprintf(path, sizeof(path), "%s/node-id", dir);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		cr_assert_not_null(f = fopen(path, "w"));
+		fputs(bad[i], f);
+		fclose(f);
+		cr_assert_eq(
+		    zos_node_id_read(dir, &node, error, sizeof(error)), -1,
+		    "'%s' accepted", bad[i]);
+		cr_assert_not_null(strstr(error, path), "%s", error);
+	}
+	unlink(path);
+	rmdir(dir);
 }

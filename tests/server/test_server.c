@@ -196,6 +196,52 @@ Test(server, reply_metadata_set_by_a_handler_reaches_the_client)
 
 /* ---- built-in services ---- */
 
+Test(server, health_check_names_the_node_when_node_id_is_set)
+{
+	struct test_server           ts;
+	zrpc_server_config           config = { .node_id = "7" };
+	zrpc_client                 *client;
+	Zrpc__V1__HealthCheckRequest req =
+	    ZRPC__V1__HEALTH_CHECK_REQUEST__INIT;
+	Zrpc__V1__HealthCheckResponse *reply      = NULL;
+	struct zrpc_metadata          *md         = NULL;
+	zrpc_call_opts                 opts       = { .reply_metadata = &md };
+	zrpc_server                   *bad        = NULL;
+	zrpc_server_config             bad_config = { .node_id = "a b" };
+	zrpc_status                    status;
+
+	test_server_start(&ts, "inproc", &config);
+	client      = test_client_open(&ts);
+	req.service = "";
+	status      = zrpc_v1_health_check(client, &req, &reply, &opts);
+	cr_assert_eq(status.code, ZRPC_OK, "%s", status.message);
+	cr_assert_not_null(md);
+	cr_assert_str_eq(zrpc_metadata_get(md, "x-zrpc-node"), "7");
+	zrpc_metadata_free(md);
+	zrpc__v1__health_check_response__free_unpacked(reply, NULL);
+	zrpc_client_close(client);
+	test_server_stop(&ts);
+
+	/* Without the option, no such entry. */
+	test_server_start(&ts, "inproc", NULL);
+	client = test_client_open(&ts);
+	status = zrpc_v1_health_check(client, &req, &reply, &opts);
+	cr_assert_eq(status.code, ZRPC_OK, "%s", status.message);
+	cr_assert_null(zrpc_metadata_get(md, "x-zrpc-node"));
+	zrpc_metadata_free(md);
+	zrpc__v1__health_check_response__free_unpacked(reply, NULL);
+	zrpc_client_close(client);
+	test_server_stop(&ts);
+
+	/* A value that is no metadata value is refused. */
+	status = zrpc_server_create(&bad, &bad_config);
+	cr_assert_eq(status.code, ZRPC_INVALID_ARGUMENT);
+	cr_assert_null(bad);
+	bad_config.node_id = "";
+	status             = zrpc_server_create(&bad, &bad_config);
+	cr_assert_eq(status.code, ZRPC_INVALID_ARGUMENT);
+}
+
 Test(server, health_reports_serving_and_unknown_services)
 {
 	struct test_server           ts;

@@ -20,6 +20,7 @@ struct svc {
 	zrpc_server         *server;
 	zrpc_client         *client;
 	unsigned             checks; /* thread checks the runtime made */
+	char                 url[64];
 };
 
 static void
@@ -31,8 +32,11 @@ svc_check(void *arg, const char *where)
 	__atomic_fetch_add(&s->checks, 1, __ATOMIC_RELAXED);
 }
 
+/* svc_start as a node of CLUSTER (NULL: alone), its sessions made with
+ * CLUSTER's node id. */
 static void
-svc_start(struct svc *s, const struct zos_state_config *given)
+svc_start_node(struct svc *s, const struct zos_state_config *given,
+    const struct zos_cluster *cluster)
 {
 	struct zos_state_config config = { .abort_on_violation = true };
 	zrpc_server_config      sc     = { .workers = 2 };
@@ -53,15 +57,28 @@ svc_start(struct svc *s, const struct zos_state_config *given)
 	cr_assert_eq(zos_backends_create(&(struct zos_backends_config) { 0 },
 	                 &s->backends, error, sizeof(error)),
 	    0, "%s", error);
-	s->services = (struct zos_services) { .state = s->state,
-		.backends                            = s->backends };
-	st          = zos_services_register(s->server, &s->services);
+	s->services = (struct zos_services) {
+		.state = s->state, .backends = s->backends, .cluster = cluster
+	};
+	if (cluster != NULL) {
+		cr_assert_eq(zos_sessions_set_node(
+		                 s->state->sessions, cluster->node_id),
+		    ZOS_SESSION_OK);
+	}
+	st = zos_services_register(s->server, &s->services);
 	cr_assert_eq(st.code, ZRPC_OK, "%s", st.message);
 	snprintf(url, sizeof(url), "inproc://zos-svc-%d-%d", (int) getpid(),
 	    counter++);
 	cr_assert_eq(zrpc_server_listen(s->server, url).code, ZRPC_OK);
 	cr_assert_eq(zrpc_server_start(s->server).code, ZRPC_OK);
 	cr_assert_eq(zrpc_client_open(&s->client, url, NULL).code, ZRPC_OK);
+	snprintf(s->url, sizeof(s->url), "%s", url);
+}
+
+static void
+svc_start(struct svc *s, const struct zos_state_config *given)
+{
+	svc_start_node(s, given, NULL);
 }
 
 static void
@@ -463,4 +480,156 @@ Test(services, a_token_holds_at_most_its_cap_then_the_table_is_full)
 	    strstr(st.message, "table is full (--max-sessions 7)") != NULL,
 	    "%s", st.message);
 	svc_stop(&s);
+}
+
+/* ---- several nodes (cluster.h) ---- */
+
+Test(services, a_session_of_another_node_is_failed_precondition_naming_it)
+{
+	const struct zos_peer    peers[] = { { 1, "tcp://127.0.0.1:7001" } };
+	const struct zos_cluster two     = {
+		    .node_id = 2, .peers = peers, .n_peers = 1
+	};
+	struct svc                   s;
+	Zos__V1__StartSessionRequest start =
+	    ZOS__V1__START_SESSION_REQUEST__INIT;
+	Zos__V1__GetSessionRequest   get = ZOS__V1__GET_SESSION_REQUEST__INIT;
+	Zos__V1__TransitionRequest   tr  = ZOS__V1__TRANSITION_REQUEST__INIT;
+	Zos__V1__ResetSessionRequest reset =
+	    ZOS__V1__RESET_SESSION_REQUEST__INIT;
+	Zos__V1__CompleteRequest   complete = ZOS__V1__COMPLETE_REQUEST__INIT;
+	Zos__V1__ProofSession     *sess = NULL, *got = NULL;
+	Zos__V1__CompleteResponse *answer = NULL;
+	zrpc_status                st;
+	char                       other[64], unknown[64];
+
+	svc_start_node(&s, NULL, &two);
+	start.problem_id = "p";
+	st = zos_v1_session_start(s.client, &start, &sess, &opts);
+	cr_assert_eq(st.code, ZRPC_OK, "%s", st.message);
+	cr_assert_eq(strncmp(sess->id, "2-", 2), 0, "%s", sess->id);
+	/* Its own session: served. */
+	get.id = sess->id;
+	st     = zos_v1_session_get(s.client, &get, &got, &opts);
+	cr_assert_eq(st.code, ZRPC_OK, "%s", st.message);
+	zos__v1__proof_session__free_unpacked(got, NULL);
+
+	/* Node 1's session (a peer with a URL), node 9's (none known). */
+	snprintf(other, sizeof(other), "1-%s", sess->id + 2);
+	snprintf(unknown, sizeof(unknown), "9-%s", sess->id + 2);
+	get.id = other;
+	st     = zos_v1_session_get(s.client, &get, &got, &opts);
+	cr_assert_eq(st.code, ZRPC_FAILED_PRECONDITION);
+	cr_assert_not_null(strstr(st.message,
+	                       "lives on node 1 at "
+	                       "tcp://127.0.0.1:7001"),
+	    "%s", st.message);
+	cr_assert_not_null(strstr(st.message, other), "%s", st.message);
+	tr.id       = unknown;
+	tr.to_state = ZOS__V1__PROOF_STATE__ANALYZING;
+	st          = zos_v1_session_transition(s.client, &tr, &got, &opts);
+	cr_assert_eq(st.code, ZRPC_FAILED_PRECONDITION);
+	cr_assert_not_null(
+	    strstr(st.message, "lives on node 9"), "%s", st.message);
+	cr_assert_null(strstr(st.message, " at "), "%s", st.message);
+	reset.id = other;
+	st       = zos_v1_session_reset(s.client, &reset, &got, &opts);
+	cr_assert_eq(st.code, ZRPC_FAILED_PRECONDITION);
+	complete.session_id = other;
+	complete.prompt     = "2+2";
+	st = zos_v1_assistant_complete(s.client, &complete, &answer, &opts);
+	cr_assert_eq(st.code, ZRPC_FAILED_PRECONDITION);
+	cr_assert_not_null(strstr(st.message, "node 1"), "%s", st.message);
+
+	/* An old-shape id names no node: the table answers. */
+	get.id = "0123456789abcdef0123456789abcdef";
+	st     = zos_v1_session_get(s.client, &get, &got, &opts);
+	cr_assert_eq(st.code, ZRPC_NOT_FOUND);
+	zos__v1__proof_session__free_unpacked(sess, NULL);
+	svc_stop(&s);
+}
+
+Test(services, skills_calls_are_forwarded_to_the_skills_home)
+{
+	struct svc                   home, other;
+	struct zos_cluster           cluster = { .node_id = 2 };
+	zrpc_client                 *to_home = NULL;
+	Zos__V1__GetSkillsRequest    get = ZOS__V1__GET_SKILLS_REQUEST__INIT;
+	Zos__V1__ReloadSkillsRequest reload =
+	    ZOS__V1__RELOAD_SKILLS_REQUEST__INIT;
+	Zos__V1__SkillVector *v = NULL, *w = NULL;
+	zrpc_status           st;
+
+	svc_start(&home, NULL);
+	cr_assert_eq(zrpc_client_open(&to_home, home.url,
+	                 &(zrpc_client_opts) { .connect_timeout_ms = 300 })
+	                 .code,
+	    ZRPC_OK);
+	cluster.skills_home     = to_home;
+	cluster.skills_home_url = home.url;
+	svc_start_node(&other, NULL, &cluster);
+
+	/* An update through the other node lands on the home. */
+	st = update_one(&other, "induction", 0.25, 0, &v);
+	cr_assert_eq(st.code, ZRPC_OK, "%s", st.message);
+	cr_assert_eq(v->version, 1);
+	zos__v1__skill_vector__free_unpacked(v, NULL);
+	st = zos_v1_skills_get(home.client, &get, &v, &opts);
+	cr_assert_eq(st.code, ZRPC_OK, "%s", st.message);
+	cr_assert_eq(v->version, 1);
+	cr_assert_float_eq(skill(v, "induction")->level, 0.75, 1e-9);
+	st = zos_v1_skills_get(other.client, &get, &w, &opts);
+	cr_assert_eq(st.code, ZRPC_OK, "%s", st.message);
+	cr_assert_eq(w->version, v->version);
+	cr_assert_eq(w->n_skills, v->n_skills);
+	cr_assert_float_eq(skill(w, "induction")->level, 0.75, 1e-9);
+	zos__v1__skill_vector__free_unpacked(v, NULL);
+	zos__v1__skill_vector__free_unpacked(w, NULL);
+	/* The home's errors come back as they are. */
+	st = update_one(&other, "induction", 0.1, 99, &v);
+	cr_assert_eq(st.code, ZRPC_ABORTED, "%s", st.message);
+	st = zos_v1_skills_reload(other.client, &reload, &v, &opts);
+	cr_assert_eq(st.code, ZRPC_FAILED_PRECONDITION, "%s", st.message);
+	cr_assert_not_null(strstr(st.message, "--skills-file"));
+
+	/* The home gone: UNAVAILABLE naming it, within the deadline. */
+	zrpc_client_close(home.client);
+	home.client = NULL;
+	zrpc_server_destroy(home.server);
+	home.server = NULL;
+	st          = zos_v1_skills_get(
+	             other.client, &get, &v, &(zrpc_call_opts) { .timeout_ms = 3000 });
+	cr_assert_eq(st.code, ZRPC_UNAVAILABLE, "%d %s", st.code, st.message);
+	cr_assert_not_null(strstr(st.message, home.url), "%s", st.message);
+	svc_stop(&other);
+	zrpc_client_close(to_home);
+	svc_stop(&home);
+}
+
+Test(services, skills_home_flags_in_a_circle_end_in_failed_precondition)
+{
+	struct svc                a, b;
+	struct zos_cluster        ca = { .node_id = 1 }, cb = { .node_id = 2 };
+	zrpc_client              *to_a = NULL, *to_b = NULL;
+	Zos__V1__GetSkillsRequest get = ZOS__V1__GET_SKILLS_REQUEST__INIT;
+	Zos__V1__SkillVector     *v   = NULL;
+	zrpc_status               st;
+
+	/* Each names the other as the home (set before any call). */
+	svc_start_node(&a, NULL, &ca);
+	svc_start_node(&b, NULL, &cb);
+	cr_assert_eq(zrpc_client_open(&to_a, a.url, NULL).code, ZRPC_OK);
+	cr_assert_eq(zrpc_client_open(&to_b, b.url, NULL).code, ZRPC_OK);
+	ca.skills_home     = to_b;
+	ca.skills_home_url = b.url;
+	cb.skills_home     = to_a;
+	cb.skills_home_url = a.url;
+	st                 = zos_v1_skills_get(a.client, &get, &v, &opts);
+	cr_assert_eq(st.code, ZRPC_FAILED_PRECONDITION, "%s", st.message);
+	cr_assert_not_null(strstr(st.message, "not the skills home either"),
+	    "%s", st.message);
+	svc_stop(&a);
+	svc_stop(&b);
+	zrpc_client_close(to_a);
+	zrpc_client_close(to_b);
 }

@@ -106,7 +106,10 @@ Test(sessions, start_gives_awaiting_solution_version_one)
 	cr_assert_eq(a.version, 1);
 	cr_assert_gt(a.created_unix_ms, 1600000000000);
 	cr_assert_eq(a.updated_unix_ms, a.created_unix_ms);
-	cr_assert_eq(strlen(a.id), ZOS_SESSION_ID_LEN);
+	/* No node id set: the plain shape of earlier versions. */
+	cr_assert_eq(strlen(a.id), ZOS_SESSION_HEX_LEN);
+	cr_assert(zos_session_id_valid(a.id));
+	cr_assert_not(zos_session_id_node(a.id, NULL));
 	cr_assert_str_neq(a.id, b.id);
 	cr_assert_eq(zos_sessions_get(f.s, a.id, &got), ZOS_SESSION_OK);
 	cr_assert_eq(memcmp(&got, &a, sizeof(a)), 0);
@@ -812,8 +815,8 @@ spoil_repeat_id(struct zos_sessions_image *image)
 static void
 spoil_upper_id(struct zos_sessions_image *image)
 {
-	memcpy(image->sessions[2].id, "ABCDEF0123456789ABCDEF0123456789",
-	    sizeof(image->sessions[2].id));
+	snprintf(image->sessions[2].id, sizeof(image->sessions[2].id), "%s",
+	    "ABCDEF0123456789ABCDEF0123456789");
 }
 
 static void
@@ -1650,4 +1653,111 @@ Test(sessions, new_slots_start_clean_whatever_malloc_hands_out)
 	}
 	sessions_fixture_fini(&f);
 	(void) mallopt(M_PERTURB, 0);
+}
+
+/* ---- node ids (sessions sharded by id) ---- */
+
+Test(sessions, ids_carry_the_node_id_and_are_found_by_it)
+{
+	struct sessions_fixture f;
+	struct zos_session      a, got;
+	uint32_t                node = 0;
+	char                    want[16];
+
+	sessions_fixture_init(&f, 0);
+	cr_assert_eq(
+	    zos_sessions_set_node(f.s, 65536), ZOS_SESSION_INVALID_ARGUMENT);
+	cr_assert_eq(zos_sessions_set_node(f.s, 3), ZOS_SESSION_OK);
+	cr_assert_eq(zos_sessions_node(f.s), 3);
+	cr_assert_eq(zos_sessions_start(f.s, "p", &a), ZOS_SESSION_OK);
+	cr_assert_eq(strncmp(a.id, "3-", 2), 0, "%s", a.id);
+	cr_assert_eq(strlen(a.id), 2 + ZOS_SESSION_HEX_LEN);
+	cr_assert(zos_session_id_node(a.id, &node));
+	cr_assert_eq(node, 3);
+	cr_assert_eq(zos_sessions_get(f.s, a.id, &got), ZOS_SESSION_OK);
+	cr_assert_eq(
+	    zos_sessions_transition(f.s, a.id, ZOS_PROOF_ANALYZING, 0, &got),
+	    ZOS_SESSION_OK);
+	cr_assert_eq(zos_sessions_reset(f.s, a.id, &got), ZOS_SESSION_OK);
+	sessions_fixture_fini(&f);
+
+	/* The largest node id fills the id buffer exactly. */
+	sessions_fixture_init(&f, 0);
+	cr_assert_eq(zos_sessions_set_node(f.s, 65535), ZOS_SESSION_OK);
+	cr_assert_eq(zos_sessions_start(f.s, "p", &a), ZOS_SESSION_OK);
+	snprintf(want, sizeof(want), "%u-", 65535u);
+	cr_assert_eq(strncmp(a.id, want, strlen(want)), 0, "%s", a.id);
+	cr_assert_eq(strlen(a.id), ZOS_SESSION_ID_LEN);
+	cr_assert(zos_session_id_node(a.id, &node));
+	cr_assert_eq(node, 65535);
+	sessions_fixture_fini(&f);
+}
+
+Test(sessions, id_shapes_old_and_new_are_told_apart)
+{
+	static const char hex32[] = "0123456789abcdef0123456789abcdef";
+	uint32_t          node    = 0;
+	char              id[64];
+
+	/* Old shapes: valid, no node. */
+	cr_assert(zos_session_id_valid(hex32));
+	cr_assert_not(zos_session_id_node(hex32, &node));
+	cr_assert(zos_session_id_valid("0123456789abcdef"));
+	cr_assert_not(zos_session_id_node("0123456789abcdef", &node));
+	/* The new one. */
+	snprintf(id, sizeof(id), "12-%s", hex32);
+	cr_assert(zos_session_id_valid(id));
+	cr_assert(zos_session_id_node(id, &node));
+	cr_assert_eq(node, 12);
+	/* Not ids: a node of 0, above 65535, a leading zero, upper case, a
+	 * short tail, no dash, a sign, an empty string. */
+	const char *bad[] = { "0-", "65536-", "012-", "1-ABC", "1-0123", "1",
+		"-1-", "+1-", "" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(id, sizeof(id), "%s%s", bad[i], hex32);
+		if (strcmp(bad[i], "1-ABC") == 0) {
+			snprintf(id, sizeof(id), "1-%s",
+			    "ABCDEF0123456789abcdef0123456789");
+		} else if (strcmp(bad[i], "1-0123") == 0) {
+			snprintf(id, sizeof(id), "1-0123");
+		} else if (strcmp(bad[i], "") == 0) {
+			id[0] = '\0';
+		}
+		if (strcmp(bad[i], "1") != 0) {
+			cr_assert_not(zos_session_id_valid(id), "%s", id);
+		}
+		cr_assert_not(zos_session_id_node(id, &node), "%s", id);
+	}
+	cr_assert_not(zos_session_id_valid(NULL));
+	cr_assert_not(zos_session_id_node(NULL, &node));
+}
+
+Test(sessions, restore_accepts_old_and_new_shapes_together)
+{
+	struct sessions_fixture   f, g;
+	struct zos_sessions_image image;
+	struct zos_session        got, mine;
+	char                      err[256];
+
+	sessions_fixture_init(&f, 0);
+	image_of(&f, 3, &image);
+	sessions_fixture_fini(&f);
+	/* One 16-digit id of the oldest shape, one of node 2, one plain. */
+	snprintf(image.sessions[0].id, sizeof(image.sessions[0].id), "%s",
+	    "00112233445566ff");
+	snprintf(image.sessions[1].id, sizeof(image.sessions[1].id), "2-%s",
+	    "00112233445566778899aabbccddeeff");
+
+	sessions_fixture_init(&g, 0);
+	cr_assert_eq(zos_sessions_set_node(g.s, 2), ZOS_SESSION_OK);
+	cr_assert_eq(zos_sessions_restore(g.s, &image, err, sizeof(err)),
+	    ZOS_SESSION_OK, "%s", err);
+	for (size_t i = 0; i < image.count; i++) {
+		cr_assert_eq(zos_sessions_get(g.s, image.sessions[i].id, &got),
+		    ZOS_SESSION_OK, "%s", image.sessions[i].id);
+	}
+	cr_assert_eq(zos_sessions_start(g.s, "new", &mine), ZOS_SESSION_OK);
+	cr_assert_eq(strncmp(mine.id, "2-", 2), 0);
+	zos_sessions_image_finish(&image);
+	sessions_fixture_fini(&g);
 }

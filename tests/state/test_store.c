@@ -710,6 +710,42 @@ Test(store, an_owners_cap_holds_across_a_restart)
 	zos_state_destroy(state);
 }
 
+Test(store, ids_of_a_node_and_of_no_node_survive_a_restart)
+{
+	struct zos_state_config config = {
+		.abort_on_violation = true,
+		.data_dir           = fx.dir,
+	};
+	struct zos_state  *state;
+	struct zos_session plain, noded, got;
+	char               err[512];
+
+	/* A session made before node ids, then one of node 4. */
+	state = zos_state_create(&config, err, sizeof(err));
+	cr_assert_not_null(state, "%s", err);
+	cr_assert_eq(zos_sessions_start(state->sessions, "old", &plain),
+	    ZOS_SESSION_OK);
+	cr_assert_eq(
+	    zos_sessions_set_node(state->sessions, 4), ZOS_SESSION_OK);
+	cr_assert_eq(zos_sessions_start(state->sessions, "new", &noded),
+	    ZOS_SESSION_OK);
+	cr_assert_eq(strncmp(noded.id, "4-", 2), 0, "%s", noded.id);
+	cr_assert_eq(zos_store_commit_wait(state->store, ZOS_STORE_SESSIONS,
+	                 zos_sessions_seq(state->sessions), err, sizeof(err)),
+	    0, "%s", err);
+	zos_state_destroy(state);
+
+	state = zos_state_create(&config, err, sizeof(err));
+	cr_assert_not_null(state, "%s", err);
+	cr_assert_eq(
+	    zos_sessions_get(state->sessions, plain.id, &got), ZOS_SESSION_OK);
+	cr_assert_str_eq(got.problem_id, "old");
+	cr_assert_eq(
+	    zos_sessions_get(state->sessions, noded.id, &got), ZOS_SESSION_OK);
+	cr_assert_str_eq(got.problem_id, "new");
+	zos_state_destroy(state);
+}
+
 /* ------------------------------------------------------------------ */
 /* Group commit: one transaction of the changed rows. */
 

@@ -8,10 +8,19 @@ stress_host_start(struct stress_host *h, const char *dir, const char *url,
     size_t cache_capacity, const struct zos_backends_config *backend,
     unsigned workers)
 {
+	return stress_host_start_node(
+	    h, dir, url, cache_capacity, backend, workers, NULL);
+}
+
+bool
+stress_host_start_node(struct stress_host *h, const char *dir, const char *url,
+    size_t cache_capacity, const struct zos_backends_config *backend,
+    unsigned workers, const struct zos_cluster *cluster)
+{
 	struct zos_state_config config = { .cache_capacity = cache_capacity,
 		.abort_on_violation                        = true,
 		.data_dir                                  = dir };
-	char                    error[512];
+	char                    error[512], node[16];
 	zrpc_status             st;
 
 	if ((h->state = zos_state_create(&config, error, sizeof(error))) ==
@@ -24,11 +33,20 @@ stress_host_start(struct stress_host *h, const char *dir, const char *url,
 		fprintf(stderr, "FAIL: backends: %s\n", error);
 		return false;
 	}
-	h->services = (struct zos_services) {
-		.state = h->state, .backends = h->backends, .retry_pause_ms = 2
-	};
-	st = zrpc_server_create(
-	    &h->server, &(zrpc_server_config) { .workers = workers });
+	h->services = (struct zos_services) { .state = h->state,
+		.backends                            = h->backends,
+		.retry_pause_ms                      = 2,
+		.cluster                             = cluster };
+	if (cluster != NULL) {
+		(void) zos_sessions_set_node(
+		    h->state->sessions, cluster->node_id);
+	}
+	/* A node says which it is in Health/Check (x-zrpc-node). */
+	snprintf(node, sizeof(node), "%u",
+	    cluster != NULL ? (unsigned) cluster->node_id : 0u);
+	st = zrpc_server_create(&h->server,
+	    &(zrpc_server_config) { .workers = workers,
+	        .node_id = cluster != NULL ? node : NULL });
 	if (st.code == ZRPC_OK) {
 		st = zos_services_register(h->server, &h->services);
 	}

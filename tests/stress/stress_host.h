@@ -33,6 +33,13 @@ bool stress_host_start(struct stress_host *h, const char *dir, const char *url,
     size_t cache_capacity, const struct zos_backends_config *backend,
     unsigned workers);
 
+/* stress_host_start as a node of CLUSTER (NULL: alone; it must outlive
+ * the host), its sessions made with CLUSTER's node id. */
+bool stress_host_start_node(struct stress_host *h, const char *dir,
+    const char *url, size_t cache_capacity,
+    const struct zos_backends_config *backend, unsigned workers,
+    const struct zos_cluster *cluster);
+
 /* Stops (1 s of grace) and frees everything; returns the calls still
  * unfinished at the stop (0 when all were). */
 unsigned stress_host_stop(struct stress_host *h);

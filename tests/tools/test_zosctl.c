@@ -798,6 +798,36 @@ Test(zosctl, server_down_is_unavailable_and_exits_78)
 	assert_failed(&r, 78, "UNAVAILABLE: ", NULL);
 }
 
+Test(zosctl, url_more_than_once_adds_servers)
+{
+	char        dead[160], dead2[160], list[400];
+	const char *url = start_zosd(NULL);
+	struct run  r;
+
+	snprintf(dead, sizeof(dead), "ipc:///tmp/zosctl-test-%d-dead.sock",
+	    (int) getpid());
+	snprintf(dead2, sizeof(dead2), "ipc:///tmp/zosctl-test-%d-dead2.sock",
+	    (int) getpid());
+	/* A server that is not there first: the call goes to the other. */
+	run(&r, NULL, "--url", dead, "--url", url, "--timeout-ms", "5000",
+	    "health", NULL);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	run(&r, NULL, "--url", dead, "--url", url, "session", "start", "multi",
+	    NULL);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	/* A comma list is the same. */
+	snprintf(list, sizeof(list), "%s,%s", dead, url);
+	run(&r, NULL, "--url", list, "health", NULL);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	/* None up: UNAVAILABLE within the timeout. */
+	run(&r, NULL, "--url", dead, "--url", dead2, "--timeout-ms", "300",
+	    "health", NULL);
+	assert_failed(&r, 78, "UNAVAILABLE: ", NULL);
+	/* A bad one among them: exit 2 naming it. */
+	run(&r, NULL, "--url", url, "--url", "foo://bad", "health", NULL);
+	assert_failed(&r, 2, "zosctl: ", "foo://bad");
+}
+
 Test(zosctl, rpc_errors_print_code_name_and_message_and_exit_64_plus_code)
 {
 	const char *url = start_zosd(NULL);

@@ -27,7 +27,7 @@ static void
 load_flags_usage(FILE *out)
 {
 	fprintf(out,
-	    "usage: zos-load --url URL --method METHOD [--data JSON | "
+	    "usage: zos-load --url URL... --method METHOD [--data JSON | "
 	    "--data-hex HEX |\n"
 	    "                --data-file FILE [--data-per-caller]] "
 	    "[--proto F [-I DIR]... |\n"
@@ -50,7 +50,11 @@ load_flags_usage(FILE *out)
 	    "and the calls\n"
 	    "by status code.\n"
 	    "\n"
-	    "  --url URL            server address, any nng URL (required)\n"
+	    "  --url URL            server address, any nng URL (required);\n"
+	    "                       more than once (or URL,URL,...) for "
+	    "several servers:\n"
+	    "                       each call goes to one healthy server "
+	    "of them\n"
 	    "  --method METHOD      /pkg.Service/Method (also "
 	    "pkg.Service/Method or\n"
 	    "                       pkg.Service.Method); its types come from "
@@ -564,9 +568,22 @@ load_flags_parse(int argc, char **argv, struct load_options *opts)
 				    optarg);
 			}
 			break;
-		case OPT_URL:
-			opts->url = optarg;
+		case OPT_URL: {
+			/* Each --url adds servers (a comma list, several). */
+			size_t used =
+			    opts->url != NULL ? strlen(opts->url_list) : 0;
+			int n = snprintf(opts->url_list + used,
+			    sizeof(opts->url_list) - used, "%s%s",
+			    used > 0 ? "," : "", optarg);
+			if (n < 0 ||
+			    (size_t) n >= sizeof(opts->url_list) - used) {
+				return load_flags_usage_error(
+				    "--url: the URLs come to over %d bytes",
+				    LOAD_URL_LIST_MAX - 1);
+			}
+			opts->url = opts->url_list;
 			break;
+		}
 		case OPT_METHOD:
 			opts->method = optarg;
 			break;

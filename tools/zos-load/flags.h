@@ -40,13 +40,18 @@ enum load_format {
 	LOAD_FORMAT_CSV,
 };
 
+/* Longest --url list (all --url values joined with commas), in bytes. */
+#define LOAD_URL_LIST_MAX 4096
+
 /*
  * The parsed command line. The strings point into argv (not owned) and
  * live as long as the program, but for the -H keys and values, which
  * load_flags_finish frees.
  */
 struct load_options {
-	const char *url;
+	const char *url; /* url_list once --url was given */
+	/* --url, given once or more: the URLs joined with commas */
+	char        url_list[LOAD_URL_LIST_MAX];
 	const char *method;    /* as given; NULL with --echo alone */
 	const char *data;      /* --data JSON; NULL = not given */
 	const char *data_hex;  /* --data-hex; NULL = not given */

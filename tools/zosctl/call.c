@@ -19,6 +19,7 @@
 #include "pbjson.h"
 #include "pbtext.h"
 #include "pbwire.h"
+#include "zos_client.h"
 #include "zosctl.h"
 
 /* Most fields and list items of a reply that zosctl prints. */
@@ -305,12 +306,27 @@ zosctl_invoke(struct zosctl *ctl, const struct zrpc_method *method,
 {
 	struct zrpc_metadata *reply_md = NULL;
 	zrpc_call_opts        opts     = zosctl_call_opts(ctl);
+	zrpc_call_opts        given    = opts;
+	struct zos_client    *router   = NULL;
 	zrpc_status           status;
 	int                   rv;
 
 	*reply = NULL;
 	if ((rv = zosctl_open_client(ctl)) != ZOSCTL_EXIT_OK) {
 		return rv;
+	}
+	/* A call naming a session goes to its node (several servers). */
+	if (ctl->session_id != NULL &&
+	    zrpc_client_n_servers(ctl->client) > 1) {
+		status = zos_client_create(&router, ctl->client);
+		if (status.code == ZRPC_OK) {
+			status = zos_client_route(
+			    router, ctl->session_id, &given, &opts);
+		}
+		zos_client_close(router);
+		if (status.code != ZRPC_OK) {
+			return zosctl_report(&status);
+		}
 	}
 	if (ctl->verbose) {
 		opts.reply_metadata = &reply_md;

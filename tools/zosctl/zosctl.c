@@ -110,7 +110,7 @@ static const struct option zosctl_global_options[] = {
 #define ZOSCTL_N_GLOBAL_OPTIONS 16
 
 static const char zosctl_usage[] =
-    "usage: zosctl [--url URL] [--token T] [--timeout-ms N]\n"
+    "usage: zosctl [--url URL]... [--token T] [--timeout-ms N]\n"
     "              [--max-reply-bytes N] [--tls-ca F] [--cert F --key F]\n"
     "              [-H 'KEY: VALUE']... [-v] [--format json|text]\n"
     "              [--emit-defaults] [--proto F [-I DIR]... | --protoset F]\n"
@@ -119,7 +119,9 @@ static const char zosctl_usage[] =
 
 static const char zosctl_global_help[] =
     "  --url URL        the server: any nng URL (tcp://, ipc://, ...)\n"
-    "                   [default " ZOSCTL_DEFAULT_URL "]\n"
+    "                   [default " ZOSCTL_DEFAULT_URL "]; more than\n"
+    "                   once (or URL,URL,...) for several servers: a\n"
+    "                   call goes to one healthy server of them\n"
     "  --token T        send 'authorization: Bearer T' with each call\n"
     "  --timeout-ms N   deadline of the call in milliseconds (0: the\n"
     "                   longest, 30000); also how long to wait for a\n"
@@ -335,7 +337,8 @@ zosctl_run_session_get(struct zosctl *ctl, const struct zosctl_args *args)
 {
 	Zos__V1__GetSessionRequest req = ZOS__V1__GET_SESSION_REQUEST__INIT;
 
-	req.id = args->operands[0];
+	req.id          = args->operands[0];
+	ctl->session_id = req.id;
 	return zosctl_call_and_print(
 	    ctl, &zos_v1_session_get_method, &req.base);
 }
@@ -369,7 +372,8 @@ zosctl_run_session_transition(
 	if (rv != ZOSCTL_EXIT_OK) {
 		return rv;
 	}
-	req.id = args->operands[0];
+	req.id          = args->operands[0];
+	ctl->session_id = req.id;
 	return zosctl_call_and_print(
 	    ctl, &zos_v1_session_transition_method, &req.base);
 }
@@ -380,7 +384,8 @@ zosctl_run_session_reset(struct zosctl *ctl, const struct zosctl_args *args)
 	Zos__V1__ResetSessionRequest req =
 	    ZOS__V1__RESET_SESSION_REQUEST__INIT;
 
-	req.id = args->operands[0];
+	req.id          = args->operands[0];
+	ctl->session_id = req.id;
 	return zosctl_call_and_print(
 	    ctl, &zos_v1_session_reset_method, &req.base);
 }
@@ -446,7 +451,8 @@ zosctl_run_complete(struct zosctl *ctl, const struct zosctl_args *args)
 	Zos__V1__CompleteRequest req = ZOS__V1__COMPLETE_REQUEST__INIT;
 
 	if (args->values[0] != NULL) {
-		req.session_id = (char *) args->values[0];
+		req.session_id  = (char *) args->values[0];
+		ctl->session_id = req.session_id;
 	}
 	if (args->values[1] != NULL) {
 		req.task_type = (char *) args->values[1];
@@ -966,9 +972,21 @@ zosctl_global_option(struct zosctl *ctl, int c, char *arg)
 			    "--format wants json or text, not '%s'", arg);
 		}
 		return ZOSCTL_EXIT_OK;
-	case ZOSCTL_OPT_URL:
-		ctl->url = arg;
+	case ZOSCTL_OPT_URL: {
+		/* Each --url adds servers (a comma list adds several). */
+		size_t used =
+		    ctl->url == ctl->url_list ? strlen(ctl->url_list) : 0;
+		int n = snprintf(ctl->url_list + used,
+		    sizeof(ctl->url_list) - used, "%s%s", used > 0 ? "," : "",
+		    arg);
+		if (n < 0 || (size_t) n >= sizeof(ctl->url_list) - used) {
+			return zosctl_usage_error(NULL,
+			    "--url: the URLs come to over %d bytes",
+			    ZOSCTL_URL_LIST_MAX - 1);
+		}
+		ctl->url = ctl->url_list;
 		return ZOSCTL_EXIT_OK;
+	}
 	case ZOSCTL_OPT_TOKEN:
 		ctl->token = arg;
 		return ZOSCTL_EXIT_OK;

@@ -38,6 +38,9 @@
 /* Most -I directories. */
 #define ZOSCTL_MAX_IMPORT_PATHS 32
 
+/* Longest --url list (all --url values joined with commas), in bytes. */
+#define ZOSCTL_URL_LIST_MAX 4096
+
 enum zosctl_format {
 	ZOSCTL_FORMAT_JSON,
 	ZOSCTL_FORMAT_TEXT,
@@ -46,7 +49,9 @@ enum zosctl_format {
 /* The state of one run: global options, the client and the resolver,
  * once opened. */
 struct zosctl {
-	const char        *url;
+	const char *url; /* the default, or url_list */
+	/* --url, given once or more: the URLs joined with commas */
+	char               url_list[ZOSCTL_URL_LIST_MAX];
 	const char        *token;
 	uint32_t           timeout_ms;
 	uint32_t           max_reply_bytes;
@@ -59,10 +64,14 @@ struct zosctl {
 	/* -H 'key: value', split in place in argv */
 	struct zrpc_metadata_entry headers[ZOSCTL_MAX_HEADERS];
 	size_t                     n_headers;
-	const char                *proto;                    /* --proto */
-	const char                *protoset;                 /* --protoset */
-	const char   *import_paths[ZOSCTL_MAX_IMPORT_PATHS]; /* -I */
-	size_t        n_import_paths;
+	const char                *proto;                  /* --proto */
+	const char                *protoset;               /* --protoset */
+	const char *import_paths[ZOSCTL_MAX_IMPORT_PATHS]; /* -I */
+	size_t      n_import_paths;
+	/* The session the typed command names (session get, transition,
+	 * reset; complete --session): with several --url servers, the call
+	 * goes to that session's node (zos/client). NULL = none. */
+	const char   *session_id;
 	zrpc_client  *client;   /* NULL until the first call */
 	zos_resolver *resolver; /* NULL until the first lookup */
 };

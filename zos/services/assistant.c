@@ -472,9 +472,17 @@ assistant_complete(zrpc_call *call, const Zos__V1__CompleteRequest *request,
 	struct zos_route           route;
 	size_t                     len;
 
+	zrpc_status status;
+
 	if (request->prompt[0] == '\0') {
 		return zrpc_status_make(
 		    ZRPC_INVALID_ARGUMENT, "prompt must not be empty");
+	}
+	/* Another node's session: refused before anything is asked. */
+	status =
+	    zos_cluster_check_session(services->cluster, request->session_id);
+	if (!zrpc_status_is_ok(&status)) {
+		return status;
 	}
 	if (request->session_id[0] == '\0') {
 		zos_routing_route(

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "backend.h"
+#include "cluster.h"
 #include "shared_cache.h"
 #include "state.h"
 
@@ -27,6 +28,9 @@ struct zos_services {
 	/* The response cache's shared second level (--cache-url); NULL =
 	 * none, the local cache only. */
 	struct zos_shared_cache *shared_cache;
+	/* The other nodes (cluster.h); NULL = this node is alone: every
+	 * session is served here and the skill vector lives here. */
+	const struct zos_cluster *cluster;
 };
 
 #endif /* ZOS_SERVICES_CONTEXT_H */

@@ -11,12 +11,21 @@ zrpc_status
 zos_services_register(zrpc_server *server, const struct zos_services *services)
 {
 	zrpc_status (*const registers[])(zrpc_server *, struct zos_state *) = {
-		zos_skills_service_register,
-		zos_session_service_register,
 		zos_routing_service_register,
 		zos_cache_service_register,
 	};
-	zrpc_status status = zrpc_status_ok();
+	zrpc_status status;
+
+	/* Registration order is the fuzz corpus's method order: Skills,
+	 * Session, then the rest. */
+	status = zos_skills_service_register(server, services);
+	if (!zrpc_status_is_ok(&status)) {
+		return status;
+	}
+	status = zos_session_service_register(server, services);
+	if (!zrpc_status_is_ok(&status)) {
+		return status;
+	}
 
 	for (size_t i = 0; i < sizeof(registers) / sizeof(registers[0]); i++) {
 		status = registers[i](server, services->state);

@@ -16,13 +16,17 @@
 #include "state.h"
 #include "zrpc/server.h"
 
-/* zos.v1.Skills: Get, Update (state only) and Reload (reads a file). */
+/* zos.v1.Skills: Get, Update (state only) and Reload (reads a file);
+ * all three forwarded to the skills home when SERVICES->cluster names
+ * one (cluster.h). SERVICES must outlive the server. */
 zrpc_status zos_skills_service_register(
-    zrpc_server *server, struct zos_state *state);
+    zrpc_server *server, const struct zos_services *services);
 
-/* zos.v1.Session: Start, Get, Transition, Reset, List. */
+/* zos.v1.Session: Start, Get, Transition, Reset, List; a session of
+ * another node is FAILED_PRECONDITION (cluster.h). SERVICES must outlive
+ * the server. */
 zrpc_status zos_session_service_register(
-    zrpc_server *server, struct zos_state *state);
+    zrpc_server *server, const struct zos_services *services);
 
 /* zos.v1.Routing: Route, RecordOutcome, GetMetrics. */
 zrpc_status zos_routing_service_register(

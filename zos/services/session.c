@@ -4,6 +4,8 @@
  * module), so all run on nng's completion threads. Start, Transition and
  * Reset answer once their change is durable (zos_durable_reply):
  * the call is suspended meanwhile, so no thread waits for the disk.
+ * Get, Transition and Reset first refuse a session of another node
+ * (FAILED_PRECONDITION naming it, cluster.h): sessions are never copied.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,9 +100,10 @@ static zrpc_status
 session_service_start(zrpc_call        *call,
     const Zos__V1__StartSessionRequest *request, Zos__V1__ProofSession *reply)
 {
-	struct zos_state     *state = zrpc_call_service_ctx(call);
-	struct zos_session    s;
-	enum zos_session_code code;
+	const struct zos_services *services = zrpc_call_service_ctx(call);
+	struct zos_state          *state    = services->state;
+	struct zos_session         s;
+	enum zos_session_code      code;
 
 	code = zos_sessions_start_owned(state->sessions, request->problem_id,
 	    session_service_owner(call), &s);
@@ -131,10 +134,16 @@ static zrpc_status
 session_service_get(zrpc_call *call, const Zos__V1__GetSessionRequest *request,
     Zos__V1__ProofSession *reply)
 {
-	struct zos_state     *state = zrpc_call_service_ctx(call);
-	struct zos_session    s;
-	enum zos_session_code code;
+	const struct zos_services *services = zrpc_call_service_ctx(call);
+	struct zos_state          *state    = services->state;
+	struct zos_session         s;
+	enum zos_session_code      code;
+	zrpc_status                status;
 
+	status = zos_cluster_check_session(services->cluster, request->id);
+	if (!zrpc_status_is_ok(&status)) {
+		return status;
+	}
 	code = zos_sessions_get(state->sessions, request->id, &s);
 	if (code != ZOS_SESSION_OK) {
 		return session_service_status(code, "Get", request->id);
@@ -146,10 +155,12 @@ static zrpc_status
 session_service_transition(zrpc_call *call,
     const Zos__V1__TransitionRequest *request, Zos__V1__ProofSession *reply)
 {
-	struct zos_state     *state = zrpc_call_service_ctx(call);
-	struct zos_session    s;
-	enum zos_session_code code;
-	char                  what[96];
+	const struct zos_services *services = zrpc_call_service_ctx(call);
+	struct zos_state          *state    = services->state;
+	struct zos_session         s;
+	enum zos_session_code      code;
+	zrpc_status                status;
+	char                       what[96];
 
 	if ((unsigned) request->to_state >= ZOS_PROOF_STATE_COUNT ||
 	    request->to_state ==
@@ -157,6 +168,10 @@ session_service_transition(zrpc_call *call,
 		return zrpc_status_make(ZRPC_INVALID_ARGUMENT,
 		    "to_state %d is not a proof state",
 		    (int) request->to_state);
+	}
+	status = zos_cluster_check_session(services->cluster, request->id);
+	if (!zrpc_status_is_ok(&status)) {
+		return status;
 	}
 	code = zos_sessions_transition(state->sessions, request->id,
 	    (enum zos_proof_state) request->to_state,
@@ -173,10 +188,16 @@ static zrpc_status
 session_service_reset(zrpc_call        *call,
     const Zos__V1__ResetSessionRequest *request, Zos__V1__ProofSession *reply)
 {
-	struct zos_state     *state = zrpc_call_service_ctx(call);
-	struct zos_session    s;
-	enum zos_session_code code;
+	const struct zos_services *services = zrpc_call_service_ctx(call);
+	struct zos_state          *state    = services->state;
+	struct zos_session         s;
+	enum zos_session_code      code;
+	zrpc_status                status;
 
+	status = zos_cluster_check_session(services->cluster, request->id);
+	if (!zrpc_status_is_ok(&status)) {
+		return status;
+	}
 	code = zos_sessions_reset(state->sessions, request->id, &s);
 	if (code != ZOS_SESSION_OK) {
 		return session_service_status(code, "Reset", request->id);
@@ -189,10 +210,11 @@ session_service_list(zrpc_call         *call,
     const Zos__V1__ListSessionsRequest *request,
     Zos__V1__ListSessionsResponse      *reply)
 {
-	struct zos_state       *state = zrpc_call_service_ctx(call);
-	struct zos_session_page page  = { 0 };
-	enum zos_session_code   code;
-	zrpc_status             status = zrpc_status_ok();
+	const struct zos_services *services = zrpc_call_service_ctx(call);
+	struct zos_state          *state    = services->state;
+	struct zos_session_page    page     = { 0 };
+	enum zos_session_code      code;
+	zrpc_status                status = zrpc_status_ok();
 
 	code = zos_sessions_list(
 	    state->sessions, request->page_size, request->page_token, &page);
@@ -229,7 +251,8 @@ out:
 }
 
 zrpc_status
-zos_session_service_register(zrpc_server *server, struct zos_state *state)
+zos_session_service_register(
+    zrpc_server *server, const struct zos_services *services)
 {
 	const struct zos_v1_session_handlers handlers = {
 		.start      = session_service_start,
@@ -239,5 +262,5 @@ zos_session_service_register(zrpc_server *server, struct zos_state *state)
 		.list       = session_service_list,
 	};
 
-	return zos_v1_session_register(server, &handlers, state);
+	return zos_v1_session_register(server, &handlers, (void *) services);
 }

@@ -24,8 +24,9 @@
  * sessions held (backward-shift deletion as well) is kept beside the
  * index, at most one entry per session, so it is bounded as the table is.
  *
- * Ids are 32 hex digits of getrandom(2) output (128 bits), drawn outside
- * the lock; a draw that equals a live id (never expected, but cheap to
+ * Ids are the node id, a dash and 32 hex digits of getrandom(2) output
+ * (128 bits; the node and the dash left out without a node id), drawn
+ * outside the lock; a draw that equals a live id (never expected, but cheap to
  * check under the lock) is drawn again. id_key, which keyed the serial
  * half of the 16-digit ids of earlier versions, is kept only so that the
  * store's format round-trips.
@@ -101,6 +102,7 @@ struct zos_sessions {
 	struct zos_lock lock;
 	size_t          max_sessions; /* immutable */
 	uint32_t        id_key;       /* set before sharing; format only */
+	uint32_t        node;         /* set before sharing; 0 = none */
 	size_t          index_mask;   /* immutable; index slots - 1 */
 	/* Set by configure, before sharing; read-only afterwards. */
 	int64_t         ttl_ms;
@@ -179,36 +181,91 @@ sessions_random(void *buf, size_t len)
 	return 0;
 }
 
-/* Writes the 16 bytes of RANDOM as 32 lowercase hex digits and a NUL. */
+/* Writes NODE's prefix ("<NODE>-", nothing for 0) and the 16 bytes of
+ * RANDOM as 32 lowercase hex digits and a NUL. */
 static void
-sessions_format_id(char id[ZOS_SESSION_ID_LEN + 1], const uint8_t random[16])
+sessions_format_id(
+    char id[ZOS_SESSION_ID_LEN + 1], uint32_t node, const uint8_t random[16])
 {
-	static const char digits[] = "0123456789abcdef";
+	static const char digits[]  = "0123456789abcdef";
+	char              prefix[8] = "";
+	size_t            n         = 0;
 
-	for (size_t i = 0; i < 16; i++) {
-		id[2 * i]     = digits[random[i] >> 4];
-		id[2 * i + 1] = digits[random[i] & 0xf];
+	if (node != 0) {
+		/* node <= 65535: at most 6 bytes with the dash */
+		n = (size_t) snprintf(prefix, sizeof(prefix), "%u-", node);
+		memcpy(id, prefix, n);
 	}
-	id[ZOS_SESSION_ID_LEN] = '\0';
+	for (size_t i = 0; i < 16; i++) {
+		id[n + 2 * i]     = digits[random[i] >> 4];
+		id[n + 2 * i + 1] = digits[random[i] & 0xf];
+	}
+	id[n + ZOS_SESSION_HEX_LEN] = '\0';
 }
 
-/* True when ID has the shape of an id: 32 (or, made by an earlier
- * version, 16) lowercase hex digits. */
-static bool
-sessions_id_valid(const char *id)
+/* The number of lowercase hex digits ID starts with, counting at most
+ * ZOS_SESSION_HEX_LEN + 1. */
+static size_t
+sessions_hex_run(const char *id)
 {
 	size_t n = 0;
+
+	for (; n <= ZOS_SESSION_HEX_LEN; n++) {
+		char c = id[n];
+		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
+			break;
+		}
+	}
+	return n;
+}
+
+bool
+zos_session_id_node(const char *id, uint32_t *node)
+{
+	uint32_t v = 0;
+	size_t   n = 0;
+
+	if (id == NULL || id[0] < '1' || id[0] > '9') {
+		return false;
+	}
+	for (; id[n] >= '0' && id[n] <= '9'; n++) {
+		if (n == 5) {
+			return false; /* more digits than 65535 has */
+		}
+		v = v * 10 + (uint32_t) (id[n] - '0');
+	}
+	if (v > ZOS_SESSION_NODE_MAX || id[n] != '-' ||
+	    sessions_hex_run(id + n + 1) != ZOS_SESSION_HEX_LEN ||
+	    id[n + 1 + ZOS_SESSION_HEX_LEN] != '\0') {
+		return false;
+	}
+	if (node != NULL) {
+		*node = v;
+	}
+	return true;
+}
+
+bool
+zos_session_id_valid(const char *id)
+{
+	size_t n;
 
 	if (id == NULL) {
 		return false;
 	}
-	for (; n <= ZOS_SESSION_ID_LEN && id[n] != '\0'; n++) {
-		char c = id[n];
-		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
-			return false;
-		}
+	n = sessions_hex_run(id);
+	if (id[n] == '\0') {
+		return n == ZOS_SESSION_HEX_LEN ||
+		    n == ZOS_SESSION_LEGACY_ID_LEN;
 	}
-	return n == ZOS_SESSION_ID_LEN || n == ZOS_SESSION_LEGACY_ID_LEN;
+	return zos_session_id_node(id, NULL);
+}
+
+/* True when ID has the shape of an id (sessions.h). */
+static bool
+sessions_id_valid(const char *id)
+{
+	return zos_session_id_valid(id);
 }
 
 /* FNV-1a over the id's digits (a valid id). */
@@ -718,6 +775,22 @@ fail_struct:
 	return ZOS_SESSION_INTERNAL;
 }
 
+enum zos_session_code
+zos_sessions_set_node(struct zos_sessions *s, uint32_t node)
+{
+	if (node > ZOS_SESSION_NODE_MAX) {
+		return ZOS_SESSION_INVALID_ARGUMENT;
+	}
+	s->node = node;
+	return ZOS_SESSION_OK;
+}
+
+uint32_t
+zos_sessions_node(const struct zos_sessions *s)
+{
+	return s->node;
+}
+
 /* Not shared yet: no lock (which the analysis cannot know). */
 enum zos_session_code
 zos_sessions_configure(struct zos_sessions *s, int64_t ttl_ms,
@@ -807,7 +880,7 @@ sessions_try_start(struct zos_sessions *s, const char *problem_id, size_t len,
 	bool                more;
 	int                 rv;
 
-	sessions_format_id(id, random);
+	sessions_format_id(id, s->node, random);
 	zos_lock_write(&s->lock);
 	now = sessions_now_ms(s);
 	sessions_sweep(s, now, ZOS_SESSIONS_SWEEP_MAX);
@@ -1178,8 +1251,10 @@ sessions_restore_check(
 
 	if (!sessions_id_valid(e->id)) {
 		snprintf(error, error_len,
-		    "session %zu: id is not %d (or %d) lowercase hex digits",
-		    i, ZOS_SESSION_ID_LEN, ZOS_SESSION_LEGACY_ID_LEN);
+		    "session %zu: id is not NODE-%d, %d or %d lowercase hex "
+		    "digits",
+		    i, ZOS_SESSION_HEX_LEN, ZOS_SESSION_HEX_LEN,
+		    ZOS_SESSION_LEGACY_ID_LEN);
 		return ZOS_SESSION_INVALID_ARGUMENT;
 	}
 	len = strnlen(e->problem_id, sizeof(e->problem_id));

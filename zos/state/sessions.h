@@ -32,8 +32,13 @@
  * per-owner cap, an owner holds at most that many sessions (finished ones
  * count until they expire): one caller cannot fill the table.
  *
- * Ids are 32 lowercase hex digits, 128 bits from getrandom(2) (ids of
- * 16 digits, made by earlier versions, are still accepted when restored).
+ * Ids carry the node that made them: "<N>-<32 hex>", N the table's node
+ * id (1..65535, decimal, no leading zero) and 128 bits from getrandom(2)
+ * as 32 lowercase hex digits, e.g. "3-9f0c...". A table without a node id
+ * (zos_sessions_set_node never called, or 0) makes plain 32-digit ids, as
+ * earlier versions did. Ids of the old shapes, 32 or 16 hex digits, are
+ * still accepted (restored, looked up): they name no node and belong to
+ * the node that has them. zos_session_id_node() reads the node of an id.
  *
  * Every function hands out copies (struct zos_session is a plain value), so
  * callers never hold a pointer into the table and never need the lock.
@@ -75,8 +80,11 @@ enum zos_proof_state {
 
 #define ZOS_SESSIONS_DEFAULT_MAX 10000
 #define ZOS_SESSIONS_LIMIT_MAX 1000000 /* largest max_sessions accepted */
-#define ZOS_SESSION_ID_LEN 32        /* hex digits in an id: 128 random bits */
+#define ZOS_SESSION_HEX_LEN 32 /* hex digits in an id: 128 random bits */
+/* The longest id: "65535-" and 32 hex digits (id buffers hold it + NUL). */
+#define ZOS_SESSION_ID_LEN 38
 #define ZOS_SESSION_LEGACY_ID_LEN 16 /* ids made before: still accepted */
+#define ZOS_SESSION_NODE_MAX 65535   /* largest node id */
 #define ZOS_SESSIONS_DEFAULT_TTL_MS (24 * 3600 * 1000LL)
 #define ZOS_SESSIONS_SWEEP_MAX 256 /* removals per lock hold */
 #define ZOS_SESSION_OWNER_ANONYMOUS 0
@@ -181,6 +189,31 @@ enum zos_session_code zos_sessions_start(
  * Locking: takes session_state (write) once.
  */
 size_t zos_sessions_expire(struct zos_sessions *s, size_t max);
+
+/*
+ * Sets the node id NODE (1..ZOS_SESSION_NODE_MAX; 0 = none) that S puts
+ * into the ids it makes from now on ("<NODE>-<32 hex>"). Call before S is
+ * shared. Returns OK or INVALID_ARGUMENT (NODE out of range).
+ * Locking: none (the table is not shared yet).
+ */
+enum zos_session_code zos_sessions_set_node(
+    struct zos_sessions *s, uint32_t node);
+
+/* The node id set with zos_sessions_set_node (0 = none). */
+uint32_t zos_sessions_node(const struct zos_sessions *s);
+
+/*
+ * True when ID is a well-formed session id of any shape (see the top of
+ * this file). Pure; no lock.
+ */
+bool zos_session_id_valid(const char *id);
+
+/*
+ * The node an id names: true, with *NODE set, for a well-formed id of
+ * the shape "<N>-<32 hex>"; false for every other string (an id of the
+ * old shapes names no node). Pure; no lock.
+ */
+bool zos_session_id_node(const char *id, uint32_t *node);
 
 /* The cap set by zos_sessions_configure (0 = none). */
 size_t zos_sessions_max_per_owner(const struct zos_sessions *s);

@@ -62,6 +62,10 @@ enum {
 	OPT_CACHE_URL,
 	OPT_CACHE_AUTH_FILE,
 	OPT_CACHE_TTL_S,
+	/* several nodes */
+	OPT_NODE_ID,
+	OPT_PEER,
+	OPT_SKILLS_HOME,
 	OPT_VERSION,
 	OPT_HELP,
 };
@@ -121,6 +125,9 @@ static const struct option options_long[] = {
 	{ "cache-url", required_argument, NULL, OPT_CACHE_URL },
 	{ "cache-auth-file", required_argument, NULL, OPT_CACHE_AUTH_FILE },
 	{ "cache-ttl-s", required_argument, NULL, OPT_CACHE_TTL_S },
+	{ "node-id", required_argument, NULL, OPT_NODE_ID },
+	{ "peer", required_argument, NULL, OPT_PEER },
+	{ "skills-home", required_argument, NULL, OPT_SKILLS_HOME },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ NULL, 0, NULL, 0 },
@@ -145,6 +152,7 @@ static const char options_usage[] =
     "            [--max-buffered-bytes N] [--max-metadata-entries N]\n"
     "            [--max-metadata-bytes N] [--ws-allowed-origin ORIGIN]...\n"
     "            [--cache-url URL [--cache-auth-file F] [--cache-ttl-s N]]\n"
+    "            [--node-id N] [--peer N=URL]... [--skills-home URL]\n"
     "            [--version] [--help]\n";
 
 void
@@ -382,6 +390,25 @@ zos_options_help(FILE *out)
 	    "                           others get 401. Needed for a metrics "
 	    "URL\n"
 	    "                           whose host is not loopback\n"
+	    "  --node-id N              this node's id, 1 to 65535, put into "
+	    "the\n"
+	    "                           ids of the sessions it starts; kept "
+	    "in\n"
+	    "                           DATA_DIR/node-id, and a different "
+	    "one for\n"
+	    "                           that directory is refused [default: "
+	    "the\n"
+	    "                           directory's, else 1]\n"
+	    "  --peer N=URL             node N serves at URL; a call naming "
+	    "one of\n"
+	    "                           its sessions gets FAILED_PRECONDITION "
+	    "with\n"
+	    "                           that URL; repeatable\n"
+	    "  --skills-home URL        the node that holds the skill "
+	    "vector;\n"
+	    "                           Skills calls are forwarded to it "
+	    "[default:\n"
+	    "                           this node]\n"
 	    "  --version                print the version and exit\n"
 	    "  --help                   print this help and exit\n"
 	    "\n"
@@ -654,6 +681,65 @@ options_backend(struct zos_options *opts, const char *arg, FILE *err)
 	opts->backends[opts->n_backends].url            = eq + 1;
 	opts->n_backends++;
 	return ZOS_OPTIONS_OK;
+}
+
+/* --node-id, --peer and --skills-home (flag C with value ARG). */
+static enum zos_options_result
+options_cluster(struct zos_options *opts, int c, const char *arg, FILE *err)
+{
+	const char *eq;
+	uint64_t    v;
+	char        node[8];
+	size_t      len;
+
+	switch (c) {
+	case OPT_NODE_ID:
+		if (!options_number(arg, 1, 65535, &v)) {
+			return options_bad(err,
+			    "--node-id wants a number from 1 to 65535, not "
+			    "'%s'",
+			    arg);
+		}
+		opts->node_id = (uint32_t) v;
+		return ZOS_OPTIONS_OK;
+	case OPT_PEER:
+		eq  = strchr(arg, '=');
+		len = eq != NULL ? (size_t) (eq - arg) : 0;
+		if (eq == NULL || len == 0 || len >= sizeof(node) ||
+		    strstr(eq + 1, "://") == NULL) {
+			return options_bad(
+			    err, "--peer wants N=URL, not '%s'", arg);
+		}
+		memcpy(node, arg, len);
+		node[len] = '\0';
+		if (!options_number(node, 1, 65535, &v)) {
+			return options_bad(err,
+			    "--peer %s: the node id must be 1 to 65535", arg);
+		}
+		for (size_t i = 0; i < opts->n_peers; i++) {
+			if (opts->peers[i].node == v) {
+				return options_bad(
+				    err, "--peer: node %s given twice", node);
+			}
+		}
+		if (opts->n_peers == ZOS_MAX_PEERS) {
+			return options_bad(
+			    err, "--peer: at most %d", ZOS_MAX_PEERS);
+		}
+		opts->peers[opts->n_peers].node = (uint32_t) v;
+		opts->peers[opts->n_peers].url  = eq + 1;
+		opts->n_peers++;
+		return ZOS_OPTIONS_OK;
+	default: /* OPT_SKILLS_HOME */
+		if (strstr(arg, "://") == NULL) {
+			return options_bad(err,
+			    "--skills-home wants a URL (tcp://, ipc://, ...), "
+			    "not '%s'",
+			    arg);
+		}
+		opts->skills_home = arg;
+		return ZOS_OPTIONS_OK;
+	}
 }
 
 enum zos_options_result
@@ -1028,6 +1114,14 @@ zos_options_parse(struct zos_options *opts, int argc, char **argv, FILE *out,
 				    ZOS_SHARED_CACHE_MAX_TTL_S, optarg);
 			}
 			opts->cache_ttl_s = (uint32_t) v;
+			break;
+		case OPT_NODE_ID:
+		case OPT_PEER:
+		case OPT_SKILLS_HOME:
+			if (options_cluster(opts, c, optarg, err) !=
+			    ZOS_OPTIONS_OK) {
+				return ZOS_OPTIONS_USAGE;
+			}
 			break;
 		case OPT_VERSION:
 			opts->show_version = true;

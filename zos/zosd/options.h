@@ -19,6 +19,14 @@
 #define ZOS_MAX_BACKENDS 64
 #define ZOS_MAX_WS_ORIGINS 16
 
+#define ZOS_MAX_PEERS 64
+
+/* --peer N=URL: node N serves at URL (named in FAILED_PRECONDITION). */
+struct zos_peer_option {
+	uint32_t    node;
+	const char *url; /* points into argv */
+};
+
 /* --backend TASK=URL: TASK's primary model is the server at URL. */
 struct zos_backend_option {
 	char        task[257];
@@ -104,6 +112,14 @@ struct zos_options {
 	const char *cache_url;
 	const char *cache_auth_file;
 	uint32_t    cache_ttl_s;
+	/* Several nodes (sessions sharded by id). --node-id N (1..65535;
+	 * 0 = not given: the data directory's, else 1); --peer N=URL,
+	 * repeatable; --skills-home URL: the node that holds the skill
+	 * vector (NULL = this one). */
+	uint32_t               node_id;
+	struct zos_peer_option peers[ZOS_MAX_PEERS];
+	size_t                 n_peers;
+	const char            *skills_home; /* points into argv */
 };
 
 enum zos_options_result {

@@ -50,6 +50,7 @@
 #include "http_metrics.h"
 #include "log.h"
 #include "metrics.h"
+#include "node_id.h"
 #include "options.h"
 #include "services.h"
 #include "state.h"
@@ -660,12 +661,13 @@ main(int argc, char **argv)
 {
 	struct zos_options   opts;
 	struct zos_log       log;
-	zrpc_server         *server   = NULL;
-	struct zos_state    *state    = NULL;
-	struct zos_backends *backends = NULL;
-	struct zos_metrics  *metrics  = NULL;
-	zrpc_auth           *auth     = NULL;
-	zrpc_logq           *logq     = NULL;
+	zrpc_server         *server      = NULL;
+	struct zos_state    *state       = NULL;
+	struct zos_backends *backends    = NULL;
+	struct zos_metrics  *metrics     = NULL;
+	zrpc_auth           *auth        = NULL;
+	zrpc_logq           *logq        = NULL;
+	zrpc_client         *skills_home = NULL; /* --skills-home */
 	const char          *route_tasks[ZOS_MAX_BACKENDS];
 	const char          *route_primaries[ZOS_MAX_BACKENDS];
 	char                 error[512];
@@ -769,6 +771,21 @@ main(int argc, char **argv)
 		}
 	}
 
+	/* Several nodes: this node's id, kept in DATA_DIR/node-id and
+	 * checked before the store is opened (node_id.h). */
+	const char *node_dir    = opts.in_memory ? NULL : opts.data_dir;
+	uint32_t    stored_node = 0, node_id = 1;
+	char        node_text[8];
+	if (zos_node_id_read(node_dir, &stored_node, error, sizeof(error)) !=
+	        0 ||
+	    zos_node_id_choose(opts.node_id, stored_node, node_dir, &node_id,
+	        error, sizeof(error)) != 0) {
+		zos_log_printf(
+		    &log, ZRPC_LOG_ERROR, "cannot start: %s", error);
+		goto out;
+	}
+	snprintf(node_text, sizeof(node_text), "%u", node_id);
+
 	for (size_t i = 0; i < opts.n_backends; i++) {
 		route_tasks[i]     = opts.backends[i].task;
 		route_primaries[i] = opts.backends[i].url;
@@ -799,6 +816,42 @@ main(int argc, char **argv)
 	pthread_mutex_lock(&signals.mu);
 	signals.state = state;
 	pthread_mutex_unlock(&signals.mu);
+	/* The store has made the directory: record the node id in it the
+	 * first time; the table puts it into every id from now on. */
+	if (node_dir != NULL && stored_node == 0 &&
+	    zos_node_id_write(node_dir, node_id, error, sizeof(error)) != 0) {
+		zos_log_printf(
+		    &log, ZRPC_LOG_ERROR, "cannot start: %s", error);
+		goto out;
+	}
+	(void) zos_sessions_set_node(state->sessions, node_id);
+	struct zos_peer peers[ZOS_MAX_PEERS];
+	for (size_t i = 0; i < opts.n_peers; i++) {
+		peers[i] = (struct zos_peer) { opts.peers[i].node,
+			opts.peers[i].url };
+	}
+	struct zos_cluster cluster = {
+		.node_id         = node_id,
+		.peers           = peers,
+		.n_peers         = opts.n_peers,
+		.skills_home_url = opts.skills_home,
+	};
+	if (opts.skills_home != NULL) {
+		/* A short connect timeout: a home that is down is UNAVAILABLE
+		 * within it, not at the caller's deadline. */
+		status = zrpc_client_open(&skills_home, opts.skills_home,
+		    &(zrpc_client_opts) { .connect_timeout_ms = 1000 });
+		if (!zrpc_status_is_ok(&status)) {
+			zos_log_printf(&log, ZRPC_LOG_ERROR,
+			    "cannot start: --skills-home %s: %s",
+			    opts.skills_home, status.message);
+			goto out;
+		}
+		cluster.skills_home = skills_home;
+	}
+	zos_log_printf(&log, ZRPC_LOG_INFO,
+	    "node %u; %zu peers; skills home %s", node_id, opts.n_peers,
+	    opts.skills_home != NULL ? opts.skills_home : "here");
 	if ((backends = zosd_backends(&opts, state, error, sizeof(error))) ==
 	    NULL) {
 		zos_log_printf(
@@ -832,6 +885,7 @@ main(int argc, char **argv)
 		.backends           = backends,
 		.backend_timeout_ms = opts.backend_timeout_ms,
 		.shared_cache       = shared_cache,
+		.cluster            = &cluster,
 	};
 
 	zrpc_server_config config = {
@@ -856,6 +910,7 @@ main(int argc, char **argv)
 		.max_metadata_bytes    = opts.max_metadata_bytes,
 		.ws_allowed_origins    = opts.ws_allowed_origins,
 		.n_ws_allowed_origins  = opts.n_ws_allowed_origins,
+		.node_id               = node_text, /* Health's x-zrpc-node */
 	};
 	config.tls.cert_file      = opts.tls_cert;
 	config.tls.key_file       = opts.tls_key;
@@ -998,6 +1053,8 @@ main(int argc, char **argv)
 		zrpc_server_stats(server, &server_stats);
 		if (server_stats.close_abandoned) {
 			server = NULL;
+			/* a call left behind may still be forwarded */
+			skills_home = NULL;
 		}
 	}
 	/* Scrapes are answered until the calls have drained. */
@@ -1010,6 +1067,10 @@ main(int argc, char **argv)
 out:
 	zos_metrics_stop(metrics);
 	zosd_store_health_attach(&store_health, NULL);
+	/* Before the server: a Skills call still forwarded (a home slower
+	 * than the grace) is answered CANCELLED by the close, and so
+	 * resumed while its server still exists. */
+	zrpc_client_close(skills_home);
 	zrpc_server_destroy(server);
 	zos_backends_destroy(backends);
 	zos_shared_cache_destroy(shared_cache);

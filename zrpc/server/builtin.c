@@ -30,6 +30,10 @@ builtin_health_check(zrpc_call *call, const Zrpc__V1__HealthCheckRequest *req,
 
 	reply->status = (Zrpc__V1__HealthCheckResponse__ServingStatus)
 	    zrpc_registry_health(registry, service);
+	if (registry->node_id != NULL) {
+		return zrpc_call_set_reply_metadata(
+		    call, "x-zrpc-node", registry->node_id);
+	}
 	return zrpc_status_ok();
 }
 

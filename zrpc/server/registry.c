@@ -103,6 +103,7 @@ zrpc_registry_finish(struct zrpc_registry *registry)
 	}
 	free(registry->services);
 	free(registry->table);
+	free(registry->node_id);
 	registry_stats_finish(&registry->unmatched);
 	memset(registry, 0, sizeof(*registry));
 }

@@ -69,6 +69,9 @@ struct zrpc_registry {
 	atomic_bool stopping;
 	/* The whole server's status (service ""), set with "". */
 	atomic_bool serving;
+	/* zrpc_server_config.node_id (owned copy), sent by Health/Check as
+	 * x-zrpc-node; NULL = none. Set before the server starts. */
+	char *node_id;
 };
 
 /* Health values, equal to zrpc.v1.HealthCheckResponse.ServingStatus. */

@@ -87,6 +87,7 @@
 #define DEFAULT_MAX_CONNECTIONS 1024u
 #define DEFAULT_IDLE_TIMEOUT_MS 300000u
 #define DEFAULT_MAX_BUFFERED_BYTES ((size_t) 256 * 1024 * 1024)
+#define SERVER_NODE_ID_MAX 64 /* bytes of zrpc_server_config.node_id */
 #define DEFAULT_MAX_METADATA_ENTRIES 64u
 #define DEFAULT_MAX_METADATA_BYTES ((size_t) 16 * 1024)
 
@@ -281,6 +282,21 @@ server_config_defaults(zrpc_server_config *config)
 	}
 }
 
+/* True when ID is a node id zrpc_server_config accepts: 1 to
+ * SERVER_NODE_ID_MAX printable ASCII bytes (a metadata value). */
+static bool
+server_node_id_valid(const char *id)
+{
+	size_t n = 0;
+
+	for (; id[n] != '\0'; n++) {
+		if (n == SERVER_NODE_ID_MAX || id[n] < 0x21 || id[n] > 0x7e) {
+			return false;
+		}
+	}
+	return n > 0;
+}
+
 /* Copies CONFIG's allowed ws origins into SERVER; -1 when out of memory. */
 static int
 server_copy_origins(zrpc_server *server, const zrpc_server_config *config)
@@ -312,12 +328,19 @@ zrpc_server_create(zrpc_server **out, const zrpc_server_config *config)
 	int                rv;
 
 	*out = NULL;
+	if (config != NULL && config->node_id != NULL &&
+	    !server_node_id_valid(config->node_id)) {
+		return zrpc_status_make(ZRPC_INVALID_ARGUMENT,
+		    "node_id must be 1 to %d printable ASCII bytes",
+		    SERVER_NODE_ID_MAX);
+	}
 	if ((server = calloc(1, sizeof(*server))) == NULL) {
 		return zrpc_status_make(ZRPC_INTERNAL, "out of memory");
 	}
 	if (config != NULL) {
 		server->config = *config;
 	}
+	server->config.node_id = NULL; /* copied into the registry below */
 	if (server->config.workers == 0) {
 		long cores             = sysconf(_SC_NPROCESSORS_ONLN);
 		server->config.workers = cores > 0 ? (unsigned) cores * 2 : 2;
@@ -392,6 +415,11 @@ zrpc_server_create(zrpc_server **out, const zrpc_server_config *config)
 	    (server->conns = calloc(
 	         server->conns_cap, sizeof(*server->conns))) == NULL ||
 	    server_copy_origins(server, config) != 0) {
+		status = zrpc_status_make(ZRPC_INTERNAL, "out of memory");
+		goto fail;
+	}
+	if (config != NULL && config->node_id != NULL &&
+	    (server->registry.node_id = strdup(config->node_id)) == NULL) {
 		status = zrpc_status_make(ZRPC_INTERNAL, "out of memory");
 		goto fail;
 	}

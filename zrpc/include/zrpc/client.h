@@ -76,18 +76,66 @@ typedef struct zrpc_client_opts {
  * which is how a caller reads the one the client made.
  */
 
+/* Most servers one client takes. */
+#define ZRPC_CLIENT_MAX_SERVERS 64
+
 /*
  * Opens a client for URL (any nng URL: tcp://, ipc://, inproc://, ws://,
- * tls+tcp://) and starts connecting. A server that is not there yet is not
- * an error: the client keeps reconnecting and calls fail with UNAVAILABLE
- * until it is up. On success *OUT owns the client (close it with
- * zrpc_client_close). Fails with INVALID_ARGUMENT for a malformed URL or,
- * for a TLS URL, a TLS file that cannot be read or parsed (the message
- * names it), and FAILED_PRECONDITION for a TLS URL with no CA file when
- * the system has no trust store. The TLS files are read here, once.
+ * tls+tcp://) and starts connecting. URL may also be a comma-separated
+ * list of URLs, "tcp://a:1,tcp://b:2" (spaces and tabs around each are
+ * ignored; no URL may contain a comma): the same as zrpc_client_open_list
+ * with them. A server that is not there yet is not an error: the client
+ * keeps reconnecting and calls fail with UNAVAILABLE until it is up. On
+ * success *OUT owns the client (close it with zrpc_client_close). Fails
+ * with INVALID_ARGUMENT for a malformed URL (the message names it), an
+ * empty item in a list, a URL listed twice, more than
+ * ZRPC_CLIENT_MAX_SERVERS URLs or, for a TLS URL, a TLS file that cannot
+ * be read or parsed (the message names it), and FAILED_PRECONDITION for a
+ * TLS URL with no CA file when the system has no trust store. The TLS
+ * files are read here, once.
  */
 zrpc_status zrpc_client_open(
     zrpc_client **out, const char *url, const zrpc_client_opts *opts);
+
+/*
+ * Opens a client for N_URLS servers (1..ZRPC_CLIENT_MAX_SERVERS; URLS and
+ * its strings are copied), each as zrpc_client_open does for one URL:
+ * one req0 socket and dialer per server, OPTS for all of them (a TLS
+ * server's name is its own URL's host unless OPTS->tls_server_name is
+ * set). Errors as zrpc_client_open's.
+ *
+ * Calls go to one server each. A call with zrpc_call_opts.server_url set
+ * goes to that server only; any other call goes to a healthy server: the
+ * one with the fewest calls of this client in flight, ties taken in turn
+ * (so one caller's calls alternate). A server is healthy from its first
+ * connection until that connection drops; one that never connected stops
+ * being tried first once a call found no connection to it within
+ * connect_timeout_ms. A server that is not healthy is skipped until it
+ * answers zrpc.v1.Health/Check (the client probes it in the background:
+ * one call at a time, each bounded, with a back-off up to 0.5 s; a client
+ * of one server never probes: its calls simply wait for its connection).
+ * When no server is healthy, a call waits for a connection to one of them
+ * (a server that comes up meanwhile takes it over), and fails with
+ * UNAVAILABLE within connect_timeout_ms.
+ *
+ * A call is never run twice. It may go to another server than the one
+ * first chosen only while its request provably never left the client
+ * (no connection took it); once a connection took it, a drop of that
+ * connection fails the call with UNAVAILABLE, and the call is not sent
+ * again anywhere. Probes are not counted in zrpc_client_stats.
+ */
+zrpc_status zrpc_client_open_list(zrpc_client **out, const char *const *urls,
+    size_t n_urls, const zrpc_client_opts *opts);
+
+/* How many servers CLIENT has (0 for NULL). */
+size_t zrpc_client_n_servers(const zrpc_client *client);
+
+/*
+ * The URL of CLIENT's server I (0 <= I < zrpc_client_n_servers), as given
+ * (trimmed of surrounding spaces), in the order given; NULL when I is out
+ * of range. Valid until zrpc_client_close.
+ */
+const char *zrpc_client_server_url(const zrpc_client *client, size_t i);
 
 /*
  * Closes CLIENT: calls still in flight complete with CANCELLED (their
@@ -100,7 +148,9 @@ void zrpc_client_close(zrpc_client *client);
  * *REPLY is a newly unpacked METHOD->output message that the caller frees
  * with protobuf_c_message_free_unpacked(*REPLY, NULL); on error *REPLY is
  * NULL. Returns DEADLINE_EXCEEDED when OPTS->timeout_ms passes,
- * UNAVAILABLE when the server cannot be reached or the connection drops,
+ * UNAVAILABLE when no server (or not the one OPTS->server_url names) can
+ * be reached or the connection drops, INVALID_ARGUMENT when
+ * OPTS->server_url is not one of the client's URLs,
  * and the server's own status otherwise. With OPTS->reply_metadata set,
  * the reply's metadata is stored there (see zrpc_call_opts). Safe from any
  * thread.

@@ -128,6 +128,14 @@ typedef struct zrpc_server_config {
 	size_t             max_metadata_bytes;
 	const char *const *ws_allowed_origins;
 	size_t             n_ws_allowed_origins;
+	/*
+	 * The name of this server among several serving one service (a
+	 * node id, say "3"); copied. Set: every zrpc.v1.Health/Check reply
+	 * carries reply metadata "x-zrpc-node: NODE_ID", so that a client
+	 * learns which node a URL reaches. 1 to 64 printable ASCII bytes,
+	 * no space (else zrpc_server_create: INVALID_ARGUMENT). NULL = none.
+	 */
+	const char *node_id;
 } zrpc_server_config;
 
 /* A timeout field of zrpc_server_config that is off. */

@@ -128,6 +128,14 @@ typedef struct zrpc_call_opts {
 	 * callback's ARG, say).
 	 */
 	struct zrpc_metadata **reply_metadata;
+	/*
+	 * NULL (default): the call goes to any healthy server of the client
+	 * (zrpc_client_open_list). Else one of the client's URLs, compared
+	 * as given (zrpc_client_server_url): the call goes to that server
+	 * only, never elsewhere, healthy or not; another string fails the
+	 * call with INVALID_ARGUMENT.
+	 */
+	const char *server_url;
 } zrpc_call_opts;
 
 /*
