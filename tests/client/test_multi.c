@@ -475,6 +475,43 @@ Test(multi, a_server_that_never_connects_does_not_hold_calls)
 	fake_server_stop(sb);
 }
 
+Test(multi, a_call_waiting_for_a_connection_moves_to_a_server_that_comes_up)
+{
+	char                a[128], b[128], list[300];
+	struct fake_server *sb;
+	zrpc_client        *client;
+	struct test_waiter  waiter;
+	struct test_async   call = { 0 };
+	zrpc_call_opts      opts = { .timeout_ms = 15000 };
+	uint8_t             payload[16];
+	size_t              n;
+	zrpc_status         status;
+	double              t0, elapsed;
+
+	test_ipc_url(a, sizeof(a)); /* nobody listens there */
+	test_ipc_url(b, sizeof(b)); /* nobody yet */
+	snprintf(list, sizeof(list), "%s,%s", a, b);
+	client = test_open(list, 20000);
+	/* Neither is up: the call waits for a connection to the first. */
+	test_waiter_init(&waiter);
+	call.waiter = &waiter;
+	n           = test_payload(payload, sizeof(payload), "x");
+	t0          = test_ms();
+	status      = zrpc_client_call_raw_async(
+	         client, FAKE_ECHO, payload, n, &opts, test_async_cb, &call);
+	cr_assert_eq(status.code, ZRPC_OK, "%s", status.message);
+	/* The second comes up and takes it over, long before the timeouts. */
+	sb = test_fake(b, false);
+	cr_assert_eq(test_waiter_wait(&waiter, 1, TEST_WAIT_MS), 1);
+	elapsed = test_ms() - t0;
+	cr_assert_eq(call.status.code, ZRPC_OK, "%s", call.status.message);
+	cr_assert_eq(fake_server_count(sb, FAKE_ECHOED), 1);
+	cr_assert_lt(elapsed, 5000, "the call took %.0f ms", elapsed);
+	zrpc_client_close(client);
+	test_waiter_fini(&waiter);
+	fake_server_stop(sb);
+}
+
 Test(multi, a_drop_mid_call_is_unavailable_and_not_sent_again)
 {
 	char                a[128], b[128], list[300];
