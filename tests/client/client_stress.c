@@ -12,6 +12,11 @@
  *          busy server socket can hang (nanomsg/nng#1543, #1813).
  * Phase 3: close with asynchronous and blocking calls in flight: every
  *          one ends CANCELLED, every callback has run when close returns.
+ * Phase 4: phase 2 with a client of two servers, of which only the first
+ *          is killed and restarted: the client's health probes, its moves
+ *          of waiting calls and its choice of server run under the
+ *          callers' load; every call ends OK, UNAVAILABLE or
+ *          DEADLINE_EXCEEDED, and the second server takes calls.
  *
  * Every loop is bounded, every wait has a deadline, nothing sleeps to
  * synchronise. Exits 0 on success, 1 on failure.
@@ -362,6 +367,74 @@ stress_phase_churn(const char *url)
 }
 
 static int
+stress_phase_multi(const char *url_a, const char *url_b)
+{
+	static struct stress_thread threads[STRESS_CHURN_THREADS];
+	struct fake_server_opts     sopts = { .workers = 4 };
+	zrpc_client_opts            copts = { .connect_timeout_ms = 1000 };
+	struct fake_server         *a, *b;
+	zrpc_client                *client;
+	zrpc_status                 status;
+	char                        list[300];
+	int ok = 0, unavailable = 0, deadline = 0, bad = 0, restarts, i;
+
+	if (fake_server_start(&a, url_a, &sopts) != 0) {
+		fprintf(stderr, "multi: cannot start server\n");
+		return 1;
+	}
+	if (fake_server_start(&b, url_b, &sopts) != 0) {
+		fprintf(stderr, "multi: cannot start server\n");
+		fake_server_stop(a);
+		return 1;
+	}
+	snprintf(list, sizeof(list), "%s,%s", url_a, url_b);
+	status = zrpc_client_open(&client, list, &copts);
+	if (status.code != ZRPC_OK) {
+		fprintf(stderr, "multi: open: %s\n", status.message);
+		fake_server_stop(a);
+		fake_server_stop(b);
+		return 1;
+	}
+	for (i = 0; i < STRESS_CHURN_THREADS; i++) {
+		threads[i] = (struct stress_thread) {
+			.client = client, .id = i, .calls = STRESS_CHURN_CALLS
+		};
+		stress_spawn(
+		    &threads[i].thread, stress_churn_main, &threads[i]);
+	}
+	for (restarts = 0; restarts < STRESS_RESTARTS; restarts++) {
+		if (!fake_server_wait(a, FAKE_RECEIVED, 50, 2000)) {
+			break; /* the callers are done */
+		}
+		fake_server_stop(a);
+		a = NULL;
+		if (fake_server_start(&a, url_a, &sopts) != 0) {
+			fprintf(stderr, "multi: cannot restart server\n");
+			bad++;
+			break;
+		}
+	}
+	for (i = 0; i < STRESS_CHURN_THREADS; i++) {
+		pthread_join(threads[i].thread, NULL);
+		ok += threads[i].ok;
+		unavailable += threads[i].unavailable;
+		deadline += threads[i].deadline;
+		bad += threads[i].other;
+	}
+	zrpc_client_close(client);
+	printf("multi: %d calls, %d restarts of one of two servers "
+	       "(the other took %d): %d ok, %d unavailable, %d deadline, "
+	       "%d bad\n",
+	    STRESS_CHURN_THREADS * STRESS_CHURN_CALLS, restarts,
+	    fake_server_count(b, FAKE_RECEIVED), ok, unavailable, deadline,
+	    bad);
+	bad += fake_server_count(b, FAKE_RECEIVED) == 0;
+	fake_server_stop(a);
+	fake_server_stop(b);
+	return bad != 0 || ok == 0;
+}
+
+static int
 stress_phase_close(const char *url)
 {
 	static struct stress_slot   slots[STRESS_CLOSE_ASYNC];
@@ -442,6 +515,14 @@ main(void)
 	snprintf(url, sizeof(url), "inproc://zrpc-client-stress-close-%d",
 	    (int) getpid());
 	failed |= stress_phase_close(url);
+	{
+		char url_b[128];
+		snprintf(url, sizeof(url), "inproc://zrpc-client-stress-a-%d",
+		    (int) getpid());
+		snprintf(url_b, sizeof(url_b),
+		    "inproc://zrpc-client-stress-b-%d", (int) getpid());
+		failed |= stress_phase_multi(url, url_b);
+	}
 	printf("%s\n", failed ? "FAILED" : "ok");
 	return failed;
 }

@@ -634,7 +634,8 @@ fake_close_bounded(struct fake_server *s)
 		return;
 	}
 	pthread_detach(thread);
-	clock_gettime(CLOCK_REALTIME, &until);
+	/* The condition variable waits on CLOCK_MONOTONIC (see start). */
+	clock_gettime(CLOCK_MONOTONIC, &until);
 	until.tv_sec += FAKE_CLOSE_WAIT_MS / 1000;
 	pthread_mutex_lock(&s->mtx);
 	while (!s->closed) {
