@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cluster.h"
 #include "proc.h"
 #include "run_tool.h"
 #include "tmpdir.h"
@@ -24,139 +25,9 @@
 #include "zrpc/client.h"
 #include "zrpc/v1/health.zrpc.h"
 
-#define NODES_MAX 3
+#define NODES_MAX CLUSTER_NODES_MAX
 
 static const zrpc_call_opts opts = { .timeout_ms = 5000 };
-
-struct cluster {
-	char        root[64];
-	char        url[NODES_MAX][128];  /* node i + 1 */
-	char        data[NODES_MAX][128]; /* its data directory */
-	struct proc proc[NODES_MAX];
-	bool        running[NODES_MAX];
-	size_t      n;
-};
-
-static void
-cluster_init(struct cluster *c, size_t n)
-{
-	memset(c, 0, sizeof(*c));
-	snprintf(c->root, sizeof(c->root), "/tmp/zos-cluster-XXXXXX");
-	cr_assert_not_null(mkdtemp(c->root));
-	c->n = n;
-	for (size_t i = 0; i < n; i++) {
-		snprintf(c->url[i], sizeof(c->url[i]), "ipc://%s/n%zu.sock",
-		    c->root, i + 1);
-		snprintf(c->data[i], sizeof(c->data[i]), "%s/data%zu", c->root,
-		    i + 1);
-	}
-}
-
-/*
- * Starts node I (0-based; node id I + 1 unless NODE_FLAG is NULL: then
- * no --node-id) with every other node as a peer, node 1 as the skills
- * home of the others, and EXTRA flags (NULL-ended). Waits until it
- * listens.
- */
-static void
-cluster_start_node(
-    struct cluster *c, size_t i, bool node_flag, const char *const *extra)
-{
-	char  node[8], peer[NODES_MAX][160];
-	char *argv[48];
-	int   n = 0;
-
-	snprintf(node, sizeof(node), "%zu", i + 1);
-	argv[n++] = (char *) env_path("ZOSD");
-	argv[n++] = "--data-dir";
-	argv[n++] = c->data[i];
-	argv[n++] = "--listen";
-	argv[n++] = c->url[i];
-	argv[n++] = "--log-format";
-	argv[n++] = "text";
-	argv[n++] = "--metrics-listen";
-	argv[n++] = "off";
-	if (node_flag) {
-		argv[n++] = "--node-id";
-		argv[n++] = node;
-	}
-	for (size_t j = 0; j < c->n; j++) {
-		if (j == i) {
-			continue;
-		}
-		snprintf(peer[j], sizeof(peer[j]), "%zu=%s", j + 1, c->url[j]);
-		argv[n++] = "--peer";
-		argv[n++] = peer[j];
-	}
-	if (i != 0) {
-		argv[n++] = "--skills-home";
-		argv[n++] = c->url[0];
-	}
-	for (; extra != NULL && *extra != NULL; extra++) {
-		argv[n++] = (char *) *extra;
-	}
-	argv[n] = NULL;
-	proc_start(&c->proc[i], argv);
-	cr_assert(
-	    proc_wait_for(&c->proc[i], "listening on"), "%s", c->proc[i].text);
-	c->running[i] = true;
-}
-
-static void
-cluster_stop_node(struct cluster *c, size_t i)
-{
-	kill(c->proc[i].pid, SIGTERM);
-	cr_assert_eq(proc_wait(&c->proc[i]), 0, "%s", c->proc[i].text);
-	c->running[i] = false;
-}
-
-static void
-cluster_start(struct cluster *c, size_t n)
-{
-	cluster_init(c, n);
-	for (size_t i = 0; i < n; i++) {
-		cluster_start_node(c, i, true, NULL);
-	}
-}
-
-static void
-cluster_stop(struct cluster *c)
-{
-	for (size_t i = 0; i < c->n; i++) {
-		if (c->running[i]) {
-			cluster_stop_node(c, i);
-		}
-	}
-	test_tmpdir_remove(c->root);
-}
-
-static zrpc_client *
-client_of(const char *url)
-{
-	zrpc_client *client;
-
-	cr_assert_eq(zrpc_client_open(&client, url,
-	                 &(zrpc_client_opts) { .connect_timeout_ms = 1000 })
-	                 .code,
-	    ZRPC_OK);
-	return client;
-}
-
-/* Starts a session on CLIENT's server; its id into ID. */
-static void
-start_session(zrpc_client *client, const char *problem, char id[64])
-{
-	Zos__V1__StartSessionRequest req =
-	    ZOS__V1__START_SESSION_REQUEST__INIT;
-	Zos__V1__ProofSession *s = NULL;
-	zrpc_status            st;
-
-	req.problem_id = (char *) problem;
-	st             = zos_v1_session_start(client, &req, &s, &opts);
-	cr_assert_eq(st.code, ZRPC_OK, "%s", st.message);
-	snprintf(id, 64, "%s", s->id);
-	zos__v1__proof_session__free_unpacked(s, NULL);
-}
 
 /* The node a server says it is (x-zrpc-node of Health/Check). */
 static unsigned
@@ -191,11 +62,11 @@ Test(cluster, ids_carry_the_node_id_and_the_wrong_node_names_the_right_one)
 	char                       id1[64], id2[64], want[256];
 	zrpc_status                st;
 
-	cluster_start(&c, 2);
-	one = client_of(c.url[0]);
-	two = client_of(c.url[1]);
-	start_session(one, "p", id1);
-	start_session(two, "p", id2);
+	cluster_start(&c, 2, NULL);
+	one = cluster_client_of(c.url[0]);
+	two = cluster_client_of(c.url[1]);
+	cluster_start_session(one, "p", id1);
+	cluster_start_session(two, "p", id2);
 	cr_assert_eq(strncmp(id1, "1-", 2), 0, "%s", id1);
 	cr_assert_eq(strncmp(id2, "2-", 2), 0, "%s", id2);
 	cr_assert_eq(strlen(id1), 2 + 32);
@@ -227,7 +98,7 @@ Test(cluster, the_node_id_is_kept_in_the_data_directory_and_a_mismatch_refused)
 	FILE          *f;
 	const char    *other[] = { "--node-id", "9", NULL };
 
-	cluster_init(&c, 1);
+	cluster_init(&c, 1, NULL);
 	/* First run as node 5... */
 	const char *five[] = { "--node-id", "5", NULL };
 	cluster_start_node(&c, 0, false, five);
@@ -236,17 +107,17 @@ Test(cluster, the_node_id_is_kept_in_the_data_directory_and_a_mismatch_refused)
 	cr_assert_not_null(fgets(text, sizeof(text), f));
 	fclose(f);
 	cr_assert_str_eq(text, "5\n");
-	client = client_of(c.url[0]);
-	start_session(client, "p", id);
+	client = cluster_client_of(c.url[0]);
+	cluster_start_session(client, "p", id);
 	cr_assert_eq(strncmp(id, "5-", 2), 0, "%s", id);
 	zrpc_client_close(client);
 	cluster_stop_node(&c, 0);
 
 	/* ...then without the flag: still node 5. */
 	cluster_start_node(&c, 0, false, NULL);
-	client = client_of(c.url[0]);
+	client = cluster_client_of(c.url[0]);
 	cr_assert_eq(health_node(client), 5);
-	start_session(client, "q", id);
+	cluster_start_session(client, "q", id);
 	cr_assert_eq(strncmp(id, "5-", 2), 0, "%s", id);
 	zrpc_client_close(client);
 	cluster_stop_node(&c, 0);
@@ -278,9 +149,9 @@ Test(cluster, skills_are_forwarded_to_the_home_and_read_alike_everywhere)
 	Zos__V1__SkillVector     *v = NULL, *r[NODES_MAX] = { NULL };
 	zrpc_status               st;
 
-	cluster_start(&c, 3);
+	cluster_start(&c, 3, NULL);
 	for (size_t i = 0; i < 3; i++) {
-		client[i] = client_of(c.url[i]);
+		client[i] = cluster_client_of(c.url[i]);
 	}
 	/* An update on node 2 ... */
 	e.key       = "induction";
@@ -338,11 +209,11 @@ Test(cluster, the_zos_client_routes_sessions_and_a_node_down_is_only_its_own)
 	Zos__V1__ProofSession     *s        = NULL;
 	zrpc_status                st;
 
-	cluster_start(&c, 3);
+	cluster_start(&c, 3, NULL);
 	for (size_t i = 0; i < 3; i++) {
 		urls[i]   = c.url[i];
-		direct[i] = client_of(c.url[i]);
-		start_session(direct[i], "p", ids[i]);
+		direct[i] = cluster_client_of(c.url[i]);
+		cluster_start_session(direct[i], "p", ids[i]);
 		zrpc_client_close(direct[i]);
 	}
 	cr_assert_eq(zos_client_open(&zc, urls, 3,
@@ -422,9 +293,9 @@ Test(cluster, a_node_down_from_the_start_is_learned_when_it_comes_up)
 	Zos__V1__ProofSession     *s   = NULL;
 	zrpc_status                st;
 
-	cluster_start(&c, 2);
-	direct = client_of(c.url[1]);
-	start_session(direct, "p", id);
+	cluster_start(&c, 2, NULL);
+	direct = cluster_client_of(c.url[1]);
+	cluster_start_session(direct, "p", id);
 	zrpc_client_close(direct);
 	cluster_stop_node(&c, 1);
 	urls[0] = c.url[0];
@@ -464,10 +335,10 @@ Test(cluster, zosctl_with_several_urls_sends_session_commands_to_their_node)
 	char           ids[2][64], urls[300], needle[160];
 	struct run     r;
 
-	cluster_start(&c, 2);
+	cluster_start(&c, 2, NULL);
 	for (size_t i = 0; i < 2; i++) {
-		direct = client_of(c.url[i]);
-		start_session(direct, "p", ids[i]);
+		direct = cluster_client_of(c.url[i]);
+		cluster_start_session(direct, "p", ids[i]);
 		zrpc_client_close(direct);
 	}
 	snprintf(urls, sizeof(urls), "%s,%s", c.url[0], c.url[1]);
