@@ -172,18 +172,20 @@ logq_release(
 	uint64_t n;
 
 	pthread_mutex_lock(&q->mu);
-	n            = done_line - q->line_tail;
+	n = done_line - q->line_tail;
+	/* Counted before the tail moves: a flush that sees the lines gone
+	 * sees them counted as written or dropped too. */
+	atomic_fetch_add_explicit(
+	    &q->written, n_written, memory_order_relaxed);
+	if (n > n_written) {
+		logq_count_drop(q, n - n_written);
+	}
 	q->line_tail = done_line;
 	q->byte_tail = done_pos;
 	if (q->idle_waiters > 0) {
 		pthread_cond_broadcast(&q->idle);
 	}
 	pthread_mutex_unlock(&q->mu);
-	atomic_fetch_add_explicit(
-	    &q->written, n_written, memory_order_relaxed);
-	if (n > n_written) {
-		logq_count_drop(q, n - n_written);
-	}
 }
 
 /*
