@@ -29,28 +29,7 @@ suite_init(void)
 	signal(SIGPIPE, SIG_IGN);
 }
 
-/* The test's redis-server, stopped by the fini even when an assertion
- * ended the test early. */
-static struct test_redis *redis_started;
-
-static int
-redis_start(struct test_redis *r, const char *password)
-{
-	int rv = test_redis_start(r, password);
-
-	redis_started = rv == 0 ? r : NULL;
-	return rv;
-}
-
-static void
-suite_fini(void)
-{
-	if (redis_started != NULL) {
-		test_redis_stop(redis_started);
-	}
-}
-
-TestSuite(shared_cache, .init = suite_init, .fini = suite_fini);
+TestSuite(shared_cache, .init = suite_init, .fini = test_redis_stop_left);
 
 /* A compute function that counts its calls and answers "ANSWER:prompt". */
 struct counter {
@@ -165,7 +144,7 @@ Test(shared_cache, another_node_hits_what_one_node_computed)
 	bool                          shared;
 	struct zos_shared_cache_stats st;
 
-	cr_assert_eq(redis_start(&r, NULL), 0);
+	cr_assert_eq(test_redis_start(&r, NULL), 0);
 	a = make_cache(&r, NULL);
 	b = make_cache(&r, NULL);
 	cr_assert_eq(ask(a, &c, "is 7 prime?", 0, &text, &shared), 0);
@@ -200,7 +179,7 @@ Test(shared_cache, values_get_the_ttl_and_the_lock_is_released)
 	redisContext            *ctx;
 	long long                ttl;
 
-	cr_assert_eq(redis_start(&r, NULL), 0);
+	cr_assert_eq(test_redis_start(&r, NULL), 0);
 	a = make_cache(&r, NULL);
 	cr_assert_eq(ask(a, &c, "ttl?", 0, &text, &shared), 0);
 	free(text);
@@ -237,7 +216,7 @@ Test(shared_cache, a_hash_collision_never_returns_another_prompts_answer)
 	char                    *text;
 	bool                     shared;
 
-	cr_assert_eq(redis_start(&r, NULL), 0);
+	cr_assert_eq(test_redis_start(&r, NULL), 0);
 	struct zos_shared_cache_config config = {
 		.url  = r.url,
 		.hash = constant_hash,
@@ -281,7 +260,7 @@ Test(shared_cache, a_waiter_stops_at_its_deadline)
 	uint64_t                 t0;
 	uint64_t                 took_ms;
 
-	cr_assert_eq(redis_start(&r, NULL), 0);
+	cr_assert_eq(test_redis_start(&r, NULL), 0);
 	a = make_cache(&r, NULL);
 	/* Another node holds the lock for a minute. */
 	zos_shared_cache_key(a, "m1", "slow", key);
@@ -314,7 +293,7 @@ Test(shared_cache, a_dead_holders_lock_expires_and_a_waiter_takes_it)
 	redisContext            *ctx;
 	redisReply              *reply;
 
-	cr_assert_eq(redis_start(&r, NULL), 0);
+	cr_assert_eq(test_redis_start(&r, NULL), 0);
 	a = make_cache(&r, NULL);
 	zos_shared_cache_key(a, "m1", "orphan", key);
 	ctx   = peek_connect(&r);
@@ -359,7 +338,7 @@ Test(shared_cache, concurrent_misses_on_three_nodes_compute_once)
 	struct flight            f[12];
 	pthread_t                t[12];
 
-	cr_assert_eq(redis_start(&r, NULL), 0);
+	cr_assert_eq(test_redis_start(&r, NULL), 0);
 	for (int i = 0; i < 3; i++) {
 		nodes[i] = make_cache(&r, NULL);
 	}
@@ -390,7 +369,7 @@ Test(shared_cache, a_failed_compute_is_not_stored_and_releases_the_lock)
 	char                    *text;
 	bool                     shared;
 
-	cr_assert_eq(redis_start(&r, NULL), 0);
+	cr_assert_eq(test_redis_start(&r, NULL), 0);
 	a = make_cache(&r, NULL);
 	b = make_cache(&r, NULL);
 	cr_assert_eq(ask(a, &bad, "flaky", 0, &text, &shared), 14);
@@ -439,7 +418,7 @@ Test(shared_cache, redis_down_degrades_counts_logs_once_and_comes_back)
 	char                         *text;
 	bool                          shared;
 
-	cr_assert_eq(redis_start(&r, NULL), 0);
+	cr_assert_eq(test_redis_start(&r, NULL), 0);
 	a = make_cache(&r, &log);
 	b = make_cache(&r, NULL);
 	cr_assert_eq(ask(a, &c, "before", 0, &text, &shared), 0);
@@ -526,7 +505,7 @@ Test(shared_cache, auth_file_with_password_or_acl_user)
 	redisContext                 *ctx;
 	redisReply                   *reply;
 
-	cr_assert_eq(redis_start(&r, "s3cret-pw"), 0);
+	cr_assert_eq(test_redis_start(&r, "s3cret-pw"), 0);
 	snprintf(file, sizeof(file), "%s/auth", r.dir);
 	struct zos_shared_cache_config config = {
 		.url       = r.url,

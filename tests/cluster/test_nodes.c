@@ -33,16 +33,11 @@
 
 static const zrpc_call_opts opts = { .timeout_ms = 5000 };
 
-static struct test_redis *redis_started;
-
 static void
 nodes_fini(void)
 {
 	proc_kill_left();
-	if (redis_started != NULL) {
-		test_redis_stop(redis_started);
-		redis_started = NULL;
-	}
+	test_redis_stop_left();
 }
 
 TestSuite(nodes, .fini = nodes_fini, .timeout = 240);
@@ -259,7 +254,6 @@ Test(nodes, three_nodes_and_redis_outlive_a_kill_9_and_a_redis_restart)
 	zrpc_status        st;
 
 	cr_assert_eq(test_redis_start(&redis, NULL), 0);
-	redis_started       = &redis;
 	const char *extra[] = { "--cache-url", redis.url, NULL };
 	cluster_start(&c, 3, extra);
 	for (size_t i = 0; i < 3; i++) {
@@ -363,5 +357,4 @@ Test(nodes, three_nodes_and_redis_outlive_a_kill_9_and_a_redis_restart)
 	}
 	cluster_stop(&c);
 	test_redis_stop(&redis);
-	redis_started = NULL;
 }

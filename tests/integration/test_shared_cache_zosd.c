@@ -30,26 +30,13 @@ struct node {
 	int          metrics_port;
 };
 
-/* The test's redis-server, stopped by the fini even when an assertion
- * ended the test early (after the zosd children). */
-static struct test_redis *redis_started;
-
-static int
-redis_start(struct test_redis *r, const char *password)
-{
-	int rv = test_redis_start(r, password);
-
-	redis_started = rv == 0 ? r : NULL;
-	return rv;
-}
-
+/* The zosd children, then the test's redis-server, stopped by the fini
+ * even when an assertion ended the test early. */
 static void
 suite_fini(void)
 {
 	proc_kill_left();
-	if (redis_started != NULL) {
-		test_redis_stop(redis_started);
-	}
+	test_redis_stop_left();
 }
 
 TestSuite(shared_cache_zosd, .init = NULL, .fini = suite_fini);
@@ -181,7 +168,7 @@ Test(shared_cache_zosd, a_prompt_computed_on_one_node_is_a_hit_on_another,
 	const char *const ttl[] = { "--cache-ttl-s", "77", NULL };
 
 	signal(SIGPIPE, SIG_IGN);
-	cr_assert_eq(redis_start(&r, NULL), 0);
+	cr_assert_eq(test_redis_start(&r, NULL), 0);
 	node_start(&a, &r, 1, ttl);
 	node_start(&b, &r, 2, ttl);
 	cr_assert_eq(complete(&a, "is 91 prime?", &cached, ta, sizeof(ta),
@@ -245,7 +232,7 @@ Test(shared_cache_zosd, sixty_four_completes_over_three_nodes_call_once,
 	uint64_t          calls  = 0;
 
 	signal(SIGPIPE, SIG_IGN);
-	cr_assert_eq(redis_start(&r, NULL), 0);
+	cr_assert_eq(test_redis_start(&r, NULL), 0);
 	for (int i = 0; i < 3; i++) {
 		node_start(&n[i], &r, i + 1, slow);
 	}
@@ -314,7 +301,7 @@ Test(shared_cache_zosd, a_waiting_node_stops_at_its_callers_deadline,
 	bool              cached = false;
 
 	signal(SIGPIPE, SIG_IGN);
-	cr_assert_eq(redis_start(&r, NULL), 0);
+	cr_assert_eq(test_redis_start(&r, NULL), 0);
 	node_start(&a, &r, 1, slow);
 	node_start(&b, &r, 2, slow);
 	first = (struct slow_call) { .node = &a, .timeout_ms = 20000 };
@@ -354,7 +341,7 @@ Test(shared_cache_zosd, redis_down_calls_ok_counted_one_line_then_shared_again,
 	int               i;
 
 	signal(SIGPIPE, SIG_IGN);
-	cr_assert_eq(redis_start(&r, NULL), 0);
+	cr_assert_eq(test_redis_start(&r, NULL), 0);
 	node_start(&a, &r, 1, NULL);
 	node_start(&b, &r, 2, NULL);
 	cr_assert_eq(complete(&a, "warm", NULL, NULL, 0, NULL, 0), ZRPC_OK);
@@ -407,7 +394,7 @@ Test(shared_cache_zosd, auth_file_opens_a_password_protected_redis,
 	FILE             *f;
 
 	signal(SIGPIPE, SIG_IGN);
-	cr_assert_eq(redis_start(&r, "pw-for-zos"), 0);
+	cr_assert_eq(test_redis_start(&r, "pw-for-zos"), 0);
 	snprintf(file, sizeof(file), "%s/auth", r.dir);
 	f = fopen(file, "w");
 	cr_assert_not_null(f);

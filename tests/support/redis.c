@@ -126,6 +126,56 @@ redis_spawn(struct test_redis *r)
 	return -1;
 }
 
+/*
+ * The servers started and not stopped yet, by copy (a test's struct may be
+ * gone when its suite's fini runs after a failed assertion), for
+ * test_redis_stop_left. Test code: one test at a time per process.
+ */
+#define REDIS_LEFT_MAX 8
+static struct {
+	pid_t pid;
+	char  dir[128];
+} redis_left[REDIS_LEFT_MAX];
+
+/* Records R's pid under its directory (pid 0: not running; dir "":
+ * forget it). */
+static void
+redis_track(const char *dir, pid_t pid, bool forget)
+{
+	int free_slot = -1;
+
+	for (int i = 0; i < REDIS_LEFT_MAX; i++) {
+		if (redis_left[i].dir[0] == '\0') {
+			free_slot = free_slot < 0 ? i : free_slot;
+		} else if (strcmp(redis_left[i].dir, dir) == 0) {
+			redis_left[i].pid = pid;
+			if (forget) {
+				redis_left[i].dir[0] = '\0';
+			}
+			return;
+		}
+	}
+	if (!forget && free_slot >= 0) {
+		redis_left[free_slot].pid = pid;
+		snprintf(redis_left[free_slot].dir,
+		    sizeof(redis_left[free_slot].dir), "%s", dir);
+	}
+}
+
+void
+test_redis_stop_left(void)
+{
+	for (int i = 0; i < REDIS_LEFT_MAX; i++) {
+		struct test_redis r = { .pid = redis_left[i].pid };
+
+		if (redis_left[i].dir[0] == '\0') {
+			continue;
+		}
+		snprintf(r.dir, sizeof(r.dir), "%s", redis_left[i].dir);
+		test_redis_stop(&r);
+	}
+}
+
 int
 test_redis_start(struct test_redis *r, const char *password)
 {
@@ -145,6 +195,7 @@ test_redis_start(struct test_redis *r, const char *password)
 		test_redis_stop(r);
 		return -1;
 	}
+	redis_track(r->dir, r->pid, false);
 	return 0;
 }
 
@@ -160,6 +211,7 @@ test_redis_kill(struct test_redis *r)
 	for (int waited = 0; waited < REDIS_STOP_MS; waited += REDIS_POLL_MS) {
 		if (waitpid(r->pid, &status, WNOHANG) == r->pid) {
 			r->pid = 0;
+			redis_track(r->dir, 0, false);
 			return 0;
 		}
 		redis_pause_ms(REDIS_POLL_MS);
@@ -167,6 +219,7 @@ test_redis_kill(struct test_redis *r)
 	kill(r->pid, SIGKILL);
 	waitpid(r->pid, &status, 0);
 	r->pid = 0;
+	redis_track(r->dir, 0, false);
 	return 0;
 }
 
@@ -176,7 +229,11 @@ test_redis_restart(struct test_redis *r)
 	if (r->pid > 0 || r->dir[0] == '\0') {
 		return -1;
 	}
-	return redis_spawn(r);
+	if (redis_spawn(r) != 0) {
+		return -1;
+	}
+	redis_track(r->dir, r->pid, false);
+	return 0;
 }
 
 void
@@ -184,6 +241,7 @@ test_redis_stop(struct test_redis *r)
 {
 	(void) test_redis_kill(r);
 	if (r->dir[0] != '\0') {
+		redis_track(r->dir, 0, true);
 		(void) test_tmpdir_remove(r->dir);
 		r->dir[0] = '\0';
 	}

@@ -44,4 +44,10 @@ int test_redis_restart(struct test_redis *r);
  * twice, and on a struct test_redis_start failed on. */
 void test_redis_stop(struct test_redis *r);
 
+/*
+ * Stops every server started in this process and not stopped yet: a
+ * suite's .fini, for a test that an assertion ended early.
+ */
+void test_redis_stop_left(void);
+
 #endif /* ZOS_TEST_REDIS_H */
