@@ -18,6 +18,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -903,15 +904,21 @@ Test(zosctl, help_for_zosctl_and_every_command_exits_zero)
 /* ---------------------------------------------------------------------
  * A hostile server: raw nng rep0, answering every request with the
  * zrpc.v1.Response it was given, and noting the request's timeout_ms.
+ * Its thread receives in slices and is stopped and joined before the
+ * socket closes: nng 1.5.2's nng_close can hang with a receiver parked
+ * on the socket (tests/client/fake_server.c saw it under load).
  * --------------------------------------------------------------------- */
 
+#define HOSTILE_SLICE_MS 20
+
 struct hostile {
-	nng_socket sock;
-	pthread_t  thread;
-	uint8_t   *reply; /* packed zrpc.v1.Response */
-	size_t     reply_len;
-	uint32_t   timeout_ms; /* of the last request; read after the join */
-	char       url[160];
+	nng_socket  sock;
+	pthread_t   thread;
+	atomic_bool stop;
+	uint8_t    *reply; /* packed zrpc.v1.Response */
+	size_t      reply_len;
+	uint32_t    timeout_ms; /* of the last request; read after the join */
+	char        url[160];
 };
 
 static void *
@@ -920,8 +927,17 @@ hostile_serve(void *arg)
 	struct hostile *h = arg;
 	nng_msg        *msg;
 
-	while (nng_recvmsg(h->sock, &msg, 0) == 0) {
-		Zrpc__V1__Request *req = zrpc__v1__request__unpack(
+	while (!atomic_load(&h->stop)) {
+		Zrpc__V1__Request *req;
+		int                rv = nng_recvmsg(h->sock, &msg, 0);
+
+		if (rv == NNG_ETIMEDOUT) {
+			continue;
+		}
+		if (rv != 0) {
+			break;
+		}
+		req = zrpc__v1__request__unpack(
 		    NULL, nng_msg_len(msg), nng_msg_body(msg));
 
 		if (req != NULL) {
@@ -948,7 +964,12 @@ hostile_start_reply(struct hostile *h, const Zrpc__V1__Response *res)
 	zrpc__v1__response__pack(res, h->reply);
 	snprintf(h->url, sizeof(h->url), "ipc:///tmp/zosctl-hostile-%d.sock",
 	    (int) getpid());
+	atomic_init(&h->stop, false);
 	cr_assert_eq(nng_rep0_open(&h->sock), 0);
+	cr_assert_eq(
+	    nng_socket_set_ms(h->sock, NNG_OPT_RECVTIMEO, HOSTILE_SLICE_MS),
+	    0);
+	cr_assert_eq(nng_socket_set_ms(h->sock, NNG_OPT_SENDTIMEO, 1000), 0);
 	cr_assert_eq(nng_listen(h->sock, h->url, NULL, 0), 0);
 	cr_assert_eq(pthread_create(&h->thread, NULL, hostile_serve, h), 0);
 }
@@ -970,8 +991,9 @@ hostile_start(struct hostile *h, uint32_t code, const char *message,
 static void
 hostile_stop(struct hostile *h)
 {
-	nng_close(h->sock);
+	atomic_store(&h->stop, true);
 	pthread_join(h->thread, NULL);
+	nng_close(h->sock);
 	free(h->reply);
 }
 
