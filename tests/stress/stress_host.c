@@ -19,7 +19,8 @@ stress_host_start_node(struct stress_host *h, const char *dir, const char *url,
 {
 	struct zos_state_config config = { .cache_capacity = cache_capacity,
 		.abort_on_violation                        = true,
-		.data_dir                                  = dir };
+		.data_dir                                  = dir,
+		.max_sessions                              = h->max_sessions };
 	char                    error[512], node[16];
 	zrpc_status             st;
 

@@ -21,6 +21,9 @@ struct stress_host {
 	struct zos_services  services;
 	zrpc_server         *server;
 	zrpc_client         *client;
+	/* Set before the start: the state's session limit (0 = its
+	 * default, 10000). */
+	size_t max_sessions;
 };
 
 /*

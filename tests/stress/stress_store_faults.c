@@ -9,7 +9,7 @@
  * Session and Skills services on a zrpc server over inproc with 8 workers, one
  * client shared by 8 threads. Each thread owns a session and, until told to
  * stop, moves it one step (Transition), adds to a skill (Skills/Update) and,
- * every eighth round, starts a session (MAX_STARTED in all). Meanwhile the
+ * every eighth round, starts a session (MAX_STARTS in all). Meanwhile the
  * main thread fills the disk (a filler file until ENOSPC), waits for writes to
  * fail, frees it, waits for writes to work again, and does so CYCLES times:
  * every failing commit undoes its changes in memory while the other threads
@@ -52,7 +52,12 @@
 #define MAX_ROUNDS 100000 /* per thread: a bound, never reached */
 #define CALL_TIMEOUT_MS 60000
 #define SKILL "induction"
-#define MAX_STARTED 4096
+#define MAX_STARTED 4096 /* started ids kept for the checks */
+/* Starts in all: the run keeps adding rows, so that a full disk fails
+ * writes (a write that only rewrites pages SQLite already has needs no
+ * new block), yet stays well under the state's session limit. */
+#define MAX_STARTS 50000
+#define STATE_MAX_SESSIONS 100000
 
 struct run {
 	struct stress_host host;
@@ -61,8 +66,8 @@ struct run {
 	atomic_uint        ok;            /* OK writes */
 	atomic_uint        unavailable;   /* UNAVAILABLE writes */
 	atomic_uint        skill_updates; /* OK Skills/Update */
-	/* Starts tried: at most MAX_STARTED, well under the state's session
-	 * limit, however fast the machine runs the rounds. */
+	/* Starts tried: at most MAX_STARTS, however fast the machine runs
+	 * the rounds. */
 	atomic_uint starts;
 	/* Sessions started with an OK: the first MAX_STARTED ids. */
 	pthread_mutex_t mtx;
@@ -208,7 +213,7 @@ stress_round(struct worker *w)
 	}
 
 	if (w->rounds % 8 == 0 &&
-	    atomic_fetch_add(&run->starts, 1) < MAX_STARTED) {
+	    atomic_fetch_add(&run->starts, 1) < MAX_STARTS) {
 		st = stress_start_session(run, &s);
 		if (stress_outcome(run, "Start", &st) && st.code == ZRPC_OK) {
 			stress_record_start(run, s);
@@ -236,6 +241,7 @@ stress_start(struct run *run, const char *dir, const char *url)
 {
 	struct zos_backends_config backend = { .echo_delay_ms = 0 };
 
+	run->host.max_sessions = STATE_MAX_SESSIONS;
 	return stress_host_start(&run->host, dir, url, 4, &backend, WORKERS);
 }
 
